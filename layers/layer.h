@@ -1,0 +1,82 @@
+// Layer: the interface every layer implements, on every backend.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+
+namespace dptrain {
+
+// Whether a forward pass is for training (dropout active) or evaluation.
+enum class Mode { Train, Eval };
+
+// What a forward pass may need beyond its input: the mode, and the keys of its random choices.
+struct StepInfo {
+  Mode mode = Mode::Train;
+  uint64_t seed = 0;
+  uint64_t epoch = 0;
+  // Global data-set index of each sample in the batch (batch-size entries); random choices
+  // such as dropout masks are keyed by (seed, epoch, sample id), never by position in the batch.
+  const uint64_t* sample_ids = nullptr;
+};
+
+// Name and per-layer shape of one parameter tensor, e.g. {"weight", (32, 1, 3, 3)}.
+struct ParamSpec {
+  std::string name;
+  Shape shape;
+};
+
+// A layer maps a batch (N, ...input_shape) to (N, ...output_shape). Shapes exclude the batch
+// dimension. Parameters and their gradients are views into the model's flat buffers.
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  // The YAML `type` this layer was built from, e.g. "conv2d".
+  virtual const char* type() const = 0;
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return output_shape_; }
+
+  // Parameter tensors this layer owns, in a fixed order (empty for parameter-free layers).
+  virtual std::vector<ParamSpec> parameters() const { return {}; }
+  // Attaches views into the flat parameter and gradient buffers, in `parameters()` order.
+  void bind(std::vector<Tensor> params, std::vector<Tensor> grads);
+  // Fills the bound parameters with their initial values, drawing only from `rng`.
+  virtual void init_parameters(Rng& rng) {}
+
+  // y = f(x). x is (N, ...input_shape), y is preallocated (N, ...output_shape).
+  virtual void forward(const Tensor& x, Tensor& y, const StepInfo& step) = 0;
+  // Given x, y from the forward pass and dy = dLoss/dy: writes (overwrites, does not add) the
+  // parameter gradients and, unless `dx` is null (first layer), dx = dLoss/dx.
+  virtual void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) = 0;
+
+ protected:
+  Shape input_shape_;
+  Shape output_shape_;
+  std::vector<Tensor> params_;
+  std::vector<Tensor> grads_;
+};
+
+// Sums of a loss over a batch: what metrics are made of.
+struct LossStats {
+  double loss_sum = 0;      // sum of per-sample losses
+  size_t correct = 0;       // samples whose arg-max prediction equals the label
+  size_t count = 0;         // samples
+};
+
+// A layer that ends the model: it turns logits and labels into a loss and its gradient.
+class LossLayer : public Layer {
+ public:
+  // logits (N, classes), labels N class indices. Writes dlogits = grad_scale * dSumLoss/dlogits
+  // unless `dlogits` is null (evaluation).
+  virtual LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) = 0;
+
+  // A loss layer passes logits through unchanged in forward; backward is done by `loss`.
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+};
+
+}  // namespace dptrain

@@ -1,0 +1,67 @@
+// ConfigMap: one YAML mapping read strictly, so every mistake names its file, line and key.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace dptrain {
+
+// Where a config came from: the file name, and which dotted keys were replaced by --set.
+struct ConfigSource {
+  std::string file;
+  std::set<std::string> overridden;  // dotted keys set on the command line
+};
+
+// A YAML mapping with typed getters. Each getter records the key as known; `finish()` then
+// rejects any key nobody asked for. Errors are ConfigError with "FILE:LINE: key 'a.b': ...".
+class ConfigMap {
+ public:
+  ConfigMap(YAML::Node node, std::string path, std::shared_ptr<const ConfigSource> source);
+  // Parses `yaml` text whose top level must be a mapping (used by tests and layer factories).
+  static ConfigMap parse(const std::string& yaml, const std::string& file_name = "<string>");
+
+  bool has(const std::string& key) const;
+  const std::string& path() const { return path_; }
+  const std::string& file() const { return source_->file; }
+
+  int64_t get_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt);
+  size_t get_size(const std::string& key, std::optional<size_t> fallback = std::nullopt);
+  double get_double(const std::string& key, std::optional<double> fallback = std::nullopt);
+  bool get_bool(const std::string& key, std::optional<bool> fallback = std::nullopt);
+  std::string get_string(const std::string& key, std::optional<std::string> fallback = std::nullopt);
+  // A string that must be one of `choices`.
+  std::string get_choice(const std::string& key, const std::vector<std::string>& choices,
+                         std::optional<std::string> fallback = std::nullopt);
+  // A list of numbers; a single number is read as a list of one.
+  std::vector<double> get_double_list(const std::string& key, std::optional<std::vector<double>> fallback = std::nullopt);
+  std::vector<size_t> get_size_list(const std::string& key, std::optional<std::vector<size_t>> fallback = std::nullopt);
+  // A nested mapping (an absent key gives an empty one).
+  ConfigMap get_map(const std::string& key);
+  // A sequence of mappings, such as the model's layer list.
+  std::vector<ConfigMap> get_map_list(const std::string& key);
+
+  // Throws for every key present but never asked for, listing the known ones.
+  void finish() const;
+  // Throws ConfigError about `key` (which may be absent) with `message`.
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // "FILE:LINE: key 'a.b'" for a key of this map, or "--set a.b" when it came from the command line.
+  std::string where(const std::string& key) const;
+
+ private:
+  YAML::Node lookup(const std::string& key);
+  std::string full_key(const std::string& key) const;
+  std::string scalar_text(const YAML::Node& node) const;
+
+  YAML::Node node_;
+  std::string path_;
+  std::shared_ptr<const ConfigSource> source_;
+  std::set<std::string> known_;
+};
+
+}  // namespace dptrain

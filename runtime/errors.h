@@ -1,0 +1,45 @@
+// Typed exceptions thrown by library code; launcher/ catches them, prints one message, exits non-zero.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dptrain {
+
+// Base of every error dptrain raises on purpose.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A config file or --set override that is malformed: the message names file, line and key.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A data file that is missing, truncated or does not match its header: the message names the file.
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Tensor or layer shapes that do not fit together.
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A communication failure or a peer that did not answer in time.
+class CommError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A command line that cannot be carried out as given.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace dptrain

@@ -1,0 +1,74 @@
+#include "runtime/tensor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <sstream>
+
+#include "runtime/errors.h"
+
+namespace dptrain {
+
+size_t num_elements(const Shape& shape) {
+  size_t n = 1;
+  for (size_t d : shape) n *= d;
+  return n;
+}
+
+std::string to_string(const Shape& shape) {
+  std::ostringstream out;
+  out << '(';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ')';
+  return out.str();
+}
+
+const char* to_string(DeviceKind device) { return device == DeviceKind::CPU ? "cpu" : "cuda"; }
+
+Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::num_elements(shape_)) {
+  const size_t bytes = std::max<size_t>(64, (num_elements_ * sizeof(float) + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  storage_.reset(static_cast<float*>(p), [](float* q) { std::free(q); });
+  data_ = storage_.get();
+  std::fill(data_, data_ + num_elements_, 0.0f);
+}
+
+Tensor Tensor::view(float* data, Shape shape, DeviceKind device) {
+  Tensor t;
+  t.data_ = data;
+  t.shape_ = std::move(shape);
+  t.num_elements_ = dptrain::num_elements(t.shape_);
+  t.device_ = device;
+  return t;
+}
+
+size_t Tensor::dim(size_t i) const {
+  if (i >= shape_.size()) {
+    throw ShapeError("tensor of shape " + to_string(shape_) + " has no dimension " + std::to_string(i));
+  }
+  return shape_[i];
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  if (dptrain::num_elements(shape) != num_elements_) {
+    throw ShapeError("cannot reshape " + to_string(shape_) + " to " + to_string(shape));
+  }
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::leading(size_t n) const {
+  if (shape_.empty() || n > shape_[0]) {
+    throw ShapeError("cannot take " + std::to_string(n) + " leading entries of " + to_string(shape_));
+  }
+  Tensor t = *this;
+  t.shape_[0] = n;
+  t.num_elements_ = dptrain::num_elements(t.shape_);
+  return t;
+}
+
+void Tensor::fill(float value) { std::fill(data_, data_ + num_elements_, value); }
+
+}  // namespace dptrain

@@ -1,0 +1,62 @@
+// Tensor: a shaped float32 buffer on one device, either owning its memory or viewing another's.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dptrain {
+
+// Dimensions, outermost first; a batch of images is (N, C, H, W).
+using Shape = std::vector<size_t>;
+
+size_t num_elements(const Shape& shape);
+std::string to_string(const Shape& shape);
+
+// Element type of a tensor. Only float32 exists so far.
+enum class DType { Float32 };
+
+// Where a tensor's memory lives.
+enum class DeviceKind { CPU, CUDA };
+
+const char* to_string(DeviceKind device);
+
+// A dense, contiguous, row-major tensor. Copies share memory (like a shared_ptr); views created
+// with `view` do not own what they point to and must not outlive it.
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates zero-filled, 64-byte aligned host memory for `shape`.
+  explicit Tensor(Shape shape);
+  // A non-owning view of `data` with `shape`.
+  static Tensor view(float* data, Shape shape, DeviceKind device = DeviceKind::CPU);
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  const Shape& shape() const { return shape_; }
+  size_t rank() const { return shape_.size(); }
+  size_t dim(size_t i) const;
+  size_t num_elements() const { return num_elements_; }
+  size_t size_bytes() const { return num_elements_ * sizeof(float); }
+  DType dtype() const { return DType::Float32; }
+  DeviceKind device() const { return device_; }
+  bool empty() const { return data_ == nullptr; }
+
+  // A view of the same memory with another shape of the same element count.
+  Tensor reshaped(Shape shape) const;
+  // A view of the first `n` entries along dimension 0.
+  Tensor leading(size_t n) const;
+
+  void fill(float value);
+  void zero() { fill(0.0f); }
+
+ private:
+  std::shared_ptr<float> storage_;
+  float* data_ = nullptr;
+  Shape shape_;
+  size_t num_elements_ = 0;
+  DeviceKind device_ = DeviceKind::CPU;
+};
+
+}  // namespace dptrain

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything dptrain needs to build, test and train on a fresh Debian 12 machine.
+# Usage: scripts/install-deps.sh [--bench]   (--bench also installs PyTorch for the comparison benchmark)
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ninja-build
+  libyaml-cpp-dev          # configs
+  libhdf5-dev hdf5-tools   # checkpoints, h5dump for tests
+  libopenmpi-dev openmpi-bin
+  libopenblas-openmp-dev   # GEMM for conv and dense layers (OpenMP build: single-threaded inside our parallel regions)
+  libcli11-dev             # command line
+  libgtest-dev libgmock-dev libbenchmark-dev
+  zlib1g-dev               # gzipped IDX files
+  libpng-dev libjpeg-dev   # image-folder data sets
+  dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
