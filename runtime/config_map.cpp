@@ -70,24 +70,40 @@ std::string ConfigMap::where(const std::string& key) const {
   return out.str();
 }
 
+void ConfigMap::missing(const std::string& key, const std::string& expected) const {
+  // Keys present but not yet read are likely misspellings of the missing one: name them.
+  std::string strangers;
+  if (node_ && node_.IsMap()) {
+    for (const auto& kv : node_) {
+      const std::string other = kv.first.Scalar();
+      if (known_.count(other)) continue;
+      strangers += (strangers.empty() ? "" : ", ") + ("'" + other + "'");
+      if (!kv.first.Mark().is_null()) strangers += " on line " + std::to_string(kv.first.Mark().line + 1);
+    }
+  }
+  fail(key, "required key is missing (expected " + expected + ")" +
+                (strangers.empty() ? "" : "; unknown key(s) here: " + strangers));
+}
+
 void ConfigMap::fail(const std::string& key, const std::string& message) const {
   throw ConfigError(where(key) + ": " + message);
 }
 
-YAML::Node ConfigMap::lookup(const std::string& key) {
+std::optional<YAML::Node> ConfigMap::lookup(const std::string& key) {
   known_.insert(key);
-  if (!has(key)) return YAML::Node();
+  if (!has(key)) return std::nullopt;
   return node_[key];
 }
 
 std::string ConfigMap::scalar_text(const YAML::Node& node) const { return describe_node(node); }
 
 int64_t ConfigMap::get_int(const std::string& key, std::optional<int64_t> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected an integer)");
+    missing(key, "an integer");
   }
+  const YAML::Node& n = *found;
   int64_t value = 0;
   if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, value)) {
     fail(key, "expected an integer, got " + scalar_text(n));
@@ -96,11 +112,12 @@ int64_t ConfigMap::get_int(const std::string& key, std::optional<int64_t> fallba
 }
 
 size_t ConfigMap::get_size(const std::string& key, std::optional<size_t> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected a non-negative integer)");
+    missing(key, "a non-negative integer");
   }
+  const YAML::Node& n = *found;
   int64_t value = 0;
   if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, value) || value < 0) {
     fail(key, "expected a non-negative integer, got " + scalar_text(n));
@@ -109,11 +126,12 @@ size_t ConfigMap::get_size(const std::string& key, std::optional<size_t> fallbac
 }
 
 double ConfigMap::get_double(const std::string& key, std::optional<double> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected a number)");
+    missing(key, "a number");
   }
+  const YAML::Node& n = *found;
   double value = 0;
   if (!n.IsScalar() || !YAML::convert<double>::decode(n, value) || !std::isfinite(value)) {
     fail(key, "expected a number, got " + scalar_text(n));
@@ -122,11 +140,12 @@ double ConfigMap::get_double(const std::string& key, std::optional<double> fallb
 }
 
 bool ConfigMap::get_bool(const std::string& key, std::optional<bool> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected true or false)");
+    missing(key, "true or false");
   }
+  const YAML::Node& n = *found;
   bool value = false;
   if (!n.IsScalar() || !YAML::convert<bool>::decode(n, value)) {
     fail(key, "expected true or false, got " + scalar_text(n));
@@ -135,11 +154,12 @@ bool ConfigMap::get_bool(const std::string& key, std::optional<bool> fallback) {
 }
 
 std::string ConfigMap::get_string(const std::string& key, std::optional<std::string> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected a string)");
+    missing(key, "a string");
   }
+  const YAML::Node& n = *found;
   if (!n.IsScalar()) fail(key, "expected a string, got " + scalar_text(n));
   return n.Scalar();
 }
@@ -156,11 +176,12 @@ std::string ConfigMap::get_choice(const std::string& key, const std::vector<std:
 }
 
 std::vector<double> ConfigMap::get_double_list(const std::string& key, std::optional<std::vector<double>> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected a number or a list of numbers)");
+    missing(key, "a number or a list of numbers");
   }
+  const YAML::Node& n = *found;
   std::vector<double> out;
   auto read = [&](const YAML::Node& item) {
     double v = 0;
@@ -178,11 +199,12 @@ std::vector<double> ConfigMap::get_double_list(const std::string& key, std::opti
 }
 
 std::vector<size_t> ConfigMap::get_size_list(const std::string& key, std::optional<std::vector<size_t>> fallback) {
-  YAML::Node n = lookup(key);
-  if (!n) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
     if (fallback) return *fallback;
-    fail(key, "required key is missing (expected a list of non-negative integers)");
+    missing(key, "a list of non-negative integers");
   }
+  const YAML::Node& n = *found;
   std::vector<size_t> out;
   auto read = [&](const YAML::Node& item) {
     int64_t v = 0;
@@ -200,14 +222,15 @@ std::vector<size_t> ConfigMap::get_size_list(const std::string& key, std::option
 }
 
 ConfigMap ConfigMap::get_map(const std::string& key) {
-  YAML::Node n = lookup(key);
-  if (n && !n.IsMap()) fail(key, "expected a mapping (key: value), got " + scalar_text(n));
-  return ConfigMap(n ? n : YAML::Node(YAML::NodeType::Map), full_key(key), source_);
+  const std::optional<YAML::Node> found = lookup(key);
+  if (found && !found->IsMap()) fail(key, "expected a mapping (key: value), got " + scalar_text(*found));
+  return ConfigMap(found ? *found : YAML::Node(YAML::NodeType::Map), full_key(key), source_);
 }
 
 std::vector<ConfigMap> ConfigMap::get_map_list(const std::string& key) {
-  YAML::Node n = lookup(key);
-  if (!n) fail(key, "required key is missing (expected a list)");
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) missing(key, "a list");
+  const YAML::Node& n = *found;
   if (!n.IsSequence()) fail(key, "expected a list, got " + scalar_text(n));
   std::vector<ConfigMap> out;
   size_t i = 0;

@@ -54,8 +54,9 @@ class ConfigMap {
   std::string where(const std::string& key) const;
 
  private:
-  YAML::Node lookup(const std::string& key);
+  std::optional<YAML::Node> lookup(const std::string& key);
   std::string full_key(const std::string& key) const;
+  [[noreturn]] void missing(const std::string& key, const std::string& expected) const;
   std::string scalar_text(const YAML::Node& node) const;
 
   YAML::Node node_;

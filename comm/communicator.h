@@ -1,0 +1,60 @@
+// Communicator: collective operations among the workers of one job, behind one interface.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dptrain {
+
+// How long a collective may wait for its peers before it fails and names who did not answer.
+using Deadline = std::chrono::milliseconds;
+
+// A started, not yet finished collective.
+class CommRequest {
+ public:
+  virtual ~CommRequest() = default;
+  // True once the operation has completed; never blocks.
+  virtual bool test() = 0;
+  // Blocks until completion or until `deadline` passes (then throws CommError).
+  virtual void wait(Deadline deadline) = 0;
+};
+
+// Collectives over host buffers. Implementations: single-process (this file's
+// SingleProcessCommunicator); MPI and NCCL implementations follow the same interface. An
+// operation a backend lacks throws CommError "backend X does not support Y".
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual const char* backend() const = 0;
+  virtual size_t rank() const = 0;
+  virtual size_t size() const = 0;
+
+  // Starts an in-place sum over all workers of `count` floats at `data`.
+  virtual std::unique_ptr<CommRequest> all_reduce_sum_async(float* data, size_t count) = 0;
+  // In-place sum of doubles (metrics), blocking with a deadline.
+  virtual void all_reduce_sum(double* data, size_t count, Deadline deadline) = 0;
+  // Copies `bytes` bytes at `data` from `root` to every worker.
+  virtual void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) = 0;
+  virtual void barrier(Deadline deadline) = 0;
+
+  // Blocking in-place float sum: start and wait.
+  void all_reduce_sum(float* data, size_t count, Deadline deadline) { all_reduce_sum_async(data, count)->wait(deadline); }
+};
+
+// The communicator of a job with one worker: every collective is the identity.
+class SingleProcessCommunicator final : public Communicator {
+ public:
+  using Communicator::all_reduce_sum;
+  const char* backend() const override { return "single"; }
+  size_t rank() const override { return 0; }
+  size_t size() const override { return 1; }
+  std::unique_ptr<CommRequest> all_reduce_sum_async(float* data, size_t count) override;
+  void all_reduce_sum(double* data, size_t count, Deadline deadline) override {}
+  void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) override;
+  void barrier(Deadline deadline) override {}
+};
+
+}  // namespace dptrain

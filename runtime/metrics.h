@@ -1,0 +1,71 @@
+// Metrics: JSON-lines records for dashboards, and the progress shown while an epoch runs.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dptrain {
+
+// One metrics record: an event name and numeric or string fields, written as one JSON object.
+class MetricsRecord {
+ public:
+  explicit MetricsRecord(std::string event);
+  MetricsRecord& add(const std::string& key, double value);
+  MetricsRecord& add(const std::string& key, const std::string& value);
+  std::string to_json() const;
+
+ private:
+  std::string event_;
+  std::vector<std::pair<std::string, std::string>> fields_;  // key, JSON-encoded value
+};
+
+// Appends records to a .jsonl file, one object a line, flushed after each so a crash loses none.
+class MetricsWriter {
+ public:
+  MetricsWriter() = default;  // writes nothing
+  explicit MetricsWriter(const std::string& path);
+  void write(const MetricsRecord& record);
+  bool enabled() const { return out_.is_open(); }
+
+ private:
+  std::ofstream out_;
+  std::string path_;
+};
+
+// How progress is shown while an epoch runs.
+enum class ProgressStyle {
+  Terminal,  // one line redrawn in place, with ETA
+  Plain,     // a full line every `period` seconds (logs, batch jobs)
+  Off,
+};
+
+// Shows how far an epoch has got.
+class ProgressReporter {
+ public:
+  ProgressReporter(ProgressStyle style, double period_seconds, std::FILE* out = stdout);
+  void start_epoch(size_t epoch, size_t epochs, size_t steps);
+  // After step `step` (1-based) with the running mean loss and accuracy of this epoch.
+  void update(size_t step, double loss, double accuracy, double images_per_sec);
+  // Clears the terminal line before the epoch summary is printed.
+  void finish_epoch();
+
+ private:
+  ProgressStyle style_;
+  double period_;
+  std::FILE* out_;
+  size_t epoch_ = 0, epochs_ = 0, steps_ = 0;
+  std::chrono::steady_clock::time_point start_, last_print_;
+  bool drawn_ = false;
+};
+
+// Terminal when `out` is a terminal, Plain otherwise.
+ProgressStyle detect_progress_style(std::FILE* out);
+
+// "1m05s", "12.3s": a duration for people.
+std::string format_duration(double seconds);
+
+}  // namespace dptrain

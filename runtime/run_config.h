@@ -1,0 +1,52 @@
+// RunConfig: a run's YAML config, loaded strictly, with command-line overrides applied.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/config_map.h"
+#include "runtime/tensor.h"
+
+namespace dptrain {
+
+// Whether the last, smaller global batch of an epoch is trained on or dropped.
+enum class DropLastBatch { No, Yes };
+
+// The `train:` section.
+struct TrainSettings {
+  size_t batch_size = 128;       // global batch, shared by all workers
+  size_t epochs = 1;
+  DropLastBatch drop_last = DropLastBatch::No;
+  size_t eval_batch_size = 1000;
+  double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
+};
+
+// Everything a run is made from. Sections with their own builders (data, model, optimizer,
+// lr_schedule) stay ConfigMaps, consumed and checked with finish() when the run is set up.
+struct RunConfig {
+  std::string file;      // where it was loaded from
+  std::string text;      // the effective config (overrides applied) as YAML, for records
+  std::string name;
+  uint64_t seed = 0;
+  size_t threads = 0;    // 0 = automatic
+  DeviceKind device = DeviceKind::CPU;
+  TrainSettings train;
+
+  std::shared_ptr<ConfigMap> data;
+  std::vector<ConfigMap> model;
+  std::shared_ptr<ConfigMap> optimizer;
+  std::shared_ptr<ConfigMap> lr_schedule;
+
+  // Reads `path`, applies overrides of the form "a.b.c=value" (a list entry by index:
+  // "model.3.units=256"), and checks the top-level keys and the train section.
+  static RunConfig load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // The same from YAML text; `file` names it in messages.
+  static RunConfig parse(const std::string& yaml, const std::string& file,
+                         const std::vector<std::string>& overrides = {});
+};
+
+}  // namespace dptrain

@@ -1,0 +1,83 @@
+// Trainer: the training loop of one worker — data, model, gradient all-reduce, optimizer,
+// evaluation, metrics and progress.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "runtime/context.h"
+#include "runtime/dataset.h"
+#include "runtime/lr_schedule.h"
+#include "runtime/metrics.h"
+#include "runtime/model.h"
+#include "runtime/optimizer.h"
+#include "runtime/run_config.h"
+
+namespace dptrain {
+
+// How a Trainer reports what it does.
+struct TrainerOptions {
+  std::string metrics_path;                       // JSON-lines file; empty: none
+  ProgressStyle progress = ProgressStyle::Plain;  // while an epoch runs (rank 0 only)
+  std::FILE* log = stdout;                        // where rank 0 prints; nullptr: nowhere
+  Deadline comm_deadline = std::chrono::minutes(5);
+};
+
+// Loss and accuracy over a whole data set (all workers' shares together).
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;
+  size_t samples = 0;
+};
+
+// What one epoch did, over all workers.
+struct EpochSummary {
+  size_t epoch = 0;          // 1-based
+  uint64_t step = 0;         // global steps completed so far
+  double loss = 0;           // mean training loss over the epoch's samples
+  double train_accuracy = 0;
+  EvalResult test;
+  double images_per_sec = 0; // training samples per second, all workers
+  double train_seconds = 0;
+  double data_wait_seconds = 0;
+  double seconds = 0;        // whole epoch including evaluation
+};
+
+// Sets up a run from its config (every section is checked here, before any training) and trains it.
+class Trainer {
+ public:
+  Trainer(RunConfig& config, Communicator& comm, TrainerOptions options = {});
+
+  // Trains the configured number of epochs, evaluating after each.
+  std::vector<EpochSummary> run();
+  // Trains one epoch (0-based `epoch`) without evaluating.
+  EpochSummary train_epoch(size_t epoch);
+  // Loss and accuracy on the test set.
+  EvalResult evaluate();
+
+  Model& model() { return *model_; }
+  const Dataset& train_set() const { return *data_.train; }
+  const Dataset& test_set() const { return *data_.test; }
+  uint64_t global_step() const { return global_step_; }
+  // Start-up description: data, model summary, optimizer, schedule, threads.
+  std::string describe() const;
+
+ private:
+  void log(const char* format, ...) const;
+
+  RunConfig& config_;
+  Communicator& comm_;
+  TrainerOptions options_;
+  Context context_;
+  DataSplits data_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;
+  MetricsWriter metrics_;
+  size_t steps_per_epoch_ = 0;
+  uint64_t global_step_ = 0;
+};
+
+}  // namespace dptrain
