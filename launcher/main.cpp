@@ -1,6 +1,68 @@
-#include <cstdio>
+// dptrain: the command-line entry point. Library code throws; here errors become one message
+// and a non-zero exit code.
+#include <CLI/CLI.hpp>
 
-int main() {
-  std::puts("dptrain");
+#include <cstdio>
+#include <exception>
+
+#include "launcher/commands.h"
+#include "runtime/errors.h"
+
+using namespace dptrain;
+
+int main(int argc, char** argv) {
+  CLI::App app{"dptrain: data-parallel CNN training (CPU BLAS layers; MPI/NCCL/cuDNN backends to come)"};
+  app.set_version_flag("--version", std::string("dptrain ") + DPTRAIN_VERSION + " (backends: " + DPTRAIN_BACKENDS + ")");
+  app.require_subcommand(1);
+
+  launcher::TrainArgs train;
+  auto* train_cmd = app.add_subcommand("train", "Train a model from a YAML config");
+  train_cmd->add_option("config", train.config, "YAML run config, e.g. configs/fashion_mnist.yaml")->required();
+  train_cmd->add_option("--set", train.overrides, "Override a config key: --set train.epochs=1 (repeatable)")
+      ->allow_extra_args(false);
+  train_cmd->add_option("--metrics", train.metrics, "Append JSON-lines metrics to FILE");
+  train_cmd->add_option("--progress", train.progress, "Progress while an epoch runs: auto, terminal, plain, off")
+      ->check(CLI::IsMember({"auto", "terminal", "plain", "off"}));
+  train_cmd->add_flag("--dry-run", train.dry_run, "Check config and data, print the plan, train nothing");
+
+  auto* bench_cmd = app.add_subcommand("bench", "Measure speed");
+  bench_cmd->require_subcommand(1);
+  launcher::BenchTrainArgs bench_train;
+  auto* bt = bench_cmd->add_subcommand("train", "Training throughput (images/s) of a config's model");
+  bt->add_option("config", bench_train.config, "YAML run config")->required();
+  bt->add_option("--set", bench_train.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
+  bt->add_option("--steps", bench_train.steps, "Timed steps per repeat")->check(CLI::PositiveNumber);
+  bt->add_option("--warmup", bench_train.warmup, "Untimed steps first");
+  bt->add_option("--repeats", bench_train.repeats, "How many timed repeats")->check(CLI::PositiveNumber);
+  bt->add_option("--data", bench_train.data, "synthetic (default) or config (the config's own data)")
+      ->check(CLI::IsMember({"synthetic", "config"}));
+  bt->add_flag("--json", bench_train.json, "Print one JSON object per repeat");
+  launcher::BenchLayersArgs bench_layers;
+  auto* bl = bench_cmd->add_subcommand("layers", "Forward and backward time of every layer");
+  bl->add_option("config", bench_layers.config, "YAML run config")->required();
+  bl->add_option("--set", bench_layers.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
+  bl->add_option("--batch", bench_layers.batch, "Batch size (default: train.batch_size)");
+  bl->add_option("--iterations", bench_layers.iterations, "Timed iterations")->check(CLI::PositiveNumber);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (train_cmd->parsed()) return launcher::run_train(train);
+    if (bt->parsed()) return launcher::run_bench_train(bench_train);
+    if (bl->parsed()) return launcher::run_bench_layers(bench_layers);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dptrain: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "dptrain: error: out of memory (try a smaller train.batch_size)\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dptrain: internal error: %s\n", e.what());
+    return 3;
+  }
   return 0;
 }

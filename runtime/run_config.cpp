@@ -108,7 +108,7 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
   cfg.train.batch_size = train.get_size("batch_size");
   if (cfg.train.batch_size == 0) train.fail("batch_size", "must be at least 1");
   cfg.train.epochs = train.get_size("epochs");
-  cfg.train.drop_last = train.get_bool("drop_last", false) ? DropLastBatch::Yes : DropLastBatch::No;
+  cfg.train.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
   cfg.train.eval_batch_size = train.get_size("eval_batch_size", 1000);
   if (cfg.train.eval_batch_size == 0) train.fail("eval_batch_size", "must be at least 1");
   cfg.train.progress_seconds = train.get_double("progress_seconds", 10.0);

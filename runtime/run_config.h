@@ -9,18 +9,16 @@
 #include <vector>
 
 #include "runtime/config_map.h"
+#include "runtime/sampler.h"
 #include "runtime/tensor.h"
 
 namespace dptrain {
-
-// Whether the last, smaller global batch of an epoch is trained on or dropped.
-enum class DropLastBatch { No, Yes };
 
 // The `train:` section.
 struct TrainSettings {
   size_t batch_size = 128;       // global batch, shared by all workers
   size_t epochs = 1;
-  DropLastBatch drop_last = DropLastBatch::No;
+  DropLast drop_last = DropLast::No;   // train on or drop the last, smaller global batch
   size_t eval_batch_size = 1000;
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
 };

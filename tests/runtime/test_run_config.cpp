@@ -131,7 +131,7 @@ TEST(RunConfigOverrides, SetReplacesValues) {
 
 TEST(RunConfigOverrides, SetCanAddAnOptionalKey) {
   RunConfig cfg = RunConfig::parse(kValid, "demo.yaml", {"train.drop_last=true"});
-  EXPECT_EQ(cfg.train.drop_last, DropLastBatch::Yes);
+  EXPECT_EQ(cfg.train.drop_last, DropLast::Yes);
 }
 
 TEST(RunConfigOverrides, BadSetValueNamesTheSetFlag) {

@@ -1,0 +1,117 @@
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "comm/communicator.h"
+#include "launcher/commands.h"
+#include "runtime/context.h"
+#include "runtime/model.h"
+#include "runtime/run_config.h"
+#include "runtime/trainer.h"
+
+namespace dptrain::launcher {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The --set that replaces a config's data with a synthetic set of the same sample shape and classes.
+std::string synthetic_data_override(const std::string& config_path, const std::vector<std::string>& overrides,
+                                    size_t train_samples) {
+  RunConfig probe = RunConfig::load(config_path, overrides);
+  const DataSplits data = make_datasets(*probe.data, probe.seed);
+  const Shape shape = data.train->sample_shape();
+  std::ostringstream out;
+  out << "data={type: synthetic, train_samples: " << train_samples << ", test_samples: 1, shape: [";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "], classes: " << data.train->num_classes() << "}";
+  return out.str();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int run_bench_train(const BenchTrainArgs& args) {
+  RunConfig base = RunConfig::load(args.config, args.overrides);
+  const size_t batch = base.train.batch_size;
+  std::vector<std::string> overrides = args.overrides;
+  if (args.data == "synthetic") overrides.push_back(synthetic_data_override(args.config, args.overrides, batch * args.steps));
+  RunConfig config = RunConfig::load(args.config, overrides);
+  SingleProcessCommunicator comm;
+  TrainerOptions options;
+  options.progress = ProgressStyle::Off;
+  options.log = nullptr;
+  Trainer trainer(config, comm, options);
+  const size_t threads = Context(config.device, config.threads).num_threads();
+  if (!args.json) {
+    std::printf("bench train: %s, global batch %zu, %zu threads, %s data, %zu steps per repeat\n",
+                args.config.c_str(), batch, threads, args.data.c_str(), trainer.train_set().size() / batch);
+  }
+  if (args.warmup > 0) trainer.train_epoch(0);  // untimed: first-touch of buffers, thread start-up
+  std::vector<double> rates;
+  for (size_t r = 0; r < args.repeats; ++r) {
+    const EpochSummary s = trainer.train_epoch(r + 1);
+    rates.push_back(s.images_per_sec);
+    if (args.json) {
+      std::printf("{\"framework\": \"dptrain\", \"batch\": %zu, \"threads\": %zu, \"steps\": %zu, \"images_per_sec\": %.1f}\n",
+                  batch, threads, trainer.train_set().size() / batch, s.images_per_sec);
+    } else {
+      const double steps = static_cast<double>(trainer.train_set().size() / batch);
+      std::printf("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%)\n", r + 1, s.images_per_sec,
+                  1000.0 * s.train_seconds / steps, 100.0 * s.data_wait_seconds / std::max(1e-9, s.train_seconds));
+    }
+    std::fflush(stdout);
+  }
+  if (!args.json) std::printf("median: %.0f images/s\n", median(rates));
+  return 0;
+}
+
+int run_bench_layers(const BenchLayersArgs& args) {
+  RunConfig config = RunConfig::load(args.config, args.overrides);
+  Context context(config.device, config.threads);
+  const DataSplits data = make_datasets(*config.data, config.seed);
+  Model model(config.model, data.train->sample_shape(), context.device(), config.seed);
+  const size_t n = args.batch ? args.batch : config.train.batch_size;
+  auto batched = [n](const Shape& s) {
+    Shape out{n};
+    out.insert(out.end(), s.begin(), s.end());
+    return out;
+  };
+  std::vector<Tensor> acts{Tensor(batched(model.input_shape()))};
+  Rng rng(1);
+  for (size_t i = 0; i < acts[0].num_elements(); ++i) acts[0].data()[i] = rng.normal();
+  for (const auto& layer : model.layers()) acts.emplace_back(batched(layer->output_shape()));
+  std::vector<uint64_t> ids(n);
+  for (size_t i = 0; i < n; ++i) ids[i] = i;
+  const StepInfo info{Mode::Train, config.seed, 0, ids.data()};
+  std::printf("bench layers: %s, batch %zu, %zu threads, mean of %zu iterations\n", args.config.c_str(), n,
+              context.num_threads(), args.iterations);
+  std::printf("  %-3s %-24s %-18s %12s %12s\n", "#", "layer", "output", "forward ms", "backward ms");
+  double total_f = 0, total_b = 0;
+  for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
+    Layer& layer = *model.layers()[i];
+    Tensor dy(acts[i + 1].shape()), dx(acts[i].shape());
+    dy.fill(0.01f);
+    layer.forward(acts[i], acts[i + 1], info);
+    layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    auto t0 = Clock::now();
+    for (size_t k = 0; k < args.iterations; ++k) layer.forward(acts[i], acts[i + 1], info);
+    auto t1 = Clock::now();
+    for (size_t k = 0; k < args.iterations; ++k) layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    auto t2 = Clock::now();
+    const double f = std::chrono::duration<double, std::milli>(t1 - t0).count() / args.iterations;
+    const double b = std::chrono::duration<double, std::milli>(t2 - t1).count() / args.iterations;
+    total_f += f;
+    total_b += b;
+    std::printf("  %-3zu %-24s %-18s %12.3f %12.3f\n", i, layer.type(), to_string(layer.output_shape()).c_str(), f, b);
+  }
+  std::printf("  %-46s %12.3f %12.3f\n", "total (excluding loss and optimizer)", total_f, total_b);
+  return 0;
+}
+
+}  // namespace dptrain::launcher

@@ -1,0 +1,177 @@
+// CPU conv2d: per-sample im2col + BLAS GEMM, samples spread over OpenMP threads.
+#include "layers/conv2d.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "layers/cpu/cpu_layers.h"
+#include "layers/cpu/im2col.h"
+#include "layers/cpu/workspace.h"
+
+namespace dptrain {
+
+namespace {
+
+// Zeroes this thread's padded image buffer, whose border then stays zero for the whole call.
+float* zeroed(PerThreadBuffers& buffers, size_t floats) {
+  if (floats == 0) return nullptr;
+  float* p = buffers.get(static_cast<size_t>(omp_get_thread_num()));
+  std::fill(p, p + floats, 0.0f);
+  return p;
+}
+
+// conv2d on the CPU. Each thread unfolds its samples into its own column buffer and multiplies
+// it with one single-threaded GEMM (OpenBLAS-OpenMP does not nest inside our parallel region).
+class CpuConv2d final : public Conv2dLayer {
+ public:
+  CpuConv2d(const Conv2dOptions& options, const Shape& input_shape) : Conv2dLayer(options, input_shape) {
+    geometry_ = {in_channels_,    in_height_,       in_width_,   options_.kernel,
+                 options_.stride, options_.padding, out_height_, out_width_};
+  }
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+
+ private:
+  bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
+  // Unfolds sample x (C, H, W) into `col` via the thread's zero-bordered `padded` copy.
+  void unfold(const float* x, float* padded, float* col) const;
+
+  ConvGeometry geometry_;
+  PerThreadBuffers columns_;       // per thread: (C * K * K, Ho * Wo) column matrix, reused for dcol
+  PerThreadBuffers padded_;        // per thread: (C, H + 2p, W + 2p) zero-bordered copy of one sample
+  PerThreadBuffers weight_grads_;  // per thread: (Cout, C * K * K) weight gradient, then (Cout) bias gradient
+};
+
+void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
+  if (geometry_.padding == 0) {
+    im2col(x, geometry_, col);
+    return;
+  }
+  pad_image(x, geometry_, padded);
+  im2col(padded, geometry_, col);
+}
+
+void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
+  const size_t n = check_forward_shapes(*this, x, y);
+  const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
+  const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
+  const bool pointwise = geometry_.is_pointwise();
+  const auto threads = static_cast<size_t>(omp_get_max_threads());
+  const size_t padded_size = geometry_.padding ? geometry_.padded_size() : 0;
+  if (!pointwise) columns_.reserve(threads, rows * pixels);
+  padded_.reserve(threads, padded_size);
+  const float* w = params_.at(0).data();                         // (Cout, C * K * K)
+  const float* b = has_bias() ? params_.at(1).data() : nullptr;  // (Cout)
+  const float* xs = x.data();                                    // (N, C, H, W)
+  float* ys = y.data();                                          // (N, Cout, Ho, Wo)
+
+#pragma omp parallel
+  {
+    float* col = pointwise ? nullptr : columns_.get(static_cast<size_t>(omp_get_thread_num()));
+    float* padded = zeroed(padded_, padded_size);
+#pragma omp for schedule(static)
+    for (size_t s = 0; s < n; ++s) {
+      const float* xn = xs + s * in_size;
+      float* yn = ys + s * out_size;
+      if (!pointwise) unfold(xn, padded, col);
+      if (b) {
+        for (size_t c = 0; c < cout; ++c) std::fill(yn + c * pixels, yn + (c + 1) * pixels, b[c]);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(cout), static_cast<int>(pixels),
+                  static_cast<int>(rows), 1.0f, w, static_cast<int>(rows), pointwise ? xn : col,
+                  static_cast<int>(pixels), b ? 1.0f : 0.0f, yn, static_cast<int>(pixels));
+    }
+  }
+}
+
+void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
+  const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+  const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
+  const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
+  const size_t wsize = cout * rows;
+  const bool pointwise = geometry_.is_pointwise();
+  const auto threads = static_cast<size_t>(omp_get_max_threads());
+  const size_t padded_size = geometry_.padding ? geometry_.padded_size() : 0;
+  columns_.reserve(threads, rows * pixels);
+  padded_.reserve(threads, padded_size);
+  weight_grads_.reserve(threads, wsize + cout);
+  const float* w = params_.at(0).data();   // (Cout, C * K * K)
+  const float* xs = x.data();              // (N, C, H, W)
+  const float* dys = dy.data();            // (N, Cout, Ho, Wo)
+  float* dxs = dx ? dx->data() : nullptr;  // (N, C, H, W)
+  size_t used_threads = 1;
+
+#pragma omp parallel
+  {
+    const auto t = static_cast<size_t>(omp_get_thread_num());
+#pragma omp single
+    used_threads = static_cast<size_t>(omp_get_num_threads());
+    float* col = columns_.get(t);
+    float* padded = zeroed(padded_, padded_size);
+    float* dw = weight_grads_.get(t);  // (Cout, C * K * K) then (Cout)
+    float* db = dw + wsize;
+    std::fill(dw, dw + wsize + cout, 0.0f);
+#pragma omp for schedule(static)
+    for (size_t s = 0; s < n; ++s) {
+      const float* xn = xs + s * in_size;
+      const float* dyn = dys + s * out_size;
+      const float* cols = xn;
+      if (!pointwise) {
+        unfold(xn, padded, col);
+        cols = col;
+      }
+      // dW += dy_n (Cout, P) * col^T (P, C * K * K)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cout), static_cast<int>(rows),
+                  static_cast<int>(pixels), 1.0f, dyn, static_cast<int>(pixels), cols, static_cast<int>(pixels), 1.0f,
+                  dw, static_cast<int>(rows));
+      for (size_t c = 0; c < cout; ++c) {
+        const float* row = dyn + c * pixels;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (size_t p = 0; p < pixels; ++p) sum += row[p];
+        db[c] += sum;
+      }
+      if (!dxs) continue;
+      // dcol (C * K * K, P) = W^T (C * K * K, Cout) * dy_n (Cout, P); the column buffer is free again.
+      float* dxn = dxs + s * in_size;
+      float* dcol = pointwise ? dxn : col;
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(pixels),
+                  static_cast<int>(cout), 1.0f, w, static_cast<int>(rows), dyn, static_cast<int>(pixels), 0.0f, dcol,
+                  static_cast<int>(pixels));
+      if (!pointwise) {
+        std::fill(dxn, dxn + in_size, 0.0f);
+        col2im_add(dcol, geometry_, dxn);
+      }
+    }
+  }
+
+  // Sum the per-thread partial gradients (threads that got no samples hold zeros).
+  float* gw = grads_.at(0).data();
+  float* gb = has_bias() ? grads_.at(1).data() : nullptr;
+  const size_t total = gb ? wsize + cout : wsize;
+  std::vector<const float*> partials(used_threads);
+  for (size_t t = 0; t < used_threads; ++t) partials[t] = weight_grads_.get(t);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < total; ++i) {
+    float sum = 0.0f;
+    for (size_t t = 0; t < used_threads; ++t) sum += partials[t][i];
+    if (i < wsize) {
+      gw[i] = sum;
+    } else {
+      gb[i - wsize] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape) {
+  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options), input_shape);
+}
+
+}  // namespace dptrain

@@ -1,0 +1,129 @@
+// CPU max_pool2d: one OpenMP task per (sample, channel) plane; forward records each window's argmax.
+#include "layers/max_pool2d.h"
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/cpu/cpu_layers.h"
+#include "layers/layer_util.h"
+#include "runtime/errors.h"
+
+namespace dptrain {
+
+namespace {
+
+// `when ? yes : no` for a 0/1 condition, written with bit masks: GCC does not if-convert float
+// selects under its default -ftrapping-math, and without this the 2x2 loop neither vectorises nor
+// avoids branch mispredictions.
+inline float select(int32_t when, float yes, float no) {
+  int32_t y, n;
+  std::memcpy(&y, &yes, sizeof y);
+  std::memcpy(&n, &no, sizeof n);
+  const int32_t mask = -when;
+  const int32_t bits = (y & mask) | (n & ~mask);
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// max_pool2d on the CPU.
+class CpuMaxPool2d final : public MaxPool2dLayer {
+ public:
+  using MaxPool2dLayer::MaxPool2dLayer;
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+
+ private:
+  // Forward's choice for each output: the index within its (H, W) input plane of the window maximum.
+  std::vector<int32_t> argmax_;  // (N, C, Ho, Wo)
+  size_t argmax_batch_ = 0;      // N of the forward pass that filled argmax_
+};
+
+void CpuMaxPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
+  const size_t n = check_forward_shapes(*this, x, y);
+  const size_t planes = n * channels_, in_plane = in_height_ * in_width_, out_plane = out_height_ * out_width_;
+  if (argmax_.size() < planes * out_plane) argmax_.resize(planes * out_plane);
+  argmax_batch_ = n;
+  const float* xs = x.data();     // (N, C, H, W)
+  float* ys = y.data();           // (N, C, Ho, Wo)
+  int32_t* arg = argmax_.data();  // (N, C, Ho, Wo)
+  const bool plain_2x2 = options_.kernel == 2 && options_.stride == 2 && options_.padding == 0;
+
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < planes; ++p) {
+    const float* in = xs + p * in_plane;
+    float* out = ys + p * out_plane;
+    int32_t* idx = arg + p * out_plane;
+    if (plain_2x2) {  // the common case: no clipping, branch-free so that it vectorises
+      const auto w = static_cast<int32_t>(in_width_);
+      for (size_t oy = 0; oy < out_height_; ++oy) {
+        const float* r0 = in + 2 * oy * in_width_;
+        const float* r1 = r0 + in_width_;
+        float* o = out + oy * out_width_;
+        int32_t* at = idx + oy * out_width_;
+        const auto base = static_cast<int32_t>(2 * oy * in_width_);
+#pragma omp simd
+        for (size_t ox = 0; ox < out_width_; ++ox) {
+          // Ties go to the first element in row-major order, as in the general loop below.
+          const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+          const int32_t right_top = b > a, right_bottom = d > c;
+          const float top = select(right_top, b, a), bottom = select(right_bottom, d, c);
+          const int32_t lower = bottom > top;
+          o[ox] = select(lower, bottom, top);
+          at[ox] = base + 2 * static_cast<int32_t>(ox) + lower * (w + right_bottom) + (1 - lower) * right_top;
+        }
+      }
+      continue;
+    }
+    for (size_t oy = 0; oy < out_height_; ++oy) {
+      const Span rows = window(oy, in_height_);
+      for (size_t ox = 0; ox < out_width_; ++ox) {
+        const Span cols = window(ox, in_width_);
+        size_t at = rows.begin * in_width_ + cols.begin;
+        float best = in[at];
+        for (size_t iy = rows.begin; iy < rows.end; ++iy) {
+          for (size_t ix = cols.begin; ix < cols.end; ++ix) {
+            const size_t i = iy * in_width_ + ix;
+            if (in[i] > best) best = in[i], at = i;
+          }
+        }
+        out[oy * out_width_ + ox] = best;
+        idx[oy * out_width_ + ox] = static_cast<int32_t>(at);
+      }
+    }
+  }
+}
+
+void CpuMaxPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
+  const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+  if (!dx) return;
+  if (n != argmax_batch_) {
+    throw ShapeError("max_pool2d: backward for a batch of " + std::to_string(n) + " after a forward of " +
+                     std::to_string(argmax_batch_));
+  }
+  const size_t planes = n * channels_, in_plane = in_height_ * in_width_, out_plane = out_height_ * out_width_;
+  const float* dys = dy.data();         // (N, C, Ho, Wo)
+  float* dxs = dx->data();              // (N, C, H, W)
+  const int32_t* arg = argmax_.data();  // (N, C, Ho, Wo)
+
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < planes; ++p) {
+    float* din = dxs + p * in_plane;
+    const float* dout = dys + p * out_plane;
+    const int32_t* idx = arg + p * out_plane;
+    for (size_t i = 0; i < in_plane; ++i) din[i] = 0.0f;
+    for (size_t o = 0; o < out_plane; ++o) din[idx[o]] += dout[o];
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_cpu_max_pool2d(ConfigMap& options, const Shape& input_shape) {
+  return std::make_unique<CpuMaxPool2d>(Pool2dOptions::read(options), input_shape);
+}
+
+}  // namespace dptrain

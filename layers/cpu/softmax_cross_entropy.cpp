@@ -1,0 +1,56 @@
+// CPU softmax_cross_entropy: numerically stable log-softmax, one sample at a time.
+#include "layers/softmax_cross_entropy.h"
+
+#include <cmath>
+#include <memory>
+
+#include "layers/cpu/cpu_layers.h"
+
+namespace dptrain {
+
+namespace {
+
+// softmax_cross_entropy on the CPU.
+class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyLayer {
+ public:
+  using SoftmaxCrossEntropyLayer::SoftmaxCrossEntropyLayer;
+
+  LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) override;
+};
+
+LossStats CpuSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) {
+  const size_t n = check_loss_shapes(logits, dlogits);
+  check_labels(labels, n);
+  const size_t k = classes();
+  LossStats stats;
+  stats.count = n;
+  for (size_t s = 0; s < n; ++s) {
+    const float* z = logits.data() + s * k;  // (classes)
+    size_t best = 0;
+    for (size_t j = 1; j < k; ++j) {
+      if (z[j] > z[best]) best = j;
+    }
+    const double top = z[best];
+    double sum = 0.0;
+    for (size_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(z[j]) - top);
+    const double log_sum = std::log(sum);  // log sum exp(z - top)
+    const auto label = static_cast<size_t>(labels[s]);
+    stats.loss_sum += log_sum - (static_cast<double>(z[label]) - top);
+    stats.correct += best == label ? 1 : 0;
+    if (!dlogits) continue;
+    float* g = dlogits->data() + s * k;  // (classes)
+    for (size_t j = 0; j < k; ++j) {
+      const double p = std::exp(static_cast<double>(z[j]) - top - log_sum);
+      g[j] = static_cast<float>(grad_scale * (p - (j == label ? 1.0 : 0.0)));
+    }
+  }
+  return stats;
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap&, const Shape& input_shape) {
+  return std::make_unique<CpuSoftmaxCrossEntropy>(input_shape);
+}
+
+}  // namespace dptrain

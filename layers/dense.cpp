@@ -1,0 +1,33 @@
+#include "layers/dense.h"
+
+#include "runtime/errors.h"
+
+namespace dptrain {
+
+DenseOptions DenseOptions::read(ConfigMap& options) {
+  DenseOptions o;
+  o.units = read_positive(options, "units");
+  o.bias = read_bias(options);
+  return o;
+}
+
+DenseLayer::DenseLayer(const DenseOptions& options, const Shape& input_shape) : options_(options) {
+  if (input_shape.empty()) throw ShapeError("dense needs an input with at least one dimension");
+  in_features_ = num_elements(input_shape);
+  if (in_features_ == 0) throw ShapeError("dense input " + to_string(input_shape) + " has no elements");
+  input_shape_ = input_shape;
+  output_shape_ = {options_.units};
+}
+
+std::vector<ParamSpec> DenseLayer::parameters() const {
+  std::vector<ParamSpec> specs{{"weight", {options_.units, in_features_}}};
+  if (options_.bias == BiasTerm::Enabled) specs.push_back({"bias", {options_.units}});
+  return specs;
+}
+
+void DenseLayer::init_parameters(Rng& rng) {
+  init_he_uniform(params_.at(0), in_features_, rng);
+  if (options_.bias == BiasTerm::Enabled) params_.at(1).zero();
+}
+
+}  // namespace dptrain

@@ -1,0 +1,39 @@
+// DenseLayer: fully connected layer y = x W^T + b over inputs flattened per sample.
+#pragma once
+
+#include <vector>
+
+#include "layers/layer.h"
+#include "layers/layer_util.h"
+#include "runtime/config_map.h"
+
+namespace dptrain {
+
+// YAML options of `dense`. in_features is the element count of the input shape.
+struct DenseOptions {
+  size_t units = 0;                   // `units`, required, >= 1: output features
+  BiasTerm bias = BiasTerm::Enabled;  // `bias`: true or false
+
+  static DenseOptions read(ConfigMap& options);
+};
+
+// Backend-independent part of dense. Input of any shape, read as F = its element count;
+// output (units). Parameters: "weight" (units, F) and, with bias, "bias" (units).
+class DenseLayer : public Layer {
+ public:
+  DenseLayer(const DenseOptions& options, const Shape& input_shape);
+
+  const char* type() const override { return "dense"; }
+  std::vector<ParamSpec> parameters() const override;
+  // He (Kaiming) uniform weights U(-sqrt(6 / F), +sqrt(6 / F)); zero bias.
+  void init_parameters(Rng& rng) override;
+
+  const DenseOptions& options() const { return options_; }
+  size_t in_features() const { return in_features_; }
+
+ protected:
+  DenseOptions options_;
+  size_t in_features_ = 0;
+};
+
+}  // namespace dptrain

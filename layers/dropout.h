@@ -1,0 +1,54 @@
+// DropoutLayer: inverted dropout with masks keyed by (seed, epoch, sample id), never batch position.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "layers/layer.h"
+#include "runtime/config_map.h"
+#include "runtime/rng.h"
+
+namespace dptrain {
+
+// YAML options of `dropout`.
+struct DropoutOptions {
+  double rate = 0;  // `rate`, required, in [0, 1): probability that an element is zeroed
+
+  static DropoutOptions read(ConfigMap& options);
+};
+
+// Backend-independent part of dropout: output shape = input shape. In Mode::Train each element is
+// zeroed with probability `rate` and the rest are scaled by 1 / (1 - rate); Mode::Eval is the identity.
+//
+// The mask is counter-based, so it is the same whichever worker and batch position a sample gets:
+// element e of sample id i is dropped iff draw(sample_key, e) < drop_threshold, where
+// sample_key = hash_key(seed, epoch, i, layer_key), draw is the e-th value of Rng(sample_key)
+// (SplitMix64 of sample_key + e) keeping its top 24 bits, and layer_key = hash_key(RngStream::Dropout,
+// salt). The salt tells dropout layers of one model apart; the factory derives it from the layer's
+// config path (such as "model.layers[4]"), so every worker of a run uses the same one.
+class DropoutLayer : public Layer {
+ public:
+  DropoutLayer(const DropoutOptions& options, uint64_t salt, const Shape& input_shape);
+  const char* type() const override { return "dropout"; }
+
+  const DropoutOptions& options() const { return options_; }
+  // 1 / (1 - rate): the factor applied to kept elements.
+  float keep_scale() const { return keep_scale_; }
+  // Elements whose draw is below this (out of 2^24) are dropped: round(rate * 2^24).
+  uint32_t drop_threshold() const { return drop_threshold_; }
+  // The mask key of the sample at batch position n; throws Error when step has no sample ids.
+  uint64_t sample_key(const StepInfo& step, size_t n) const;
+  // 24 uniform random bits for element `element` of the sample with key `key`.
+  static uint32_t draw(uint64_t key, uint64_t element) { return static_cast<uint32_t>(mix64(key + element) >> 40); }
+
+ protected:
+  DropoutOptions options_;
+  uint64_t layer_key_ = 0;
+  float keep_scale_ = 1.0f;
+  uint32_t drop_threshold_ = 0;
+};
+
+// A stable 64-bit salt from text (FNV-1a), used to tell dropout layers apart by config path.
+uint64_t dropout_salt(const std::string& text);
+
+}  // namespace dptrain

@@ -1,0 +1,13 @@
+#include "layers/relu.h"
+
+#include "runtime/errors.h"
+
+namespace dptrain {
+
+ReluLayer::ReluLayer(const Shape& input_shape) {
+  if (input_shape.empty()) throw ShapeError("relu needs an input with at least one dimension");
+  input_shape_ = input_shape;
+  output_shape_ = input_shape;
+}
+
+}  // namespace dptrain

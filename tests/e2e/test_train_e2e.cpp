@@ -1,0 +1,131 @@
+// End to end: train small models and check that they learn; run the dptrain binary as a user would.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "runtime/run_config.h"
+#include "runtime/trainer.h"
+
+namespace dptrain {
+namespace {
+
+const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+CommandResult run_command(const std::string& command) {
+  CommandResult result{-1, ""};
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buf;
+  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) result.output.append(buf.data(), n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string temp_path(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("dptrain_e2e_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+TEST(TrainEndToEnd, SmallModelLearnsSyntheticData) {
+  RunConfig config = RunConfig::load(kSmoke, {"train.epochs=3", "threads=2"});
+  SingleProcessCommunicator comm;
+  TrainerOptions options;
+  options.log = nullptr;
+  Trainer trainer(config, comm, options);
+  const EvalResult before = trainer.evaluate();
+  const std::vector<EpochSummary> epochs = trainer.run();
+  ASSERT_EQ(epochs.size(), 3u);
+  EXPECT_LT(epochs.back().loss, epochs.front().loss);
+  EXPECT_LT(epochs.back().test.loss, before.loss);
+  EXPECT_GT(epochs.back().test.accuracy, before.accuracy + 0.2);
+  EXPECT_GT(epochs.back().test.accuracy, 0.8);  // four classes: chance is 0.25
+  EXPECT_EQ(epochs.back().test.samples, 512u);
+  EXPECT_EQ(trainer.global_step(), 3u * 32u);
+}
+
+TEST(TrainEndToEnd, SameSeedGivesSameParameters) {
+  auto train_once = [] {
+    RunConfig config = RunConfig::load(kSmoke, {"train.epochs=1", "threads=2"});
+    SingleProcessCommunicator comm;
+    TrainerOptions options;
+    options.log = nullptr;
+    Trainer trainer(config, comm, options);
+    trainer.train_epoch(0);
+    const Tensor& p = trainer.model().parameters();
+    return std::vector<float>(p.data(), p.data() + p.num_elements());
+  };
+  EXPECT_EQ(train_once(), train_once());
+}
+
+TEST(TrainCommand, WritesMetricsAndReportsEpochs) {
+  const std::string metrics = temp_path("metrics.jsonl");
+  std::filesystem::remove(metrics);
+  const CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " train " + kSmoke +
+                                      " --set train.epochs=2 --set threads=2 --metrics " + metrics);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch 1/2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("epoch 2/2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("test_acc"), std::string::npos) << r.output;
+  std::ifstream in(metrics);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 4u);  // start, two epochs, end
+  EXPECT_NE(lines[0].find("\"event\": \"start\""), std::string::npos) << lines[0];
+  for (const char* key : {"\"event\": \"epoch\"", "\"epoch\": 2", "\"step\": 64", "\"world_size\": 1", "\"loss\": ",
+                          "\"train_accuracy\": ", "\"test_accuracy\": ", "\"images_per_sec\": ", "\"seconds\": "}) {
+    EXPECT_NE(lines[2].find(key), std::string::npos) << key << " in " << lines[2];
+  }
+  EXPECT_NE(lines[3].find("\"event\": \"end\""), std::string::npos) << lines[3];
+}
+
+TEST(TrainCommand, ConfigErrorExitsNonZeroWithMessage) {
+  const std::string bad = temp_path("bad_layer.yaml");
+  {
+    std::ifstream in(kSmoke);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    yaml.replace(yaml.find("type: relu"), 10, "type: reluu");
+    std::ofstream(bad) << yaml;
+  }
+  const CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " train " + bad);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(bad + ":"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("unknown layer type 'reluu'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("known types:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("conv2d"), std::string::npos) << r.output;
+}
+
+TEST(TrainCommand, BadOverrideAndMissingConfigFail) {
+  CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " train " + kSmoke + " --set train.epochs=abc");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--set train.epochs"), std::string::npos) << r.output;
+  r = run_command(std::string(DPTRAIN_BINARY) + " train /nonexistent.yaml");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent.yaml"), std::string::npos) << r.output;
+}
+
+TEST(TrainCommand, VersionNamesBackends) {
+  const CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " --version");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("backends: cpu"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace dptrain

@@ -1,0 +1,53 @@
+// Helpers for layer tests: building layers from YAML, filling tensors, comparing buffers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/registry.h"
+#include "runtime/config_map.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+
+namespace dptrain::testing {
+
+// Builds a CPU layer from its YAML mapping, as the model does.
+inline std::unique_ptr<Layer> make_layer(const std::string& yaml, const Shape& input_shape) {
+  ConfigMap options = ConfigMap::parse(yaml);
+  return LayerRegistry::builtin().create(options, input_shape, DeviceKind::CPU);
+}
+
+// A tensor of standard normal values drawn from `key`.
+inline Tensor random_tensor(const Shape& shape, uint64_t key) {
+  Tensor t(shape);
+  Rng rng(hash_key(key, 0x7e57));
+  for (size_t i = 0; i < t.num_elements(); ++i) t.data()[i] = rng.normal();
+  return t;
+}
+
+inline Tensor tensor_of(const Shape& shape, const std::vector<float>& values) {
+  Tensor t(shape);
+  EXPECT_EQ(values.size(), t.num_elements());
+  for (size_t i = 0; i < values.size() && i < t.num_elements(); ++i) t.data()[i] = values[i];
+  return t;
+}
+
+// Expects |a - b| <= tol * max(1, |b|) element-wise, naming the first few mismatches.
+inline void expect_near_all(const Tensor& actual, const std::vector<double>& expected, double tol,
+                            const char* what = "") {
+  ASSERT_EQ(actual.num_elements(), expected.size()) << what;
+  size_t reported = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double err = std::fabs(actual.data()[i] - expected[i]);
+    if (err > tol * std::max(1.0, std::fabs(expected[i])) && reported++ < 5) {
+      ADD_FAILURE() << what << "[" << i << "]: got " << actual.data()[i] << ", expected " << expected[i];
+    }
+  }
+  EXPECT_EQ(reported, 0u) << what << ": " << reported << " mismatches";
+}
+
+}  // namespace dptrain::testing

@@ -1,0 +1,228 @@
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "layers/conv2d.h"
+#include "layers/cpu/cpu_layers.h"
+#include "runtime/errors.h"
+#include "tests/layers/gradient_check.h"
+#include "tests/layers/layer_test_util.h"
+
+namespace dptrain::testing {
+namespace {
+
+// Direct-loop convolution and its gradients: the reference the GEMM version must match.
+struct NaiveConv {
+  size_t n, cin, h, w, cout, k, stride, pad, ho, wo;
+
+  bool in_image(std::ptrdiff_t iy, std::ptrdiff_t ix) const {
+    return iy >= 0 && ix >= 0 && iy < static_cast<std::ptrdiff_t>(h) && ix < static_cast<std::ptrdiff_t>(w);
+  }
+  // Calls f(index into x, index into weight, index into y) for every multiply of the convolution.
+  template <typename F>
+  void each_term(F f) const {
+    for (size_t s = 0; s < n; ++s)
+      for (size_t co = 0; co < cout; ++co)
+        for (size_t oy = 0; oy < ho; ++oy)
+          for (size_t ox = 0; ox < wo; ++ox)
+            for (size_t ci = 0; ci < cin; ++ci)
+              for (size_t ki = 0; ki < k; ++ki)
+                for (size_t kj = 0; kj < k; ++kj) {
+                  const auto iy = static_cast<std::ptrdiff_t>(oy * stride + ki) - static_cast<std::ptrdiff_t>(pad);
+                  const auto ix = static_cast<std::ptrdiff_t>(ox * stride + kj) - static_cast<std::ptrdiff_t>(pad);
+                  if (!in_image(iy, ix)) continue;
+                  f(((s * cin + ci) * h + iy) * w + ix, ((co * cin + ci) * k + ki) * k + kj,
+                    ((s * cout + co) * ho + oy) * wo + ox);
+                }
+  }
+};
+
+struct ConvCase {
+  size_t n, cin, h, w, cout, k, stride, pad;
+  bool bias;
+};
+
+std::string yaml_of(const ConvCase& c) {
+  return "{type: conv2d, out_channels: " + std::to_string(c.cout) + ", kernel: " + std::to_string(c.k) +
+         ", stride: " + std::to_string(c.stride) + ", padding: " + std::to_string(c.pad) +
+         ", bias: " + (c.bias ? "true" : "false") + "}";
+}
+
+void PrintTo(const ConvCase& c, std::ostream* os) {
+  *os << "batch " << c.n << ", input (" << c.cin << ", " << c.h << ", " << c.w << "), " << yaml_of(c);
+}
+
+class Conv2dCases : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Conv2dCases, MatchesDirectLoopsForwardAndBackward) {
+  const ConvCase c = GetParam();
+  auto layer = make_layer(yaml_of(c), {c.cin, c.h, c.w});
+  const NaiveConv ref{
+      c.n, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, layer->output_shape()[1], layer->output_shape()[2]};
+  ASSERT_EQ(layer->output_shape(),
+            (Shape{c.cout, (c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1}));
+  BoundParams p = bind_fresh_parameters(*layer, 5);
+  Tensor x = random_tensor(with_batch(c.n, layer->input_shape()), 1);
+  Tensor y(with_batch(c.n, layer->output_shape()));
+  Tensor dy = random_tensor(y.shape(), 2);
+  Tensor dx(x.shape());
+  layer->forward(x, y, {});
+  layer->backward(x, y, dy, &dx, {});
+
+  const float* wt = p.params[0].data();
+  const size_t pixels = ref.ho * ref.wo;
+  std::vector<double> y_ref(y.num_elements(), 0.0), dx_ref(x.num_elements(), 0.0),
+      dw_ref(p.params[0].num_elements(), 0.0);
+  if (c.bias) {
+    for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] = p.params[1].data()[(i / pixels) % c.cout];
+  }
+  ref.each_term([&](size_t xi, size_t wi, size_t yi) {
+    y_ref[yi] += static_cast<double>(x.data()[xi]) * wt[wi];
+    dx_ref[xi] += static_cast<double>(dy.data()[yi]) * wt[wi];
+    dw_ref[wi] += static_cast<double>(dy.data()[yi]) * x.data()[xi];
+  });
+  expect_near_all(y, y_ref, 1e-4, "y");
+  expect_near_all(dx, dx_ref, 1e-4, "dx");
+  expect_near_all(p.grads[0], dw_ref, 1e-4, "dweight");
+  if (c.bias) {
+    std::vector<double> db_ref(c.cout, 0.0);
+    for (size_t i = 0; i < dy.num_elements(); ++i) db_ref[(i / pixels) % c.cout] += dy.data()[i];
+    expect_near_all(p.grads[1], db_ref, 1e-4, "dbias");
+  }
+}
+
+TEST_P(Conv2dCases, GradientsMatchFiniteDifferences) {
+  const ConvCase c = GetParam();
+  auto layer = make_layer(yaml_of(c), {c.cin, c.h, c.w});
+  expect_gradients_match(*layer, c.n, 11);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCases,
+                         ::testing::Values(ConvCase{2, 3, 6, 6, 4, 3, 1, 1, true},    // "same" 3x3
+                                           ConvCase{3, 2, 7, 5, 3, 3, 2, 1, true},    // stride 2, padding, non-square
+                                           ConvCase{2, 2, 5, 8, 3, 2, 2, 0, false},   // even kernel, no bias
+                                           ConvCase{1, 1, 4, 4, 2, 3, 1, 2, true},    // padding larger than needed
+                                           ConvCase{4, 3, 5, 5, 2, 1, 1, 0, true},    // 1x1 pointwise (no im2col)
+                                           ConvCase{2, 1, 9, 6, 2, 4, 3, 2, false},   // stride 3
+                                           ConvCase{5, 4, 6, 6, 5, 3, 1, 0, true}));  // batch 5
+
+TEST(Conv2d, HandComputedCase) {
+  // x = [[1 2 3] [4 5 6] [7 8 9]], w = [[1 2] [3 4]], bias 0.5.
+  for (const bool padded : {false, true}) {
+    auto layer = make_layer(padded ? "{type: conv2d, out_channels: 1, kernel: 2, stride: 2, padding: 1}"
+                                   : "{type: conv2d, out_channels: 1, kernel: 2}",
+                            {1, 3, 3});
+    ASSERT_EQ(layer->output_shape(), (Shape{1, 2, 2}));
+    Tensor w = tensor_of({1, 1, 2, 2}, {1, 2, 3, 4}), b = tensor_of({1}, {0.5f});
+    Tensor gw({1, 1, 2, 2}), gb({1});
+    layer->bind({w, b}, {gw, gb});
+    Tensor x = tensor_of({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    Tensor y({1, 1, 2, 2});
+    layer->forward(x, y, {});
+    if (padded) {
+      // Windows over the zero-padded 5x5 image at rows/cols {-1, 0} and {1, 2}.
+      expect_near_all(y, {4.5, 18.5, 36.5, 77.5}, 1e-6, "padded");
+    } else {
+      expect_near_all(y, {37.5, 47.5, 67.5, 77.5}, 1e-6, "valid");
+    }
+    // dy = 1 everywhere: dbias = 4, dweight[i] = sum of the inputs each weight touched.
+    Tensor dy = tensor_of({1, 1, 2, 2}, {1, 1, 1, 1});
+    Tensor dx({1, 1, 3, 3});
+    layer->backward(x, y, dy, &dx, {});
+    EXPECT_FLOAT_EQ(gb.data()[0], 4.0f);
+    if (!padded) {
+      expect_near_all(gw, {12, 16, 24, 28}, 1e-6, "dweight");
+      expect_near_all(dx, {1, 3, 2, 4, 10, 6, 3, 7, 4}, 1e-6, "dx");
+    }
+  }
+}
+
+TEST(Conv2d, SkipsInputGradientForFirstLayer) {
+  auto layer = make_layer("{type: conv2d, out_channels: 3, kernel: 3, padding: 1}", {2, 5, 5});
+  BoundParams p = bind_fresh_parameters(*layer, 3);
+  Tensor x = random_tensor({2, 2, 5, 5}, 4), y({2, 3, 5, 5});
+  Tensor dy = random_tensor(y.shape(), 5);
+  layer->forward(x, y, {});
+  layer->backward(x, y, dy, nullptr, {});
+  Tensor with_dx_grad({3, 2, 3, 3});
+  std::copy(p.grads[0].data(), p.grads[0].data() + 54, with_dx_grad.data());
+  Tensor dx(x.shape());
+  layer->backward(x, y, dy, &dx, {});
+  for (size_t i = 0; i < 54; ++i) EXPECT_FLOAT_EQ(with_dx_grad.data()[i], p.grads[0].data()[i]);
+}
+
+TEST(Conv2d, SampleResultDoesNotDependOnBatchOrThreads) {
+  auto layer = make_layer("{type: conv2d, out_channels: 4, kernel: 3, padding: 1}", {3, 8, 8});
+  bind_fresh_parameters(*layer, 6);
+  Tensor big = random_tensor({6, 3, 8, 8}, 7), y_big({6, 4, 8, 8});
+  layer->forward(big, y_big, {});
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  Tensor one = Tensor::view(big.data() + 4 * 192, {1, 3, 8, 8}), y_one({1, 4, 8, 8});
+  layer->forward(one, y_one, {});
+  omp_set_num_threads(threads);
+  for (size_t i = 0; i < y_one.num_elements(); ++i) ASSERT_EQ(y_one.data()[i], y_big.data()[4 * 256 + i]) << i;
+  // Smaller then larger batches again: the reused workspaces give the same answer.
+  Tensor y_again({6, 4, 8, 8});
+  layer->forward(big, y_again, {});
+  for (size_t i = 0; i < y_big.num_elements(); ++i) ASSERT_EQ(y_again.data()[i], y_big.data()[i]) << i;
+}
+
+TEST(Conv2d, HeUniformInitialisation) {
+  auto layer = make_layer("{type: conv2d, out_channels: 64, kernel: 3}", {32, 5, 5});
+  std::vector<Tensor> params, grads;
+  for (const auto& spec : layer->parameters()) params.emplace_back(spec.shape), grads.emplace_back(spec.shape);
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0].shape(), (Shape{64, 32, 3, 3}));
+  EXPECT_EQ(params[1].shape(), (Shape{64}));
+  params[1].fill(7.0f);
+  layer->bind(params, grads);
+  Rng rng(123);
+  layer->init_parameters(rng);
+  const double bound = std::sqrt(6.0 / (32 * 9));
+  double sum_sq = 0;
+  for (size_t i = 0; i < params[0].num_elements(); ++i) {
+    const float v = params[0].data()[i];
+    ASSERT_LE(std::fabs(v), bound);
+    sum_sq += v * v;
+  }
+  // The variance of U(-b, b) is b^2 / 3 = 2 / fan_in.
+  EXPECT_NEAR(sum_sq / params[0].num_elements(), 2.0 / (32 * 9), 0.05 * 2.0 / (32 * 9));
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(params[1].data()[i], 0.0f);
+  // Drawn from the given Rng only: the same key gives the same weights.
+  Tensor first({64, 32, 3, 3});
+  std::copy(params[0].data(), params[0].data() + first.num_elements(), first.data());
+  Rng again(123);
+  layer->init_parameters(again);
+  for (size_t i = 0; i < first.num_elements(); ++i) ASSERT_EQ(first.data()[i], params[0].data()[i]);
+}
+
+TEST(Conv2d, NoBiasHasOnlyWeight) {
+  auto layer = make_layer("{type: conv2d, out_channels: 2, kernel: 1, bias: false}", {3, 2, 2});
+  ASSERT_EQ(layer->parameters().size(), 1u);
+  EXPECT_EQ(layer->parameters()[0].name, "weight");
+}
+
+TEST(Conv2d, RejectsInputsItCannotTake) {
+  ConfigMap options = ConfigMap::parse("{type: conv2d, out_channels: 4, kernel: 3}");
+  EXPECT_THROW(make_cpu_conv2d(options, {16}), ShapeError);
+  ConfigMap big = ConfigMap::parse("{type: conv2d, out_channels: 4, kernel: 5, padding: 1}");
+  EXPECT_THROW(make_cpu_conv2d(big, {1, 2, 8}), ShapeError);
+  ConfigMap fits = ConfigMap::parse("{type: conv2d, out_channels: 4, kernel: 5, padding: 1}");
+  EXPECT_EQ(make_cpu_conv2d(fits, {1, 3, 8})->output_shape(), (Shape{4, 1, 6}));
+}
+
+TEST(Conv2d, ForwardRejectsWrongTensorShapes) {
+  auto layer = make_layer("{type: conv2d, out_channels: 2, kernel: 3}", {1, 5, 5});
+  bind_fresh_parameters(*layer, 1);
+  Tensor x({2, 1, 5, 5}), wrong_y({2, 2, 4, 4}), wrong_x({2, 1, 5, 4}), y({2, 2, 3, 3});
+  EXPECT_THROW(layer->forward(x, wrong_y, {}), ShapeError);
+  EXPECT_THROW(layer->forward(wrong_x, y, {}), ShapeError);
+}
+
+}  // namespace
+}  // namespace dptrain::testing

@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "layers/registry.h"
+#include "runtime/errors.h"
+#include "tests/layers/layer_test_util.h"
+
+namespace dptrain::testing {
+namespace {
+
+// Runs `f`, expects a ConfigError, and returns its message.
+template <typename F>
+std::string config_error(F f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError";
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(LayerRegistry, BuildsEveryLayerFromYaml) {
+  struct Case {
+    std::string yaml;
+    Shape in, out;
+    size_t params;
+  };
+  const std::vector<Case> cases{
+      {"{type: conv2d, out_channels: 4, kernel: 3}", {1, 28, 28}, {4, 26, 26}, 2},
+      {"{type: conv2d, out_channels: 8, kernel: 3, stride: 2, padding: 1, bias: false}", {3, 9, 7}, {8, 5, 4}, 1},
+      {"{type: dense, units: 10}", {64, 7, 7}, {10}, 2},
+      {"{type: max_pool2d, kernel: 2}", {32, 28, 28}, {32, 14, 14}, 0},
+      {"{type: avg_pool2d, kernel: 3, stride: 1, padding: 1}", {2, 5, 6}, {2, 5, 6}, 0},
+      {"{type: relu}", {3, 4}, {3, 4}, 0},
+      {"{type: flatten}", {3, 4, 5}, {60}, 0},
+      {"{type: dropout, rate: 0.25}", {128}, {128}, 0},
+      {"{type: softmax_cross_entropy}", {10}, {10}, 0},
+  };
+  for (const auto& c : cases) {
+    auto layer = make_layer(c.yaml, c.in);
+    ASSERT_NE(layer, nullptr) << c.yaml;
+    EXPECT_EQ(c.yaml.find(std::string("type: ") + layer->type()), 1u) << c.yaml;
+    EXPECT_EQ(layer->input_shape(), c.in) << c.yaml;
+    EXPECT_EQ(layer->output_shape(), c.out) << c.yaml;
+    EXPECT_EQ(layer->parameters().size(), c.params) << c.yaml;
+  }
+}
+
+TEST(LayerRegistry, KnowsEveryCpuLayer) {
+  const std::vector<std::string> expected{"avg_pool2d", "conv2d",     "dense", "dropout",
+                                          "flatten",    "max_pool2d", "relu",  "softmax_cross_entropy"};
+  EXPECT_EQ(LayerRegistry::builtin().types(), expected);
+}
+
+TEST(LayerRegistry, UnknownTypeListsKnownTypes) {
+  const std::string msg = config_error([] { make_layer("{type: conv3d, kernel: 3}", {1, 4, 4}); });
+  EXPECT_TRUE(contains(msg, "unknown layer type 'conv3d'")) << msg;
+  EXPECT_TRUE(contains(msg,
+                       "known types: avg_pool2d, conv2d, dense, dropout, flatten, max_pool2d, relu, "
+                       "softmax_cross_entropy"))
+      << msg;
+}
+
+TEST(LayerRegistry, UnknownOptionNamesTheKey) {
+  const std::string msg = config_error([] {
+    make_layer("{type: conv2d, out_channels: 4, kernel: 3, dilation: 2}", {1, 8, 8});
+  });
+  EXPECT_TRUE(contains(msg, "'dilation'")) << msg;
+  EXPECT_TRUE(contains(msg, "unknown key")) << msg;
+  const std::string typo = config_error([] { make_layer("{type: dense, unit: 4}", {8}); });
+  EXPECT_TRUE(contains(typo, "'units'")) << typo;  // the required key is reported missing first
+  const std::string relu = config_error([] { make_layer("{type: relu, rate: 0.5}", {8}); });
+  EXPECT_TRUE(contains(relu, "'rate'")) << relu;
+}
+
+TEST(LayerRegistry, BadValuesNameTheKey) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"{type: conv2d, out_channels: 4, kernel: 0}", "'kernel'"},
+      {"{type: conv2d, out_channels: 0, kernel: 3}", "'out_channels'"},
+      {"{type: conv2d, out_channels: 4, kernel: 3, stride: 0}", "'stride'"},
+      {"{type: conv2d, out_channels: 4, kernel: 3, padding: -1}", "'padding'"},
+      {"{type: conv2d, out_channels: 4, kernel: 3, bias: maybe}", "'bias'"},
+      {"{type: dense, units: 0}", "'units'"},
+      {"{type: dropout, rate: 1.0}", "'rate'"},
+      {"{type: max_pool2d, kernel: 2, padding: 2}", "'padding'"},
+  };
+  for (const auto& [yaml, key] : cases) {
+    const std::string msg = config_error([&] { make_layer(yaml, {2, 8, 8}); });
+    EXPECT_TRUE(contains(msg, key)) << yaml << " -> " << msg;
+  }
+}
+
+TEST(LayerRegistry, InputShapeErrorsBecomeConfigErrors) {
+  const std::string rank = config_error([] { make_layer("{type: conv2d, out_channels: 4, kernel: 3}", {16}); });
+  EXPECT_TRUE(contains(rank, "cannot take input of shape (16)")) << rank;
+  const std::string big = config_error([] { make_layer("{type: conv2d, out_channels: 4, kernel: 7}", {1, 5, 5}); });
+  EXPECT_TRUE(contains(big, "larger than the padded")) << big;
+}
+
+TEST(LayerRegistry, NoCudaLayersInThisBuild) {
+  ConfigMap options = ConfigMap::parse("{type: relu}");
+  const std::string msg = config_error([&] { LayerRegistry::builtin().create(options, {4}, DeviceKind::CUDA); });
+  EXPECT_TRUE(contains(msg, "no cuda implementation")) << msg;
+}
+
+}  // namespace
+}  // namespace dptrain::testing

@@ -1,0 +1,67 @@
+#include <gtest/gtest.h>
+
+#include "layers/cpu/cpu_layers.h"
+#include "runtime/errors.h"
+#include "tests/layers/gradient_check.h"
+#include "tests/layers/layer_test_util.h"
+
+namespace dptrain::testing {
+namespace {
+
+TEST(Relu, ForwardAndBackwardByHand) {
+  auto layer = make_layer("{type: relu}", {5});
+  Tensor x = tensor_of({1, 5}, {-2, -0.5f, 0, 0.5f, 3}), y({1, 5});
+  layer->forward(x, y, {});
+  expect_near_all(y, {0, 0, 0, 0.5, 3}, 0, "y");
+  Tensor dy = tensor_of({1, 5}, {1, 2, 3, 4, 5}), dx({1, 5});
+  layer->backward(x, y, dy, &dx, {});
+  expect_near_all(dx, {0, 0, 0, 4, 5}, 0, "dx (0 at x == 0)");
+}
+
+TEST(Relu, LargeTensorMatchesElementwise) {
+  // Big enough to take the parallel path.
+  auto layer = make_layer("{type: relu}", {32, 28, 28});
+  Tensor x = random_tensor({3, 32, 28, 28}, 5), y(x.shape()), dy = random_tensor(x.shape(), 6), dx(x.shape());
+  layer->forward(x, y, {});
+  layer->backward(x, y, dy, &dx, {});
+  for (size_t i = 0; i < x.num_elements(); ++i) {
+    ASSERT_EQ(y.data()[i], x.data()[i] > 0 ? x.data()[i] : 0.0f) << i;
+    ASSERT_EQ(dx.data()[i], x.data()[i] > 0 ? dy.data()[i] : 0.0f) << i;
+  }
+}
+
+TEST(Relu, GradientsMatchFiniteDifferences) {
+  GradCheckOptions opt;
+  opt.min_abs_input = 0.05f;  // keep inputs away from the kink at 0
+  auto a = make_layer("{type: relu}", {3, 4, 5});
+  expect_gradients_match(*a, 2, 51, opt);
+  auto b = make_layer("{type: relu}", {7});
+  expect_gradients_match(*b, 3, 52, opt);
+}
+
+TEST(Flatten, ShapesAndCopy) {
+  auto layer = make_layer("{type: flatten}", {2, 3, 4});
+  EXPECT_EQ(layer->output_shape(), (Shape{24}));
+  EXPECT_TRUE(layer->parameters().empty());
+  Tensor x = random_tensor({2, 2, 3, 4}, 3), y({2, 24});
+  layer->forward(x, y, {});
+  for (size_t i = 0; i < x.num_elements(); ++i) ASSERT_EQ(y.data()[i], x.data()[i]);
+  Tensor dy = random_tensor({2, 24}, 4), dx(x.shape());
+  layer->backward(x, y, dy, &dx, {});
+  for (size_t i = 0; i < x.num_elements(); ++i) ASSERT_EQ(dx.data()[i], dy.data()[i]);
+  Tensor wrong = dy.reshaped({2, 4, 6});
+  EXPECT_THROW(layer->forward(x, wrong, {}), ShapeError);
+}
+
+TEST(Flatten, GradientsMatchFiniteDifferences) {
+  auto layer = make_layer("{type: flatten}", {3, 2, 5});
+  expect_gradients_match(*layer, 2, 61);
+}
+
+TEST(Flatten, RejectsScalarInput) {
+  ConfigMap options = ConfigMap::parse("{type: flatten}");
+  EXPECT_THROW(make_cpu_flatten(options, {}), ShapeError);
+}
+
+}  // namespace
+}  // namespace dptrain::testing
