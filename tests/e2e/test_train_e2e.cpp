@@ -121,6 +121,39 @@ TEST(TrainCommand, BadOverrideAndMissingConfigFail) {
   EXPECT_NE(r.output.find("/nonexistent.yaml"), std::string::npos) << r.output;
 }
 
+TEST(ShippedConfigs, DryRunBuildsEveryShippedConfig) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, or scripts/install-deps.sh)";
+  }
+  size_t checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(DPTRAIN_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    const CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " train " + entry.path().string() + " --dry-run");
+    EXPECT_EQ(r.exit_code, 0) << entry.path() << "\n" << r.output;
+    EXPECT_NE(r.output.find("config OK"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("softmax_cross_entropy"), std::string::npos) << r.output;
+    ++checked;
+  }
+  EXPECT_GE(checked, 3u);
+}
+
+TEST(TrainCommand, TruncatedDataFileFailsNamingIt) {
+  const std::string dir = temp_path("idx");
+  std::filesystem::create_directories(dir);
+  {
+    // An IDX image header promising 10 images of 12x12 followed by only 5 bytes.
+    std::ofstream out(dir + "/images.idx", std::ios::binary);
+    const unsigned char header[] = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 12, 0, 0, 0, 12, 1, 2, 3, 4, 5};
+    out.write(reinterpret_cast<const char*>(header), sizeof header);
+  }
+  const CommandResult r = run_command(
+      std::string(DPTRAIN_BINARY) + " train " + kSmoke + " --set 'data={type: idx, dir: " + dir +
+      ", train_images: images.idx, train_labels: labels.idx, test_images: images.idx, test_labels: labels.idx}'");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(dir + "/images.idx"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+}
+
 TEST(TrainCommand, VersionNamesBackends) {
   const CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " --version");
   EXPECT_EQ(r.exit_code, 0) << r.output;
