@@ -77,15 +77,10 @@ int run_bench_layers(const BenchLayersArgs& args) {
   const DataSplits data = make_datasets(*config.data, config.seed);
   Model model(config.model, data.train->sample_shape(), context.device(), config.seed);
   const size_t n = args.batch ? args.batch : config.train.batch_size;
-  auto batched = [n](const Shape& s) {
-    Shape out{n};
-    out.insert(out.end(), s.begin(), s.end());
-    return out;
-  };
-  std::vector<Tensor> acts{Tensor(batched(model.input_shape()))};
+  std::vector<Tensor> acts{Tensor(batch_shape(n, model.input_shape()))};
   Rng rng(1);
   for (size_t i = 0; i < acts[0].num_elements(); ++i) acts[0].data()[i] = rng.normal();
-  for (const auto& layer : model.layers()) acts.emplace_back(batched(layer->output_shape()));
+  for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()));
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
   const StepInfo info{Mode::Train, config.seed, 0, ids.data()};

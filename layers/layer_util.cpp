@@ -16,16 +16,10 @@ bool is_batch_of(const Tensor& t, size_t n, const Shape& per_sample) {
   return true;
 }
 
-Shape batched(size_t n, const Shape& per_sample) {
-  Shape s{n};
-  s.insert(s.end(), per_sample.begin(), per_sample.end());
-  return s;
-}
-
 void expect_batch(const Layer& layer, const Tensor& t, size_t n, const Shape& per_sample, const char* what) {
   if (!is_batch_of(t, n, per_sample)) {
     throw ShapeError(std::string(layer.type()) + ": " + what + " has shape " + to_string(t.shape()) + ", expected " +
-                     to_string(batched(n, per_sample)));
+                     to_string(batch_shape(n, per_sample)));
   }
 }
 

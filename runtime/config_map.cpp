@@ -18,6 +18,12 @@ std::string describe_node(const YAML::Node& node) {
 
 }  // namespace
 
+std::string format_number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
 ConfigMap::ConfigMap(YAML::Node node, std::string path, std::shared_ptr<const ConfigSource> source)
     : node_(std::move(node)), path_(std::move(path)), source_(std::move(source)) {
   if (node_ && !node_.IsNull() && !node_.IsMap()) {
@@ -136,6 +142,13 @@ double ConfigMap::get_double(const std::string& key, std::optional<double> fallb
   if (!n.IsScalar() || !YAML::convert<double>::decode(n, value) || !std::isfinite(value)) {
     fail(key, "expected a number, got " + scalar_text(n));
   }
+  return value;
+}
+
+double ConfigMap::get_double_checked(const std::string& key, std::optional<double> fallback,
+                                     const std::function<bool(double)>& ok, const std::string& rule) {
+  const double value = get_double(key, fallback);
+  if (!ok(value)) fail(key, rule + ", got " + format_number(value));
   return value;
 }
 

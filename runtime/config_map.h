@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -11,6 +12,9 @@
 #include <vector>
 
 namespace dptrain {
+
+// A number as people write it in configs: 0.05, 1e-08, 3.
+std::string format_number(double value);
 
 // Where a config came from: the file name, and which dotted keys were replaced by --set.
 struct ConfigSource {
@@ -33,13 +37,17 @@ class ConfigMap {
   int64_t get_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt);
   size_t get_size(const std::string& key, std::optional<size_t> fallback = std::nullopt);
   double get_double(const std::string& key, std::optional<double> fallback = std::nullopt);
+  // A number that must satisfy `ok`; otherwise fails with `rule` (e.g. "must be in [0, 1)") and the value.
+  double get_double_checked(const std::string& key, std::optional<double> fallback,
+                            const std::function<bool(double)>& ok, const std::string& rule);
   bool get_bool(const std::string& key, std::optional<bool> fallback = std::nullopt);
   std::string get_string(const std::string& key, std::optional<std::string> fallback = std::nullopt);
   // A string that must be one of `choices`.
   std::string get_choice(const std::string& key, const std::vector<std::string>& choices,
                          std::optional<std::string> fallback = std::nullopt);
   // A list of numbers; a single number is read as a list of one.
-  std::vector<double> get_double_list(const std::string& key, std::optional<std::vector<double>> fallback = std::nullopt);
+  std::vector<double> get_double_list(const std::string& key,
+                                      std::optional<std::vector<double>> fallback = std::nullopt);
   std::vector<size_t> get_size_list(const std::string& key, std::optional<std::vector<size_t>> fallback = std::nullopt);
   // A nested mapping (an absent key gives an empty one).
   ConfigMap get_map(const std::string& key);

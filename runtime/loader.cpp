@@ -7,10 +7,7 @@
 namespace dptrain {
 
 BatchLoader::BatchLoader(const Dataset& dataset, size_t max_batch) : dataset_(dataset), max_batch_(max_batch) {
-  Shape shape{max_batch};
-  const Shape sample = dataset.sample_shape();
-  shape.insert(shape.end(), sample.begin(), sample.end());
-  for (auto& s : storage_) s = Tensor(shape);
+  for (auto& s : storage_) s = Tensor(batch_shape(max_batch, dataset.sample_shape()));
 }
 
 BatchLoader::~BatchLoader() {

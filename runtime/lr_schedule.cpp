@@ -13,21 +13,6 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-std::string format_number(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
-// Reads a number and fails on `key` unless `ok(value)`; `rule` says what is allowed.
-template <typename Ok>
-double read_number(ConfigMap& config, const std::string& key, std::optional<double> fallback, Ok ok,
-                   const std::string& rule) {
-  const double value = config.get_double(key, fallback);
-  if (!ok(value)) config.fail(key, rule + ", got " + format_number(value));
-  return value;
-}
-
 // A (possibly fractional) number of epochs as whole steps, rounded to the nearest.
 uint64_t epochs_to_steps(double epochs, uint64_t steps_per_epoch) {
   return static_cast<uint64_t>(std::llround(epochs * static_cast<double>(steps_per_epoch)));
@@ -44,20 +29,19 @@ LrSchedule::LrSchedule(ConfigMap& schedule, double base_lr, size_t steps_per_epo
   const std::string type = schedule.get_choice("type", {"constant", "cosine", "step"}, std::string("constant"));
   type_ = type == "step" ? LrScheduleType::Step : type == "cosine" ? LrScheduleType::Cosine : LrScheduleType::Constant;
 
-  const double warmup_epochs = read_number(
-      schedule, "warmup_epochs", 0.0, [](double x) { return x >= 0; }, "must be >= 0");
+  const double warmup_epochs = schedule.get_double_checked(
+      "warmup_epochs", 0.0, [](double x) { return x >= 0; }, "must be >= 0");
   if (warmup_epochs > static_cast<double>(epochs)) {
     schedule.fail("warmup_epochs", "is longer than the run (" + std::to_string(epochs) + " epochs), got " +
                                        format_number(warmup_epochs));
   }
   if (warmup_epochs > 0) warmup_steps_ = std::max<uint64_t>(1, epochs_to_steps(warmup_epochs, steps_per_epoch));
-  warmup_start_factor_ = read_number(
-      schedule, "warmup_start_factor", warmup_start_factor_, [](double x) { return x >= 0 && x <= 1; },
-      "must be in [0, 1]");
+  warmup_start_factor_ = schedule.get_double_checked(
+      "warmup_start_factor", warmup_start_factor_, [](double x) { return x >= 0 && x <= 1; }, "must be in [0, 1]");
 
   if (type_ == LrScheduleType::Step) {
-    step_epochs_ = read_number(
-        schedule, "step_epochs", std::nullopt, [](double x) { return x > 0; }, "must be > 0");
+    step_epochs_ = schedule.get_double_checked(
+        "step_epochs", std::nullopt, [](double x) { return x > 0; }, "must be > 0");
     step_steps_ = epochs_to_steps(step_epochs_, steps_per_epoch);
     if (step_steps_ == 0) {
       schedule.fail("step_epochs", "is shorter than one step (" + std::to_string(steps_per_epoch) +
@@ -67,11 +51,11 @@ LrSchedule::LrSchedule(ConfigMap& schedule, double base_lr, size_t steps_per_epo
       schedule.fail("step_epochs", "must be longer than the warm-up (warmup_epochs " + format_number(warmup_epochs) +
                                        "), got " + format_number(step_epochs_));
     }
-    gamma_ = read_number(
-        schedule, "gamma", gamma_, [](double x) { return x > 0 && x <= 1; }, "must be in (0, 1]");
+    gamma_ = schedule.get_double_checked(
+        "gamma", gamma_, [](double x) { return x > 0 && x <= 1; }, "must be in (0, 1]");
   } else if (type_ == LrScheduleType::Cosine) {
-    min_lr_ = read_number(
-        schedule, "min_lr", 0.0, [&](double x) { return x >= 0 && x <= base_lr; },
+    min_lr_ = schedule.get_double_checked(
+        "min_lr", 0.0, [&](double x) { return x >= 0 && x <= base_lr; },
         "must be in [0, base lr " + format_number(base_lr) + "]");
   }
 }

@@ -13,12 +13,6 @@ namespace {
 
 constexpr size_t kAlignFloats = 16;  // each parameter starts on a 64-byte boundary
 
-Shape with_batch(size_t n, const Shape& s) {
-  Shape out{n};
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
-}
-
 }  // namespace
 
 Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, DeviceKind device, uint64_t seed)
@@ -75,9 +69,9 @@ void Model::reserve(size_t batch) {
   if (batch <= capacity_) return;
   activations_.clear();
   size_t largest = 0;
-  activations_.emplace_back(with_batch(batch, input_shape_));
+  activations_.emplace_back(batch_shape(batch, input_shape_));
   for (const auto& layer : layers_) {
-    activations_.emplace_back(with_batch(batch, layer->output_shape()));
+    activations_.emplace_back(batch_shape(batch, layer->output_shape()));
     largest = std::max(largest, activations_.back().num_elements());
   }
   largest = std::max(largest, activations_.front().num_elements());

@@ -19,21 +19,6 @@ enum class MomentumKind { Classic, Nesterov };
 // How Adam applies weight decay: as an L2 term in the gradient (Adam) or to the parameters (AdamW).
 enum class WeightDecayKind { L2, Decoupled };
 
-std::string format_number(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
-// Reads a number and fails on `key` unless `ok(value)`; `rule` says what is allowed.
-template <typename Ok>
-double read_number(ConfigMap& config, const std::string& key, std::optional<double> fallback, Ok ok,
-                   const std::string& rule) {
-  const double value = config.get_double(key, fallback);
-  if (!ok(value)) config.fail(key, rule + ", got " + format_number(value));
-  return value;
-}
-
 // Hyper-parameters of torch.optim.SGD with dampening 0.
 struct SgdOptions {
   double lr = 0;
@@ -190,7 +175,7 @@ bool unit_interval(double x) { return x >= 0 && x < 1; }
 std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_parameters) {
   SgdOptions options;
   options.lr = lr;
-  options.momentum = read_number(config, "momentum", 0.0, unit_interval, "must be in [0, 1)");
+  options.momentum = config.get_double_checked("momentum", 0.0, unit_interval, "must be in [0, 1)");
   if (config.get_bool("nesterov", false)) {
     if (options.momentum <= 0) {
       config.fail("nesterov",
@@ -198,18 +183,18 @@ std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_par
     }
     options.momentum_kind = MomentumKind::Nesterov;
   }
-  options.weight_decay = read_number(config, "weight_decay", 0.0, non_negative, "must be >= 0");
+  options.weight_decay = config.get_double_checked("weight_decay", 0.0, non_negative, "must be >= 0");
   return std::make_unique<Sgd>(options, num_parameters);
 }
 
 std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, size_t num_parameters) {
   AdamOptions options;
   options.lr = lr;
-  options.beta1 = read_number(config, "beta1", options.beta1, unit_interval, "must be in [0, 1)");
-  options.beta2 = read_number(config, "beta2", options.beta2, unit_interval, "must be in [0, 1)");
-  options.eps = read_number(
-      config, "eps", options.eps, [](double x) { return x > 0; }, "must be > 0");
-  options.weight_decay = read_number(config, "weight_decay", 0.0, non_negative, "must be >= 0");
+  options.beta1 = config.get_double_checked("beta1", options.beta1, unit_interval, "must be in [0, 1)");
+  options.beta2 = config.get_double_checked("beta2", options.beta2, unit_interval, "must be in [0, 1)");
+  options.eps = config.get_double_checked(
+      "eps", options.eps, [](double x) { return x > 0; }, "must be > 0");
+  options.weight_decay = config.get_double_checked("weight_decay", 0.0, non_negative, "must be >= 0");
   if (config.get_bool("decoupled_weight_decay", false)) options.weight_decay_kind = WeightDecayKind::Decoupled;
   return std::make_unique<Adam>(options, num_parameters);
 }
@@ -237,8 +222,8 @@ void Optimizer::check_step(const Tensor& params, const Tensor& grads, float lr) 
 
 std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters) {
   const std::string type = optimizer.get_choice("type", {"adam", "sgd"});
-  const double lr = read_number(
-      optimizer, "lr", std::nullopt, [](double x) { return x > 0; }, "must be > 0");
+  const double lr = optimizer.get_double_checked(
+      "lr", std::nullopt, [](double x) { return x > 0; }, "must be > 0");
   if (type == "sgd") return make_sgd(optimizer, lr, num_parameters);
   return make_adam(optimizer, lr, num_parameters);
 }

@@ -23,6 +23,12 @@ std::string to_string(const Shape& shape) {
   return out.str();
 }
 
+Shape batch_shape(size_t n, const Shape& per_sample) {
+  Shape out{n};
+  out.insert(out.end(), per_sample.begin(), per_sample.end());
+  return out;
+}
+
 const char* to_string(DeviceKind device) { return device == DeviceKind::CPU ? "cpu" : "cuda"; }
 
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::num_elements(shape_)) {

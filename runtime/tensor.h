@@ -13,6 +13,8 @@ using Shape = std::vector<size_t>;
 
 size_t num_elements(const Shape& shape);
 std::string to_string(const Shape& shape);
+// (n, ...per_sample): the shape of a batch of n samples.
+Shape batch_shape(size_t n, const Shape& per_sample);
 
 // Element type of a tensor. Only float32 exists so far.
 enum class DType { Float32 };

@@ -42,11 +42,7 @@ inline BoundParams bind_fresh_parameters(Layer& layer, uint64_t seed) {
   return b;
 }
 
-inline Shape with_batch(size_t n, const Shape& s) {
-  Shape out{n};
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
-}
+inline Shape with_batch(size_t n, const Shape& s) { return batch_shape(n, s); }
 
 inline void expect_gradients_match(Layer& layer, size_t batch, uint64_t seed, const GradCheckOptions& opt = {}) {
   BoundParams bound = bind_fresh_parameters(layer, seed);
