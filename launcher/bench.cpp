@@ -17,10 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // The --set that replaces a config's data with a synthetic set of the same sample shape and classes.
-std::string synthetic_data_override(const std::string& config_path, const std::vector<std::string>& overrides,
-                                    size_t train_samples) {
-  RunConfig probe = RunConfig::load(config_path, overrides);
-  const DataSplits data = make_datasets(*probe.data, probe.seed);
+std::string synthetic_data_override(RunConfig& config, size_t train_samples) {
+  const DataSplits data = make_datasets(*config.data, config.seed);
   const Shape shape = data.train->sample_shape();
   std::ostringstream out;
   out << "data={type: synthetic, train_samples: " << train_samples << ", test_samples: 1, shape: [";
@@ -40,22 +38,23 @@ int run_bench_train(const BenchTrainArgs& args) {
   RunConfig base = RunConfig::load(args.config, args.overrides);
   const size_t batch = base.train.batch_size;
   std::vector<std::string> overrides = args.overrides;
-  if (args.data == "synthetic") overrides.push_back(synthetic_data_override(args.config, args.overrides, batch * args.steps));
+  if (args.data == "synthetic") overrides.push_back(synthetic_data_override(base, batch * args.steps));
   RunConfig config = RunConfig::load(args.config, overrides);
   SingleProcessCommunicator comm;
   TrainerOptions options;
   options.progress = ProgressStyle::Off;
   options.log = nullptr;
   Trainer trainer(config, comm, options);
-  const size_t threads = Context(config.device, config.threads).num_threads();
+  const size_t threads = trainer.context().num_threads();
   if (!args.json) {
     std::printf("bench train: %s, global batch %zu, %zu threads, %s data, %zu steps per repeat\n",
                 args.config.c_str(), batch, threads, args.data.c_str(), trainer.train_set().size() / batch);
   }
-  if (args.warmup > 0) trainer.train_epoch(0);  // untimed: first-touch of buffers, thread start-up
+  // Untimed epochs first: first touch of buffers, thread start-up.
+  for (size_t w = 0; w < args.warmup; ++w) trainer.train_epoch(w);
   std::vector<double> rates;
   for (size_t r = 0; r < args.repeats; ++r) {
-    const EpochSummary s = trainer.train_epoch(r + 1);
+    const EpochSummary s = trainer.train_epoch(args.warmup + r);
     rates.push_back(s.images_per_sec);
     if (args.json) {
       std::printf("{\"framework\": \"dptrain\", \"batch\": %zu, \"threads\": %zu, \"steps\": %zu, \"images_per_sec\": %.1f}\n",

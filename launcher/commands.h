@@ -20,7 +20,7 @@ struct BenchTrainArgs {
   std::string config;
   std::vector<std::string> overrides;
   size_t steps = 50;       // timed steps per repeat
-  size_t warmup = 10;      // untimed steps before the first repeat
+  size_t warmup = 1;       // untimed epochs (of `steps` steps) before the first repeat
   size_t repeats = 3;
   std::string data = "synthetic";  // synthetic | config
   bool json = false;       // one JSON line per repeat instead of a table

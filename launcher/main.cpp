@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   bt->add_option("config", bench_train.config, "YAML run config")->required();
   bt->add_option("--set", bench_train.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
   bt->add_option("--steps", bench_train.steps, "Timed steps per repeat")->check(CLI::PositiveNumber);
-  bt->add_option("--warmup", bench_train.warmup, "Untimed steps first");
+  bt->add_option("--warmup", bench_train.warmup, "Untimed epochs of --steps steps before timing (default 1)");
   bt->add_option("--repeats", bench_train.repeats, "How many timed repeats")->check(CLI::PositiveNumber);
   bt->add_option("--data", bench_train.data, "synthetic (default) or config (the config's own data)")
       ->check(CLI::IsMember({"synthetic", "config"}));

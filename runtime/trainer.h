@@ -58,6 +58,7 @@ class Trainer {
   EvalResult evaluate();
 
   Model& model() { return *model_; }
+  const Context& context() const { return context_; }
   const Dataset& train_set() const { return *data_.train; }
   const Dataset& test_set() const { return *data_.test; }
   uint64_t global_step() const { return global_step_; }

@@ -42,18 +42,16 @@ inline BoundParams bind_fresh_parameters(Layer& layer, uint64_t seed) {
   return b;
 }
 
-inline Shape with_batch(size_t n, const Shape& s) { return batch_shape(n, s); }
-
 inline void expect_gradients_match(Layer& layer, size_t batch, uint64_t seed, const GradCheckOptions& opt = {}) {
   BoundParams bound = bind_fresh_parameters(layer, seed);
   Rng rng(hash_key(seed, 7));
-  Tensor x(with_batch(batch, layer.input_shape()));
+  Tensor x(batch_shape(batch, layer.input_shape()));
   for (size_t i = 0; i < x.num_elements(); ++i) {
     float v = rng.normal();
     if (std::fabs(v) < opt.min_abs_input) v = v < 0 ? v - opt.min_abs_input : v + opt.min_abs_input;
     x.data()[i] = v;
   }
-  Tensor y(with_batch(batch, layer.output_shape()));
+  Tensor y(batch_shape(batch, layer.output_shape()));
   Tensor w(y.shape());
   for (size_t i = 0; i < w.num_elements(); ++i) w.data()[i] = rng.normal();
   std::vector<uint64_t> ids(batch);

@@ -66,8 +66,8 @@ TEST_P(Conv2dCases, MatchesDirectLoopsForwardAndBackward) {
   ASSERT_EQ(layer->output_shape(),
             (Shape{c.cout, (c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1}));
   BoundParams p = bind_fresh_parameters(*layer, 5);
-  Tensor x = random_tensor(with_batch(c.n, layer->input_shape()), 1);
-  Tensor y(with_batch(c.n, layer->output_shape()));
+  Tensor x = random_tensor(batch_shape(c.n, layer->input_shape()), 1);
+  Tensor y(batch_shape(c.n, layer->output_shape()));
   Tensor dy = random_tensor(y.shape(), 2);
   Tensor dx(x.shape());
   layer->forward(x, y, {});

@@ -16,7 +16,7 @@ void check_against_loops(const std::string& yaml, const Shape& in, size_t batch,
   auto layer = make_layer(yaml, in);
   const size_t f = num_elements(in), u = layer->output_shape()[0];
   BoundParams p = bind_fresh_parameters(*layer, 3);
-  Tensor x = random_tensor(with_batch(batch, in), 8), y({batch, u});
+  Tensor x = random_tensor(batch_shape(batch, in), 8), y({batch, u});
   Tensor dy = random_tensor(y.shape(), 9), dx(x.shape());
   layer->forward(x, y, {});
   layer->backward(x, y, dy, &dx, {});
