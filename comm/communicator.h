@@ -22,8 +22,8 @@ class CommRequest {
   virtual void wait(Deadline deadline) = 0;
 };
 
-// Collectives over host buffers. Implementations: single-process (this file's
-// SingleProcessCommunicator); MPI and NCCL implementations follow the same interface. An
+// Collectives over host buffers. Implementations: SingleProcessCommunicator (below) and
+// MpiCommunicator (comm/mpi_communicator.h); NCCL follows the same interface. An
 // operation a backend lacks throws CommError "backend X does not support Y".
 class Communicator {
  public:
@@ -39,6 +39,8 @@ class Communicator {
   // Copies `bytes` bytes at `data` from `root` to every worker.
   virtual void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) = 0;
   virtual void barrier(Deadline deadline) = 0;
+  // Gathers `bytes_each` bytes from every worker into `recv` (size() * bytes_each bytes, in rank order).
+  virtual void all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) = 0;
 
   // Blocking in-place float sum: start and wait.
   void all_reduce_sum(float* data, size_t count, Deadline deadline) { all_reduce_sum_async(data, count)->wait(deadline); }
@@ -55,6 +57,7 @@ class SingleProcessCommunicator final : public Communicator {
   void all_reduce_sum(double* data, size_t count, Deadline deadline) override {}
   void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) override;
   void barrier(Deadline deadline) override {}
+  void all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) override;
 };
 
 }  // namespace dptrain

@@ -1,3 +1,5 @@
+#include <cstring>
+
 #include "comm/communicator.h"
 #include "runtime/errors.h"
 
@@ -20,6 +22,10 @@ std::unique_ptr<CommRequest> SingleProcessCommunicator::all_reduce_sum_async(flo
 
 void SingleProcessCommunicator::broadcast(void*, size_t, size_t root, Deadline) {
   if (root != 0) throw CommError("backend single does not support broadcast from rank " + std::to_string(root));
+}
+
+void SingleProcessCommunicator::all_gather(const void* send, size_t bytes_each, void* recv, Deadline) {
+  if (bytes_each) std::memcpy(recv, send, bytes_each);
 }
 
 }  // namespace dptrain

@@ -5,6 +5,7 @@
 
 #include "comm/communicator.h"
 #include "launcher/commands.h"
+#include "launcher/workers.h"
 #include "runtime/context.h"
 #include "runtime/model.h"
 #include "runtime/run_config.h"
@@ -34,21 +35,27 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-int run_bench_train(const BenchTrainArgs& args) {
+int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   RunConfig base = RunConfig::load(args.config, args.overrides);
   const size_t batch = base.train.batch_size;
   std::vector<std::string> overrides = args.overrides;
   if (args.data == "synthetic") overrides.push_back(synthetic_data_override(base, batch * args.steps));
   RunConfig config = RunConfig::load(args.config, overrides);
-  SingleProcessCommunicator comm;
   TrainerOptions options;
   options.progress = ProgressStyle::Off;
   options.log = nullptr;
-  Trainer trainer(config, comm, options);
+  options.workers_on_node = workers.local().size;
+  Trainer trainer(config, workers.comm(), options);
   const size_t threads = trainer.context().num_threads();
+  const size_t world = workers.size();
+  // Only rank 0 prints; every rank trains.
+  std::FILE* out = workers.rank() == 0 ? stdout : nullptr;
+  auto print = [out](const char* format, auto... values) {
+    if (out) std::fprintf(out, format, values...);
+  };
   if (!args.json) {
-    std::printf("bench train: %s, global batch %zu, %zu threads, %s data, %zu steps per repeat\n",
-                args.config.c_str(), batch, threads, args.data.c_str(), trainer.train_set().size() / batch);
+    print("bench train: %s, global batch %zu, %zu worker(s) x %zu threads, %s data, %zu steps per repeat\n",
+          args.config.c_str(), batch, world, threads, args.data.c_str(), trainer.train_set().size() / batch);
   }
   // Untimed epochs first: first touch of buffers, thread start-up.
   for (size_t w = 0; w < args.warmup; ++w) trainer.train_epoch(w);
@@ -57,16 +64,20 @@ int run_bench_train(const BenchTrainArgs& args) {
     const EpochSummary s = trainer.train_epoch(args.warmup + r);
     rates.push_back(s.images_per_sec);
     if (args.json) {
-      std::printf("{\"framework\": \"dptrain\", \"batch\": %zu, \"threads\": %zu, \"steps\": %zu, \"images_per_sec\": %.1f}\n",
-                  batch, threads, trainer.train_set().size() / batch, s.images_per_sec);
+      print("{\"framework\": \"dptrain\", \"batch\": %zu, \"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
+            "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f}\n",
+            batch, world, threads, trainer.train_set().size() / batch, s.images_per_sec, s.comm_wait_seconds,
+            s.train_seconds);
     } else {
       const double steps = static_cast<double>(trainer.train_set().size() / batch);
-      std::printf("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%)\n", r + 1, s.images_per_sec,
-                  1000.0 * s.train_seconds / steps, 100.0 * s.data_wait_seconds / std::max(1e-9, s.train_seconds));
+      const double share = 100.0 / std::max(1e-9, s.train_seconds);
+      print("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%, comm wait %.1f%%)\n", r + 1,
+            s.images_per_sec, 1000.0 * s.train_seconds / steps, share * s.data_wait_seconds,
+            share * s.comm_wait_seconds);
     }
     std::fflush(stdout);
   }
-  if (!args.json) std::printf("median: %.0f images/s\n", median(rates));
+  if (!args.json) print("median: %.0f images/s\n", median(rates));
   return 0;
 }
 

@@ -13,6 +13,7 @@ struct TrainArgs {
   std::string metrics;                 // --metrics FILE.jsonl
   std::string progress = "auto";       // auto | terminal | plain | off
   bool dry_run = false;                // check the config and data, print the plan, train nothing
+  std::string log_dir;                 // --log-dir DIR: every rank writes DIR/rank-<rank>.log
 };
 
 // Options of `dptrain bench train`.
@@ -34,8 +35,20 @@ struct BenchLayersArgs {
   size_t iterations = 20;
 };
 
-int run_train(const TrainArgs& args);
-int run_bench_train(const BenchTrainArgs& args);
+// Options of `dptrain bench allreduce`.
+struct BenchAllreduceArgs {
+  size_t min_bytes = 4 << 10;
+  size_t max_bytes = 64 << 20;
+  size_t iterations = 20;  // timed repetitions per size (fewer for the largest sizes)
+  double bucket_mb = 1.0;  // bucket size of the bucketed all-reduce column
+  double timeout_seconds = 120;
+};
+
+class Workers;
+
+int run_train(const TrainArgs& args, Workers& workers);
+int run_bench_train(const BenchTrainArgs& args, Workers& workers);
 int run_bench_layers(const BenchLayersArgs& args);
+int run_bench_allreduce(const BenchAllreduceArgs& args, Workers& workers);
 
 }  // namespace dptrain::launcher

@@ -4,14 +4,16 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 
 #include "launcher/commands.h"
+#include "launcher/workers.h"
 #include "runtime/errors.h"
 
 using namespace dptrain;
 
 int main(int argc, char** argv) {
-  CLI::App app{"dptrain: data-parallel CNN training (CPU BLAS layers; MPI/NCCL/cuDNN backends to come)"};
+  CLI::App app{"dptrain: data-parallel CNN training. Run under mpirun or srun for several workers."};
   app.set_version_flag("--version", std::string("dptrain ") + DPTRAIN_VERSION + " (backends: " + DPTRAIN_BACKENDS + ")");
   app.require_subcommand(1);
 
@@ -24,6 +26,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--progress", train.progress, "Progress while an epoch runs: auto, terminal, plain, off")
       ->check(CLI::IsMember({"auto", "terminal", "plain", "off"}));
   train_cmd->add_flag("--dry-run", train.dry_run, "Check config and data, print the plan, train nothing");
+  train_cmd->add_option("--log-dir", train.log_dir, "Every worker also logs to DIR/rank-<rank>.log");
 
   auto* bench_cmd = app.add_subcommand("bench", "Measure speed");
   bench_cmd->require_subcommand(1);
@@ -43,6 +46,16 @@ int main(int argc, char** argv) {
   bl->add_option("--set", bench_layers.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
   bl->add_option("--batch", bench_layers.batch, "Batch size (default: train.batch_size)");
   bl->add_option("--iterations", bench_layers.iterations, "Timed iterations")->check(CLI::PositiveNumber);
+  launcher::BenchAllreduceArgs bench_allreduce;
+  auto* ba = bench_cmd->add_subcommand("allreduce", "Gradient all-reduce time and bandwidth, 4 KiB to 64 MiB");
+  ba->add_option("--min-bytes", bench_allreduce.min_bytes, "Smallest message (default 4096)")
+      ->check(CLI::PositiveNumber);
+  ba->add_option("--max-bytes", bench_allreduce.max_bytes, "Largest message (default 67108864)")
+      ->check(CLI::PositiveNumber);
+  ba->add_option("--iterations", bench_allreduce.iterations, "Timed repetitions per size")->check(CLI::PositiveNumber);
+  ba->add_option("--bucket-mb", bench_allreduce.bucket_mb, "Bucket size of the bucketed column, MiB (default 1)")
+      ->check(CLI::PositiveNumber);
+
 
   try {
     app.parse(argc, argv);
@@ -50,18 +63,27 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
+  // Under mpirun or srun this joins the MPI job; otherwise it is a single worker.
+  std::unique_ptr<launcher::Workers> workers;
   try {
-    if (train_cmd->parsed()) return launcher::run_train(train);
-    if (bt->parsed()) return launcher::run_bench_train(bench_train);
-    if (bl->parsed()) return launcher::run_bench_layers(bench_layers);
+    workers = std::make_unique<launcher::Workers>(&argc, &argv);
   } catch (const Error& e) {
     std::fprintf(stderr, "dptrain: error: %s\n", e.what());
     return 1;
+  }
+  try {
+    if (train_cmd->parsed()) return launcher::run_train(train, *workers);
+    if (bt->parsed()) return launcher::run_bench_train(bench_train, *workers);
+    if (bl->parsed()) return launcher::run_bench_layers(bench_layers);
+    if (ba->parsed()) return launcher::run_bench_allreduce(bench_allreduce, *workers);
+  } catch (const Error& e) {
+    workers->fail(e.what(), 1);
+    return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "dptrain: error: out of memory (try a smaller train.batch_size)\n");
+    workers->fail("out of memory (try a smaller train.batch_size)", 1);
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dptrain: internal error: %s\n", e.what());
+    workers->fail((std::string("internal error: ") + e.what()).c_str(), 3);
     return 3;
   }
   return 0;

@@ -3,6 +3,9 @@
 #include <cblas.h>
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <string>
@@ -23,19 +26,22 @@ size_t positive_env(const char* name) {
 
 }  // namespace
 
-size_t default_thread_count() {
+size_t default_thread_count(size_t workers_on_node) {
   if (size_t n = positive_env("OMP_NUM_THREADS")) return n;
   if (size_t n = positive_env("SLURM_CPUS_PER_TASK")) return n;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<size_t>(n);
+    const size_t n = static_cast<size_t>(CPU_COUNT(&set));
+    const size_t online = static_cast<size_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    // Every core visible: the workers on this node were not bound, so they share the cores.
+    if (n > 0 && n >= online && workers_on_node > 1) return std::max<size_t>(1, n / workers_on_node);
+    if (n > 0) return n;
   }
   return 1;
 }
 
-Context::Context(DeviceKind device, size_t num_threads)
-    : device_(device), num_threads_(num_threads ? num_threads : default_thread_count()) {
+Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node)
+    : device_(device), num_threads_(num_threads ? num_threads : default_thread_count(workers_on_node)) {
   if (device_ != DeviceKind::CPU) {
     throw UsageError("device 'cuda' is not available: this build has only the cpu backend (set device: cpu)");
   }

@@ -115,6 +115,13 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
   if (cfg.train.progress_seconds <= 0) train.fail("progress_seconds", "must be greater than 0");
   train.finish();
 
+  ConfigMap comm = top.get_map("comm");
+  cfg.comm.bucket_mb = comm.get_double_checked("bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; },
+                                               "must be in (0, 4096] MiB");
+  cfg.comm.timeout_seconds = comm.get_double_checked("timeout_seconds", 300.0, [](double v) { return v > 0; },
+                                                     "must be greater than 0 seconds");
+  comm.finish();
+
   cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
   cfg.model = top.get_map_list("model");
   if (cfg.model.empty()) top.fail("model", "the model needs at least one layer");

@@ -23,6 +23,12 @@ struct TrainSettings {
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
 };
 
+// The `comm:` section: how workers exchange gradients.
+struct CommSettings {
+  double bucket_mb = 1.0;           // gradient all-reduce bucket size, MiB
+  double timeout_seconds = 300;     // longest wait on another worker before giving up with a message
+};
+
 // Everything a run is made from. Sections with their own builders (data, model, optimizer,
 // lr_schedule) stay ConfigMaps, consumed and checked with finish() when the run is set up.
 struct RunConfig {
@@ -33,6 +39,7 @@ struct RunConfig {
   size_t threads = 0;    // 0 = automatic
   DeviceKind device = DeviceKind::CPU;
   TrainSettings train;
+  CommSettings comm;
 
   std::shared_ptr<ConfigMap> data;
   std::vector<ConfigMap> model;

@@ -7,6 +7,7 @@
 
 #include "runtime/errors.h"
 #include "runtime/loader.h"
+#include "runtime/rng.h"
 #include "runtime/sampler.h"
 
 namespace dptrain {
@@ -23,7 +24,8 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
     : config_(config),
       comm_(comm),
       options_(std::move(options)),
-      context_(config.device, config.threads) {
+      context_(config.device, config.threads, options_.workers_on_node),
+      deadline_(std::chrono::milliseconds(static_cast<int64_t>(config.comm.timeout_seconds * 1000))) {
   data_ = make_datasets(*config_.data, config_.seed);
   config_.data->finish();
   model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.device(), config_.seed);
@@ -45,6 +47,37 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   schedule_ = std::make_unique<LrSchedule>(*config_.lr_schedule, optimizer_->base_lr(), steps_per_epoch_, config_.train.epochs);
   config_.lr_schedule->finish();
   if (comm_.rank() == 0 && !options_.metrics_path.empty()) metrics_ = MetricsWriter(options_.metrics_path);
+  Tensor& grads = model_->gradients();
+  reducer_ = std::make_unique<GradientReducer>(comm_, grads.data(), grads.num_elements(),
+                                               static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
+  synchronize_start();
+}
+
+void Trainer::synchronize_start() {
+  if (comm_.size() == 1) return;
+  // Every worker must train the same model on the same data with the same settings.
+  struct Fingerprint {
+    uint64_t config_hash;
+    uint64_t parameters;
+    uint64_t train_samples;
+  };
+  const Fingerprint self{hash_key(std::hash<std::string>{}(config_.text), 0, 0), model_->parameters().num_elements(),
+                         data_.train->size()};
+  std::vector<Fingerprint> all(comm_.size());
+  comm_.all_gather(&self, sizeof(self), all.data(), deadline_);
+  for (size_t r = 1; r < all.size(); ++r) {
+    const Fingerprint& f = all[r];
+    if (f.config_hash != all[0].config_hash || f.parameters != all[0].parameters ||
+        f.train_samples != all[0].train_samples) {
+      throw ConfigError("rank " + std::to_string(r) + " differs from rank 0: config " +
+                        (f.config_hash == all[0].config_hash ? "same" : "different") + ", " +
+                        std::to_string(f.parameters) + " vs " + std::to_string(all[0].parameters) + " parameters, " +
+                        std::to_string(f.train_samples) + " vs " + std::to_string(all[0].train_samples) +
+                        " training samples; every worker must load the same config file, --set overrides and data");
+    }
+  }
+  Tensor& params = model_->parameters();
+  comm_.broadcast(params.data(), params.num_elements() * sizeof(float), 0, deadline_);
 }
 
 void Trainer::log(const char* format, ...) const {
@@ -54,6 +87,15 @@ void Trainer::log(const char* format, ...) const {
   std::vfprintf(options_.log, format, args);
   va_end(args);
   std::fflush(options_.log);
+}
+
+void Trainer::rank_log(const char* format, ...) const {
+  if (!options_.rank_log) return;
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(options_.rank_log, format, args);
+  va_end(args);
+  std::fflush(options_.rank_log);
 }
 
 std::string Trainer::describe() const {
@@ -67,6 +109,12 @@ std::string Trainer::describe() const {
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
       << config_.train.epochs << " epochs";
+  if (comm_.size() > 1) {
+    const auto& buckets = reducer_->buckets();
+    out << "\ngradient all-reduce: " << buckets.size() << (buckets.size() == 1 ? " bucket" : " buckets") << " of up to "
+        << format_number(config_.comm.bucket_mb) << " MiB, started during backward; timeout "
+        << format_number(config_.comm.timeout_seconds) << " s";
+  }
   return out.str();
 }
 
@@ -83,34 +131,38 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
 
   Tensor& params = model_->parameters();
   Tensor& grads = model_->gradients();
-  double sums[3] = {0, 0, 0};  // loss sum, correct, samples (this worker)
-  size_t images_seen = 0;      // all workers
+  double sums[3] = {0, 0, 0};  // loss sum, correct, samples (all workers)
+  const double comm_wait_before = reducer_->exposed_seconds();
   loader.prefetch(plan.slice(0, rank, world));
   for (size_t s = 0; s < steps; ++s) {
     Batch& batch = loader.next();
     if (s + 1 < steps) loader.prefetch(plan.slice(s + 1, rank, world));
+    if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
     const size_t global_batch = plan.batch_size(s);
     const StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
     LossStats stats;
+    reducer_->begin_step();
     if (batch.ids.empty()) {
       grads.zero();  // more workers than samples in this step: contribute nothing
     } else {
-      stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch));
+      stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch),
+                           [this](size_t begin, size_t end) { reducer_->ready(begin, end); });
     }
-    if (world > 1) comm_.all_reduce_sum(grads.data(), grads.num_elements(), options_.comm_deadline);
+    reducer_->finish();
     optimizer_->step(params, grads, static_cast<float>(schedule_->lr(global_step_)));
     ++global_step_;
-    sums[0] += stats.loss_sum;
-    sums[1] += static_cast<double>(stats.correct);
-    sums[2] += static_cast<double>(stats.count);
-    images_seen += global_batch;
+    double step_sums[3] = {stats.loss_sum, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
+    if (world > 1) comm_.all_reduce_sum(step_sums, 3, deadline_);
+    for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
     const double elapsed = seconds_since(start);
     progress.update(s + 1, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
-                    elapsed > 0 ? images_seen / elapsed : 0);
+                    elapsed > 0 ? sums[2] / elapsed : 0);
   }
   progress.finish_epoch();
   const double train_seconds = seconds_since(start);
-  comm_.all_reduce_sum(sums, 3, options_.comm_deadline);
+  const double local_comm_wait = reducer_->exposed_seconds() - comm_wait_before;
+  double waits[2] = {loader.wait_seconds(), local_comm_wait};
+  comm_.all_reduce_sum(waits, 2, deadline_);
 
   EpochSummary summary;
   summary.epoch = epoch + 1;
@@ -119,8 +171,11 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
   summary.train_accuracy = sums[2] ? sums[1] / sums[2] : 0;
   summary.train_seconds = train_seconds;
   summary.images_per_sec = train_seconds > 0 ? sums[2] / train_seconds : 0;
-  summary.data_wait_seconds = loader.wait_seconds();
+  summary.data_wait_seconds = waits[0] / static_cast<double>(world);
+  summary.comm_wait_seconds = waits[1] / static_cast<double>(world);
   summary.seconds = train_seconds;
+  rank_log("epoch %zu: rank %zu trained %zu steps in %s, data wait %.3f s, exposed all-reduce %.3f s\n", epoch + 1,
+           rank, steps, format_duration(train_seconds).c_str(), loader.wait_seconds(), local_comm_wait);
   return summary;
 }
 
@@ -147,7 +202,7 @@ EvalResult Trainer::evaluate() {
     sums[1] += static_cast<double>(stats.correct);
     sums[2] += static_cast<double>(stats.count);
   }
-  comm_.all_reduce_sum(sums, 3, options_.comm_deadline);
+  comm_.all_reduce_sum(sums, 3, deadline_);
   EvalResult result;
   result.samples = static_cast<size_t>(sums[2]);
   result.loss = sums[2] ? sums[0] / sums[2] : 0;
@@ -157,6 +212,7 @@ EvalResult Trainer::evaluate() {
 
 std::vector<EpochSummary> Trainer::run() {
   log("%s\n", describe().c_str());
+  rank_log("%s\n", describe().c_str());
   metrics_.write(MetricsRecord("start")
                      .add("run", config_.name)
                      .add("world_size", static_cast<double>(comm_.size()))
@@ -171,9 +227,16 @@ std::vector<EpochSummary> Trainer::run() {
     EpochSummary s = train_epoch(epoch);
     s.test = evaluate();
     s.seconds = seconds_since(epoch_start);
-    log("epoch %zu/%zu  loss %.4f  train_acc %.4f  test_loss %.4f  test_acc %.4f  %.0f img/s  %s (data wait %.1f%%)\n",
-        s.epoch, config_.train.epochs, s.loss, s.train_accuracy, s.test.loss, s.test.accuracy, s.images_per_sec,
-        format_duration(s.seconds).c_str(), s.train_seconds > 0 ? 100.0 * s.data_wait_seconds / s.train_seconds : 0);
+    const double share = s.train_seconds > 0 ? 100.0 / s.train_seconds : 0;
+    char line[320];
+    std::snprintf(line, sizeof(line),
+                  "epoch %zu/%zu  loss %.4f  train_acc %.4f  test_loss %.4f  test_acc %.4f  %.0f img/s  %s "
+                  "(data wait %.1f%%, comm wait %.1f%%)\n",
+                  s.epoch, config_.train.epochs, s.loss, s.train_accuracy, s.test.loss, s.test.accuracy,
+                  s.images_per_sec, format_duration(s.seconds).c_str(), share * s.data_wait_seconds,
+                  share * s.comm_wait_seconds);
+    log("%s", line);
+    rank_log("%s", line);
     metrics_.write(MetricsRecord("epoch")
                        .add("epoch", static_cast<double>(s.epoch))
                        .add("step", static_cast<double>(s.step))
@@ -185,6 +248,7 @@ std::vector<EpochSummary> Trainer::run() {
                        .add("images_per_sec", s.images_per_sec)
                        .add("lr", schedule_->lr(global_step_ ? global_step_ - 1 : 0))
                        .add("data_wait_seconds", s.data_wait_seconds)
+                       .add("comm_wait_seconds", s.comm_wait_seconds)
                        .add("train_seconds", s.train_seconds)
                        .add("seconds", s.seconds));
     summaries.push_back(s);

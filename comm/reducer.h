@@ -1,0 +1,55 @@
+// GradientReducer: sums the flat gradient buffer over all workers, bucket by bucket, each bucket
+// started as soon as the backward pass has finished it, so communication overlaps computation.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+
+namespace dptrain {
+
+// Half-open range [begin, end) of the flat gradient buffer, in floats.
+struct Bucket {
+  size_t begin;
+  size_t end;
+};
+
+// Cuts `count` floats into buckets of at most `bucket_floats` (at least 16), from the end of
+// the buffer towards the start — the order in which the backward pass finishes them. Bucket
+// boundaries are multiples of 16 floats (64 bytes) counted from the start.
+std::vector<Bucket> make_buckets(size_t count, size_t bucket_floats);
+
+// One step's gradient all-reduce: begin_step(), then ready() from Model::step's GradsReady
+// callback, then finish(), after which the buffer holds the sum over all workers. The
+// communicator moves started buckets on in the background (MpiCommunicator's collective thread);
+// ready() also tests them, which is what moves them where there is no such thread.
+class GradientReducer {
+ public:
+  GradientReducer(Communicator& comm, float* grads, size_t count, size_t bucket_bytes, Deadline deadline);
+
+  void begin_step();
+  // Gradients [begin, end) are final; starts every bucket that is now complete.
+  void ready(size_t begin, size_t end);
+  // Starts the buckets not yet started and waits for all of them (CommError past the deadline).
+  void finish();
+
+  const std::vector<Bucket>& buckets() const { return buckets_; }
+  // Seconds finish() spent waiting: communication not hidden behind the backward pass.
+  double exposed_seconds() const { return exposed_seconds_; }
+
+ private:
+  void start_ready_buckets();
+
+  Communicator& comm_;
+  float* grads_;  // (count)
+  size_t count_;
+  Deadline deadline_;
+  std::vector<Bucket> buckets_;  // buckets_[0] ends at count_, in backward order
+  std::vector<std::unique_ptr<CommRequest>> requests_;  // one per started bucket, same order
+  size_t ready_begin_;           // gradients [ready_begin_, count_) are final this step
+  double exposed_seconds_ = 0;
+};
+
+}  // namespace dptrain

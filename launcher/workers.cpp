@@ -1,0 +1,61 @@
+#include "launcher/workers.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "comm/mpi_communicator.h"
+#include "runtime/errors.h"
+
+namespace dptrain::launcher {
+
+Workers::Workers(int* argc, char*** argv) {
+  if (launched_by_mpi()) {
+    mpi_ = std::make_unique<MpiRuntime>(argc, argv);
+    comm_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+    local_ = discover_local_rank(MPI_COMM_WORLD);
+  } else {
+    comm_ = std::make_unique<SingleProcessCommunicator>();
+    local_.source = "single worker";
+  }
+}
+
+Workers::~Workers() {
+  comm_.reset();
+  if (rank_log_) std::fclose(rank_log_);
+}
+
+std::FILE* Workers::open_rank_log(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError("--log-dir " + dir + ": cannot create the folder: " + ec.message());
+  const std::string path = (std::filesystem::path(dir) / ("rank-" + std::to_string(rank()) + ".log")).string();
+  rank_log_ = std::fopen(path.c_str(), "a");
+  if (!rank_log_) throw UsageError("--log-dir: cannot open " + path + " for writing: " + std::strerror(errno));
+  return rank_log_;
+}
+
+std::string Workers::describe(size_t threads, Deadline deadline) {
+  WorkerInfo self;
+  self.rank = static_cast<uint32_t>(rank());
+  self.local_rank = static_cast<uint32_t>(local_.rank);
+  self.local_size = static_cast<uint32_t>(local_.size);
+  self.threads = static_cast<uint32_t>(threads);
+  self.pid = static_cast<int32_t>(getpid());
+  std::strncpy(self.host, host_name().c_str(), sizeof(self.host) - 1);
+  return describe_world(gather_workers(*comm_, self, deadline), comm_->backend());
+}
+
+void Workers::fail(const char* message, int code) {
+  const std::string prefix = size() > 1 ? "dptrain: rank " + std::to_string(rank()) + ": error: " : "dptrain: error: ";
+  std::fprintf(stderr, "%s%s\n", prefix.c_str(), message);
+  std::fflush(stderr);
+  if (rank_log_) {
+    std::fprintf(rank_log_, "%s%s\n", prefix.c_str(), message);
+    std::fflush(rank_log_);
+  }
+  if (mpi_ && size() > 1) MpiRuntime::abort(code);
+}
+
+}  // namespace dptrain::launcher
