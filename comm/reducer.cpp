@@ -16,9 +16,9 @@ std::vector<Bucket> make_buckets(size_t count, size_t bucket_floats) {
   std::vector<Bucket> buckets;
   size_t end = count;
   while (end > 0) {
-    // The first bucket ends at `count`; its start, and every later boundary, is 16-aligned.
-    size_t begin = end > bucket_floats ? end - bucket_floats : 0;
-    begin = begin / kAlignFloats * kAlignFloats;
+    // The first bucket ends at `count`; its start, and every later boundary, is 16-aligned
+    // (rounded up, so that no bucket exceeds bucket_floats).
+    const size_t begin = end > bucket_floats ? (end - bucket_floats + kAlignFloats - 1) / kAlignFloats * kAlignFloats : 0;
     buckets.push_back({begin, end});
     end = begin;
   }
