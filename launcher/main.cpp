@@ -7,6 +7,8 @@
 #include <memory>
 
 #include "launcher/commands.h"
+#include "launcher/data_command.h"
+#include "launcher/inspect_command.h"
 #include "launcher/workers.h"
 #include "runtime/errors.h"
 
@@ -56,6 +58,10 @@ int main(int argc, char** argv) {
   ba->add_option("--bucket-mb", bench_allreduce.bucket_mb, "Bucket size of the bucketed column, MiB (default 1)")
       ->check(CLI::PositiveNumber);
 
+  launcher::DataConvertArgs data_convert;
+  CLI::App* data_convert_cmd = launcher::add_data_commands(app, data_convert);
+  launcher::InspectArgs inspect_args;
+  CLI::App* inspect_cmd = launcher::add_inspect_command(app, inspect_args);
 
   try {
     app.parse(argc, argv);
@@ -73,8 +79,10 @@ int main(int argc, char** argv) {
   }
   try {
     if (train_cmd->parsed()) return launcher::run_train(train, *workers);
+    if (inspect_cmd->parsed()) return launcher::run_inspect(inspect_args);
     if (bt->parsed()) return launcher::run_bench_train(bench_train, *workers);
     if (bl->parsed()) return launcher::run_bench_layers(bench_layers);
+    if (data_convert_cmd->parsed()) return launcher::run_data_convert(data_convert);
     if (ba->parsed()) return launcher::run_bench_allreduce(bench_allreduce, *workers);
   } catch (const Error& e) {
     workers->fail(e.what(), 1);

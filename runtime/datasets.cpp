@@ -4,10 +4,13 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/augment.h"
 #include "runtime/dataset.h"
 #include "runtime/errors.h"
+#include "runtime/hdf5_dataset.h"
 #include "runtime/idx.h"
 #include "runtime/idx_dataset.h"
+#include "runtime/image_folder_dataset.h"
 #include "runtime/synthetic_dataset.h"
 
 namespace dptrain {
@@ -122,13 +125,125 @@ DataSplits make_synthetic(ConfigMap& data, const NormalizationKeys& norm, uint64
   return out;
 }
 
+// The folder named by `key`, which must exist.
+std::string existing_folder(ConfigMap& data, const std::string& key, const std::string& fallback) {
+  const std::string dir = data.get_string(key, fallback);
+  if (dir.empty()) data.fail(key, "needs a folder with one sub-folder of images per class");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw DataError(dir + ": no such folder (named by " + data.where(key) +
+                    "); expected one sub-folder of PNG or JPEG images per class (DIR/CLASS/IMAGE.png); "
+                    "point it at yours, e.g. --set data." +
+                    key + "=/path/to/images");
+  }
+  return dir;
+}
+
+DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uint64_t seed) {
+  ImageFolderOptions options;
+  options.shape = data.get_size_list("shape");
+  const Shape& s = options.shape;
+  if (s.size() != 3 || (s[0] != 1 && s[0] != 3) || s[1] == 0 || s[2] == 0) {
+    data.fail("shape", "expected [C, H, W] with C = 1 (grey) or 3 (RGB) and H, W > 0, got " + to_string(s));
+  }
+  check_channels(data, norm, s[0], "");
+  const std::string resize = data.get_choice("resize", {"crop", "stretch"}, std::string("crop"));
+  options.resize = resize == "crop" ? ResizeMode::Crop : ResizeMode::Stretch;
+  const std::string on_bad_image = data.get_choice("on_bad_image", {"fail", "skip"}, std::string("fail"));
+  options.on_bad_image = on_bad_image == "fail" ? BadImagePolicy::Fail : BadImagePolicy::Skip;
+  options.cache_mb = data.get_size("cache_mb", size_t{1024});
+  const bool separate_test = data.has("test_dir");
+  if (separate_test && data.has("validation_fraction")) {
+    data.fail("validation_fraction",
+              "cannot be combined with data.test_dir: with a test folder, every image of "
+              "data.dir trains; remove one of the two");
+  }
+  const double fraction = data.get_double_checked(
+      "validation_fraction", 0.2, [](double v) { return v >= 0.0 && v < 1.0; }, "must be in [0, 1)");
+  const std::string dir = existing_folder(data, "dir", "");
+  const std::string test_dir = separate_test ? existing_folder(data, "test_dir", "") : "";
+  const std::vector<float> mean = to_floats(norm.mean), std = to_floats(norm.std);
+
+  auto folder = std::make_shared<const ImageFolder>(dir, options);
+  DataSplits out;
+  if (!separate_test) {
+    FolderSplit split = split_image_folder(*folder, fraction, seed);
+    const size_t train_size = split.train.size(), validation_size = split.validation.size();
+    out.train = std::make_unique<ImageFolderDataset>(folder, std::move(split.train), FolderPart::Train, validation_size,
+                                                     mean, std);
+    out.test = std::make_unique<ImageFolderDataset>(folder, std::move(split.validation), FolderPart::Validation,
+                                                    train_size, mean, std);
+    return out;
+  }
+  auto test_folder = std::make_shared<const ImageFolder>(test_dir, options);
+  if (test_folder->class_names() != folder->class_names()) {
+    throw DataError(test_dir + " has class folders (" + std::to_string(test_folder->class_names().size()) +
+                    ") that differ from those of " + dir + " (" + std::to_string(folder->class_names().size()) +
+                    "); data.test_dir must hold the same class sub-folders as data.dir");
+  }
+  auto all = [](const ImageFolder& f) {
+    std::vector<uint32_t> members(f.size());
+    for (size_t i = 0; i < members.size(); ++i) members[i] = static_cast<uint32_t>(i);
+    return members;
+  };
+  out.train = std::make_unique<ImageFolderDataset>(folder, all(*folder), FolderPart::Whole, 0, mean, std);
+  out.test = std::make_unique<ImageFolderDataset>(test_folder, all(*test_folder), FolderPart::Whole, 0, mean, std);
+  return out;
+}
+
+DataSplits make_hdf5(ConfigMap& data, const NormalizationKeys& norm) {
+  const std::string file = data.get_string("file", std::string());
+  const std::string train_file = data.get_string("train_file", file);
+  const std::string test_file = data.get_string("test_file", file);
+  if (train_file.empty()) data.fail("file", "needs the HDF5 file holding both sets (or train_file and test_file)");
+  if (test_file.empty()) data.fail("test_file", "needs the HDF5 file of the test set (or set data.file for both)");
+  Hdf5Source train{train_file, data.get_string("train_images", std::string("/train/images")),
+                   data.get_string("train_labels", std::string("/train/labels")), "data.train_images",
+                   "data.train_labels"};
+  Hdf5Source test{test_file, data.get_string("test_images", std::string("/test/images")),
+                  data.get_string("test_labels", std::string("/test/labels")), "data.test_images", "data.test_labels"};
+  const size_t classes = data.get_size("classes", size_t{0});  // 0: the file's num_classes, else max label + 1
+  const size_t cache_mb = data.get_size("cache_mb", size_t{1024});
+  for (const auto& [key, path] :
+       {std::pair<const char*, std::string>{data.has("train_file") ? "train_file" : "file", train_file},
+        {data.has("test_file") ? "test_file" : "file", test_file}}) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      throw DataError(path + ": no such file (named by " + data.where(key) +
+                      "); write one with dptrain data convert, or point the key at yours");
+    }
+  }
+  const std::vector<float> mean = to_floats(norm.mean), std = to_floats(norm.std);
+  DataSplits out;
+  out.train = std::make_unique<Hdf5Dataset>(train, mean, std, classes, cache_mb);
+  out.test = std::make_unique<Hdf5Dataset>(test, mean, std, classes > 0 ? classes : out.train->num_classes(), cache_mb);
+  if (out.train->sample_shape() != out.test->sample_shape()) {
+    throw DataError(train_file + ":" + train.images + " holds images of " + to_string(out.train->sample_shape()) +
+                    " but " + test_file + ":" + test.images + " holds images of " +
+                    to_string(out.test->sample_shape()) + "; training and test images must have the same size");
+  }
+  return out;
+}
+
 }  // namespace
 
 DataSplits make_datasets(ConfigMap& data, uint64_t seed) {
-  const std::string type = data.get_choice("type", {"idx", "synthetic"}, std::string("idx"));
+  const std::string type = data.get_choice("type", {"idx", "synthetic", "image_folder", "hdf5"}, std::string("idx"));
   const NormalizationKeys norm = read_normalization(data);
-  if (type == "synthetic") return make_synthetic(data, norm, seed);
-  return make_idx(data, norm);
+  DataSplits out;
+  if (type == "synthetic") {
+    out = make_synthetic(data, norm, seed);
+  } else if (type == "image_folder") {
+    out = make_image_folder(data, norm, seed);
+  } else if (type == "hdf5") {
+    out = make_hdf5(data, norm);
+  } else {
+    out = make_idx(data, norm);
+  }
+  ConfigMap augment = data.get_map("augment");
+  out.train_augment =
+      make_augmentation(augment, out.train->sample_shape()[0], to_floats(norm.mean), to_floats(norm.std));
+  return out;
 }
 
 }  // namespace dptrain

@@ -42,4 +42,22 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// A checkpoint file that cannot be written, read or trusted: the message names the file, what is wrong
+// and what to do about it.
+class CheckpointError : public Error {
+ public:
+  using Error::Error;
+  CheckpointError(const std::string& path, const std::string& reason)
+      : Error(path + ": " + reason), path_(path), reason_(reason) {}
+
+  // The file concerned; empty when the error was built from a message alone.
+  const std::string& path() const { return path_; }
+  // The message without the file name ("truncated file ..."), or the whole message.
+  std::string reason() const { return reason_.empty() ? what() : reason_; }
+
+ private:
+  std::string path_;
+  std::string reason_;
+};
+
 }  // namespace dptrain

@@ -5,6 +5,7 @@
 #include <cstdarg>
 #include <sstream>
 
+#include "runtime/augment.h"
 #include "runtime/errors.h"
 #include "runtime/loader.h"
 #include "runtime/rng.h"
@@ -105,6 +106,7 @@ std::string Trainer::describe() const {
       << ", " << context_.num_threads() << " threads per worker\n";
   out << "train: " << data_.train->describe() << "\n";
   out << "test:  " << data_.test->describe() << "\n";
+  if (data_.train_augment) out << "augmentation: " << data_.train_augment->describe() << "\n";
   out << "model:\n" << model_->summary() << "\n";
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
@@ -124,7 +126,8 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
   const EpochPlan plan(data_.train->size(), config_.train.batch_size, config_.seed, epoch,
                        config_.train.drop_last, Shuffle::Yes);
   const size_t steps = plan.num_steps();
-  BatchLoader loader(*data_.train, (config_.train.batch_size + world - 1) / world + 1);
+  BatchLoader loader(*data_.train, (config_.train.batch_size + world - 1) / world + 1, data_.train_augment.get(),
+                     config_.seed);
   ProgressReporter progress(rank == 0 ? options_.progress : ProgressStyle::Off, config_.train.progress_seconds,
                             options_.log ? options_.log : stdout);
   progress.start_epoch(epoch + 1, config_.train.epochs, steps);
@@ -133,10 +136,10 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
   Tensor& grads = model_->gradients();
   double sums[3] = {0, 0, 0};  // loss sum, correct, samples (all workers)
   const double comm_wait_before = reducer_->exposed_seconds();
-  loader.prefetch(plan.slice(0, rank, world));
+  loader.prefetch(plan.slice(0, rank, world), epoch);
   for (size_t s = 0; s < steps; ++s) {
     Batch& batch = loader.next();
-    if (s + 1 < steps) loader.prefetch(plan.slice(s + 1, rank, world));
+    if (s + 1 < steps) loader.prefetch(plan.slice(s + 1, rank, world), epoch);
     if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
     const size_t global_batch = plan.batch_size(s);
     const StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};

@@ -18,13 +18,14 @@ namespace {
 
 const Deadline kDeadline = std::chrono::seconds(120);
 
-// A small model with dropout (masks keyed by global sample index) on a synthetic set whose size
+// A small model with dropout and augmentation (keyed by global sample index) on a synthetic set whose size
 // is not a multiple of the global batch, whose batch does not split evenly over 2 or 3 workers.
 const char* const kConfig = R"(
 name: invariance
 seed: 11
 threads: 1
-data: {type: synthetic, train_samples: 1010, test_samples: 203, shape: [1, 8, 8], classes: 3, noise: 2.0}
+data: {type: synthetic, train_samples: 1010, test_samples: 203, shape: [1, 8, 8], classes: 3, noise: 2.0,
+       augment: {crop_padding: 1, horizontal_flip: true}}
 model:
   - {type: conv2d, out_channels: 4, kernel: 3, padding: 1}
   - {type: relu}
@@ -106,7 +107,7 @@ TEST(DataParallel, ParametersAgreeForOneTwoAndThreeWorkers) {
   const RunResult one = train_on(1, {});
   if (is_root()) {
     ASSERT_GE(one.steps, 100u);  // 3 epochs of 41 steps
-    EXPECT_GT(one.epochs.back().test.accuracy, 0.5);  // three classes: it learned something
+    EXPECT_LT(one.epochs.back().loss, 0.95 * one.epochs.front().loss);  // it learns
   }
   for (size_t workers = 2; workers <= world_size(); ++workers) {
     const RunResult many = train_on(workers, {});

@@ -1,0 +1,70 @@
+// Safe use of the HDF5 C library: one process-wide lock, RAII identifiers, readable error messages.
+#pragma once
+
+#include <hdf5.h>
+
+#include <mutex>
+#include <string>
+
+namespace dptrain {
+
+// The lock every HDF5 call in dptrain holds. Debian's libhdf5 is the serial build, which is not
+// thread-safe, even for different files: data loader threads and checkpoint writers must not call
+// into it at the same time. Recursive, so that helpers may take it again.
+std::recursive_mutex& hdf5_mutex();
+
+// An HDF5 identifier, closed with its own close function when the handle is destroyed. Destroy (or
+// close) it while holding hdf5_mutex().
+class H5Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Handle() = default;
+  H5Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~H5Handle() { close(); }
+  H5Handle(H5Handle&& other) noexcept : id_(other.id_), closer_(other.closer_) { other.id_ = -1; }
+  H5Handle& operator=(H5Handle&& other) noexcept {
+    if (this != &other) {
+      close();
+      id_ = other.id_;
+      closer_ = other.closer_;
+      other.id_ = -1;
+    }
+    return *this;
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  // Closes now; false when HDF5 reports an error (for a file: the final write failed).
+  bool close() {
+    if (id_ < 0) return true;
+    const herr_t status = closer_(id_);
+    id_ = -1;
+    return status >= 0;
+  }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+// While alive, HDF5 prints nothing on errors (its automatic stack dump is switched off and restored
+// afterwards); errors are reported through hdf5_error_message() instead. Hold hdf5_mutex().
+class Hdf5Quiet {
+ public:
+  Hdf5Quiet();
+  ~Hdf5Quiet();
+  Hdf5Quiet(const Hdf5Quiet&) = delete;
+  Hdf5Quiet& operator=(const Hdf5Quiet&) = delete;
+
+ private:
+  H5E_auto2_t saved_func_ = nullptr;
+  void* saved_data_ = nullptr;
+};
+
+// The most specific message on HDF5's error stack, e.g. "unable to open file: name = 'x.h5', errno = 2,
+// ...", or "no details" when the stack is empty. Clears the stack.
+std::string hdf5_error_message();
+
+}  // namespace dptrain
