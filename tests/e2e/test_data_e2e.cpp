@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/e2e/run_command.h"
 #include "runtime/config_map.h"
 #include "runtime/dataset.h"
 #include "runtime/hdf5_dataset.h"
@@ -30,21 +31,8 @@ using testing::ScratchDir;
 const std::string kBinary = DPTRAIN_BINARY;
 const std::string kTutorial = std::string(DPTRAIN_SOURCE_DIR) + "/configs/cifar_tutorial.yaml";
 
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_command(const std::string& command) {
-  CommandResult result{-1, ""};
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) result.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using e2e::CommandResult;
+using e2e::run_command;
 
 void expect_same_samples(const Dataset& a, const Dataset& b) {
   ASSERT_EQ(a.size(), b.size());

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include "tests/e2e/run_command.h"
+
 namespace dptrain {
 namespace {
 
@@ -21,21 +23,8 @@ const std::string kMpirun =
     "env OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo OMPI_ALLOW_RUN_AS_ROOT=1 "
     "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout 120 mpirun --oversubscribe --bind-to none ";
 
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run(const std::string& command) {
-  CommandResult result{-1, ""};
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) result.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using e2e::CommandResult;
+using e2e::run_command;
 
 std::string temp_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("dptrain_mpi_e2e_" + std::to_string(getpid())) / name;
@@ -59,7 +48,7 @@ size_t count(const std::string& text, const std::string& what) {
 
 TEST(MpiEndToEnd, TwoWorkersTrainWithOneProgressStreamAndALogPerRank) {
   const std::string dir = temp_dir("train");
-  const CommandResult r = run(kMpirun + "-np 2 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off --log-dir " +
+  const CommandResult r = run_command(kMpirun + "-np 2 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off --log-dir " +
                               dir + "/logs --metrics " + dir + "/metrics.jsonl");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("world: 2 workers on 1 host (mpi)"), std::string::npos) << r.output;
@@ -87,8 +76,8 @@ TEST(MpiEndToEnd, TheResultDoesNotDependOnTheNumberOfWorkers) {
     return at == std::string::npos ? std::string("(missing)") : output.substr(at, output.find("img/s", at) - at);
   };
   auto strip_speed = [](std::string line) { return line.substr(0, line.rfind("test_acc") + 16); };
-  const CommandResult one = run(kMpirun + "-np 1 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off");
-  const CommandResult three = run(kMpirun + "-np 3 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off");
+  const CommandResult one = run_command(kMpirun + "-np 1 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off");
+  const CommandResult three = run_command(kMpirun + "-np 3 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off");
   ASSERT_EQ(one.exit_code, 0) << one.output;
   ASSERT_EQ(three.exit_code, 0) << three.output;
   EXPECT_EQ(strip_speed(final_line(one.output)), strip_speed(final_line(three.output)))
@@ -96,7 +85,7 @@ TEST(MpiEndToEnd, TheResultDoesNotDependOnTheNumberOfWorkers) {
 }
 
 TEST(MpiEndToEnd, WorkersWithDifferentConfigsStopWithAMessageInsteadOfHanging) {
-  const CommandResult r = run(kMpirun + "-np 1 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off : -np 1 " +
+  const CommandResult r = run_command(kMpirun + "-np 1 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off : -np 1 " +
                               DPTRAIN_BINARY + " train " + kSmoke + " --progress off --set train.epochs=4");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.exit_code, 124) << "timed out:\n" << r.output;
@@ -106,7 +95,7 @@ TEST(MpiEndToEnd, WorkersWithDifferentConfigsStopWithAMessageInsteadOfHanging) {
 TEST(MpiEndToEnd, AFailingRankEndsTheWholeJobPromptly) {
   // Rank 1 cannot read its data; rank 0 would otherwise wait for it at the first collective.
   const std::string dir = temp_dir("fail");
-  const CommandResult r = run(kMpirun + "-np 1 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off : -np 1 " +
+  const CommandResult r = run_command(kMpirun + "-np 1 " + DPTRAIN_BINARY + " train " + kSmoke + " --progress off : -np 1 " +
                               DPTRAIN_BINARY + " train " + kSmoke +
                               " --progress off --set data.type=idx --set data.dir=" + dir + "/missing");
   EXPECT_NE(r.exit_code, 0) << r.output;
@@ -116,7 +105,7 @@ TEST(MpiEndToEnd, AFailingRankEndsTheWholeJobPromptly) {
 }
 
 TEST(MpiEndToEnd, BenchAllreducePrintsBandwidthForEverySize) {
-  const CommandResult r = run(kMpirun + "-np 2 " + DPTRAIN_BINARY + " bench allreduce --max-bytes 65536 --iterations 5");
+  const CommandResult r = run_command(kMpirun + "-np 2 " + DPTRAIN_BINARY + " bench allreduce --max-bytes 65536 --iterations 5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* size : {"4096", "8192", "16384", "32768", "65536"}) {
     EXPECT_NE(r.output.find("\n" + std::string(8 - std::string(size).size(), ' ') + "    " + size + " "),
@@ -128,7 +117,7 @@ TEST(MpiEndToEnd, BenchAllreducePrintsBandwidthForEverySize) {
 }
 
 TEST(MpiEndToEnd, BenchAllreduceAloneSaysItNeedsTwoWorkers) {
-  const CommandResult r = run(std::string(DPTRAIN_BINARY) + " bench allreduce");
+  const CommandResult r = run_command(std::string(DPTRAIN_BINARY) + " bench allreduce");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("mpirun -np 2"), std::string::npos) << r.output;
 }
