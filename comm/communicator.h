@@ -12,6 +12,13 @@ namespace dptrain {
 // How long a collective may wait for its peers before it fails and names who did not answer.
 using Deadline = std::chrono::milliseconds;
 
+// When a collective moved its data: from when it started to when it completed (steady clock).
+// Zero time points where the backend cannot tell.
+struct CommTiming {
+  std::chrono::steady_clock::time_point start{};
+  std::chrono::steady_clock::time_point end{};
+};
+
 // A started, not yet finished collective.
 class CommRequest {
  public:
@@ -20,6 +27,8 @@ class CommRequest {
   virtual bool test() = 0;
   // Blocks until completion or until `deadline` passes (then throws CommError).
   virtual void wait(Deadline deadline) = 0;
+  // When it ran; meaningful once test() returned true or wait() returned.
+  virtual CommTiming timing() const { return {}; }
 };
 
 // Collectives over host buffers. Implementations: SingleProcessCommunicator (below) and
@@ -41,6 +50,10 @@ class Communicator {
   virtual void barrier(Deadline deadline) = 0;
   // Gathers `bytes_each` bytes from every worker into `recv` (size() * bytes_each bytes, in rank order).
   virtual void all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) = 0;
+  // Gathers a different number of bytes from every worker to `root`. On `root` the result holds
+  // every rank's bytes in rank order; elsewhere it is empty. The default implementation uses
+  // all_gather (sizes, then every rank's bytes padded to the largest); backends override it.
+  virtual std::vector<std::string> gather_bytes(const std::string& send, size_t root, Deadline deadline);
 
   // Blocking in-place float sum: start and wait.
   void all_reduce_sum(float* data, size_t count, Deadline deadline) { all_reduce_sum_async(data, count)->wait(deadline); }
@@ -58,6 +71,7 @@ class SingleProcessCommunicator final : public Communicator {
   void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) override;
   void barrier(Deadline deadline) override {}
   void all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) override;
+  std::vector<std::string> gather_bytes(const std::string& send, size_t root, Deadline deadline) override;
 };
 
 }  // namespace dptrain

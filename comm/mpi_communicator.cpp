@@ -25,30 +25,13 @@ bool env_set(const char* name) {
 // The largest element count one MPI call takes (MPI counts are int).
 constexpr size_t kMaxCount = size_t{1} << 30;
 
-// Polls `request` until it completes or `deadline` passes. Spins briefly (a peer is usually just
-// behind), then sleeps between polls so a waiting worker leaves the CPU to those still computing.
-void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what) {
-  const auto start = Clock::now();
-  const auto limit = start + deadline;
-  for (size_t polls = 0;; ++polls) {
-    int done = 0;
-    DPTRAIN_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
-    if (done) return;
-    if (Clock::now() >= limit) {
-      const double seconds = std::chrono::duration<double>(deadline).count();
-      throw CommError(mpi_where() + ": " + what + " did not complete within " + std::to_string(seconds) +
-                      " s: one of the other " + std::to_string(world - 1) +
-                      " ranks did not take part (it crashed, hung, or is slower than comm.timeout_seconds allows)");
-    }
-    if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
-  }
-}
-
 // A started MPI_Iallreduce (or a chain of them for buffers beyond one call's count).
 class MpiRequest final : public CommRequest {
  public:
   MpiRequest(std::vector<MPI_Request> requests, size_t world, std::string what)
-      : requests_(std::move(requests)), world_(world), what_(std::move(what)) {}
+      : requests_(std::move(requests)), world_(world), what_(std::move(what)) {
+    timing_.start = Clock::now();
+  }
   ~MpiRequest() override {
     // A request abandoned after an error is left to MPI_Finalize/MPI_Abort; never freed mid-flight.
   }
@@ -57,6 +40,7 @@ class MpiRequest final : public CommRequest {
     int flag = 0;
     DPTRAIN_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &flag, MPI_STATUSES_IGNORE));
     done_ = flag != 0;
+    if (done_) timing_.end = Clock::now();
     return done_;
   }
   void wait(Deadline deadline) override {
@@ -67,13 +51,16 @@ class MpiRequest final : public CommRequest {
       wait_request(&r, std::max(left, Deadline(0)), world_, what_);
     }
     done_ = true;
+    timing_.end = Clock::now();
   }
+  CommTiming timing() const override { return timing_; }
 
  private:
   std::vector<MPI_Request> requests_;
   size_t world_;
   std::string what_;
   bool done_ = false;
+  CommTiming timing_;  // start: when it was posted; end: when a test or wait saw it complete
 };
 
 // A request served by the collective thread.
@@ -83,6 +70,7 @@ class ThreadedRequest final : public CommRequest {
       : task_(std::move(task)), what_(std::move(what)) {}
   bool test() override;
   void wait(Deadline deadline) override;
+  CommTiming timing() const override;
 
  private:
   std::shared_ptr<MpiCommunicator::Task> task_;
@@ -109,6 +97,7 @@ struct MpiCommunicator::Task {
   std::condition_variable done;
   std::atomic<int> state{Pending};
   std::string error;  // set before state becomes Failed
+  CommTiming timing;  // set by the collective thread before state leaves Pending
 
   void finish(State s, std::string message = {}) {
     {
@@ -148,7 +137,31 @@ void ThreadedRequest::wait(Deadline deadline) {
   test();
 }
 
+CommTiming ThreadedRequest::timing() const {
+  if (task_->state.load(std::memory_order_acquire) == MpiCommunicator::Task::Pending) return {};
+  return task_->timing;
+}
+
 }  // namespace
+
+// Polls `request` until it completes or `deadline` passes. Spins briefly (a peer is usually just
+// behind), then sleeps between polls so a waiting worker leaves the CPU to those still computing.
+void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what) {
+  const auto start = Clock::now();
+  const auto limit = start + deadline;
+  for (size_t polls = 0;; ++polls) {
+    int done = 0;
+    DPTRAIN_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    if (Clock::now() >= limit) {
+      const double seconds = std::chrono::duration<double>(deadline).count();
+      throw CommError(mpi_where() + ": " + what + " did not complete within " + std::to_string(seconds) +
+                      " s: one of the other " + std::to_string(world - 1) +
+                      " ranks did not take part (it crashed, hung, or is slower than comm.timeout_seconds allows)");
+    }
+    if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
+  }
+}
 
 std::string mpi_where() {
   const int rank = world_rank_or(-1);
@@ -234,6 +247,7 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
     queue->in_mpi = true;
     lock.unlock();
     std::string error;
+    task->timing.start = Clock::now();
     try {
       for (size_t first = 0; first < task->count; first += kMaxCount) {
         const int n = static_cast<int>(std::min(kMaxCount, task->count - first));
@@ -242,6 +256,7 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
     } catch (const CommError& e) {
       error = e.what();
     }
+    task->timing.end = Clock::now();
     lock.lock();
     queue->in_mpi = false;
     task->finish(error.empty() ? Task::Done : Task::Failed, error);

@@ -21,6 +21,10 @@ void mpi_check(int code, const char* call, const char* file, int line);
 // "rank R on HOST" for messages; before MPI is initialised, "HOST".
 std::string mpi_where();
 
+// Polls `request` until it completes or `deadline` passes; then throws CommError naming this
+// rank, `what` and the peers (`world` ranks in all) one of which did not take part.
+void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what);
+
 // Whether this process was started by a launcher that expects it to join an MPI job
 // (mpirun/mpiexec, srun with PMI or PMIx). Without one, dptrain is a single worker and never
 // initialises MPI.
@@ -69,6 +73,7 @@ class MpiCommunicator final : public Communicator {
   void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) override;
   void barrier(Deadline deadline) override;
   void all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) override;
+  std::vector<std::string> gather_bytes(const std::string& send, size_t root, Deadline deadline) override;
 
   MPI_Comm comm() const { return comm_; }
   // True when asynchronous all-reduces run on the collective thread.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/timeline.h"
+
 namespace dptrain {
 
 namespace {
@@ -36,12 +38,14 @@ GradientReducer::GradientReducer(Communicator& comm, float* grads, size_t count,
 
 void GradientReducer::begin_step() {
   requests_.clear();
+  launched_.clear();
   ready_begin_ = count_;
 }
 
 void GradientReducer::start_ready_buckets() {
   while (requests_.size() < buckets_.size() && buckets_[requests_.size()].begin >= ready_begin_) {
     const Bucket& b = buckets_[requests_.size()];
+    if (timeline_) launched_.push_back(std::chrono::steady_clock::now());
     requests_.push_back(comm_.all_reduce_sum_async(grads_ + b.begin, b.end - b.begin));
   }
 }
@@ -62,7 +66,30 @@ void GradientReducer::finish() {
   for (auto& r : requests_) {
     r->wait(std::max(Deadline(0), std::chrono::duration_cast<Deadline>(limit - std::chrono::steady_clock::now())));
   }
-  exposed_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto finished = std::chrono::steady_clock::now();
+  exposed_seconds_ += std::chrono::duration<double>(finished - start).count();
+  if (timeline_) {
+    timeline_->add("all-reduce wait", "comm", TimelineTrack::Compute, start, finished,
+                   {{"buckets", static_cast<double>(requests_.size())}});
+    record_buckets(finished);
+  }
+}
+
+void GradientReducer::record_buckets(std::chrono::steady_clock::time_point finished) {
+  // Buckets run one after another; where the backend cannot say when one ran, it is drawn from
+  // its launch (or the previous bucket's end) to when finish() saw it done.
+  std::chrono::steady_clock::time_point previous_end{};
+  for (size_t i = 0; i < requests_.size() && i < launched_.size(); ++i) {
+    const CommTiming t = requests_[i]->timing();
+    const auto begin = std::max({t.start == decltype(t.start){} ? launched_[i] : t.start, previous_end});
+    const auto end = std::max(begin, t.end == decltype(t.end){} ? finished : t.end);
+    const double queued_us = std::chrono::duration<double, std::micro>(begin - launched_[i]).count();
+    timeline_->add("all-reduce", "comm", TimelineTrack::AllReduce, begin, end,
+                   {{"bucket", static_cast<double>(i)},
+                    {"bytes", static_cast<double>((buckets_[i].end - buckets_[i].begin) * sizeof(float))},
+                    {"queued_us", queued_us}});
+    previous_end = end;
+  }
 }
 
 }  // namespace dptrain

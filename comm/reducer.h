@@ -2,6 +2,7 @@
 // started as soon as the backward pass has finished it, so communication overlaps computation.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -9,6 +10,8 @@
 #include "comm/communicator.h"
 
 namespace dptrain {
+
+class Timeline;
 
 // Half-open range [begin, end) of the flat gradient buffer, in floats.
 struct Bucket {
@@ -35,12 +38,16 @@ class GradientReducer {
   // Starts the buckets not yet started and waits for all of them (CommError past the deadline).
   void finish();
 
+  // Records each bucket's all-reduce (as the communicator ran it) and finish()'s wait; null: off.
+  void set_timeline(Timeline* timeline) { timeline_ = timeline; }
+
   const std::vector<Bucket>& buckets() const { return buckets_; }
   // Seconds finish() spent waiting: communication not hidden behind the backward pass.
   double exposed_seconds() const { return exposed_seconds_; }
 
  private:
   void start_ready_buckets();
+  void record_buckets(std::chrono::steady_clock::time_point finished);
 
   Communicator& comm_;
   float* grads_;  // (count)
@@ -48,6 +55,8 @@ class GradientReducer {
   Deadline deadline_;
   std::vector<Bucket> buckets_;  // buckets_[0] ends at count_, in backward order
   std::vector<std::unique_ptr<CommRequest>> requests_;  // one per started bucket, same order
+  std::vector<std::chrono::steady_clock::time_point> launched_;  // when each request was started
+  Timeline* timeline_ = nullptr;
   size_t ready_begin_;           // gradients [ready_begin_, count_) are final this step
   double exposed_seconds_ = 0;
 };

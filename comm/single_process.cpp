@@ -28,4 +28,9 @@ void SingleProcessCommunicator::all_gather(const void* send, size_t bytes_each, 
   if (bytes_each) std::memcpy(recv, send, bytes_each);
 }
 
+std::vector<std::string> SingleProcessCommunicator::gather_bytes(const std::string& send, size_t root, Deadline) {
+  if (root != 0) throw CommError("backend single does not support gather to rank " + std::to_string(root));
+  return {send};
+}
+
 }  // namespace dptrain

@@ -7,6 +7,7 @@
 #include "launcher/commands.h"
 #include "launcher/workers.h"
 #include "runtime/context.h"
+#include "runtime/device.h"
 #include "runtime/model.h"
 #include "runtime/run_config.h"
 #include "runtime/trainer.h"
@@ -64,10 +65,16 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
     const EpochSummary s = trainer.train_epoch(args.warmup + r);
     rates.push_back(s.images_per_sec);
     if (args.json) {
+      // comm_wait_seconds: the gradient all-reduce left to wait for after the backward pass (not
+      // hidden behind computation), mean over workers, whole repeat; also per step and as a share.
+      const double steps = static_cast<double>(trainer.train_set().size() / batch);
       print("{\"framework\": \"dptrain\", \"batch\": %zu, \"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
-            "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f}\n",
+            "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f, "
+            "\"step_seconds\": %.6f, \"comm_exposed_seconds_per_step\": %.6f, \"comm_share\": %.5f, "
+            "\"data_wait_seconds\": %.4f}\n",
             batch, world, threads, trainer.train_set().size() / batch, s.images_per_sec, s.comm_wait_seconds,
-            s.train_seconds);
+            s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
+            s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds);
     } else {
       const double steps = static_cast<double>(trainer.train_set().size() / batch);
       const double share = 100.0 / std::max(1e-9, s.train_seconds);
@@ -87,10 +94,16 @@ int run_bench_layers(const BenchLayersArgs& args) {
   const DataSplits data = make_datasets(*config.data, config.seed);
   Model model(config.model, data.train->sample_shape(), context.device(), config.seed);
   const size_t n = args.batch ? args.batch : config.train.batch_size;
-  std::vector<Tensor> acts{Tensor(batch_shape(n, model.input_shape()))};
+  const DeviceKind device = context.device();
+  Tensor input(batch_shape(n, model.input_shape()));
   Rng rng(1);
-  for (size_t i = 0; i < acts[0].num_elements(); ++i) acts[0].data()[i] = rng.normal();
-  for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()));
+  for (size_t i = 0; i < input.num_elements(); ++i) input.data()[i] = rng.normal();
+  std::vector<Tensor> acts{input.to(device)};
+  for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()), device);
+  // GPU layers only queue work: wait for it before reading the clock.
+  auto finish = [device] {
+    if (device != DeviceKind::CPU) require_cuda_runtime().synchronize();
+  };
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
   const StepInfo info{Mode::Train, config.seed, 0, ids.data()};
@@ -100,14 +113,17 @@ int run_bench_layers(const BenchLayersArgs& args) {
   double total_f = 0, total_b = 0;
   for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
     Layer& layer = *model.layers()[i];
-    Tensor dy(acts[i + 1].shape()), dx(acts[i].shape());
+    Tensor dy(acts[i + 1].shape(), device), dx(acts[i].shape(), device);
     dy.fill(0.01f);
     layer.forward(acts[i], acts[i + 1], info);
     layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    finish();
     auto t0 = Clock::now();
     for (size_t k = 0; k < args.iterations; ++k) layer.forward(acts[i], acts[i + 1], info);
+    finish();
     auto t1 = Clock::now();
     for (size_t k = 0; k < args.iterations; ++k) layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    finish();
     auto t2 = Clock::now();
     const double f = std::chrono::duration<double, std::milli>(t1 - t0).count() / args.iterations;
     const double b = std::chrono::duration<double, std::milli>(t2 - t1).count() / args.iterations;

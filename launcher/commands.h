@@ -14,6 +14,16 @@ struct TrainArgs {
   std::string progress = "auto";       // auto | terminal | plain | off
   bool dry_run = false;                // check the config and data, print the plan, train nothing
   std::string log_dir;                 // --log-dir DIR: every rank writes DIR/rank-<rank>.log
+  std::string resume;                  // --resume auto|FILE; empty: train from the beginning
+  std::string timeline;                // --timeline FILE.json: every rank's steps, merged by rank 0
+};
+
+// Options of `dptrain eval`.
+struct EvalArgs {
+  std::string config;                  // empty: the config stored in the checkpoint
+  std::vector<std::string> overrides;  // --set key=value
+  std::string checkpoint;              // --checkpoint FILE
+  bool json = false;                   // print one JSON object instead of a sentence
 };
 
 // Options of `dptrain bench train`.
@@ -47,6 +57,7 @@ struct BenchAllreduceArgs {
 class Workers;
 
 int run_train(const TrainArgs& args, Workers& workers);
+int run_eval(const EvalArgs& args, Workers& workers);
 int run_bench_train(const BenchTrainArgs& args, Workers& workers);
 int run_bench_layers(const BenchLayersArgs& args);
 int run_bench_allreduce(const BenchAllreduceArgs& args, Workers& workers);

@@ -29,6 +29,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "terminal", "plain", "off"}));
   train_cmd->add_flag("--dry-run", train.dry_run, "Check config and data, print the plan, train nothing");
   train_cmd->add_option("--log-dir", train.log_dir, "Every worker also logs to DIR/rank-<rank>.log");
+  train_cmd->add_option("--resume", train.resume,
+                        "Continue from a checkpoint: auto (the newest valid one in checkpoint.dir; none: start) or FILE");
+  train_cmd->add_option("--timeline", train.timeline,
+                        "Write every worker's steps, all-reduces and waits to FILE.json (Chrome trace / Perfetto)");
+
+  launcher::EvalArgs eval;
+  auto* eval_cmd = app.add_subcommand("eval", "Test loss and accuracy of a checkpoint");
+  eval_cmd->add_option("config", eval.config, "YAML run config (default: the config stored in the checkpoint)");
+  eval_cmd->add_option("--checkpoint", eval.checkpoint, "Checkpoint file (.h5)")->required();
+  eval_cmd->add_option("--set", eval.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
+  eval_cmd->add_flag("--json", eval.json, "Print one JSON object");
 
   auto* bench_cmd = app.add_subcommand("bench", "Measure speed");
   bench_cmd->require_subcommand(1);
@@ -79,6 +90,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (train_cmd->parsed()) return launcher::run_train(train, *workers);
+    if (eval_cmd->parsed()) return launcher::run_eval(eval, *workers);
     if (inspect_cmd->parsed()) return launcher::run_inspect(inspect_args);
     if (bt->parsed()) return launcher::run_bench_train(bench_train, *workers);
     if (bl->parsed()) return launcher::run_bench_layers(bench_layers);

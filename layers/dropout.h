@@ -39,7 +39,9 @@ class DropoutLayer : public Layer {
   // The mask key of the sample at batch position n; throws Error when step has no sample ids.
   uint64_t sample_key(const StepInfo& step, size_t n) const;
   // 24 uniform random bits for element `element` of the sample with key `key`.
-  static uint32_t draw(uint64_t key, uint64_t element) { return static_cast<uint32_t>(mix64(key + element) >> 40); }
+  static constexpr uint32_t draw(uint64_t key, uint64_t element) {
+    return static_cast<uint32_t>(mix64(key + element) >> 40);
+  }
 
  protected:
   DropoutOptions options_;

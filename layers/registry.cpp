@@ -5,12 +5,19 @@
 #include "layers/cpu/cpu_layers.h"
 #include "runtime/errors.h"
 
+#ifdef DPTRAIN_HAVE_CUDA
+#include "layers/cuda/cuda_layers.h"
+#endif
+
 namespace dptrain {
 
 const LayerRegistry& LayerRegistry::builtin() {
   static const LayerRegistry registry = [] {
     LayerRegistry r;
     register_cpu_layers(r);
+#ifdef DPTRAIN_HAVE_CUDA
+    register_cuda_layers(r);
+#endif
     return r;
   }();
   return registry;

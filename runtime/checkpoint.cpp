@@ -254,7 +254,8 @@ void capture_optimizer(Optimizer& optimizer, const std::vector<ParamEntry>& entr
   state.optimizer_steps = optimizer.steps();
   state.optimizer_state.clear();
   for (const auto& [name, tensor] : optimizer.state()) {
-    state.optimizer_state.push_back({name, tensors_from_flat(entries, *tensor)});
+    const Tensor host = tensor->device() == DeviceKind::CPU ? *tensor : tensor->to(DeviceKind::CPU);
+    state.optimizer_state.push_back({name, tensors_from_flat(entries, host)});
   }
 }
 
@@ -280,17 +281,20 @@ void restore_optimizer(const CheckpointState& state, const std::vector<ParamEntr
     throw CheckpointError(source, "holds optimizer state " + names(saved) + ", but the configured " + optimizer.name() +
                                       " keeps " + names(targets) + fix);
   }
-  std::vector<std::vector<const CheckpointTensor*>> matched;  // everything is checked before anything is copied
+  // Everything is checked before anything is copied; device state goes through a host copy.
+  std::vector<Tensor> hosts;
+  std::vector<std::vector<const CheckpointTensor*>> matched;
   for (size_t i = 0; i < targets.size(); ++i) {
-    check_host(*targets[i].second);
-    matched.push_back(match_tensors(saved[i].second->tensors, entries, *targets[i].second,
+    const Tensor& target = *targets[i].second;
+    hosts.push_back(target.device() == DeviceKind::CPU ? target : target.to(DeviceKind::CPU));
+    matched.push_back(match_tensors(saved[i].second->tensors, entries, hosts[i],
                                     "optimizer state '" + targets[i].first + "' of parameter", source));
   }
   for (size_t i = 0; i < targets.size(); ++i) {
     for (size_t j = 0; j < entries.size(); ++j) {
-      std::copy(matched[i][j]->values.begin(), matched[i][j]->values.end(),
-                targets[i].second->data() + entries[j].offset);
+      std::copy(matched[i][j]->values.begin(), matched[i][j]->values.end(), hosts[i].data() + entries[j].offset);
     }
+    if (targets[i].second->device() != DeviceKind::CPU) targets[i].second->copy_from(hosts[i]);
   }
   optimizer.set_steps(state.optimizer_steps);
 }

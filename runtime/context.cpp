@@ -40,13 +40,57 @@ size_t default_thread_count(size_t workers_on_node) {
   return 1;
 }
 
-Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node)
+size_t local_rank_from_environment() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* text = std::getenv(name);
+    if (!text || !*text) continue;
+    char* end = nullptr;
+    const long v = std::strtol(text, &end, 10);
+    if (end && *end == '\0' && v >= 0) return static_cast<size_t>(v);
+  }
+  return 0;
+}
+
+size_t visible_gpu_count(std::string* why) {
+  DeviceRuntime* runtime = cuda_runtime();
+  if (!runtime) {
+    if (why) *why = "this build has only the cpu backend";
+    return 0;
+  }
+  return runtime->device_count(why);
+}
+
+DeviceKind resolve_device(const std::string& choice) {
+  if (choice == "cuda") return DeviceKind::CUDA;
+  if (choice == "auto") return visible_gpu_count() > 0 ? DeviceKind::CUDA : DeviceKind::CPU;
+  return DeviceKind::CPU;
+}
+
+Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, std::optional<size_t> local_rank)
     : device_(device), num_threads_(num_threads ? num_threads : default_thread_count(workers_on_node)) {
-  if (device_ != DeviceKind::CPU) {
-    throw UsageError("device 'cuda' is not available: this build has only the cpu backend (set device: cpu)");
+  if (device_ == DeviceKind::CUDA) {
+    DeviceRuntime& runtime = require_cuda_runtime();
+    std::string why;
+    const size_t gpus = runtime.device_count(&why);
+    if (gpus == 0) {
+      throw UsageError("device 'cuda' was asked for but no CUDA device is visible (" + why +
+                       "): set device: auto or cpu, or run on a machine with a GPU");
+    }
+    const size_t rank = local_rank ? *local_rank : local_rank_from_environment();
+    if (workers_on_node > gpus || rank >= gpus) {
+      throw UsageError(std::to_string(std::max(workers_on_node, rank + 1)) + " workers on this node but only " +
+                       std::to_string(gpus) + " GPU" + (gpus == 1 ? "" : "s") +
+                       " visible: start at most one worker per GPU (mpirun --npernode " + std::to_string(gpus) +
+                       "), or set device: cpu");
+    }
+    bound_ = runtime.open(rank);
   }
   omp_set_num_threads(static_cast<int>(num_threads_));
   openblas_set_num_threads(static_cast<int>(num_threads_));
 }
+
+Context::~Context() = default;
+
+std::string Context::describe_device() const { return bound_ ? bound_->describe() : "cpu"; }
 
 }  // namespace dptrain

@@ -6,6 +6,7 @@
 
 #include "layers/registry.h"
 #include "runtime/errors.h"
+#include "runtime/timeline.h"
 
 namespace dptrain {
 
@@ -16,7 +17,7 @@ constexpr size_t kAlignFloats = 16;  // each parameter starts on a 64-byte bound
 }  // namespace
 
 Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, DeviceKind device, uint64_t seed)
-    : input_shape_(input_shape) {
+    : input_shape_(input_shape), device_(device) {
   const LayerRegistry& registry = LayerRegistry::builtin();
   Shape shape = input_shape;
   for (size_t i = 0; i < layer_configs.size(); ++i) {
@@ -46,37 +47,58 @@ Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, De
     }
     layer_ranges_.emplace_back(begin, offset);
   }
-  params_ = Tensor({std::max<size_t>(offset, 1)});
-  grads_ = Tensor({std::max<size_t>(offset, 1)});
+  params_ = Tensor({std::max<size_t>(offset, 1)}, device);
+  grads_ = Tensor({std::max<size_t>(offset, 1)}, device);
 
-  size_t e = 0;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    std::vector<Tensor> p, g;
-    for (const auto& spec : layers_[i]->parameters()) {
-      p.push_back(Tensor::view(params_.data() + entries_[e].offset, spec.shape));
-      g.push_back(Tensor::view(grads_.data() + entries_[e].offset, spec.shape));
-      ++e;
+  // Views of the flat buffers `p` and `g` for every layer, in parameters() order.
+  auto bind_all = [this](Tensor& p, Tensor& g) {
+    size_t e = 0;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      std::vector<Tensor> pv, gv;
+      for (const auto& spec : layers_[i]->parameters()) {
+        pv.push_back(Tensor::view(p.data() + entries_[e].offset, spec.shape, p.device()));
+        gv.push_back(Tensor::view(g.data() + entries_[e].offset, spec.shape, g.device()));
+        ++e;
+      }
+      layers_[i]->bind(std::move(pv), std::move(gv));
     }
-    layers_[i]->bind(std::move(p), std::move(g));
+  };
+  // Initial values are drawn on the host (into host buffers for a device model), then moved.
+  const bool on_host = device == DeviceKind::CPU;
+  Tensor init_params = on_host ? params_ : Tensor({params_.num_elements()});
+  Tensor init_grads = on_host ? grads_ : Tensor({grads_.num_elements()});
+  bind_all(init_params, init_grads);
+  for (size_t i = 0; i < layers_.size(); ++i) {
     Rng rng(hash_key(seed, static_cast<uint64_t>(RngStream::Init), i));
     layers_[i]->init_parameters(rng);
   }
+  if (!on_host) {
+    params_.copy_from(init_params);
+    bind_all(params_, grads_);
+  }
 }
+
+Model::~Model() = default;
 
 size_t Model::num_classes() const { return layers_.back()->output_shape()[0]; }
 
 void Model::reserve(size_t batch) {
   if (batch <= capacity_) return;
   activations_.clear();
+  stager_.reset();
   size_t largest = 0;
-  activations_.emplace_back(batch_shape(batch, input_shape_));
+  // activations_[0] stands for the model input, which is used in place: it only needs a buffer
+  // to have the right size for the gradient buffers below.
+  const Shape input = batch_shape(batch, input_shape_);
+  activations_.emplace_back();
   for (const auto& layer : layers_) {
-    activations_.emplace_back(batch_shape(batch, layer->output_shape()));
+    activations_.emplace_back(batch_shape(batch, layer->output_shape()), device_);
     largest = std::max(largest, activations_.back().num_elements());
   }
-  largest = std::max(largest, activations_.front().num_elements());
-  grad_a_ = Tensor({largest});
-  grad_b_ = Tensor({largest});
+  largest = std::max(largest, num_elements(input));
+  grad_a_ = Tensor({largest}, device_);
+  grad_b_ = Tensor({largest}, device_);
+  if (device_ != DeviceKind::CPU) stager_ = require_cuda_runtime().make_stager(num_elements(input), batch);
   capacity_ = batch;
 }
 
@@ -85,30 +107,53 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   if (x.rank() != input_shape_.size() + 1 || Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_) {
     throw ShapeError("model expects input (N, " + to_string(input_shape_).substr(1) + ", got " + to_string(x.shape()));
   }
+  if (device_ == DeviceKind::CPU && x.device() != DeviceKind::CPU) {
+    throw ShapeError(std::string("a cpu model cannot take input on ") + to_string(x.device()) +
+                     " (copy it to the host with Tensor::to)");
+  }
   const size_t n = x.dim(0);
   reserve(n);
   // Layer i reads acts[i] and writes acts[i + 1]; the model input is used in place.
   std::vector<Tensor> acts;
   acts.reserve(activations_.size());
-  acts.push_back(x);
+  if (device_ == DeviceKind::CPU || x.device() == device_) {
+    acts.push_back(x);
+  }
+  if (device_ != DeviceKind::CPU) {
+    const bool host_input = x.device() == DeviceKind::CPU;
+    const DeviceBatch batch = stager_->upload(x.data(), host_input ? x.num_elements() : 0, labels, n);
+    if (host_input) acts.push_back(Tensor::view(const_cast<float*>(batch.inputs), x.shape(), device_));
+    labels = batch.labels;
+  }
   for (size_t i = 1; i < activations_.size(); ++i) acts.push_back(activations_[i].leading(n));
 
   const size_t last = layers_.size() - 1;
-  for (size_t i = 0; i < last; ++i) layers_[i]->forward(acts[i], acts[i + 1], info);
+  TimelineSpan forward(timeline_, "forward", "compute");
+  for (size_t i = 0; i < last; ++i) {
+    TimelineSpan span(timeline_, layers_[i]->type(), "layer");
+    span.arg("layer", static_cast<double>(i));
+    layers_[i]->forward(acts[i], acts[i + 1], info);
+  }
 
   auto& loss_layer = static_cast<LossLayer&>(*layers_[last]);
   if (info.mode == Mode::Eval) return loss_layer.loss(acts[last], labels, nullptr, grad_scale);
 
-  Tensor dy = Tensor::view(grad_a_.data(), acts[last].shape());
+  Tensor dy = Tensor::view(grad_a_.data(), acts[last].shape(), device_);
   LossStats stats = loss_layer.loss(acts[last], labels, &dy, grad_scale);
+  forward.end();
+  TimelineSpan backward(timeline_, "backward", "compute");
   if (ready && layer_ranges_[last].first != layer_ranges_[last].second) {
     ready(layer_ranges_[last].first, layer_ranges_[last].second);
   }
   Tensor* spare = &grad_b_;
   for (size_t i = last; i-- > 0;) {
     Tensor dx;
-    if (i > 0) dx = Tensor::view(spare->data(), acts[i].shape());
-    layers_[i]->backward(acts[i], acts[i + 1], dy, i > 0 ? &dx : nullptr, info);
+    if (i > 0) dx = Tensor::view(spare->data(), acts[i].shape(), device_);
+    {
+      TimelineSpan span(timeline_, layers_[i]->type(), "layer");
+      span.arg("layer", static_cast<double>(i));
+      layers_[i]->backward(acts[i], acts[i + 1], dy, i > 0 ? &dx : nullptr, info);
+    }
     if (ready && layer_ranges_[i].first != layer_ranges_[i].second) {
       ready(layer_ranges_[i].first, layer_ranges_[i].second);
     }

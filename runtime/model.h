@@ -9,9 +9,12 @@
 
 #include "layers/layer.h"
 #include "runtime/config_map.h"
+#include "runtime/device.h"
 #include "runtime/tensor.h"
 
 namespace dptrain {
+
+class Timeline;
 
 // Where one parameter tensor lives in the flat buffers.
 struct ParamEntry {
@@ -29,7 +32,10 @@ class Model {
  public:
   // Builds every layer from its config (each checked with finish()), lays the parameters out in
   // one flat buffer, and initialises them from `seed`. The last layer must be a loss layer.
+  // On DeviceKind::CUDA (a Context for cuda must exist) the buffers and activations are device
+  // memory; the initial values are drawn on the host, so they are the same on every device.
   Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, DeviceKind device, uint64_t seed);
+  ~Model();
 
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   const std::vector<ParamEntry>& parameter_entries() const { return entries_; }
@@ -38,10 +44,19 @@ class Model {
   // Parameter count, excluding alignment padding in the flat buffer.
   size_t num_parameters() const { return num_parameters_; }
 
-  Tensor& parameters() { return params_; }   // (flat)
-  Tensor& gradients() { return grads_; }     // (flat), same layout
+  // Where parameters(), gradients() and the activations live.
+  DeviceKind device() const { return device_; }
+  Tensor& parameters() { return params_; }   // (flat), on device()
+  Tensor& gradients() { return grads_; }     // (flat), same layout, on device()
+  // A host copy of parameters(), for checkpoints and broadcasts.
+  Tensor host_parameters() const { return params_.to(DeviceKind::CPU); }
+  // Replaces parameters() with `flat` (any device, parameters().num_elements() floats).
+  void load_parameters(const Tensor& flat) { params_.copy_from(flat); }
 
-  // Forward pass over x (N, ...input_shape); then the loss against `labels` (N). In
+  // Forward pass over x (N, ...input_shape); then the loss against `labels` (N, host memory). On
+  // a GPU, a host x is staged through pinned memory and copied on the copy stream (a device x is
+  // used in place); layer work is queued on the compute stream, and step returns once the loss is
+  // known, with the backward pass possibly still running on the device. In
   // Mode::Train also the backward pass, leaving gradient of grad_scale * (sum of losses) in
   // gradients(), calling `ready` as each layer's gradients are final (last layer first).
   LossStats step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
@@ -49,6 +64,9 @@ class Model {
 
   // A table of layers, output shapes and parameter counts.
   std::string summary() const;
+
+  // Records forward, backward and per-layer spans of every step; null: off.
+  void set_timeline(Timeline* timeline) { timeline_ = timeline; }
 
  private:
   void reserve(size_t batch);
@@ -60,9 +78,12 @@ class Model {
   size_t num_parameters_ = 0;
   Tensor params_, grads_;
 
+  DeviceKind device_;
+  std::unique_ptr<BatchStager> stager_;  // device models only: host batches to the device
   size_t capacity_ = 0;
   std::vector<Tensor> activations_;  // activations_[i] is the input of layer i; the last is the logits
   Tensor grad_a_, grad_b_;           // backward ping-pong buffers, each the largest activation
+  Timeline* timeline_ = nullptr;
 };
 
 }  // namespace dptrain

@@ -4,6 +4,7 @@
 #include <optional>
 #include <sstream>
 
+#include "runtime/device.h"
 #include "runtime/errors.h"
 
 namespace dptrain {
@@ -30,8 +31,9 @@ struct SgdOptions {
 // Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay, as torch.optim.SGD.
 class Sgd final : public Optimizer {
  public:
-  Sgd(const SgdOptions& options, size_t num_parameters) : Optimizer(options.lr, num_parameters), options_(options) {
-    if (options_.momentum > 0) momentum_ = Tensor({num_parameters});
+  Sgd(const SgdOptions& options, size_t num_parameters, DeviceKind device)
+      : Optimizer(options.lr, num_parameters, device), options_(options) {
+    if (options_.momentum > 0) momentum_ = Tensor({num_parameters}, device);
   }
 
   const char* name() const override { return "sgd"; }
@@ -53,7 +55,18 @@ class Sgd final : public Optimizer {
     const float* __restrict g = grads.data();
     const float wd = static_cast<float>(options_.weight_decay);
     const float mu = static_cast<float>(options_.momentum);
-    if (momentum_.empty()) {
+    if (device_ != DeviceKind::CPU) {
+      SgdUpdate u;
+      u.params = p;
+      u.grads = g;
+      u.momentum = momentum_.empty() ? nullptr : momentum_.data();
+      u.n = n;
+      u.lr = lr;
+      u.mu = mu;
+      u.weight_decay = wd;
+      u.nesterov = options_.momentum_kind == MomentumKind::Nesterov;
+      require_cuda_runtime().sgd_update(u);
+    } else if (momentum_.empty()) {
 #pragma omp parallel for simd if (parallel : n >= kParallelThreshold)
       for (size_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
     } else if (options_.momentum_kind == MomentumKind::Classic) {
@@ -101,11 +114,11 @@ struct AdamOptions {
 // Adam with bias correction, as torch.optim.Adam; AdamW when weight decay is decoupled.
 class Adam final : public Optimizer {
  public:
-  Adam(const AdamOptions& options, size_t num_parameters)
-      : Optimizer(options.lr, num_parameters),
+  Adam(const AdamOptions& options, size_t num_parameters, DeviceKind device)
+      : Optimizer(options.lr, num_parameters, device),
         options_(options),
-        exp_avg_({num_parameters}),
-        exp_avg_sq_({num_parameters}) {}
+        exp_avg_({num_parameters}, device),
+        exp_avg_sq_({num_parameters}, device) {}
 
   const char* name() const override {
     return options_.weight_decay_kind == WeightDecayKind::Decoupled ? "adamw" : "adam";
@@ -146,6 +159,27 @@ class Adam final : public Optimizer {
     const float one_minus_beta2 = static_cast<float>(1.0 - options_.beta2);
     const float eps = static_cast<float>(options_.eps);
 
+    if (device_ != DeviceKind::CPU) {
+      AdamUpdate u;
+      u.params = p;
+      u.grads = g;
+      u.exp_avg = m;
+      u.exp_avg_sq = v;
+      u.n = n;
+      u.beta1 = beta1;
+      u.beta2 = beta2;
+      u.one_minus_beta1 = one_minus_beta1;
+      u.one_minus_beta2 = one_minus_beta2;
+      u.eps = eps;
+      u.l2 = l2;
+      u.shrink = shrink;
+      u.step_size = step_size;
+      u.bias_correction2_sqrt = bias_correction2_sqrt;
+      require_cuda_runtime().adam_update(u);
+      ++steps_;
+      return;
+    }
+
 #pragma omp parallel for simd if (parallel : n >= kParallelThreshold)
     for (size_t i = 0; i < n; ++i) {
       const float d = g[i] + l2 * p[i];
@@ -172,7 +206,7 @@ class Adam final : public Optimizer {
 bool non_negative(double x) { return x >= 0; }
 bool unit_interval(double x) { return x >= 0 && x < 1; }
 
-std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_parameters) {
+std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_parameters, DeviceKind device) {
   SgdOptions options;
   options.lr = lr;
   options.momentum = config.get_double_checked("momentum", 0.0, unit_interval, "must be in [0, 1)");
@@ -184,10 +218,10 @@ std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_par
     options.momentum_kind = MomentumKind::Nesterov;
   }
   options.weight_decay = config.get_double_checked("weight_decay", 0.0, non_negative, "must be >= 0");
-  return std::make_unique<Sgd>(options, num_parameters);
+  return std::make_unique<Sgd>(options, num_parameters, device);
 }
 
-std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, size_t num_parameters) {
+std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, size_t num_parameters, DeviceKind device) {
   AdamOptions options;
   options.lr = lr;
   options.beta1 = config.get_double_checked("beta1", options.beta1, unit_interval, "must be in [0, 1)");
@@ -196,16 +230,17 @@ std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, size_t num_pa
       "eps", options.eps, [](double x) { return x > 0; }, "must be > 0");
   options.weight_decay = config.get_double_checked("weight_decay", 0.0, non_negative, "must be >= 0");
   if (config.get_bool("decoupled_weight_decay", false)) options.weight_decay_kind = WeightDecayKind::Decoupled;
-  return std::make_unique<Adam>(options, num_parameters);
+  return std::make_unique<Adam>(options, num_parameters, device);
 }
 
 }  // namespace
 
 void Optimizer::check_step(const Tensor& params, const Tensor& grads, float lr) const {
   auto check = [&](const Tensor& t, const char* what) {
-    if (t.device() != DeviceKind::CPU) {
-      throw Error(std::string("optimizer ") + name() + ": the " + to_string(t.device()) +
-                  " backend does not support optimizer updates (" + what + " are on " + to_string(t.device()) + ")");
+    if (t.device() != device_) {
+      throw Error(std::string("optimizer ") + name() + ": " + what + " are on " + to_string(t.device()) +
+                  " but the optimizer state is on " + to_string(device_) +
+                  " (create the optimizer with make_optimizer(..., device) for the model's device)");
     }
     if (t.num_elements() != num_parameters_ || (num_parameters_ > 0 && t.empty())) {
       throw ShapeError(std::string("optimizer ") + name() + ": " + what + " have " + std::to_string(t.num_elements()) +
@@ -220,12 +255,12 @@ void Optimizer::check_step(const Tensor& params, const Tensor& grads, float lr) 
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters) {
+std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters, DeviceKind device) {
   const std::string type = optimizer.get_choice("type", {"adam", "sgd"});
   const double lr = optimizer.get_double_checked(
       "lr", std::nullopt, [](double x) { return x > 0; }, "must be > 0");
-  if (type == "sgd") return make_sgd(optimizer, lr, num_parameters);
-  return make_adam(optimizer, lr, num_parameters);
+  if (type == "sgd") return make_sgd(optimizer, lr, num_parameters, device);
+  return make_adam(optimizer, lr, num_parameters, device);
 }
 
 }  // namespace dptrain

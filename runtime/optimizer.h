@@ -39,12 +39,16 @@ class Optimizer {
   // One line for logs, e.g. "sgd (lr 0.1, momentum 0.9, nesterov, weight_decay 0.0005)".
   virtual std::string describe() const = 0;
   // grads are already the mean over the global batch; `lr` comes from the schedule (finite, >= 0).
-  // Both buffers are host tensors of num_parameters() elements (ShapeError otherwise).
-  // Applies one update and advances steps().
+  // Both buffers have num_parameters() elements and live on device() (ShapeError otherwise); on a
+  // GPU the update is a kernel queued on the compute stream. Applies one update and advances steps().
   virtual void step(Tensor& params, const Tensor& grads, float lr) = 0;
   // Named state tensors, flat and of num_parameters() elements, for checkpoints and broadcasts:
   // sgd with momentum {"momentum"}, plain sgd none, adam/adamw {"exp_avg", "exp_avg_sq"}.
+  // They live on device(): copy them with Tensor::to / copy_from to read or write them on the host.
   virtual std::vector<std::pair<std::string, Tensor*>> state() = 0;
+
+  // Where the parameters, gradients and state tensors live.
+  DeviceKind device() const { return device_; }
 
   // The configured optimizer.lr, which the LrSchedule scales.
   double base_lr() const { return base_lr_; }
@@ -55,12 +59,14 @@ class Optimizer {
   void set_steps(uint64_t steps) { steps_ = steps; }
 
  protected:
-  Optimizer(double base_lr, size_t num_parameters) : base_lr_(base_lr), num_parameters_(num_parameters) {}
-  // Throws ShapeError unless both buffers are host tensors of num_parameters() elements,
+  Optimizer(double base_lr, size_t num_parameters, DeviceKind device)
+      : device_(device), base_lr_(base_lr), num_parameters_(num_parameters) {}
+  // Throws ShapeError unless both buffers are device() tensors of num_parameters() elements,
   // and Error unless lr is finite and >= 0.
   void check_step(const Tensor& params, const Tensor& grads, float lr) const;
 
   uint64_t steps_ = 0;
+  DeviceKind device_;
 
  private:
   double base_lr_;
@@ -68,7 +74,8 @@ class Optimizer {
 };
 
 // Reads the `optimizer:` mapping (the caller calls finish()) and builds the optimizer with
-// zeroed state for a model of `num_parameters` parameters. Errors are ConfigError naming the key.
-std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters);
+// zeroed state on `device` for a model of `num_parameters` parameters. Errors are ConfigError naming the key.
+std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters,
+                                          DeviceKind device = DeviceKind::CPU);
 
 }  // namespace dptrain

@@ -8,7 +8,7 @@
 namespace dptrain {
 
 // SplitMix64 finaliser: a bijective 64-bit mix with good avalanche.
-inline uint64_t mix64(uint64_t x) {
+constexpr uint64_t mix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/context.h"
 #include "runtime/errors.h"
 
 namespace dptrain {
@@ -102,7 +103,7 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
   cfg.threads = top.get_size("threads", 0);
   const std::string device = top.get_choice("device", {"auto", "cpu", "cuda"}, "auto");
-  cfg.device = device == "cuda" ? DeviceKind::CUDA : DeviceKind::CPU;
+  cfg.device = resolve_device(device);  // auto: cuda where a GPU is visible, else cpu
 
   ConfigMap train = top.get_map("train");
   cfg.train.batch_size = train.get_size("batch_size");
@@ -121,6 +122,16 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
   cfg.comm.timeout_seconds = comm.get_double_checked("timeout_seconds", 300.0, [](double v) { return v > 0; },
                                                      "must be greater than 0 seconds");
   comm.finish();
+
+  ConfigMap checkpoint = top.get_map("checkpoint");
+  cfg.checkpoint.dir = checkpoint.get_string("dir", "");
+  cfg.checkpoint.every_epochs = checkpoint.get_size("every_epochs", 1);
+  if (cfg.checkpoint.every_epochs == 0) checkpoint.fail("every_epochs", "must be at least 1");
+  cfg.checkpoint.keep = checkpoint.get_size("keep", 3);
+  if (cfg.checkpoint.keep == 0) checkpoint.fail("keep", "must be at least 1 (the newest checkpoint is always kept)");
+  cfg.checkpoint.every_minutes = checkpoint.get_double_checked(
+      "every_minutes", 0.0, [](double v) { return v >= 0; }, "must be 0 (off) or a positive number of minutes");
+  checkpoint.finish();
 
   cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
   cfg.model = top.get_map_list("model");

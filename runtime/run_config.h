@@ -29,6 +29,14 @@ struct CommSettings {
   double timeout_seconds = 300;     // longest wait on another worker before giving up with a message
 };
 
+// The `checkpoint:` section: where and how often rank 0 saves the training state.
+struct CheckpointSettings {
+  std::string dir;            // folder of the checkpoint files; empty: no checkpoints
+  size_t every_epochs = 1;    // save after every this many epochs (and always after the last)
+  size_t keep = 3;            // newest checkpoints kept; older ones are deleted
+  double every_minutes = 0;   // also save inside an epoch when this many minutes passed since the last save; 0: off
+};
+
 // Everything a run is made from. Sections with their own builders (data, model, optimizer,
 // lr_schedule) stay ConfigMaps, consumed and checked with finish() when the run is set up.
 struct RunConfig {
@@ -40,6 +48,7 @@ struct RunConfig {
   DeviceKind device = DeviceKind::CPU;
   TrainSettings train;
   CommSettings comm;
+  CheckpointSettings checkpoint;
 
   std::shared_ptr<ConfigMap> data;
   std::vector<ConfigMap> model;

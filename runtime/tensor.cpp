@@ -5,6 +5,7 @@
 #include <new>
 #include <sstream>
 
+#include "runtime/device.h"
 #include "runtime/errors.h"
 
 namespace dptrain {
@@ -38,6 +39,35 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::n
   storage_.reset(static_cast<float*>(p), [](float* q) { std::free(q); });
   data_ = storage_.get();
   std::fill(data_, data_ + num_elements_, 0.0f);
+}
+
+Tensor::Tensor(Shape shape, DeviceKind device) {
+  if (device == DeviceKind::CPU) {
+    *this = Tensor(std::move(shape));
+    return;
+  }
+  DeviceRuntime& runtime = require_cuda_runtime();
+  shape_ = std::move(shape);
+  num_elements_ = dptrain::num_elements(shape_);
+  device_ = device;
+  void* p = runtime.allocate(std::max<size_t>(64, num_elements_ * sizeof(float)));
+  storage_.reset(static_cast<float*>(p), [&runtime](float* q) { runtime.release(q); });
+  data_ = storage_.get();
+  runtime.fill(data_, num_elements_, 0.0f);
+}
+
+Tensor Tensor::pinned(Shape shape) {
+  DeviceRuntime* runtime = cuda_runtime();
+  if (!runtime || runtime->device_count() == 0) return Tensor(std::move(shape));
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.num_elements_ = dptrain::num_elements(t.shape_);
+  const size_t bytes = std::max<size_t>(64, t.num_elements_ * sizeof(float));
+  void* p = runtime->allocate_pinned(bytes);
+  t.storage_.reset(static_cast<float*>(p), [runtime](float* q) { runtime->release_pinned(q); });
+  t.data_ = t.storage_.get();
+  std::fill(t.data_, t.data_ + t.num_elements_, 0.0f);
+  return t;
 }
 
 Tensor Tensor::view(float* data, Shape shape, DeviceKind device) {
@@ -75,6 +105,36 @@ Tensor Tensor::leading(size_t n) const {
   return t;
 }
 
-void Tensor::fill(float value) { std::fill(data_, data_ + num_elements_, value); }
+void Tensor::fill(float value) {
+  if (device_ == DeviceKind::CPU) {
+    std::fill(data_, data_ + num_elements_, value);
+  } else if (num_elements_ > 0) {
+    require_cuda_runtime().fill(data_, num_elements_, value);
+  }
+}
+
+Tensor Tensor::to(DeviceKind device) const {
+  Tensor t(shape_, device);
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& from) {
+  if (from.num_elements() != num_elements_) {
+    throw ShapeError("cannot copy a tensor of shape " + to_string(from.shape()) + " into one of shape " +
+                     to_string(shape_));
+  }
+  const size_t bytes = size_bytes();
+  if (bytes == 0 || from.data() == data_) return;
+  if (device_ == DeviceKind::CPU && from.device() == DeviceKind::CPU) {
+    std::copy(from.data(), from.data() + num_elements_, data_);
+  } else if (device_ == DeviceKind::CPU) {
+    require_cuda_runtime().copy_to_host(data_, from.data(), bytes);
+  } else if (from.device() == DeviceKind::CPU) {
+    require_cuda_runtime().copy_to_device(data_, from.data(), bytes);
+  } else {
+    require_cuda_runtime().copy_on_device(data_, from.data(), bytes);
+  }
+}
 
 }  // namespace dptrain

@@ -31,6 +31,12 @@ class Tensor {
   Tensor() = default;
   // Allocates zero-filled, 64-byte aligned host memory for `shape`.
   explicit Tensor(Shape shape);
+  // Allocates zero-filled memory for `shape` on `device` (the bound GPU for DeviceKind::CUDA;
+  // UsageError when this build has no such backend).
+  Tensor(Shape shape, DeviceKind device);
+  // Zero-filled host memory that is page-locked when a GPU is usable (for overlapped copies),
+  // ordinary host memory otherwise.
+  static Tensor pinned(Shape shape);
   // A non-owning view of `data` with `shape`.
   static Tensor view(float* data, Shape shape, DeviceKind device = DeviceKind::CPU);
 
@@ -52,6 +58,11 @@ class Tensor {
 
   void fill(float value);
   void zero() { fill(0.0f); }
+
+  // A new tensor on `device` holding a copy of this one.
+  Tensor to(DeviceKind device) const;
+  // Copies `from` (same element count, any device) into this tensor's memory.
+  void copy_from(const Tensor& from);
 
  private:
   std::shared_ptr<float> storage_;

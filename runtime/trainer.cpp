@@ -2,14 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdarg>
 #include <sstream>
 
+#include "comm/device_communicator.h"
 #include "runtime/augment.h"
 #include "runtime/errors.h"
 #include "runtime/loader.h"
 #include "runtime/rng.h"
 #include "runtime/sampler.h"
+#include "runtime/timeline.h"
 
 namespace dptrain {
 
@@ -35,7 +38,7 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
                                           " outputs but the data has " + std::to_string(data_.train->num_classes()) +
                                           " classes");
   }
-  optimizer_ = make_optimizer(*config_.optimizer, model_->parameters().num_elements());
+  optimizer_ = make_optimizer(*config_.optimizer, model_->parameters().num_elements(), model_->device());
   config_.optimizer->finish();
   steps_per_epoch_ = EpochPlan(data_.train->size(), config_.train.batch_size, config_.seed, 0,
                                config_.train.drop_last, Shuffle::Yes)
@@ -49,8 +52,11 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   config_.lr_schedule->finish();
   if (comm_.rank() == 0 && !options_.metrics_path.empty()) metrics_ = MetricsWriter(options_.metrics_path);
   Tensor& grads = model_->gradients();
-  reducer_ = std::make_unique<GradientReducer>(comm_, grads.data(), grads.num_elements(),
+  device_comm_ = make_device_communicator(comm_, model_->device(), deadline_);
+  reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : comm_, grads.data(), grads.num_elements(),
                                                static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
+  model_->set_timeline(options_.timeline);
+  reducer_->set_timeline(options_.timeline);
   synchronize_start();
 }
 
@@ -77,8 +83,9 @@ void Trainer::synchronize_start() {
                         " training samples; every worker must load the same config file, --set overrides and data");
     }
   }
-  Tensor& params = model_->parameters();
+  Tensor params = model_->host_parameters();
   comm_.broadcast(params.data(), params.num_elements() * sizeof(float), 0, deadline_);
+  model_->load_parameters(params);
 }
 
 void Trainer::log(const char* format, ...) const {
@@ -117,28 +124,46 @@ std::string Trainer::describe() const {
         << format_number(config_.comm.bucket_mb) << " MiB, started during backward; timeout "
         << format_number(config_.comm.timeout_seconds) << " s";
   }
+  const CheckpointSettings& ckpt = config_.checkpoint;
+  if (ckpt.dir.empty()) {
+    out << "\ncheckpoints: none (set checkpoint.dir to save and resume)";
+  } else {
+    out << "\ncheckpoints: " << ckpt.dir << ", every " << ckpt.every_epochs
+        << (ckpt.every_epochs == 1 ? " epoch" : " epochs");
+    if (ckpt.every_minutes > 0) out << " and every " << format_number(ckpt.every_minutes) << " minutes";
+    out << ", newest " << ckpt.keep << " kept";
+  }
   return out.str();
 }
 
-EpochSummary Trainer::train_epoch(size_t epoch) {
+EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   const auto start = Clock::now();
   const size_t rank = comm_.rank(), world = comm_.size();
   const EpochPlan plan(data_.train->size(), config_.train.batch_size, config_.seed, epoch,
                        config_.train.drop_last, Shuffle::Yes);
   const size_t steps = plan.num_steps();
+  first_step = std::min(first_step, steps);
   BatchLoader loader(*data_.train, (config_.train.batch_size + world - 1) / world + 1, data_.train_augment.get(),
                      config_.seed);
   ProgressReporter progress(rank == 0 ? options_.progress : ProgressStyle::Off, config_.train.progress_seconds,
                             options_.log ? options_.log : stdout);
   progress.start_epoch(epoch + 1, config_.train.epochs, steps);
+  position_.epoch = epoch;
+  position_.step_in_epoch = first_step;
 
   Tensor& params = model_->parameters();
   Tensor& grads = model_->gradients();
   double sums[3] = {0, 0, 0};  // loss sum, correct, samples (all workers)
+  bool stop = false;
   const double comm_wait_before = reducer_->exposed_seconds();
-  loader.prefetch(plan.slice(0, rank, world), epoch);
-  for (size_t s = 0; s < steps; ++s) {
+  if (first_step < steps) loader.prefetch(plan.slice(first_step, rank, world), epoch);
+  size_t s = first_step;
+  while (s < steps && !stop) {
+    TimelineSpan step_span(options_.timeline, "step", "train");
+    step_span.arg("step", static_cast<double>(position_.global_step)).arg("epoch", static_cast<double>(epoch + 1));
+    TimelineSpan data_wait(options_.timeline, "data wait", "data", TimelineTrack::Data);
     Batch& batch = loader.next();
+    data_wait.end();
     if (s + 1 < steps) loader.prefetch(plan.slice(s + 1, rank, world), epoch);
     if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
     const size_t global_batch = plan.batch_size(s);
@@ -152,14 +177,34 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
                            [this](size_t begin, size_t end) { reducer_->ready(begin, end); });
     }
     reducer_->finish();
-    optimizer_->step(params, grads, static_cast<float>(schedule_->lr(global_step_)));
-    ++global_step_;
-    double step_sums[3] = {stats.loss_sum, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
-    if (world > 1) comm_.all_reduce_sum(step_sums, 3, deadline_);
+    {
+      TimelineSpan span(options_.timeline, "optimizer", "compute");
+      optimizer_->step(params, grads, static_cast<float>(schedule_->lr(position_.global_step)));
+    }
+    ++position_.global_step;
+    position_.step_in_epoch = ++s;
+    // The step's loss, accuracy and sample count, and whether any worker was asked to stop: every
+    // worker learns of a stop request at the same step.
+    const int signal = options_.stop_signal ? options_.stop_signal->load() : 0;
+    double step_sums[4] = {stats.loss_sum, static_cast<double>(stats.correct), static_cast<double>(stats.count),
+                           signal ? 1.0 : 0.0};
+    if (world > 1) {
+      TimelineSpan span(options_.timeline, "metrics all-reduce", "comm");
+      comm_.all_reduce_sum(step_sums, 4, deadline_);
+    }
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
+    if (step_sums[3] > 0) {
+      stop = true;
+      stopped_by_ = signal ? signal : SIGTERM;  // a peer's signal; SIGTERM is what launchers send
+    }
     const double elapsed = seconds_since(start);
-    progress.update(s + 1, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
+    progress.update(s, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
                     elapsed > 0 ? sums[2] / elapsed : 0);
+    // Timed saves inside an epoch cost only rank 0 (the state is the same on every worker).
+    if (!stop && s < steps && config_.checkpoint.every_minutes > 0 &&
+        seconds_since(last_save_time_) >= config_.checkpoint.every_minutes * 60) {
+      save_checkpoint();
+    }
   }
   progress.finish_epoch();
   const double train_seconds = seconds_since(start);
@@ -169,7 +214,10 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
 
   EpochSummary summary;
   summary.epoch = epoch + 1;
-  summary.step = global_step_;
+  summary.step = position_.global_step;
+  summary.first_step = first_step;
+  summary.steps = s - first_step;
+  summary.complete = s == steps;
   summary.loss = sums[2] ? sums[0] / sums[2] : 0;
   summary.train_accuracy = sums[2] ? sums[1] / sums[2] : 0;
   summary.train_seconds = train_seconds;
@@ -177,12 +225,15 @@ EpochSummary Trainer::train_epoch(size_t epoch) {
   summary.data_wait_seconds = waits[0] / static_cast<double>(world);
   summary.comm_wait_seconds = waits[1] / static_cast<double>(world);
   summary.seconds = train_seconds;
-  rank_log("epoch %zu: rank %zu trained %zu steps in %s, data wait %.3f s, exposed all-reduce %.3f s\n", epoch + 1,
-           rank, steps, format_duration(train_seconds).c_str(), loader.wait_seconds(), local_comm_wait);
+  rank_log("epoch %zu: rank %zu trained %zu steps (%zu to %zu of %zu) in %s, data wait %.3f s, exposed all-reduce "
+           "%.3f s\n",
+           epoch + 1, rank, s - first_step, first_step + 1, s, steps, format_duration(train_seconds).c_str(),
+           loader.wait_seconds(), local_comm_wait);
   return summary;
 }
 
 EvalResult Trainer::evaluate() {
+  TimelineSpan span(options_.timeline, "evaluate", "eval");
   const Dataset& test = *data_.test;
   const size_t rank = comm_.rank(), world = comm_.size();
   // Each worker takes a contiguous share of the test set, in batches.
@@ -216,20 +267,37 @@ EvalResult Trainer::evaluate() {
 std::vector<EpochSummary> Trainer::run() {
   log("%s\n", describe().c_str());
   rank_log("%s\n", describe().c_str());
+  if (!resumed_) check_checkpoint_dir();
   metrics_.write(MetricsRecord("start")
                      .add("run", config_.name)
                      .add("world_size", static_cast<double>(comm_.size()))
                      .add("epochs", static_cast<double>(config_.train.epochs))
                      .add("steps_per_epoch", static_cast<double>(steps_per_epoch_))
                      .add("batch_size", static_cast<double>(config_.train.batch_size))
-                     .add("parameters", static_cast<double>(model_->num_parameters())));
+                     .add("parameters", static_cast<double>(model_->num_parameters()))
+                     .add("epoch", static_cast<double>(position_.epoch))
+                     .add("step", static_cast<double>(position_.global_step)));
   const auto run_start = Clock::now();
+  last_save_time_ = run_start;
   std::vector<EpochSummary> summaries;
-  for (size_t epoch = 0; epoch < config_.train.epochs; ++epoch) {
+  if (position_.epoch >= config_.train.epochs) {
+    log("nothing to train: the run is at the end of epoch %zu and train.epochs is %zu (raise train.epochs to "
+        "train longer)\n",
+        position_.epoch, config_.train.epochs);
+    return summaries;
+  }
+  for (size_t epoch = position_.epoch; epoch < config_.train.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
-    EpochSummary s = train_epoch(epoch);
+    EpochSummary s = train_epoch(epoch, epoch == position_.epoch ? position_.step_in_epoch : 0);
+    if (!s.complete) {
+      summaries.push_back(s);
+      report_stop(save_checkpoint());
+      return summaries;
+    }
     s.test = evaluate();
     s.seconds = seconds_since(epoch_start);
+    position_.epoch = epoch + 1;
+    position_.step_in_epoch = 0;
     const double share = s.train_seconds > 0 ? 100.0 / s.train_seconds : 0;
     char line[320];
     std::snprintf(line, sizeof(line),
@@ -240,33 +308,39 @@ std::vector<EpochSummary> Trainer::run() {
                   share * s.comm_wait_seconds);
     log("%s", line);
     rank_log("%s", line);
-    metrics_.write(MetricsRecord("epoch")
-                       .add("epoch", static_cast<double>(s.epoch))
-                       .add("step", static_cast<double>(s.step))
-                       .add("world_size", static_cast<double>(comm_.size()))
-                       .add("loss", s.loss)
-                       .add("train_accuracy", s.train_accuracy)
-                       .add("test_loss", s.test.loss)
-                       .add("test_accuracy", s.test.accuracy)
-                       .add("images_per_sec", s.images_per_sec)
-                       .add("lr", schedule_->lr(global_step_ ? global_step_ - 1 : 0))
-                       .add("data_wait_seconds", s.data_wait_seconds)
-                       .add("comm_wait_seconds", s.comm_wait_seconds)
-                       .add("train_seconds", s.train_seconds)
-                       .add("seconds", s.seconds));
+    const MetricsRecord record = MetricsRecord("epoch")
+                                     .add("epoch", static_cast<double>(s.epoch))
+                                     .add("step", static_cast<double>(s.step))
+                                     .add("world_size", static_cast<double>(comm_.size()))
+                                     .add("loss", s.loss)
+                                     .add("train_accuracy", s.train_accuracy)
+                                     .add("test_loss", s.test.loss)
+                                     .add("test_accuracy", s.test.accuracy)
+                                     .add("images_per_sec", s.images_per_sec)
+                                     .add("lr", schedule_->lr(s.step ? s.step - 1 : 0))
+                                     .add("data_wait_seconds", s.data_wait_seconds)
+                                     .add("comm_wait_seconds", s.comm_wait_seconds)
+                                     .add("train_seconds", s.train_seconds)
+                                     .add("seconds", s.seconds);
+    metrics_.write(record);
+    last_metrics_ = record.to_json();
     summaries.push_back(s);
+    const bool last = epoch + 1 == config_.train.epochs;
+    if (last || (epoch + 1) % config_.checkpoint.every_epochs == 0) save_checkpoint();
+    if (!last && stop_requested_anywhere()) {
+      report_stop(save_checkpoint());  // already saved at this position: the same file
+      return summaries;
+    }
   }
   const double total = seconds_since(run_start);
-  if (!summaries.empty()) {
-    log("done: %zu epochs in %s, test accuracy %.4f\n", summaries.size(), format_duration(total).c_str(),
-        summaries.back().test.accuracy);
-    metrics_.write(MetricsRecord("end")
-                       .add("epoch", static_cast<double>(summaries.back().epoch))
-                       .add("step", static_cast<double>(global_step_))
-                       .add("world_size", static_cast<double>(comm_.size()))
-                       .add("test_accuracy", summaries.back().test.accuracy)
-                       .add("seconds", total));
-  }
+  log("done: %zu epochs in %s, test accuracy %.4f\n", summaries.size(), format_duration(total).c_str(),
+      summaries.back().test.accuracy);
+  metrics_.write(MetricsRecord("end")
+                     .add("epoch", static_cast<double>(summaries.back().epoch))
+                     .add("step", static_cast<double>(position_.global_step))
+                     .add("world_size", static_cast<double>(comm_.size()))
+                     .add("test_accuracy", summaries.back().test.accuracy)
+                     .add("seconds", total));
   return summaries;
 }
 

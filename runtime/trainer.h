@@ -2,6 +2,8 @@
 // evaluation, metrics and progress.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include "comm/communicator.h"
 #include "comm/reducer.h"
+#include "runtime/checkpoint.h"
 #include "runtime/context.h"
 #include "runtime/dataset.h"
 #include "runtime/lr_schedule.h"
@@ -18,6 +21,8 @@
 #include "runtime/run_config.h"
 
 namespace dptrain {
+
+class Timeline;
 
 // Called on every worker for every training step with the global sample indices it trains on.
 using BatchObserver = std::function<void(size_t epoch, size_t step, const std::vector<uint64_t>& ids)>;
@@ -30,6 +35,11 @@ struct TrainerOptions {
   std::FILE* rank_log = nullptr;                  // this worker's own log (every rank); nullptr: none
   size_t workers_on_node = 1;                     // shares the cores when threads are chosen automatically
   BatchObserver on_batch;                         // optional
+  // Set (to the signal number) by a SIGTERM/SIGINT handler: every worker finishes its current step,
+  // rank 0 writes a checkpoint of the position inside the epoch, and run() returns. nullptr: never.
+  const std::atomic<int>* stop_signal = nullptr;
+  // Records every step's phases, each bucket's all-reduce and evaluation (runtime/timeline.h); nullptr: off.
+  Timeline* timeline = nullptr;
 };
 
 // Loss and accuracy over a whole data set (all workers' shares together).
@@ -51,6 +61,16 @@ struct EpochSummary {
   double data_wait_seconds = 0;  // mean over workers: steps waiting for their batch
   double comm_wait_seconds = 0;  // mean over workers: gradient all-reduce not hidden behind backward
   double seconds = 0;        // whole epoch including evaluation
+  size_t first_step = 0;     // 0, or where a resumed epoch started
+  size_t steps = 0;          // steps of the epoch trained in this run
+  bool complete = true;      // false when a stop request ended the epoch early
+};
+
+// Where a run stands: the position a checkpoint records and a resumed run continues from.
+struct TrainingPosition {
+  size_t epoch = 0;          // 0-based epoch to continue in
+  size_t step_in_epoch = 0;  // steps of `epoch` already done
+  uint64_t global_step = 0;  // steps done in all
 };
 
 // Sets up a run from its config (every section is checked here, before any training) and trains it.
@@ -58,10 +78,12 @@ class Trainer {
  public:
   Trainer(RunConfig& config, Communicator& comm, TrainerOptions options = {});
 
-  // Trains the configured number of epochs, evaluating after each.
+  // Trains from position() to the configured number of epochs, evaluating after each and saving
+  // checkpoints as configured. Returns early, after saving a checkpoint, when a stop is requested.
   std::vector<EpochSummary> run();
-  // Trains one epoch (0-based `epoch`) without evaluating.
-  EpochSummary train_epoch(size_t epoch);
+  // Trains epoch `epoch` (0-based) from step `first_step` without evaluating; stops early (complete
+  // false) when a stop is requested.
+  EpochSummary train_epoch(size_t epoch, size_t first_step = 0);
   // Loss and accuracy on the test set.
   EvalResult evaluate();
 
@@ -69,10 +91,30 @@ class Trainer {
   const Context& context() const { return context_; }
   const Dataset& train_set() const { return *data_.train; }
   const Dataset& test_set() const { return *data_.test; }
-  uint64_t global_step() const { return global_step_; }
+  uint64_t global_step() const { return position_.global_step; }
   const GradientReducer& reducer() const { return *reducer_; }
   // Start-up description: data, model summary, optimizer, schedule, threads.
   std::string describe() const;
+
+  // ---- Checkpoints (runtime/trainer_checkpoint.cpp) ----
+
+  // Continues from a checkpoint: `what` is "auto" (the newest checkpoint in checkpoint.dir that
+  // verifies; none there: start from the beginning) or a file. Rank 0 reads and checks it against
+  // this run (seed, data set, global batch, model, optimizer) and every worker receives parameters,
+  // optimizer state and position. Collective. False when "auto" found no checkpoint.
+  bool resume(const std::string& what);
+  // Loads only the parameters of checkpoint `path` (rank 0 reads, every worker receives them), for
+  // evaluating it; returns the checkpoint's position. Collective.
+  TrainingPosition load_parameters(const std::string& path);
+  // The state a checkpoint of the current position holds (this worker's copy).
+  CheckpointState checkpoint_state() const;
+  // Rank 0 writes a checkpoint of the current position into checkpoint.dir and prunes old ones;
+  // returns its path ("" on other ranks and without checkpoint.dir). Saving the same position twice
+  // writes once. Not collective.
+  std::string save_checkpoint();
+  const TrainingPosition& position() const { return position_; }
+  // The signal that stopped run() early; 0 when it ran to the end.
+  int stopped_by() const { return stopped_by_; }
 
  private:
   // Rank 0's console (options.log).
@@ -81,6 +123,15 @@ class Trainer {
   void rank_log(const char* format, ...) const;
   // Fails unless every worker built the same model from the same config; then copies rank 0's parameters to all.
   void synchronize_start();
+  // Before training from the start: checkpoint.dir must be writable, and must not hold an earlier
+  // run's checkpoints (which pruning would mix with this run's). Rank 0; throws ConfigError.
+  void check_checkpoint_dir() const;
+  // Copies rank 0's `tensor` (host or device memory) to every worker. Collective.
+  void broadcast_from_root(Tensor& tensor);
+  // Whether any worker's stop_signal is set (collective when there are several workers).
+  bool stop_requested_anywhere();
+  // Logs and records the end of a run stopped by a signal.
+  void report_stop(const std::string& checkpoint);
 
   RunConfig& config_;
   Communicator& comm_;
@@ -91,10 +142,17 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
   MetricsWriter metrics_;
+  std::unique_ptr<Communicator> device_comm_;  // gradients on a GPU: NCCL or host staging; null on the CPU
   std::unique_ptr<GradientReducer> reducer_;
   Deadline deadline_;
   size_t steps_per_epoch_ = 0;
-  uint64_t global_step_ = 0;
+  TrainingPosition position_;
+  bool resumed_ = false;
+  int stopped_by_ = 0;
+  std::string last_metrics_;                     // the newest epoch record, stored in checkpoints
+  std::string last_saved_;                       // path of the newest checkpoint written by this run
+  uint64_t last_saved_step_ = 0;                 // its global step
+  std::chrono::steady_clock::time_point last_save_time_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace dptrain

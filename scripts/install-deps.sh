@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything dptrain needs to build, test and train on a fresh Debian 12 machine.
-# Usage: scripts/install-deps.sh [--bench]   (--bench also installs PyTorch for the comparison benchmark)
+# Usage: scripts/install-deps.sh [--bench] [--slurm]   (--bench also installs PyTorch for the comparison
+# benchmark; --slurm also installs Slurm and munge for tests/slurm/, which otherwise install them themselves)
 set -euo pipefail
 
 packages=(
@@ -14,10 +15,15 @@ packages=(
   zlib1g-dev               # gzipped IDX files
   libpng-dev libjpeg-dev   # image-folder data sets
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
+  gnuplot-nox              # the scaling benchmark's plot (cluster/scaling/scaling.sh)
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(python3-torch) ;;
+    --slurm) packages+=(slurm-wlm munge) ;;  # the Slurm job-script tests (tests/slurm/)
+    *) echo "install-deps: unknown option $arg (expected --bench or --slurm)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -92,6 +92,30 @@ TEST(RunConfig, ZeroBatchIsRejected) {
   EXPECT_NE(msg.find("key 'train.batch_size': must be at least 1"), std::string::npos) << msg;
 }
 
+TEST(RunConfig, CheckpointSection) {
+  const RunConfig none = RunConfig::parse(kValid, "demo.yaml");
+  EXPECT_TRUE(none.checkpoint.dir.empty());
+  EXPECT_EQ(none.checkpoint.every_epochs, 1u);
+  EXPECT_EQ(none.checkpoint.keep, 3u);
+  const RunConfig set = RunConfig::parse(
+      std::string(kValid) + "checkpoint: {dir: runs/ckpt, every_epochs: 2, keep: 5, every_minutes: 30}\n", "demo.yaml");
+  EXPECT_EQ(set.checkpoint.dir, "runs/ckpt");
+  EXPECT_EQ(set.checkpoint.every_epochs, 2u);
+  EXPECT_EQ(set.checkpoint.keep, 5u);
+  EXPECT_DOUBLE_EQ(set.checkpoint.every_minutes, 30.0);
+  struct Case {
+    std::string yaml, message;
+  };
+  for (const Case& c : {Case{"checkpoint: {dir: d, keep: 0}", "key 'checkpoint.keep': must be at least 1"},
+                        Case{"checkpoint: {dir: d, every_epochs: 0}", "key 'checkpoint.every_epochs': must be at least 1"},
+                        Case{"checkpoint: {every_minutes: -1}", "key 'checkpoint.every_minutes': must be 0 (off)"},
+                        Case{"checkpoint: {folder: d}", "'checkpoint.folder'"}}) {
+    const std::string msg = config_error([&] { RunConfig::parse(std::string(kValid) + c.yaml + "\n", "demo.yaml"); });
+    EXPECT_NE(msg.find(c.message), std::string::npos) << c.yaml << ": " << msg;
+    EXPECT_NE(msg.find("demo.yaml:14"), std::string::npos) << msg;
+  }
+}
+
 TEST(RunConfig, MissingRequiredKeyIsNamed) {
   const std::string msg =
       config_error([] { RunConfig::parse(replaced(kValid, "  epochs: 2\n", ""), "demo.yaml"); });

@@ -1,0 +1,13 @@
+// Stop requests: SIGTERM, SIGINT (and SIGUSR2, which mpirun forwards to every rank) ask a training run
+// to finish its current step, save a checkpoint and exit; a second signal ends the process at once.
+#pragma once
+
+#include <atomic>
+
+namespace dptrain::launcher {
+
+// Installs the handlers and returns the flag they set to the signal's number (0 until a signal comes).
+// `announce`: the first signal also prints one line on stderr saying what happens next.
+const std::atomic<int>& install_stop_handlers(bool announce);
+
+}  // namespace dptrain::launcher

@@ -1,0 +1,154 @@
+// CUDA conv2d: cuDNN forward, backward data and backward filter, algorithms from cuDNN's
+// heuristics, one workspace owned by the layer and reused by every call.
+#include "layers/conv2d.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/cuda/cuda_layers.h"
+#include "layers/cuda/cudnn_descriptors.h"
+#include "layers/layer_util.h"
+#include "runtime/cuda/cuda_context.h"
+
+namespace dptrain {
+
+namespace {
+
+// Algorithms whose workspace exceeds this are passed over for the next heuristic choice.
+constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
+
+// The first heuristic result that is supported and fits the workspace limit.
+template <typename Perf>
+Perf pick(const std::vector<Perf>& results, int count, const char* what) {
+  for (int i = 0; i < count; ++i) {
+    if (results[i].status == CUDNN_STATUS_SUCCESS && results[i].memory <= kMaxWorkspaceBytes) return results[i];
+  }
+  throw DeviceError(std::string("conv2d: cuDNN offers no ") + what + " algorithm for this shape within " +
+                    std::to_string(kMaxWorkspaceBytes >> 20) + " MiB of workspace (" + device_where() + ")");
+}
+
+// conv2d on the GPU through cuDNN.
+class CudaConv2d final : public Conv2dLayer {
+ public:
+  using Conv2dLayer::Conv2dLayer;
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+
+ private:
+  bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
+  // Sets the descriptors for a batch of n and picks the algorithms, unless already done for n.
+  void plan(size_t n);
+
+  TensorDescriptor x_desc_, y_desc_, bias_desc_;
+  FilterDescriptor w_desc_;
+  ConvolutionDescriptor conv_desc_;
+  cudnnConvolutionFwdAlgo_t fwd_algo_{};
+  cudnnConvolutionBwdDataAlgo_t bwd_data_algo_{};
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo_{};
+  size_t workspace_bytes_ = 0;  // the largest of the three algorithms' needs
+  DeviceBuffer workspace_;
+  size_t planned_batch_ = 0;
+  Tf32 planned_tf32_ = Tf32::Disabled;
+};
+
+void CudaConv2d::plan(size_t n) {
+  CudaContext& cuda = CudaContext::current();
+  if (n == planned_batch_ && cuda.tf32() == planned_tf32_) return;
+  const size_t cout = options_.out_channels;
+  x_desc_.set(n, in_channels_, in_height_, in_width_);
+  y_desc_.set(n, cout, out_height_, out_width_);
+  bias_desc_.set(1, cout, 1, 1);
+  w_desc_.set(cout, in_channels_, options_.kernel, options_.kernel);
+  conv_desc_.set(options_.padding, options_.stride,
+                 cuda.tf32() == Tf32::Allowed ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH);
+
+  int dims[4] = {};
+  DPTRAIN_CUDNN_CHECK(
+      cudnnGetConvolution2dForwardOutputDim(conv_desc_.get(), x_desc_.get(), w_desc_.get(), &dims[0], &dims[1],
+                                            &dims[2], &dims[3]));
+  if (static_cast<size_t>(dims[2]) != out_height_ || static_cast<size_t>(dims[3]) != out_width_) {
+    throw DeviceError("conv2d: cuDNN computes a " + std::to_string(dims[2]) + "x" + std::to_string(dims[3]) +
+                      " output where the layer expects " + std::to_string(out_height_) + "x" +
+                      std::to_string(out_width_));
+  }
+
+  cudnnHandle_t h = cuda.cudnn();
+  int found = 0;
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x_desc_.get(), w_desc_.get(), conv_desc_.get(),
+                                                             y_desc_.get(), static_cast<int>(fwd.size()), &found,
+                                                             fwd.data()));
+  const auto f = pick(fwd, found, "forward");
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bwd_data(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_desc_.get(), y_desc_.get(), conv_desc_.get(),
+                                                                  x_desc_.get(), static_cast<int>(bwd_data.size()),
+                                                                  &found, bwd_data.data()));
+  const auto d = pick(bwd_data, found, "backward-data");
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bwd_filter(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_desc_.get(), y_desc_.get(), conv_desc_.get(),
+                                                                    w_desc_.get(), static_cast<int>(bwd_filter.size()),
+                                                                    &found, bwd_filter.data()));
+  const auto w = pick(bwd_filter, found, "backward-filter");
+  fwd_algo_ = f.algo;
+  bwd_data_algo_ = d.algo;
+  bwd_filter_algo_ = w.algo;
+
+  // The heuristics' memory estimates can be below what the call asks for: ask each algorithm.
+  size_t fb = 0, db = 0, wb = 0;
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x_desc_.get(), w_desc_.get(), conv_desc_.get(),
+                                                              y_desc_.get(), fwd_algo_, &fb));
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, w_desc_.get(), y_desc_.get(), conv_desc_.get(),
+                                                                   x_desc_.get(), bwd_data_algo_, &db));
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, x_desc_.get(), y_desc_.get(),
+                                                                     conv_desc_.get(), w_desc_.get(),
+                                                                     bwd_filter_algo_, &wb));
+  workspace_bytes_ = std::max(fb, std::max(db, wb));
+  workspace_.reserve(workspace_bytes_);
+  planned_batch_ = n;
+  planned_tf32_ = cuda.tf32();
+}
+
+void CudaConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
+  const size_t n = check_forward_shapes(*this, x, y);
+  if (n == 0) return;
+  plan(n);
+  cudnnHandle_t h = CudaContext::current().cudnn();
+  const float one = 1.0f, zero = 0.0f;
+  DPTRAIN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, x_desc_.get(), x.data(), w_desc_.get(), params_.at(0).data(),
+                                              conv_desc_.get(), fwd_algo_, workspace_.get(), workspace_bytes_, &zero,
+                                              y_desc_.get(), y.data()));
+  if (has_bias()) {
+    DPTRAIN_CUDNN_CHECK(
+        cudnnAddTensor(h, &one, bias_desc_.get(), params_.at(1).data(), &one, y_desc_.get(), y.data()));
+  }
+}
+
+void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
+  const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+  if (n == 0) return;
+  plan(n);
+  cudnnHandle_t h = CudaContext::current().cudnn();
+  const float one = 1.0f, zero = 0.0f;
+  DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, x_desc_.get(), x.data(), y_desc_.get(), dy.data(),
+                                                     conv_desc_.get(), bwd_filter_algo_, workspace_.get(),
+                                                     workspace_bytes_, &zero, w_desc_.get(), grads_.at(0).data()));
+  if (has_bias()) {
+    DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, y_desc_.get(), dy.data(), &zero, bias_desc_.get(),
+                                                     grads_.at(1).data()));
+  }
+  if (dx) {
+    DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, w_desc_.get(), params_.at(0).data(), y_desc_.get(),
+                                                     dy.data(), conv_desc_.get(), bwd_data_algo_, workspace_.get(),
+                                                     workspace_bytes_, &zero, x_desc_.get(), dx->data()));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape) {
+  return std::make_unique<CudaConv2d>(Conv2dOptions::read(options), input_shape);
+}
+
+}  // namespace dptrain

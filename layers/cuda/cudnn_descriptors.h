@@ -1,0 +1,104 @@
+// RAII wrappers of the cuDNN descriptors the CUDA layers use: created in the constructor,
+// destroyed in the destructor, set (and reset) with checked calls.
+#pragma once
+
+#include <cudnn.h>
+
+#include <cstddef>
+
+#include "runtime/cuda/cuda_check.h"
+
+namespace dptrain {
+
+// A float32 NCHW tensor descriptor.
+class TensorDescriptor {
+ public:
+  TensorDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&desc_)); }
+  ~TensorDescriptor() { cudnnDestroyTensorDescriptor(desc_); }
+  TensorDescriptor(const TensorDescriptor&) = delete;
+  TensorDescriptor& operator=(const TensorDescriptor&) = delete;
+
+  void set(size_t n, size_t c, size_t h, size_t w) {
+    DPTRAIN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(n),
+                                                   static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
+  }
+  cudnnTensorDescriptor_t get() const { return desc_; }
+
+ private:
+  cudnnTensorDescriptor_t desc_ = nullptr;
+};
+
+// A float32 KCRS filter descriptor.
+class FilterDescriptor {
+ public:
+  FilterDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&desc_)); }
+  ~FilterDescriptor() { cudnnDestroyFilterDescriptor(desc_); }
+  FilterDescriptor(const FilterDescriptor&) = delete;
+  FilterDescriptor& operator=(const FilterDescriptor&) = delete;
+
+  void set(size_t k, size_t c, size_t r, size_t s) {
+    DPTRAIN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, static_cast<int>(k),
+                                                   static_cast<int>(c), static_cast<int>(r), static_cast<int>(s)));
+  }
+  cudnnFilterDescriptor_t get() const { return desc_; }
+
+ private:
+  cudnnFilterDescriptor_t desc_ = nullptr;
+};
+
+// A 2-D cross-correlation descriptor (what PyTorch and the CPU layer compute), float32 accumulation.
+class ConvolutionDescriptor {
+ public:
+  ConvolutionDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&desc_)); }
+  ~ConvolutionDescriptor() { cudnnDestroyConvolutionDescriptor(desc_); }
+  ConvolutionDescriptor(const ConvolutionDescriptor&) = delete;
+  ConvolutionDescriptor& operator=(const ConvolutionDescriptor&) = delete;
+
+  void set(size_t padding, size_t stride, cudnnMathType_t math) {
+    const int p = static_cast<int>(padding), s = static_cast<int>(stride);
+    DPTRAIN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(desc_, p, p, s, s, 1, 1, CUDNN_CROSS_CORRELATION,
+                                                        CUDNN_DATA_FLOAT));
+    DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionMathType(desc_, math));
+  }
+  cudnnConvolutionDescriptor_t get() const { return desc_; }
+
+ private:
+  cudnnConvolutionDescriptor_t desc_ = nullptr;
+};
+
+// A square 2-D pooling window.
+class PoolingDescriptor {
+ public:
+  PoolingDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&desc_)); }
+  ~PoolingDescriptor() { cudnnDestroyPoolingDescriptor(desc_); }
+  PoolingDescriptor(const PoolingDescriptor&) = delete;
+  PoolingDescriptor& operator=(const PoolingDescriptor&) = delete;
+
+  void set(cudnnPoolingMode_t mode, size_t kernel, size_t stride, size_t padding) {
+    const int k = static_cast<int>(kernel), s = static_cast<int>(stride), p = static_cast<int>(padding);
+    DPTRAIN_CUDNN_CHECK(cudnnSetPooling2dDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, k, k, p, p, s, s));
+  }
+  cudnnPoolingDescriptor_t get() const { return desc_; }
+
+ private:
+  cudnnPoolingDescriptor_t desc_ = nullptr;
+};
+
+// An activation function (relu) descriptor.
+class ActivationDescriptor {
+ public:
+  explicit ActivationDescriptor(cudnnActivationMode_t mode) {
+    DPTRAIN_CUDNN_CHECK(cudnnCreateActivationDescriptor(&desc_));
+    DPTRAIN_CUDNN_CHECK(cudnnSetActivationDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, 0.0));
+  }
+  ~ActivationDescriptor() { cudnnDestroyActivationDescriptor(desc_); }
+  ActivationDescriptor(const ActivationDescriptor&) = delete;
+  ActivationDescriptor& operator=(const ActivationDescriptor&) = delete;
+
+  cudnnActivationDescriptor_t get() const { return desc_; }
+
+ private:
+  cudnnActivationDescriptor_t desc_ = nullptr;
+};
+
+}  // namespace dptrain

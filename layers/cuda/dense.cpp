@@ -1,0 +1,85 @@
+// CUDA dense: cuBLAS SGEMMs over the whole batch (TF32 when the context allows it); the bias is
+// a rank-1 GEMM with a ones vector forward and a GEMV backward.
+#include "layers/dense.h"
+
+#include <memory>
+
+#include "layers/cuda/cuda_layers.h"
+#include "runtime/cuda/cuda_check.h"
+#include "runtime/cuda/cuda_context.h"
+#include "runtime/cuda/kernels.h"
+
+namespace dptrain {
+
+namespace {
+
+// dense on the GPU. Row-major (N, F) buffers are column-major (F, N) to cuBLAS, so every
+// product below is the transposed one: y^T = W x^T, dW^T = x^T dy, dx^T = W^T dy^T.
+class CudaDense final : public DenseLayer {
+ public:
+  using DenseLayer::DenseLayer;
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+
+ private:
+  bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
+  // (n) ones on the device, for the bias terms.
+  const float* ones(size_t n);
+
+  DeviceBuffer ones_;
+  size_t ones_count_ = 0;
+};
+
+const float* CudaDense::ones(size_t n) {
+  if (n > ones_count_) {
+    auto* p = static_cast<float*>(ones_.reserve(n * sizeof(float)));
+    launch_fill(p, n, 1.0f, CudaContext::current().stream());
+    ones_count_ = n;
+  }
+  return static_cast<const float*>(ones_.get());
+}
+
+void CudaDense::forward(const Tensor& x, Tensor& y, const StepInfo&) {
+  const size_t n = check_forward_shapes(*this, x, y);
+  if (n == 0) return;
+  const int f = static_cast<int>(in_features_), u = static_cast<int>(options_.units), b = static_cast<int>(n);
+  cublasHandle_t h = CudaContext::current().cublas();
+  const float one = 1.0f, zero = 0.0f;
+  // y^T (u, n) = W^T' (u, f) * x^T (f, n)
+  DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, &one, params_.at(0).data(), f, x.data(), f,
+                                   &zero, y.data(), u));
+  if (has_bias()) {
+    // y^T (u, n) += bias (u, 1) * ones (1, n)
+    DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, u, b, 1, &one, params_.at(1).data(), u, ones(n), 1,
+                                     &one, y.data(), u));
+  }
+}
+
+void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
+  const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+  const int f = static_cast<int>(in_features_), u = static_cast<int>(options_.units), b = static_cast<int>(n);
+  cublasHandle_t h = CudaContext::current().cublas();
+  const float one = 1.0f, zero = 0.0f;
+  // dW^T (f, u) = x^T (f, n) * dy (n, u)
+  DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, &one, x.data(), f, dy.data(), u, &zero,
+                                   grads_.at(0).data(), f));
+  if (has_bias()) {
+    // db (u) = dy^T (u, n) * ones (n)
+    DPTRAIN_CUBLAS_CHECK(
+        cublasSgemv(h, CUBLAS_OP_N, u, b, &one, dy.data(), u, ones(n > 0 ? n : 1), 1, &zero, grads_.at(1).data(), 1));
+  }
+  if (dx && n > 0) {
+    // dx^T (f, n) = W^T (f, u) * dy^T (u, n)
+    DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, f, b, u, &one, params_.at(0).data(), f, dy.data(),
+                                     u, &zero, dx->data(), f));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_cuda_dense(ConfigMap& options, const Shape& input_shape) {
+  return std::make_unique<CudaDense>(DenseOptions::read(options), input_shape);
+}
+
+}  // namespace dptrain

@@ -1,0 +1,23 @@
+// Element-wise CUDA kernels of the runtime (fill, optimizer updates), launched on `stream`.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+
+#include "runtime/device.h"
+
+namespace dptrain {
+
+void launch_fill(float* data, size_t count, float value, cudaStream_t stream);
+void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream);
+void launch_adam_update(const AdamUpdate& update, cudaStream_t stream);
+
+// Threads per block and blocks for `count` elements with a grid-stride loop.
+constexpr unsigned kBlockThreads = 256;
+inline unsigned grid_for(size_t count) {
+  const size_t blocks = (count + kBlockThreads - 1) / kBlockThreads;
+  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
+}
+
+}  // namespace dptrain

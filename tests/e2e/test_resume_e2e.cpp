@@ -1,0 +1,238 @@
+// Checkpoints through the dptrain binary, as a user or a batch system drives it: SIGTERM in the middle
+// of an epoch saves and exits 0, --resume auto continues to the same parameters (also after a stop of
+// an mpirun job by SIGUSR2 and a resume on another number of workers), eval reports a checkpoint's
+// accuracy, and mistakes exit 1 without touching the checkpoints.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/checkpoint.h"
+#include "tests/e2e/run_command.h"
+
+namespace dptrain {
+namespace {
+
+namespace fs = std::filesystem;
+using e2e::run_command;
+
+const std::string kBinary = DPTRAIN_BINARY;
+const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
+// Long enough epochs (about a second each) that a signal sent after the first lands inside the second.
+const std::string kLongRun = " --set data.train_samples=100000 --set threads=1 --progress plain";
+const std::string kMpiEnv =
+    "OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo OMPI_ALLOW_RUN_AS_ROOT=1 "
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 ";
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "dptrain_resume_e2e_XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string sub(const std::string& name) const { return (fs::path(path_) / name).string(); }
+
+ private:
+  std::string path_;
+};
+
+// A command started in the background; its output goes to a file.
+class Background {
+ public:
+  Background(const std::string& command, const std::string& log) : log_(log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + log + " 2>&1").c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Background() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // The exit code, or -1 when it did not exit by itself within `seconds` (it is then killed).
+  int wait(double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+  std::string output() const {
+    std::ifstream in(log_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+// Waits up to `seconds` for a checkpoint of epoch >= 1 (one epoch done) in `dir`.
+bool wait_for_first_epoch(const std::string& dir, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (fs::exists(dir)) {
+      for (const CheckpointFile& f : list_checkpoints(dir)) {
+        if (f.epoch >= 1) return true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+std::vector<float> final_parameters(const std::string& dir) {
+  const std::vector<CheckpointFile> files = list_checkpoints(dir);
+  if (files.empty()) return {};
+  std::vector<float> flat;
+  for (const CheckpointTensor& t : read_checkpoint(files[0].path).parameters) {
+    flat.insert(flat.end(), t.values.begin(), t.values.end());
+  }
+  return flat;
+}
+
+bool has_checkpoint_inside_an_epoch(const std::string& dir) {
+  for (const CheckpointFile& f : list_checkpoints(dir)) {
+    if (read_checkpoint(f.path, CheckpointContents::Header).step_in_epoch > 0) return true;
+  }
+  return false;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(ResumeBinary, SigtermInsideAnEpochSavesExitsZeroAndResumesToTheSameParameters) {
+  TempDir tmp;
+  const auto reference = run_command(kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" +
+                                     tmp.sub("reference"));
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+
+  const std::string dir = tmp.sub("stopped"), metrics = tmp.sub("metrics.jsonl");
+  // keep=10: the checkpoint written at the stop stays for the check below.
+  const std::string train = kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + dir +
+                            " --set checkpoint.keep=10 --metrics " + metrics;
+  Background run(train, tmp.sub("stopped.log"));
+  ASSERT_TRUE(wait_for_first_epoch(dir, 120)) << run.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the second epoch (about 1 s long)
+  kill(run.pid(), SIGTERM);
+  ASSERT_EQ(run.wait(60), 0) << run.output();
+  EXPECT_NE(run.output().find("stopped by SIGTERM in epoch 2 after step "), std::string::npos) << run.output();
+  EXPECT_TRUE(has_checkpoint_inside_an_epoch(dir));
+  EXPECT_NE(read_file(metrics).find("\"event\": \"stop\""), std::string::npos);
+
+  const auto resumed = run_command(train + " --resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + dir + "/ckpt-e000001-"), std::string::npos) << resumed.output;
+  EXPECT_NE(read_file(metrics).find("\"event\": \"end\""), std::string::npos);
+  const std::vector<float> expected = final_parameters(tmp.sub("reference"));
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(final_parameters(dir), expected) << "stopped and resumed run differs from the uninterrupted one";
+}
+
+TEST(ResumeBinary, MpirunJobStoppedBySigusr2ResumesOnThreeWorkers) {
+  TempDir tmp;
+  const auto reference = run_command(kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" +
+                                     tmp.sub("reference"));
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+
+  const std::string dir = tmp.sub("stopped");
+  const std::string train = " " + kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + dir;
+  // mpirun forwards SIGUSR2 to every rank (SIGTERM it follows with SIGKILL after a second).
+  Background job("env " + kMpiEnv + "mpirun --bind-to none -np 2" + train, tmp.sub("mpirun.log"));
+  ASSERT_TRUE(wait_for_first_epoch(dir, 120)) << job.output();
+  kill(job.pid(), SIGUSR2);
+  ASSERT_EQ(job.wait(60), 0) << job.output();
+  EXPECT_NE(job.output().find("stopped by SIGUSR2"), std::string::npos) << job.output();
+
+  const auto resumed = run_command("env " + kMpiEnv + "timeout 120 mpirun --oversubscribe --bind-to none -np 3" +
+                                   train + " --resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("saved by 2 worker(s), now 3"), std::string::npos) << resumed.output;
+  const std::vector<float> expected = final_parameters(tmp.sub("reference"));
+  const std::vector<float> got = final_parameters(dir);
+  ASSERT_EQ(got.size(), expected.size());
+  double max_diff = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(static_cast<double>(got[i]) - expected[i]));
+    norm += static_cast<double>(expected[i]) * expected[i];
+  }
+  EXPECT_LT(max_diff / std::sqrt(norm), 1e-4);
+}
+
+TEST(ResumeBinary, EvalReportsTheAccuracyOfACheckpoint) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("ckpt");
+  ASSERT_EQ(run_command(kBinary + " train " + kSmoke + " --progress off --set checkpoint.dir=" + dir).exit_code, 0);
+  const std::string file = list_checkpoints(dir).at(0).path;
+  for (const std::string& config : {kSmoke, std::string()}) {  // the config file, or the one stored in the file
+    const auto eval = run_command(kBinary + " eval " + config + " --checkpoint " + file + " --json");
+    ASSERT_EQ(eval.exit_code, 0) << eval.output;
+    const size_t at = eval.output.find("\"test_accuracy\": ");
+    ASSERT_NE(at, std::string::npos) << eval.output;
+    EXPECT_GT(std::stod(eval.output.substr(at + 17)), 0.8) << eval.output;  // four classes: chance is 0.25
+    EXPECT_NE(eval.output.find("\"step\": 96"), std::string::npos) << eval.output;
+  }
+  fs::resize_file(file, fs::file_size(file) - 100);
+  const auto damaged = run_command(kBinary + " eval --checkpoint " + file);
+  EXPECT_EQ(damaged.exit_code, 1);
+  EXPECT_NE(damaged.output.find(file), std::string::npos) << damaged.output;
+}
+
+TEST(ResumeBinary, MistakesExitOneAndLeaveTheCheckpointsAlone) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("ckpt");
+  const std::string train = kBinary + " train " + kSmoke + " --progress off --set checkpoint.dir=" + dir;
+  ASSERT_EQ(run_command(train).exit_code, 0);
+  const std::string newest = list_checkpoints(dir).at(0).path;
+  const std::string before = read_file(newest);
+
+  const auto again = run_command(train);  // forgot --resume
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.output.find("--resume auto"), std::string::npos) << again.output;
+
+  const auto other_seed = run_command(train + " --set seed=99 --resume auto");
+  EXPECT_EQ(other_seed.exit_code, 1);
+  EXPECT_NE(other_seed.output.find("seed 7, but this run has 99"), std::string::npos) << other_seed.output;
+
+  const auto missing = run_command(kBinary + " train " + kSmoke + " --resume " + tmp.sub("nope.h5"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find(tmp.sub("nope.h5")), std::string::npos) << missing.output;
+
+  const auto no_dir = run_command(kBinary + " train " + kSmoke + " --resume auto");
+  EXPECT_EQ(no_dir.exit_code, 1);
+  EXPECT_NE(no_dir.output.find("checkpoint.dir"), std::string::npos) << no_dir.output;
+
+  EXPECT_EQ(list_checkpoints(dir).size(), 3u);
+  EXPECT_EQ(read_file(newest), before);
+}
+
+}  // namespace
+}  // namespace dptrain

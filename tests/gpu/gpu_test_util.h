@@ -1,0 +1,67 @@
+// Shared code of the GPU tests: one shared CUDA Context, skipping where no GPU is visible, and
+// comparing device results with the CPU oracle.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "runtime/context.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+
+namespace dptrain::testing {
+
+// Why the GPU tests cannot run here, or empty when a GPU is visible.
+inline std::string no_gpu_reason() {
+  std::string why;
+  return visible_gpu_count(&why) > 0 ? std::string() : why;
+}
+
+// Base of the tests that need a GPU: creates the process's CUDA Context once, and skips every
+// test with "no CUDA device visible: <reason>" where there is none.
+class GpuTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!context() && no_gpu_reason().empty()) context() = std::make_unique<Context>(DeviceKind::CUDA, 1, 1, 0);
+  }
+  void SetUp() override {
+    const std::string why = no_gpu_reason();
+    if (!why.empty()) GTEST_SKIP() << "no CUDA device visible: " << why;
+  }
+  static std::unique_ptr<Context>& context() {
+    static std::unique_ptr<Context> shared;
+    return shared;
+  }
+};
+
+// A host tensor of standard normal values drawn from `key`.
+inline Tensor random_host(const Shape& shape, uint64_t key) {
+  Tensor t(shape);
+  Rng rng(hash_key(key, 0x6b0));
+  for (size_t i = 0; i < t.num_elements(); ++i) t.data()[i] = rng.normal();
+  return t;
+}
+
+// Expects the device tensor `actual` to match the host tensor `expected` element-wise within
+// |a - e| <= rel_tol * max(scale, |e|), where scale is the largest |e| times 1e-2 (so that
+// values near zero are compared against the tensor's magnitude). Names the first mismatches.
+inline void expect_close(const Tensor& actual, const Tensor& expected, double rel_tol, const std::string& what) {
+  const Tensor got = actual.to(DeviceKind::CPU);
+  ASSERT_EQ(got.num_elements(), expected.num_elements()) << what;
+  double largest = 0;
+  for (size_t i = 0; i < expected.num_elements(); ++i) largest = std::max(largest, std::fabs(double{expected.data()[i]}));
+  const double floor = std::max(1e-6, 1e-2 * largest);
+  size_t bad = 0;
+  for (size_t i = 0; i < expected.num_elements(); ++i) {
+    const double e = expected.data()[i], a = got.data()[i];
+    if (!(std::fabs(a - e) <= rel_tol * std::max(floor, std::fabs(e))) && bad++ < 5) {
+      ADD_FAILURE() << what << "[" << i << "]: cuda " << a << ", cpu " << e;
+    }
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << expected.num_elements() << " elements differ";
+}
+
+}  // namespace dptrain::testing

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds (or takes a prebuilt tree or bundle) and runs the GPU tests and the GPU benchmark.
+#
+# Usage:
+#   tests/gpu/run.sh                      # configure and build build-cuda/ with DPTRAIN_CUDA=ON, then run
+#   tests/gpu/run.sh --build DIR          # use the CUDA build in DIR
+#   tests/gpu/run.sh --bundle DIR         # use a folder made by tests/gpu/bundle.sh (no build tools needed)
+#
+# Runs: the GPU unit tests (failing if any test skipped: on a GPU machine a skip means the GPU was
+# not usable), the two-rank NCCL test when mpirun and two GPUs are there, and
+# `dptrain bench train configs/fashion_mnist.yaml` on the GPU at global batch 128 and 1024.
+# Environment: DPTRAIN_TF32=1 allows TF32 (default off), STEPS (default 50) steps per repeat.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+mode=build
+dir="$root/build-cuda"
+case "${1:-}" in
+  --build) dir=$(cd "$2" && pwd) ;;
+  --bundle) mode=bundle; dir=$(cd "$2" && pwd) ;;
+  "") ;;
+  *) echo "usage: $0 [--build DIR | --bundle DIR]" >&2; exit 2 ;;
+esac
+
+if [[ $mode == bundle ]]; then
+  bin="$dir/bin"; tests="$dir/bin"; configs="$dir/configs"
+  export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+  if [[ -z "${1:-}" ]]; then
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_CUDA=ON
+    cmake --build "$dir" -j "$(nproc)" --target dptrain dptrain_gpu_tests dptrain_gpu_mpi_tests
+  fi
+  bin="$dir"; tests="$dir/tests"; configs="$root/configs"
+fi
+
+command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+"$bin/dptrain" --version
+
+echo "== GPU unit tests"
+log=$(mktemp)
+"$tests/dptrain_gpu_tests" 2>&1 | tee "$log"
+if grep -q '^\[  SKIPPED \]' "$log"; then
+  echo "run.sh: GPU tests were skipped: this machine's GPU is not usable by this build (see the reasons above)" >&2
+  exit 1
+fi
+
+echo "== Multi-rank all-reduce (NCCL and host staging)"
+gpus=$(nvidia-smi -L 2> /dev/null | wc -l || echo 0)
+if command -v mpirun > /dev/null && [[ $gpus -ge 2 ]]; then
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    mpirun --oversubscribe --bind-to none -np 2 "$tests/dptrain_gpu_mpi_tests"
+else
+  echo "skipped: needs mpirun and at least 2 GPUs (have: mpirun $(command -v mpirun > /dev/null && echo yes || echo no), $gpus GPUs)"
+fi
+
+echo "== Benchmark: reference model (configs/fashion_mnist.yaml) on the GPU"
+# Synthetic data of Fashion-MNIST's shape, so that the data set need not be installed.
+cd "$(dirname "$configs")"
+for batch in 128 1024; do
+  "$bin/dptrain" bench train configs/fashion_mnist.yaml --set device=cuda --set train.batch_size="$batch" \
+    --set 'data={type: synthetic, train_samples: 1024, test_samples: 1, shape: [1, 28, 28], classes: 10}' \
+    --steps "${STEPS:-50}" --repeats 3
+done
