@@ -18,6 +18,7 @@
 
 #include "runtime/checkpoint.h"
 #include "runtime/errors.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -42,23 +43,7 @@ CommandOutput run(const std::string& command) {
 
 bool have_program(const std::string& name) { return run("command -v " + name).exit_code == 0; }
 
-// A fresh folder under the system's temporary folder, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "dptrain_ckpt_e2e_XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_util::TempDir;
 
 // The value of element i of every tensor of the checkpoint at `global_step`: each file's content is
 // tied to its position, so a file holding another write's data is caught.

@@ -13,32 +13,19 @@
 #include <string>
 
 #include "tests/e2e/run_command.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
 
 const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
-// Open MPI on loopback, as root, more ranks than cores, one compute thread each; a hard limit.
-const std::string kMpirun =
-    "env OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo OMPI_ALLOW_RUN_AS_ROOT=1 "
-    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout 120 mpirun --oversubscribe --bind-to none ";
+using test_util::kMpirun;
+using test_util::read_file;
 
 using e2e::CommandResult;
 using e2e::run_command;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("dptrain_mpi_e2e_" + std::to_string(getpid())) / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string temp_dir(const std::string& name) { return test_util::temp_dir("dptrain_mpi_e2e", name); }
 
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;

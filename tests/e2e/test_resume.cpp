@@ -18,6 +18,7 @@
 #include "runtime/errors.h"
 #include "runtime/run_config.h"
 #include "runtime/trainer.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -26,20 +27,7 @@ namespace fs = std::filesystem;
 
 const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
 
-// A fresh folder, removed with its contents at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "dptrain_resume_XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string path() const { return path_; }
-  std::string sub(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
+using test_util::TempDir;
 
 std::vector<float> values(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.num_elements()); }
 
@@ -192,9 +180,9 @@ TEST(Resume, TimedCheckpointsInsideAnEpoch) {
 
 TEST(Resume, AutoWithoutCheckpointsStartsFromTheBeginning) {
   TempDir dir;
-  const Outcome fresh = train({{"checkpoint.dir=" + dir.sub("none-yet"), "train.epochs=1"}, "auto"});
+  const Outcome fresh = train({{"checkpoint.dir=" + dir.file("none-yet"), "train.epochs=1"}, "auto"});
   EXPECT_EQ(fresh.epochs_trained, 1u);
-  EXPECT_EQ(list_checkpoints(dir.sub("none-yet")).size(), 1u);
+  EXPECT_EQ(list_checkpoints(dir.file("none-yet")).size(), 1u);
 }
 
 TEST(Resume, AutoSkipsADamagedNewestCheckpoint) {

@@ -20,6 +20,7 @@
 
 #include "runtime/checkpoint.h"
 #include "tests/e2e/run_command.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -31,22 +32,9 @@ const std::string kBinary = DPTRAIN_BINARY;
 const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
 // Long enough epochs (about a second each) that a signal sent after the first lands inside the second.
 const std::string kLongRun = " --set data.train_samples=100000 --set threads=1 --progress plain";
-const std::string kMpiEnv =
-    "OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo OMPI_ALLOW_RUN_AS_ROOT=1 "
-    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 ";
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "dptrain_resume_e2e_XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string sub(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
+using test_util::kMpiEnv;
+using test_util::read_file;
+using test_util::TempDir;
 
 // A command started in the background; its output goes to a file.
 class Background {
@@ -122,24 +110,17 @@ bool has_checkpoint_inside_an_epoch(const std::string& dir) {
   return false;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 TEST(ResumeBinary, SigtermInsideAnEpochSavesExitsZeroAndResumesToTheSameParameters) {
   TempDir tmp;
   const auto reference = run_command(kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" +
-                                     tmp.sub("reference"));
+                                     tmp.file("reference"));
   ASSERT_EQ(reference.exit_code, 0) << reference.output;
 
-  const std::string dir = tmp.sub("stopped"), metrics = tmp.sub("metrics.jsonl");
+  const std::string dir = tmp.file("stopped"), metrics = tmp.file("metrics.jsonl");
   // keep=10: the checkpoint written at the stop stays for the check below.
   const std::string train = kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + dir +
                             " --set checkpoint.keep=10 --metrics " + metrics;
-  Background run(train, tmp.sub("stopped.log"));
+  Background run(train, tmp.file("stopped.log"));
   ASSERT_TRUE(wait_for_first_epoch(dir, 120)) << run.output();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the second epoch (about 1 s long)
   kill(run.pid(), SIGTERM);
@@ -152,7 +133,7 @@ TEST(ResumeBinary, SigtermInsideAnEpochSavesExitsZeroAndResumesToTheSameParamete
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resumed from " + dir + "/ckpt-e000001-"), std::string::npos) << resumed.output;
   EXPECT_NE(read_file(metrics).find("\"event\": \"end\""), std::string::npos);
-  const std::vector<float> expected = final_parameters(tmp.sub("reference"));
+  const std::vector<float> expected = final_parameters(tmp.file("reference"));
   ASSERT_FALSE(expected.empty());
   EXPECT_EQ(final_parameters(dir), expected) << "stopped and resumed run differs from the uninterrupted one";
 }
@@ -160,23 +141,23 @@ TEST(ResumeBinary, SigtermInsideAnEpochSavesExitsZeroAndResumesToTheSameParamete
 TEST(ResumeBinary, MpirunJobStoppedBySigusr2ResumesOnThreeWorkers) {
   TempDir tmp;
   const auto reference = run_command(kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" +
-                                     tmp.sub("reference"));
+                                     tmp.file("reference"));
   ASSERT_EQ(reference.exit_code, 0) << reference.output;
 
-  const std::string dir = tmp.sub("stopped");
+  const std::string dir = tmp.file("stopped");
   const std::string train = " " + kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + dir;
   // mpirun forwards SIGUSR2 to every rank (SIGTERM it follows with SIGKILL after a second).
-  Background job("env " + kMpiEnv + "mpirun --bind-to none -np 2" + train, tmp.sub("mpirun.log"));
+  Background job(kMpiEnv + "mpirun --bind-to none -np 2" + train, tmp.file("mpirun.log"));
   ASSERT_TRUE(wait_for_first_epoch(dir, 120)) << job.output();
   kill(job.pid(), SIGUSR2);
   ASSERT_EQ(job.wait(60), 0) << job.output();
   EXPECT_NE(job.output().find("stopped by SIGUSR2"), std::string::npos) << job.output();
 
-  const auto resumed = run_command("env " + kMpiEnv + "timeout 120 mpirun --oversubscribe --bind-to none -np 3" +
+  const auto resumed = run_command(kMpiEnv + "timeout 120 mpirun --oversubscribe --bind-to none -np 3" +
                                    train + " --resume auto");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("saved by 2 worker(s), now 3"), std::string::npos) << resumed.output;
-  const std::vector<float> expected = final_parameters(tmp.sub("reference"));
+  const std::vector<float> expected = final_parameters(tmp.file("reference"));
   const std::vector<float> got = final_parameters(dir);
   ASSERT_EQ(got.size(), expected.size());
   double max_diff = 0, norm = 0;
@@ -189,7 +170,7 @@ TEST(ResumeBinary, MpirunJobStoppedBySigusr2ResumesOnThreeWorkers) {
 
 TEST(ResumeBinary, EvalReportsTheAccuracyOfACheckpoint) {
   TempDir tmp;
-  const std::string dir = tmp.sub("ckpt");
+  const std::string dir = tmp.file("ckpt");
   ASSERT_EQ(run_command(kBinary + " train " + kSmoke + " --progress off --set checkpoint.dir=" + dir).exit_code, 0);
   const std::string file = list_checkpoints(dir).at(0).path;
   for (const std::string& config : {kSmoke, std::string()}) {  // the config file, or the one stored in the file
@@ -208,7 +189,7 @@ TEST(ResumeBinary, EvalReportsTheAccuracyOfACheckpoint) {
 
 TEST(ResumeBinary, MistakesExitOneAndLeaveTheCheckpointsAlone) {
   TempDir tmp;
-  const std::string dir = tmp.sub("ckpt");
+  const std::string dir = tmp.file("ckpt");
   const std::string train = kBinary + " train " + kSmoke + " --progress off --set checkpoint.dir=" + dir;
   ASSERT_EQ(run_command(train).exit_code, 0);
   const std::string newest = list_checkpoints(dir).at(0).path;
@@ -222,9 +203,9 @@ TEST(ResumeBinary, MistakesExitOneAndLeaveTheCheckpointsAlone) {
   EXPECT_EQ(other_seed.exit_code, 1);
   EXPECT_NE(other_seed.output.find("seed 7, but this run has 99"), std::string::npos) << other_seed.output;
 
-  const auto missing = run_command(kBinary + " train " + kSmoke + " --resume " + tmp.sub("nope.h5"));
+  const auto missing = run_command(kBinary + " train " + kSmoke + " --resume " + tmp.file("nope.h5"));
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.output.find(tmp.sub("nope.h5")), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find(tmp.file("nope.h5")), std::string::npos) << missing.output;
 
   const auto no_dir = run_command(kBinary + " train " + kSmoke + " --resume auto");
   EXPECT_EQ(no_dir.exit_code, 1);

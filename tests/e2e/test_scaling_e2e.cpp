@@ -12,6 +12,7 @@
 
 #include "tests/e2e/run_command.h"
 #include "tests/runtime/json_value.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -25,12 +26,7 @@ const std::string kEnv =
 using e2e::CommandResult;
 using e2e::run_command;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("dptrain_scaling_e2e_" + std::to_string(getpid())) / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+std::string temp_dir(const std::string& name) { return test_util::temp_dir("dptrain_scaling_e2e", name); }
 
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
   std::ifstream in(path);

@@ -13,33 +13,22 @@
 
 #include "tests/e2e/run_command.h"
 #include "tests/runtime/json_value.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
 
 const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
-const std::string kMpirun =
-    "env OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo OMPI_ALLOW_RUN_AS_ROOT=1 "
-    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout 120 mpirun --oversubscribe --bind-to none ";
+using test_util::kMpirun;
 constexpr size_t kSteps = 32;  // 2048 samples at batch 64, one epoch
 
 using e2e::CommandResult;
 using e2e::run_command;
 using testing::JsonValue;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("dptrain_timeline_e2e_" + std::to_string(getpid())) / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+std::string temp_dir(const std::string& name) { return test_util::temp_dir("dptrain_timeline_e2e", name); }
 
-JsonValue read_trace(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return testing::parse_json(s.str());
-}
+JsonValue read_trace(const std::string& path) { return testing::parse_json(test_util::read_file(path)); }
 
 // Per rank: how many "X" events of each name, and whether each compute phase of a training step
 // lies inside one of that rank's "step" events.

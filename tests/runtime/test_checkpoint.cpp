@@ -21,30 +21,14 @@
 #include "runtime/errors.h"
 #include "runtime/model.h"
 #include "runtime/optimizer.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh folder under the system's temporary folder, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "dptrain_ckpt_XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
+using test_util::TempDir;
 
 // A tensor whose values are `first`, `first + step`, ...
 CheckpointTensor ramp(const std::string& name, Shape shape, float first, float step) {

@@ -14,6 +14,7 @@
 #include "runtime/errors.h"
 #include "runtime/timeline.h"
 #include "tests/runtime/json_value.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -22,19 +23,9 @@ using testing::JsonValue;
 using testing::parse_json;
 using Clock = Timeline::Clock;
 
-std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("dptrain_timeline_" + std::to_string(getpid())) / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+std::string temp_dir(const std::string& name) { return test_util::temp_dir("dptrain_timeline", name); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test_util::read_file;
 
 // The "X" events of a parsed trace.
 std::vector<const JsonValue*> complete_events(const JsonValue& trace) {
