@@ -1,10 +1,12 @@
-// Helpers shared by the test folders: temporary folders, reading a whole file, and the environment
-// that keeps Open MPI on loopback for tests that start mpirun.
+// Helpers shared by the test folders: temporary folders, reading a whole file, the message of an
+// expected exception, and the environment that keeps Open MPI on loopback for tests that start mpirun.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -50,6 +52,22 @@ inline std::string read_file(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The message of the exception of type E that `f` throws; a test failure (and "") when it throws
+// nothing or another exception.
+template <typename E, typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "nothing was thrown";
+  return "";
 }
 
 // `env` with Open MPI on loopback, allowed to run as root, and one compute thread per rank.

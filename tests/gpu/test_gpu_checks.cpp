@@ -6,28 +6,18 @@
 
 #include "comm/nccl_communicator.h"
 #include "runtime/cuda/cuda_check.h"
+#include "tests/test_util.h"
 
 namespace dptrain::testing {
 namespace {
 
-// The message of the exception `call` throws, or a failure.
-template <typename E, typename F>
-std::string message_of(F call) {
-  try {
-    call();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return {};
-}
 
 void expect_contains(const std::string& text, const std::string& part) {
   EXPECT_NE(text.find(part), std::string::npos) << "'" << part << "' missing from: " << text;
 }
 
 TEST(DeviceChecks, CudaFailureNamesCallPlaceAndLibraryMessage) {
-  const std::string m = message_of<DeviceError>([] { DPTRAIN_CUDA_CHECK(cudaErrorMemoryAllocation); });
+  const std::string m = test_util::error_of<DeviceError>([] { DPTRAIN_CUDA_CHECK(cudaErrorMemoryAllocation); });
   expect_contains(m, "CUDA error 2");
   expect_contains(m, cudaGetErrorString(cudaErrorMemoryAllocation));
   expect_contains(m, "cudaErrorMemoryAllocation");
@@ -36,10 +26,10 @@ TEST(DeviceChecks, CudaFailureNamesCallPlaceAndLibraryMessage) {
 }
 
 TEST(DeviceChecks, CublasAndCudnnFailuresNameTheirLibrary) {
-  const std::string b = message_of<DeviceError>([] { DPTRAIN_CUBLAS_CHECK(CUBLAS_STATUS_NOT_INITIALIZED); });
+  const std::string b = test_util::error_of<DeviceError>([] { DPTRAIN_CUBLAS_CHECK(CUBLAS_STATUS_NOT_INITIALIZED); });
   expect_contains(b, "cuBLAS error");
   expect_contains(b, cublasGetStatusString(CUBLAS_STATUS_NOT_INITIALIZED));
-  const std::string d = message_of<DeviceError>([] { DPTRAIN_CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM); });
+  const std::string d = test_util::error_of<DeviceError>([] { DPTRAIN_CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM); });
   expect_contains(d, "cuDNN error");
   expect_contains(d, cudnnGetErrorString(CUDNN_STATUS_BAD_PARAM));
   expect_contains(d, "CUDNN_STATUS_BAD_PARAM");
@@ -53,7 +43,7 @@ TEST(DeviceChecks, SuccessDoesNotThrow) {
 }
 
 TEST(DeviceChecks, NcclFailureIsACommErrorNamingTheRankAndHost) {
-  const std::string m = message_of<CommError>([] { DPTRAIN_NCCL_CHECK(nullptr, ncclSystemError); });
+  const std::string m = test_util::error_of<CommError>([] { DPTRAIN_NCCL_CHECK(nullptr, ncclSystemError); });
   expect_contains(m, "NCCL error");
   expect_contains(m, ncclGetErrorString(ncclSystemError));
   expect_contains(m, "ncclSystemError");

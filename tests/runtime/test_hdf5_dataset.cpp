@@ -19,6 +19,7 @@
 #include "runtime/idx_dataset.h"
 #include "runtime/synthetic_dataset.h"
 #include "tests/runtime/test_idx_files.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -28,19 +29,7 @@ using ::testing::HasSubstr;
 using testing::ScratchDir;
 using testing::write_pair;
 
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "nothing was thrown";
-  return "";
-}
+using test_util::error_of;
 
 // A file written with the HDF5 C API directly, for layouts write_hdf5_splits never produces.
 class RawFile {

@@ -16,6 +16,7 @@
 #include "runtime/image_resize.h"
 #include "tests/runtime/test_idx_files.h"
 #include "tests/runtime/test_image_files.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -28,19 +29,7 @@ using testing::raw_png;
 using testing::ScratchDir;
 using testing::write_image_folder;
 
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "nothing was thrown";
-  return "";
-}
+using test_util::error_of;
 
 Image gradient(size_t w, size_t h, size_t channels) {
   Image image{w, h, channels, std::vector<uint8_t>(w * h * channels)};
