@@ -179,17 +179,18 @@ json_field() {  # json_field LINE NAME: a number or string value from one metric
 }
 
 check_jobs() {
-  # The reference run: 3 epochs of 128 steps, a checkpoint after each.
-  epochs=3 steps=128 final_ckpt=ckpt-e000003-s00000384.h5
+  # The reference run: 8 epochs of 128 steps, a checkpoint after each. Eight, so that the run
+  # preempted after its first epoch still has seconds to go on a fast, idle machine.
+  epochs=8 steps=128 final_ckpt=ckpt-e000008-s00001024.h5
 
   say "submitting: train.sbatch (srun), train.sbatch (mpirun), train-requeue.sbatch"
   t_submit=$SECONDS
-  plain=$(submit slurm-plain cluster/slurm/train.sbatch -- "$config")
+  plain=$(submit slurm-plain cluster/slurm/train.sbatch -- "$config" --set train.epochs=$epochs)
   jobs_submitted+=("$plain")
   viampirun=$(DPTRAIN_LAUNCHER=mpirun submit slurm-mpirun cluster/slurm/train.sbatch -- \
     configs/synthetic_smoke.yaml --set threads=1 --set train.epochs=1)
   jobs_submitted+=("$viampirun")
-  requeue=$(submit slurm-requeue cluster/slurm/train-requeue.sbatch -- "$config")
+  requeue=$(submit slurm-requeue cluster/slurm/train-requeue.sbatch -- "$config" --set train.epochs=$epochs)
   jobs_submitted+=("$requeue")
 
   # 1. The plain job.
@@ -229,7 +230,7 @@ check_jobs() {
   run=$work/runs/slurm-requeue-$requeue
   out=$work/out/slurm-requeue-$requeue.out
   wait_for "$run/metrics.jsonl" '"event": "epoch"' "$job_timeout" "job $requeue's first epoch"
-  sleep 1
+  sleep 0.3
   say "job $requeue: epoch 1 done; scancel --signal=TERM $requeue"
   t_signal=$SECONDS
   scancel --signal=TERM "$requeue" || fail "scancel --signal=TERM $requeue failed"
