@@ -68,4 +68,9 @@ ProgressStyle detect_progress_style(std::FILE* out);
 // "1m05s", "12.3s": a duration for people.
 std::string format_duration(double seconds);
 
+// Seconds elapsed since `start`.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace dptrain

@@ -16,10 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 const char* signal_name(int signal) {
   switch (signal) {
     case SIGTERM: return "SIGTERM";

@@ -1,5 +1,5 @@
 // Helpers shared by the test folders: temporary folders, reading a whole file, the message of an
-// expected exception, and the environment that keeps Open MPI on loopback for tests that start mpirun.
+// expected exception, a comparison of data sets, and the environment that keeps Open MPI on loopback for tests that start mpirun.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +12,9 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "runtime/dataset.h"
 
 namespace dptrain::test_util {
 
@@ -68,6 +71,21 @@ std::string error_of(F&& f) {
   }
   ADD_FAILURE() << "nothing was thrown";
   return "";
+}
+
+// Every sample and label of two data sets are equal.
+inline void expect_same_samples(const Dataset& a, const Dataset& b) {
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_EQ(a.sample_shape(), b.sample_shape());
+  const size_t per = num_elements(a.sample_shape());
+  std::vector<float> x(per), y(per);
+  for (size_t i = 0; i < a.size(); ++i) {
+    int32_t la = -1, lb = -2;
+    a.get(i, x.data(), &la);
+    b.get(i, y.data(), &lb);
+    ASSERT_EQ(x, y) << "sample " << i;
+    ASSERT_EQ(la, lb) << "sample " << i;
+  }
 }
 
 // `env` with Open MPI on loopback, allowed to run as root, and one compute thread per rank.

@@ -19,6 +19,7 @@
 #include "runtime/idx_dataset.h"
 #include "tests/runtime/test_idx_files.h"
 #include "tests/runtime/test_image_files.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -34,19 +35,7 @@ const std::string kTutorial = std::string(DPTRAIN_SOURCE_DIR) + "/configs/cifar_
 using e2e::CommandResult;
 using e2e::run_command;
 
-void expect_same_samples(const Dataset& a, const Dataset& b) {
-  ASSERT_EQ(a.size(), b.size());
-  ASSERT_EQ(a.sample_shape(), b.sample_shape());
-  const size_t per = num_elements(a.sample_shape());
-  std::vector<float> x(per), y(per);
-  for (size_t i = 0; i < a.size(); ++i) {
-    int32_t la = -1, lb = -2;
-    a.get(i, x.data(), &la);
-    b.get(i, y.data(), &lb);
-    ASSERT_EQ(x, y) << "sample " << i;
-    ASSERT_EQ(la, lb) << "sample " << i;
-  }
-}
+using test_util::expect_same_samples;
 
 Hdf5Source part(const std::string& file, const std::string& group) {
   return Hdf5Source{file, group + "/images", group + "/labels"};

@@ -70,19 +70,7 @@ IdxPair idx_pair(const ScratchDir& dir, uint32_t n, uint32_t m, uint32_t h, uint
           IdxDataset::load(dir.file("test-images"), dir.file("test-labels"), mean, std, 3)};
 }
 
-void expect_same_samples(const Dataset& a, const Dataset& b) {
-  ASSERT_EQ(a.size(), b.size());
-  ASSERT_EQ(a.sample_shape(), b.sample_shape());
-  const size_t per = num_elements(a.sample_shape());
-  std::vector<float> x(per), y(per);
-  for (size_t i = 0; i < a.size(); ++i) {
-    int32_t la = -1, lb = -2;
-    a.get(i, x.data(), &la);
-    b.get(i, y.data(), &lb);
-    ASSERT_EQ(x, y) << "sample " << i;
-    ASSERT_EQ(la, lb) << "sample " << i;
-  }
-}
+using test_util::expect_same_samples;
 
 Hdf5Source source(const std::string& file, const std::string& group = "/train") {
   return Hdf5Source{file, group + "/images", group + "/labels", "data.train_images", "data.train_labels"};
