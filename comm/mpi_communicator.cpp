@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "comm/peer_monitor.h"
 #include "comm/world.h"
 #include "runtime/errors.h"
 
@@ -28,8 +29,9 @@ constexpr size_t kMaxCount = size_t{1} << 30;
 // A started MPI_Iallreduce (or a chain of them for buffers beyond one call's count).
 class MpiRequest final : public CommRequest {
  public:
-  MpiRequest(std::vector<MPI_Request> requests, size_t world, std::string what)
-      : requests_(std::move(requests)), world_(world), what_(std::move(what)) {
+  MpiRequest(std::vector<MPI_Request> requests, size_t world, std::string what,
+             std::shared_ptr<const PeerMonitor> monitor)
+      : requests_(std::move(requests)), world_(world), what_(std::move(what)), monitor_(std::move(monitor)) {
     timing_.start = Clock::now();
   }
   ~MpiRequest() override {
@@ -48,7 +50,7 @@ class MpiRequest final : public CommRequest {
     const auto limit = Clock::now() + deadline;
     for (auto& r : requests_) {
       const auto left = std::chrono::duration_cast<Deadline>(limit - Clock::now());
-      wait_request(&r, std::max(left, Deadline(0)), world_, what_);
+      wait_request(&r, std::max(left, Deadline(0)), world_, what_, monitor_.get());
     }
     done_ = true;
     timing_.end = Clock::now();
@@ -59,6 +61,7 @@ class MpiRequest final : public CommRequest {
   std::vector<MPI_Request> requests_;
   size_t world_;
   std::string what_;
+  std::shared_ptr<const PeerMonitor> monitor_;
   bool done_ = false;
   CommTiming timing_;  // start: when it was posted; end: when a test or wait saw it complete
 };
@@ -66,8 +69,9 @@ class MpiRequest final : public CommRequest {
 // A request served by the collective thread.
 class ThreadedRequest final : public CommRequest {
  public:
-  ThreadedRequest(std::shared_ptr<MpiCommunicator::Task> task, std::string what)
-      : task_(std::move(task)), what_(std::move(what)) {}
+  ThreadedRequest(std::shared_ptr<MpiCommunicator::Task> task, std::string what,
+                  std::shared_ptr<const PeerMonitor> monitor)
+      : task_(std::move(task)), what_(std::move(what)), monitor_(std::move(monitor)) {}
   bool test() override;
   void wait(Deadline deadline) override;
   CommTiming timing() const override;
@@ -75,6 +79,7 @@ class ThreadedRequest final : public CommRequest {
  private:
   std::shared_ptr<MpiCommunicator::Task> task_;
   std::string what_;
+  std::shared_ptr<const PeerMonitor> monitor_;
 };
 
 int world_rank_or(int fallback) {
@@ -123,10 +128,23 @@ void ThreadedRequest::wait(Deadline deadline) {
   while (Clock::now() < spin_until) {
     if (test()) return;
   }
+  const auto limit = Clock::now() + deadline;
+  // With heartbeats, wake up now and then to ask whether a peer was lost.
+  const auto slice = monitor_ ? Clock::duration(std::chrono::milliseconds(50)) : Clock::duration(deadline);
+  bool finished = false;
   std::unique_lock<std::mutex> lock(task_->mutex);
-  const bool finished = task_->done.wait_for(lock, deadline, [this] {
-    return task_->state.load(std::memory_order_acquire) != MpiCommunicator::Task::Pending;
-  });
+  while (!finished) {
+    if (monitor_ && monitor_->any_lost()) {
+      lock.unlock();
+      monitor_->check(what_);
+      lock.lock();
+    }
+    const auto now = Clock::now();
+    if (now >= limit) break;
+    finished = task_->done.wait_for(lock, std::min(slice, limit - now), [this] {
+      return task_->state.load(std::memory_order_acquire) != MpiCommunicator::Task::Pending;
+    });
+  }
   lock.unlock();
   if (!finished) {
     const double seconds = std::chrono::duration<double>(deadline).count();
@@ -146,13 +164,15 @@ CommTiming ThreadedRequest::timing() const {
 
 // Polls `request` until it completes or `deadline` passes. Spins briefly (a peer is usually just
 // behind), then sleeps between polls so a waiting worker leaves the CPU to those still computing.
-void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what) {
+void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what,
+                  const PeerMonitor* monitor) {
   const auto start = Clock::now();
   const auto limit = start + deadline;
   for (size_t polls = 0;; ++polls) {
     int done = 0;
     DPTRAIN_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
     if (done) return;
+    if (monitor && monitor->any_lost()) monitor->check(what);
     if (Clock::now() >= limit) {
       const double seconds = std::chrono::duration<double>(deadline).count();
       throw CommError(mpi_where() + ": " + what + " did not complete within " + std::to_string(seconds) +
@@ -212,6 +232,7 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm) {
 }
 
 MpiCommunicator::~MpiCommunicator() {
+  stop_monitoring();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (queue_) {
@@ -274,7 +295,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, 
       queue_->tasks.push_back(task);
     }
     queue_->wake.notify_one();
-    return std::make_unique<ThreadedRequest>(std::move(task), what);
+    return std::make_unique<ThreadedRequest>(std::move(task), what, monitor_);
   }
   std::vector<MPI_Request> requests;
   for (size_t first = 0; first < count; first += kMaxCount) {
@@ -283,14 +304,14 @@ std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, 
     DPTRAIN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + first, n, MPI_FLOAT, MPI_SUM, comm_, &r));
     requests.push_back(r);
   }
-  return std::make_unique<MpiRequest>(std::move(requests), size_, what);
+  return std::make_unique<MpiRequest>(std::move(requests), size_, what, monitor_);
 }
 
 void MpiCommunicator::all_reduce_sum(double* data, size_t count, Deadline deadline) {
   if (count > kMaxCount) throw CommError("backend mpi: all-reduce of doubles is limited to 2^30 values");
   MPI_Request r;
   DPTRAIN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, MPI_SUM, comm_, &r));
-  wait_request(&r, deadline, size_, "all-reduce of " + std::to_string(count) + " doubles");
+  wait_request(&r, deadline, size_, "all-reduce of " + std::to_string(count) + " doubles", monitor_.get());
 }
 
 void MpiCommunicator::broadcast(void* data, size_t bytes, size_t root, Deadline deadline) {
@@ -305,7 +326,7 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, size_t root, Deadline 
     MPI_Request r;
     DPTRAIN_MPI_CHECK(MPI_Ibcast(p + first, n, MPI_BYTE, static_cast<int>(root), comm_, &r));
     wait_request(&r, std::chrono::duration_cast<Deadline>(limit - Clock::now()), size_,
-                 "broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root));
+                 "broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root), monitor_.get());
     if (bytes == 0) break;
   }
 }
@@ -313,7 +334,7 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, size_t root, Deadline 
 void MpiCommunicator::barrier(Deadline deadline) {
   MPI_Request r;
   DPTRAIN_MPI_CHECK(MPI_Ibarrier(comm_, &r));
-  wait_request(&r, deadline, size_, "barrier");
+  wait_request(&r, deadline, size_, "barrier", monitor_.get());
 }
 
 void MpiCommunicator::all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) {
@@ -321,7 +342,26 @@ void MpiCommunicator::all_gather(const void* send, size_t bytes_each, void* recv
   MPI_Request r;
   DPTRAIN_MPI_CHECK(MPI_Iallgather(send, static_cast<int>(bytes_each), MPI_BYTE, recv, static_cast<int>(bytes_each),
                                    MPI_BYTE, comm_, &r));
-  wait_request(&r, deadline, size_, "all-gather of " + std::to_string(bytes_each) + " bytes per rank");
+  wait_request(&r, deadline, size_, "all-gather of " + std::to_string(bytes_each) + " bytes per rank", monitor_.get());
+}
+
+}  // namespace dptrain
+
+namespace dptrain {
+
+bool MpiCommunicator::monitor_peers(double silence_seconds, std::vector<WorkerInfo> workers, Deadline deadline) {
+  stop_monitoring();
+  int level = MPI_THREAD_SINGLE;
+  DPTRAIN_MPI_CHECK(MPI_Query_thread(&level));
+  if (silence_seconds <= 0 || size_ < 2 || level != MPI_THREAD_MULTIPLE) return false;
+  monitor_ = std::make_shared<PeerMonitor>(comm_, silence_seconds, std::move(workers), deadline);
+  return true;
+}
+
+void MpiCommunicator::stop_monitoring() {
+  if (!monitor_) return;
+  monitor_->stop(monitor_->stop_bound());
+  monitor_.reset();
 }
 
 }  // namespace dptrain

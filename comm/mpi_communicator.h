@@ -9,10 +9,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "comm/communicator.h"
+#include "comm/world.h"
 
 namespace dptrain {
+
+class PeerMonitor;
 
 // Throws CommError naming the call, file:line, this host and rank, and MPI's own message.
 void mpi_check(int code, const char* call, const char* file, int line);
@@ -22,8 +26,10 @@ void mpi_check(int code, const char* call, const char* file, int line);
 std::string mpi_where();
 
 // Polls `request` until it completes or `deadline` passes; then throws CommError naming this
-// rank, `what` and the peers (`world` ranks in all) one of which did not take part.
-void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what);
+// rank, `what` and the peers (`world` ranks in all) one of which did not take part. With a
+// `monitor`, throws PeerLostError as soon as it knows of a worker that stopped answering.
+void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what,
+                  const PeerMonitor* monitor = nullptr);
 
 // Whether this process was started by a launcher that expects it to join an MPI job
 // (mpirun/mpiexec, srun with PMI or PMIx). Without one, dptrain is a single worker and never
@@ -57,6 +63,9 @@ class MpiRuntime {
 // duplicate: they move on while the caller computes, at the speed of MPI's tuned blocking
 // algorithms. Without MPI_THREAD_MULTIPLE they fall back to MPI_Iallreduce, which advances
 // only when the caller tests or waits.
+//
+// With monitor_peers(), heartbeats (PeerMonitor) tell a dead peer from a slow one: every wait then
+// ends in a PeerLostError naming the lost worker within seconds of its last heartbeat.
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm comm);
@@ -74,6 +83,21 @@ class MpiCommunicator final : public Communicator {
   void barrier(Deadline deadline) override;
   void all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) override;
   std::vector<std::string> gather_bytes(const std::string& send, size_t root, Deadline deadline) override;
+
+  // Starts heartbeats among the ranks (collective; see PeerMonitor): from then on every wait throws
+  // PeerLostError once a worker has been silent for `silence_seconds`. `workers`: every rank's
+  // WorkerInfo (gather_workers), to name a lost one by host and pid; `deadline` bounds the start.
+  // Returns false and monitors nothing when `silence_seconds` is 0, with one worker, or without
+  // MPI_THREAD_MULTIPLE (the heartbeats need a thread of their own); the waits' deadlines then
+  // remain the only bound.
+  bool monitor_peers(double silence_seconds, std::vector<WorkerInfo> workers,
+                     Deadline deadline = std::chrono::seconds(300));
+  // Ends the heartbeats on purpose, e.g. before a planned change of membership, so that a worker
+  // leaving is not reported lost. Bounded (PeerMonitor::stop_bound()) and idempotent; the
+  // destructor calls it.
+  void stop_monitoring();
+  // The heartbeat monitor, or null when there is none.
+  const PeerMonitor* monitor() const { return monitor_.get(); }
 
   MPI_Comm comm() const { return comm_; }
   // True when asynchronous all-reduces run on the collective thread.
@@ -99,6 +123,7 @@ class MpiCommunicator final : public Communicator {
   size_t size_ = 1;
   std::shared_ptr<Queue> queue_;
   std::thread collective_thread_;
+  std::shared_ptr<PeerMonitor> monitor_;  // shared with the requests started while it ran
 };
 
 }  // namespace dptrain

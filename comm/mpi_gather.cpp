@@ -52,7 +52,7 @@ std::vector<std::string> MpiCommunicator::gather_bytes(const std::string& send, 
                                    buffer.data(), counts.data(), displacements.data(), MPI_BYTE,
                                    static_cast<int>(root), comm_, &r));
     wait_request(&r, left(), size_,
-                 "gather of " + std::to_string(mine) + " bytes to rank " + std::to_string(root));
+                 "gather of " + std::to_string(mine) + " bytes to rank " + std::to_string(root), monitor_.get());
     if (rank_ == root) {
       for (size_t q = 0; q < size_; ++q) result[q].append(buffer.data() + displacements[q], counts[q]);
     }

@@ -48,6 +48,7 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   options.workers_on_node = workers.local().size;
   Trainer trainer(config, workers.comm(), options);
   const size_t threads = trainer.context().num_threads();
+  const char* precision = to_string(trainer.context().precision());
   const size_t world = workers.size();
   // Only rank 0 prints; every rank trains.
   std::FILE* out = workers.rank() == 0 ? stdout : nullptr;
@@ -55,8 +56,10 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
     if (out) std::fprintf(out, format, values...);
   };
   if (!args.json) {
-    print("bench train: %s, global batch %zu, %zu worker(s) x %zu threads, %s data, %zu steps per repeat\n",
-          args.config.c_str(), batch, world, threads, args.data.c_str(), trainer.train_set().size() / batch);
+    print("bench train: %s, global batch %zu, %zu worker(s) x %zu threads, device %s, precision %s, %s data, "
+          "%zu steps per repeat\n",
+          args.config.c_str(), batch, world, threads, trainer.context().describe_device().c_str(),
+          trainer.context().describe_precision().c_str(), args.data.c_str(), trainer.train_set().size() / batch);
   }
   // Untimed epochs first: first touch of buffers, thread start-up.
   for (size_t w = 0; w < args.warmup; ++w) trainer.train_epoch(w);
@@ -68,11 +71,13 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
       // comm_wait_seconds: the gradient all-reduce left to wait for after the backward pass (not
       // hidden behind computation), mean over workers, whole repeat; also per step and as a share.
       const double steps = static_cast<double>(trainer.train_set().size() / batch);
-      print("{\"framework\": \"dptrain\", \"batch\": %zu, \"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
+      print("{\"framework\": \"dptrain\", \"device\": \"%s\", \"precision\": \"%s\", \"batch\": %zu, "
+            "\"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
             "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f, "
             "\"step_seconds\": %.6f, \"comm_exposed_seconds_per_step\": %.6f, \"comm_share\": %.5f, "
             "\"data_wait_seconds\": %.4f}\n",
-            batch, world, threads, trainer.train_set().size() / batch, s.images_per_sec, s.comm_wait_seconds,
+            to_string(trainer.context().device()), precision, batch, world, threads,
+            trainer.train_set().size() / batch, s.images_per_sec, s.comm_wait_seconds,
             s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
             s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds);
     } else {
@@ -90,7 +95,7 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
 
 int run_bench_layers(const BenchLayersArgs& args) {
   RunConfig config = RunConfig::load(args.config, args.overrides);
-  Context context(config.device, config.threads);
+  Context context(config.device, config.threads, 1, std::nullopt, config.precision);
   const DataSplits data = make_datasets(*config.data, config.seed);
   Model model(config.model, data.train->sample_shape(), context.device(), config.seed);
   const size_t n = args.batch ? args.batch : config.train.batch_size;
@@ -107,8 +112,9 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
   const StepInfo info{Mode::Train, config.seed, 0, ids.data()};
-  std::printf("bench layers: %s, batch %zu, %zu threads, mean of %zu iterations\n", args.config.c_str(), n,
-              context.num_threads(), args.iterations);
+  std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, mean of %zu iterations\n",
+              args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
+              context.describe_precision().c_str(), args.iterations);
   std::printf("  %-3s %-24s %-18s %12s %12s\n", "#", "layer", "output", "forward ms", "backward ms");
   double total_f = 0, total_b = 0;
   for (size_t i = 0; i + 1 < model.layers().size(); ++i) {

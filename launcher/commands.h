@@ -15,6 +15,7 @@ struct TrainArgs {
   bool dry_run = false;                // check the config and data, print the plan, train nothing
   std::string log_dir;                 // --log-dir DIR: every rank writes DIR/rank-<rank>.log
   std::string resume;                  // --resume auto|FILE; empty: train from the beginning
+  std::string exit_status;             // --exit-status FILE: rank 0 writes how the run ended (dptrain launch)
   std::string timeline;                // --timeline FILE.json: every rank's steps, merged by rank 0
 };
 

@@ -8,7 +8,9 @@
 
 #include "launcher/commands.h"
 #include "launcher/data_command.h"
+#include "launcher/elastic_commands.h"
 #include "launcher/inspect_command.h"
+#include "launcher/launch_command.h"
 #include "launcher/workers.h"
 #include "runtime/errors.h"
 
@@ -31,6 +33,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--log-dir", train.log_dir, "Every worker also logs to DIR/rank-<rank>.log");
   train_cmd->add_option("--resume", train.resume,
                         "Continue from a checkpoint: auto (the newest valid one in checkpoint.dir; none: start) or FILE");
+  train_cmd->add_option("--exit-status", train.exit_status,
+                        "Rank 0 writes how the run ended to FILE: completed, stopped ..., failed: ...");
   train_cmd->add_option("--timeline", train.timeline,
                         "Write every worker's steps, all-reduces and waits to FILE.json (Chrome trace / Perfetto)");
 
@@ -73,12 +77,19 @@ int main(int argc, char** argv) {
   CLI::App* data_convert_cmd = launcher::add_data_commands(app, data_convert);
   launcher::InspectArgs inspect_args;
   CLI::App* inspect_cmd = launcher::add_inspect_command(app, inspect_args);
+  launcher::LaunchArgs launch_args;
+  CLI::App* launch_cmd = launcher::add_launch_command(app, launch_args);
+  launcher::JoinArgs join_args;
+  launcher::CtlArgs ctl_args;
+  const launcher::ElasticCommands elastic_cmds = launcher::add_elastic_commands(app, join_args, ctl_args);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // The supervisor is not a worker: it starts mpirun and never joins an MPI job itself.
+  if (launch_cmd->parsed()) return launcher::run_launch(launch_args);
 
   // Under mpirun or srun this joins the MPI job; otherwise it is a single worker.
   std::unique_ptr<launcher::Workers> workers;
@@ -92,17 +103,28 @@ int main(int argc, char** argv) {
     if (train_cmd->parsed()) return launcher::run_train(train, *workers);
     if (eval_cmd->parsed()) return launcher::run_eval(eval, *workers);
     if (inspect_cmd->parsed()) return launcher::run_inspect(inspect_args);
+    if (elastic_cmds.join->parsed()) return launcher::run_join(join_args, *workers);
+    if (elastic_cmds.ctl_leave->parsed()) return launcher::run_ctl_leave(ctl_args);
+    if (elastic_cmds.ctl_status->parsed()) return launcher::run_ctl_status(ctl_args);
     if (bt->parsed()) return launcher::run_bench_train(bench_train, *workers);
     if (bl->parsed()) return launcher::run_bench_layers(bench_layers);
     if (data_convert_cmd->parsed()) return launcher::run_data_convert(data_convert);
     if (ba->parsed()) return launcher::run_bench_allreduce(bench_allreduce, *workers);
+  } catch (const PeerLostError& e) {
+    if (train_cmd->parsed()) launcher::record_train_error(train.exit_status, workers->rank(), e, e.what());
+    workers->exit_peer_lost(e.what());
   } catch (const Error& e) {
+    if (train_cmd->parsed()) launcher::record_train_error(train.exit_status, workers->rank(), e, e.what());
     workers->fail(e.what(), 1);
     return 1;
-  } catch (const std::bad_alloc&) {
+  } catch (const std::bad_alloc& e) {
+    if (train_cmd->parsed()) launcher::record_train_error(train.exit_status, workers->rank(), e, "out of memory");
     workers->fail("out of memory (try a smaller train.batch_size)", 1);
     return 1;
   } catch (const std::exception& e) {
+    if (train_cmd->parsed()) {
+      launcher::record_train_error(train.exit_status, workers->rank(), e, std::string("internal error: ") + e.what());
+    }
     workers->fail((std::string("internal error: ") + e.what()).c_str(), 3);
     return 3;
   }

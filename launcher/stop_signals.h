@@ -10,4 +10,8 @@ namespace dptrain::launcher {
 // `announce`: the first signal also prints one line on stderr saying what happens next.
 const std::atomic<int>& install_stop_handlers(bool announce);
 
+// SIGUSR1 asks this worker to leave a running job at the next epoch boundary (the others go on).
+// Returns the flag the handler sets (to SIGUSR1).
+const std::atomic<int>& install_leave_handler();
+
 }  // namespace dptrain::launcher

@@ -2,10 +2,14 @@
 #include <memory>
 
 #include "comm/communicator.h"
+#include "comm/mpi_communicator.h"
 #include "launcher/commands.h"
+#include "launcher/elastic.h"
+#include "launcher/launch_command.h"
 #include "launcher/stop_signals.h"
 #include "launcher/workers.h"
 #include "runtime/context.h"
+#include "runtime/errors.h"
 #include "runtime/run_config.h"
 #include "runtime/timeline.h"
 #include "runtime/trainer.h"
@@ -21,6 +25,9 @@ int run_train(const TrainArgs& args, Workers& workers) {
   const std::string world = workers.describe(config.threads, deadline);
   if (workers.rank() == 0) std::printf("%s\n", world.c_str());
   if (std::FILE* log = workers.rank_log()) std::fprintf(log, "%s\n", world.c_str());
+  // From here on a worker that dies is named by every other one within comm.heartbeat_seconds.
+  const std::string heartbeats = workers.monitor_peers(config.comm.heartbeat_seconds, deadline);
+  if (!heartbeats.empty() && workers.rank() == 0) std::printf("%s\n", heartbeats.c_str());
 
   TrainerOptions options;
   options.metrics_path = args.metrics;
@@ -39,25 +46,40 @@ int run_train(const TrainArgs& args, Workers& workers) {
   std::unique_ptr<Timeline> timeline;
   if (!args.timeline.empty()) timeline = std::make_unique<Timeline>();
   options.timeline = timeline.get();
-  Trainer trainer(config, workers.comm(), options);
+  // Workers leave (SIGUSR1, dptrain ctl leave) and join (elastic.enabled) between epochs.
+  std::unique_ptr<ElasticController> elastic;
+  auto* mpi = dynamic_cast<MpiCommunicator*>(&workers.comm());
+  if (config.elastic.enabled && !mpi) {
+    throw ConfigError(config.file + ": elastic.enabled needs an MPI job: start it with mpirun (-np 1 for one worker) "
+                      "or dptrain launch");
+  }
+  if (mpi && !args.dry_run) {
+    elastic = std::make_unique<ElasticController>(config, *mpi, &install_leave_handler());
+    options.boundary = elastic.get();
+  }
+  Trainer trainer(config, elastic ? static_cast<Communicator&>(elastic->comm()) : workers.comm(), options);
   if (args.dry_run) {
     if (workers.rank() == 0) std::printf("%s\nconfig OK (dry run: nothing trained)\n", trainer.describe().c_str());
     return 0;
   }
   if (!args.resume.empty()) trainer.resume(args.resume);
+  if (elastic) elastic->publish(trainer);
   if (timeline) timeline->start(workers.comm(), deadline);
   trainer.run();
-  if (timeline) {
-    const size_t events = write_merged_timeline(*timeline, workers.comm(), args.timeline, deadline);
+  if (timeline && trainer.run_end() != RunEnd::Left) {
+    const size_t events = write_merged_timeline(*timeline, trainer.comm(), args.timeline, deadline);
     if (workers.rank() == 0) {
       std::printf("timeline: %zu events from %zu worker(s) in %s (open it in https://ui.perfetto.dev)\n", events,
-                  workers.size(), args.timeline.c_str());
+                  trainer.comm().size(), args.timeline.c_str());
     }
   }
-  // Stopped with its position saved: success, to be resumed. Stopped without a checkpoint: the
-  // conventional status of a process ended by that signal.
-  if (trainer.stopped_by() != 0 && config.checkpoint.dir.empty()) return 128 + trainer.stopped_by();
-  return 0;
+  // For dptrain launch (rank 0 stays rank 0 and never leaves): how the run ended.
+  if (workers.rank() == 0 && trainer.run_end() != RunEnd::Left) {
+    write_run_status(args.exit_status, trainer.run_end() == RunEnd::Completed
+                                           ? "completed"
+                                           : stop_status(trainer.stopped_by(), trainer.stop_reason()));
+  }
+  return finish_run(trainer, elastic.get(), config);
 }
 
 }  // namespace dptrain::launcher

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -44,7 +45,24 @@ std::string Workers::describe(size_t threads, Deadline deadline) {
   self.threads = static_cast<uint32_t>(threads);
   self.pid = static_cast<int32_t>(getpid());
   std::strncpy(self.host, host_name().c_str(), sizeof(self.host) - 1);
-  return describe_world(gather_workers(*comm_, self, deadline), comm_->backend());
+  infos_ = gather_workers(*comm_, self, deadline);
+  return describe_world(infos_, comm_->backend());
+}
+
+std::string Workers::monitor_peers(double silence_seconds, Deadline deadline) {
+  auto* mpi = dynamic_cast<MpiCommunicator*>(comm_.get());
+  if (!mpi || silence_seconds <= 0 || size() < 2) return "";
+  if (mpi->monitor_peers(silence_seconds, infos_, deadline)) return "";
+  return "heartbeats off: this MPI library does not offer MPI_THREAD_MULTIPLE, so a lost worker is noticed only "
+         "after comm.timeout_seconds";
+}
+
+void Workers::exit_peer_lost(const char* message) {
+  const std::string prefix = "dptrain: rank " + std::to_string(rank()) + ": error: ";
+  std::fprintf(stderr, "%s%s\n", prefix.c_str(), message);
+  if (rank_log_) std::fprintf(rank_log_, "%s%s\n", prefix.c_str(), message);
+  std::fflush(nullptr);
+  std::_Exit(kPeerLostExitCode);
 }
 
 void Workers::fail(const char* message, int code) {

@@ -66,8 +66,14 @@ DeviceKind resolve_device(const std::string& choice) {
   return DeviceKind::CPU;
 }
 
-Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, std::optional<size_t> local_rank)
-    : device_(device), num_threads_(num_threads ? num_threads : default_thread_count(workers_on_node)) {
+Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, std::optional<size_t> local_rank,
+                 Precision precision)
+    : device_(device),
+      configured_precision_(precision),
+      num_threads_(num_threads ? num_threads : default_thread_count(workers_on_node)) {
+  if (device_ == DeviceKind::CPU && precision == Precision::Bf16) {
+    throw UsageError("precision bf16 runs on the GPU only: set precision: float32 for device cpu");
+  }
   if (device_ == DeviceKind::CUDA) {
     DeviceRuntime& runtime = require_cuda_runtime();
     std::string why;
@@ -83,7 +89,7 @@ Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, 
                        " visible: start at most one worker per GPU (mpirun --npernode " + std::to_string(gpus) +
                        "), or set device: cpu");
     }
-    bound_ = runtime.open(rank);
+    bound_ = runtime.open(rank, precision);
   }
   omp_set_num_threads(static_cast<int>(num_threads_));
   openblas_set_num_threads(static_cast<int>(num_threads_));
@@ -92,5 +98,18 @@ Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, 
 Context::~Context() = default;
 
 std::string Context::describe_device() const { return bound_ ? bound_->describe() : "cpu"; }
+
+Precision Context::precision() const { return bound_ ? bound_->precision() : Precision::Float32; }
+
+std::string Context::describe_precision() const {
+  const Precision used = precision();
+  std::string text = to_string(used);
+  if (used == Precision::Bf16) text += " (float32 master weights)";
+  if (used != configured_precision_) {
+    text += bound_ ? std::string(" (DPTRAIN_TF32 overrides the configured ") + to_string(configured_precision_) + ")"
+                   : std::string(" (") + to_string(configured_precision_) + " has no effect on the cpu)";
+  }
+  return text;
+}
 
 }  // namespace dptrain

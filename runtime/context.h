@@ -18,9 +18,10 @@ class Context {
  public:
   // `num_threads` 0 means default_thread_count(workers_on_node). `local_rank` defaults to
   // local_rank_from_environment(). For CUDA, a UsageError when no GPU is visible or when this node
-  // has more workers than GPUs.
+  // has more workers than GPUs. `precision` is the GPU's: the CPU computes float32 (tf32 is
+  // accepted there and changes nothing), and bf16 on the CPU is a UsageError.
   explicit Context(DeviceKind device = DeviceKind::CPU, size_t num_threads = 0, size_t workers_on_node = 1,
-                   std::optional<size_t> local_rank = std::nullopt);
+                   std::optional<size_t> local_rank = std::nullopt, Precision precision = Precision::Float32);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -31,9 +32,16 @@ class Context {
   const BoundDevice* bound_device() const { return bound_.get(); }
   // "cpu" or the GPU's description.
   std::string describe_device() const;
+  // The precision in effect: float32 on the CPU; on the GPU the configured one unless DPTRAIN_TF32
+  // overrode it.
+  Precision precision() const;
+  // The precision in effect, and why it differs from the configured one where it does:
+  // "bf16 (float32 master weights)", "float32 (tf32 has no effect on the cpu)".
+  std::string describe_precision() const;
 
  private:
   DeviceKind device_;
+  Precision configured_precision_;
   size_t num_threads_;
   std::unique_ptr<BoundDevice> bound_;
 };

@@ -9,6 +9,20 @@
 
 namespace dptrain {
 
+// The arithmetic of convolutions and dense layers. Parameters, gradients and optimizer state are
+// float32 in every mode; the modes differ only on the GPU (the CPU always computes in float32).
+enum class Precision {
+  Float32,  // float32 inputs and sums
+  Tf32,     // float32 storage, products on TF32 tensor cores (inputs rounded to 10-bit mantissas)
+  Bf16,     // bf16 copies of the products' inputs, float32 sums and outputs; float32 master weights
+};
+
+// "float32", "tf32" or "bf16", as the config spells it.
+const char* to_string(Precision precision);
+
+// The precision named `text` (one of to_string's spellings); UsageError listing them otherwise.
+Precision parse_precision(const std::string& text);
+
 // One SGD update over flat buffers (see runtime/optimizer.h for the formulas).
 struct SgdUpdate {
   float* params = nullptr;          // (n)
@@ -38,6 +52,8 @@ class BoundDevice {
   virtual size_t ordinal() const = 0;
   // "NVIDIA H100 80GB HBM3 (device 0, sm_90)".
   virtual std::string describe() const = 0;
+  // The precision in effect (the configured one, or as an environment override changed it).
+  virtual Precision precision() const = 0;
 };
 
 // A training batch in device memory, as handed out by BatchStager::upload.
@@ -66,8 +82,9 @@ class DeviceRuntime {
   // Devices visible to this process; 0 (never an error, nothing printed) when there is no driver
   // or no device. `why` receives the reason when 0.
   virtual size_t device_count(std::string* why = nullptr) const = 0;
-  // Binds this process to device `ordinal` and creates its streams and library handles.
-  virtual std::unique_ptr<BoundDevice> open(size_t ordinal) = 0;
+  // Binds this process to device `ordinal` and creates its streams and library handles, computing
+  // convolutions and dense layers in `precision`.
+  virtual std::unique_ptr<BoundDevice> open(size_t ordinal, Precision precision) = 0;
 
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* data) noexcept = 0;

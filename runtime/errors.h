@@ -1,8 +1,11 @@
 // Typed exceptions thrown by library code; launcher/ catches them, prints one message, exits non-zero.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dptrain {
 
@@ -34,6 +37,18 @@ class ShapeError : public Error {
 class CommError : public Error {
  public:
   using Error::Error;
+};
+
+// Workers that stopped answering (killed, or their node failed), found by heartbeats: the message
+// names each of them (rank, pid, host) and what this worker was waiting in.
+class PeerLostError : public CommError {
+ public:
+  PeerLostError(const std::string& message, std::vector<size_t> ranks) : CommError(message), ranks_(std::move(ranks)) {}
+  // The lost ranks, in the order they were found.
+  const std::vector<size_t>& ranks() const { return ranks_; }
+
+ private:
+  std::vector<size_t> ranks_;
 };
 
 // A command line that cannot be carried out as given.

@@ -104,6 +104,12 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
   cfg.threads = top.get_size("threads", 0);
   const std::string device = top.get_choice("device", {"auto", "cpu", "cuda"}, "auto");
   cfg.device = resolve_device(device);  // auto: cuda where a GPU is visible, else cpu
+  cfg.precision = parse_precision(top.get_choice("precision", {"float32", "tf32", "bf16"}, "float32"));
+  if (cfg.precision == Precision::Bf16 && cfg.device == DeviceKind::CPU) {
+    top.fail("precision", std::string("bf16 runs on the GPU only, and this run's device is cpu") +
+                              (device == "auto" ? " (auto: no GPU visible)" : "") +
+                              ": set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
+  }
 
   ConfigMap train = top.get_map("train");
   cfg.train.batch_size = train.get_size("batch_size");
@@ -121,6 +127,8 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
                                                "must be in (0, 4096] MiB");
   cfg.comm.timeout_seconds = comm.get_double_checked("timeout_seconds", 300.0, [](double v) { return v > 0; },
                                                      "must be greater than 0 seconds");
+  cfg.comm.heartbeat_seconds = comm.get_double_checked(
+      "heartbeat_seconds", 10.0, [](double v) { return v == 0 || v >= 1; }, "must be 0 (off) or at least 1 second");
   comm.finish();
 
   ConfigMap checkpoint = top.get_map("checkpoint");
@@ -132,6 +140,26 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
   cfg.checkpoint.every_minutes = checkpoint.get_double_checked(
       "every_minutes", 0.0, [](double v) { return v >= 0; }, "must be 0 (off) or a positive number of minutes");
   checkpoint.finish();
+
+  ConfigMap elastic = top.get_map("elastic");
+  cfg.elastic.enabled = elastic.get_bool("enabled", false);
+  cfg.elastic.min_workers = elastic.get_size("min_workers", 1);
+  if (cfg.elastic.min_workers == 0) elastic.fail("min_workers", "must be at least 1");
+  cfg.elastic.max_workers = elastic.get_size("max_workers", 0);
+  if (cfg.elastic.max_workers != 0 && cfg.elastic.max_workers < cfg.elastic.min_workers) {
+    elastic.fail("max_workers", "must be 0 (no limit) or at least min_workers (" +
+                                    std::to_string(cfg.elastic.min_workers) + ")");
+  }
+  cfg.elastic.run_dir = elastic.get_string("run_dir", cfg.checkpoint.dir);
+  cfg.elastic.wait_seconds = elastic.get_double_checked("wait_seconds", 300.0, [](double v) { return v >= 0; },
+                                                        "must be 0 or more seconds");
+  cfg.elastic.handover_seconds = elastic.get_double_checked(
+      "handover_seconds", 60.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
+  if (cfg.elastic.enabled && cfg.checkpoint.dir.empty()) {
+    elastic.fail("enabled", "an elastic job needs checkpoint.dir (joiners and restarts continue from checkpoints): "
+                            "set checkpoint.dir");
+  }
+  elastic.finish();
 
   cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
   cfg.model = top.get_map_list("model");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/config_map.h"
+#include "runtime/device.h"
 #include "runtime/sampler.h"
 #include "runtime/tensor.h"
 
@@ -27,6 +28,7 @@ struct TrainSettings {
 struct CommSettings {
   double bucket_mb = 1.0;           // gradient all-reduce bucket size, MiB
   double timeout_seconds = 300;     // longest wait on another worker before giving up with a message
+  double heartbeat_seconds = 10;    // a worker silent this long counts as lost (killed, node down); 0: no heartbeats
 };
 
 // The `checkpoint:` section: where and how often rank 0 saves the training state.
@@ -35,6 +37,16 @@ struct CheckpointSettings {
   size_t every_epochs = 1;    // save after every this many epochs (and always after the last)
   size_t keep = 3;            // newest checkpoints kept; older ones are deleted
   double every_minutes = 0;   // also save inside an epoch when this many minutes passed since the last save; 0: off
+};
+
+// The `elastic:` section: workers joining and leaving a running job between epochs.
+struct ElasticSettings {
+  bool enabled = false;                  // accept joiners (`dptrain join`); leaving works either way
+  size_t min_workers = 1;                // below this, wait for joiners, then checkpoint and stop
+  size_t max_workers = 0;                // joiners beyond this are refused; 0: no limit
+  std::string run_dir;                   // where the job publishes its port and takes requests; default: checkpoint.dir
+  double wait_seconds = 300;             // how long a job below min_workers waits for joiners
+  double handover_seconds = 60;          // longest join hand-over before the joiners are given up
 };
 
 // Everything a run is made from. Sections with their own builders (data, model, optimizer,
@@ -46,9 +58,11 @@ struct RunConfig {
   uint64_t seed = 0;
   size_t threads = 0;    // 0 = automatic
   DeviceKind device = DeviceKind::CPU;
+  Precision precision = Precision::Float32;  // of convolutions and dense layers on the GPU; bf16 is GPU-only
   TrainSettings train;
   CommSettings comm;
   CheckpointSettings checkpoint;
+  ElasticSettings elastic;
 
   std::shared_ptr<ConfigMap> data;
   std::vector<ConfigMap> model;

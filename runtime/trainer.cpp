@@ -25,9 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
     : config_(config),
-      comm_(comm),
+      comm_(&comm),
       options_(std::move(options)),
-      context_(config.device, config.threads, options_.workers_on_node),
+      context_(config.device, config.threads, options_.workers_on_node, std::nullopt, config.precision),
       deadline_(std::chrono::milliseconds(static_cast<int64_t>(config.comm.timeout_seconds * 1000))) {
   data_ = make_datasets(*config_.data, config_.seed);
   config_.data->finish();
@@ -49,46 +49,35 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   }
   schedule_ = std::make_unique<LrSchedule>(*config_.lr_schedule, optimizer_->base_lr(), steps_per_epoch_, config_.train.epochs);
   config_.lr_schedule->finish();
-  if (comm_.rank() == 0 && !options_.metrics_path.empty()) metrics_ = MetricsWriter(options_.metrics_path);
-  Tensor& grads = model_->gradients();
-  device_comm_ = make_device_communicator(comm_, model_->device(), deadline_);
-  reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : comm_, grads.data(), grads.num_elements(),
-                                               static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
+  if (comm_->rank() == 0 && !options_.metrics_path.empty()) metrics_ = MetricsWriter(options_.metrics_path);
   model_->set_timeline(options_.timeline);
-  reducer_->set_timeline(options_.timeline);
+  replace_communicator(comm);
   synchronize_start();
 }
 
+void Trainer::replace_communicator(Communicator& comm) {
+  reducer_.reset();
+  device_comm_.reset();
+  comm_ = &comm;
+  Tensor& grads = model_->gradients();
+  device_comm_ = make_device_communicator(*comm_, model_->device(), deadline_);
+  reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, grads.data(),
+                                               grads.num_elements(),
+                                               static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
+  reducer_->set_timeline(options_.timeline);
+}
+
 void Trainer::synchronize_start() {
-  if (comm_.size() == 1) return;
-  // Every worker must train the same model on the same data with the same settings.
-  struct Fingerprint {
-    uint64_t config_hash;
-    uint64_t parameters;
-    uint64_t train_samples;
-  };
-  const Fingerprint self{hash_key(std::hash<std::string>{}(config_.text), 0, 0), model_->parameters().num_elements(),
-                         data_.train->size()};
-  std::vector<Fingerprint> all(comm_.size());
-  comm_.all_gather(&self, sizeof(self), all.data(), deadline_);
-  for (size_t r = 1; r < all.size(); ++r) {
-    const Fingerprint& f = all[r];
-    if (f.config_hash != all[0].config_hash || f.parameters != all[0].parameters ||
-        f.train_samples != all[0].train_samples) {
-      throw ConfigError("rank " + std::to_string(r) + " differs from rank 0: config " +
-                        (f.config_hash == all[0].config_hash ? "same" : "different") + ", " +
-                        std::to_string(f.parameters) + " vs " + std::to_string(all[0].parameters) + " parameters, " +
-                        std::to_string(f.train_samples) + " vs " + std::to_string(all[0].train_samples) +
-                        " training samples; every worker must load the same config file, --set overrides and data");
-    }
-  }
+  if (comm_->size() == 1) return;
+  const std::string differs = compare_setups();
+  if (!differs.empty()) throw ConfigError(differs);
   Tensor params = model_->host_parameters();
-  comm_.broadcast(params.data(), params.num_elements() * sizeof(float), 0, deadline_);
+  comm_->broadcast(params.data(), params.num_elements() * sizeof(float), 0, deadline_);
   model_->load_parameters(params);
 }
 
 void Trainer::log(const char* format, ...) const {
-  if (comm_.rank() != 0 || !options_.log) return;
+  if (comm_->rank() != 0 || !options_.log) return;
   va_list args;
   va_start(args, format);
   std::vfprintf(options_.log, format, args);
@@ -108,8 +97,9 @@ void Trainer::rank_log(const char* format, ...) const {
 std::string Trainer::describe() const {
   std::ostringstream out;
   out << "run " << config_.name << " (" << config_.file << "), seed " << config_.seed << "\n";
-  out << "workers " << comm_.size() << " (" << comm_.backend() << "), device " << to_string(context_.device())
-      << ", " << context_.num_threads() << " threads per worker\n";
+  out << "workers " << comm_->size() << " (" << comm_->backend() << "), device " << to_string(context_.device())
+      << ", " << context_.num_threads() << " threads per worker, precision " << context_.describe_precision()
+      << "\n";
   out << "train: " << data_.train->describe() << "\n";
   out << "test:  " << data_.test->describe() << "\n";
   if (data_.train_augment) out << "augmentation: " << data_.train_augment->describe() << "\n";
@@ -117,7 +107,7 @@ std::string Trainer::describe() const {
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
       << config_.train.epochs << " epochs";
-  if (comm_.size() > 1) {
+  if (comm_->size() > 1) {
     const auto& buckets = reducer_->buckets();
     out << "\ngradient all-reduce: " << buckets.size() << (buckets.size() == 1 ? " bucket" : " buckets") << " of up to "
         << format_number(config_.comm.bucket_mb) << " MiB, started during backward; timeout "
@@ -137,7 +127,7 @@ std::string Trainer::describe() const {
 
 EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   const auto start = Clock::now();
-  const size_t rank = comm_.rank(), world = comm_.size();
+  const size_t rank = comm_->rank(), world = comm_->size();
   const EpochPlan plan(data_.train->size(), config_.train.batch_size, config_.seed, epoch,
                        config_.train.drop_last, Shuffle::Yes);
   const size_t steps = plan.num_steps();
@@ -189,7 +179,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
                            signal ? 1.0 : 0.0};
     if (world > 1) {
       TimelineSpan span(options_.timeline, "metrics all-reduce", "comm");
-      comm_.all_reduce_sum(step_sums, 4, deadline_);
+      comm_->all_reduce_sum(step_sums, 4, deadline_);
     }
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
     if (step_sums[3] > 0) {
@@ -209,7 +199,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   const double train_seconds = seconds_since(start);
   const double local_comm_wait = reducer_->exposed_seconds() - comm_wait_before;
   double waits[2] = {loader.wait_seconds(), local_comm_wait};
-  comm_.all_reduce_sum(waits, 2, deadline_);
+  comm_->all_reduce_sum(waits, 2, deadline_);
 
   EpochSummary summary;
   summary.epoch = epoch + 1;
@@ -234,7 +224,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
 EvalResult Trainer::evaluate() {
   TimelineSpan span(options_.timeline, "evaluate", "eval");
   const Dataset& test = *data_.test;
-  const size_t rank = comm_.rank(), world = comm_.size();
+  const size_t rank = comm_->rank(), world = comm_->size();
   // Each worker takes a contiguous share of the test set, in batches.
   const size_t begin = test.size() * rank / world, end = test.size() * (rank + 1) / world;
   const size_t batch = std::min(config_.train.eval_batch_size, std::max<size_t>(end - begin, 1));
@@ -255,7 +245,7 @@ EvalResult Trainer::evaluate() {
     sums[1] += static_cast<double>(stats.correct);
     sums[2] += static_cast<double>(stats.count);
   }
-  comm_.all_reduce_sum(sums, 3, deadline_);
+  comm_->all_reduce_sum(sums, 3, deadline_);
   EvalResult result;
   result.samples = static_cast<size_t>(sums[2]);
   result.loss = sums[2] ? sums[0] / sums[2] : 0;
@@ -269,7 +259,7 @@ std::vector<EpochSummary> Trainer::run() {
   if (!resumed_) check_checkpoint_dir();
   metrics_.write(MetricsRecord("start")
                      .add("run", config_.name)
-                     .add("world_size", static_cast<double>(comm_.size()))
+                     .add("world_size", static_cast<double>(comm_->size()))
                      .add("epochs", static_cast<double>(config_.train.epochs))
                      .add("steps_per_epoch", static_cast<double>(steps_per_epoch_))
                      .add("batch_size", static_cast<double>(config_.train.batch_size))
@@ -290,6 +280,7 @@ std::vector<EpochSummary> Trainer::run() {
     EpochSummary s = train_epoch(epoch, epoch == position_.epoch ? position_.step_in_epoch : 0);
     if (!s.complete) {
       summaries.push_back(s);
+      run_end_ = RunEnd::Stopped;
       report_stop(save_checkpoint());
       return summaries;
     }
@@ -310,7 +301,7 @@ std::vector<EpochSummary> Trainer::run() {
     const MetricsRecord record = MetricsRecord("epoch")
                                      .add("epoch", static_cast<double>(s.epoch))
                                      .add("step", static_cast<double>(s.step))
-                                     .add("world_size", static_cast<double>(comm_.size()))
+                                     .add("world_size", static_cast<double>(comm_->size()))
                                      .add("loss", s.loss)
                                      .add("train_accuracy", s.train_accuracy)
                                      .add("test_loss", s.test.loss)
@@ -327,8 +318,21 @@ std::vector<EpochSummary> Trainer::run() {
     const bool last = epoch + 1 == config_.train.epochs;
     if (last || (epoch + 1) % config_.checkpoint.every_epochs == 0) save_checkpoint();
     if (!last && stop_requested_anywhere()) {
+      run_end_ = RunEnd::Stopped;
       report_stop(save_checkpoint());  // already saved at this position: the same file
       return summaries;
+    }
+    if (!last && options_.boundary) {
+      const BoundaryAction action = options_.boundary->at_epoch_boundary(*this);
+      if (action == BoundaryAction::Leave) {
+        run_end_ = RunEnd::Left;
+        return summaries;
+      }
+      if (action == BoundaryAction::Stop) {
+        run_end_ = RunEnd::Stopped;
+        report_stop(save_checkpoint());
+        return summaries;
+      }
     }
   }
   const double total = seconds_since(run_start);
@@ -337,7 +341,7 @@ std::vector<EpochSummary> Trainer::run() {
   metrics_.write(MetricsRecord("end")
                      .add("epoch", static_cast<double>(summaries.back().epoch))
                      .add("step", static_cast<double>(position_.global_step))
-                     .add("world_size", static_cast<double>(comm_.size()))
+                     .add("world_size", static_cast<double>(comm_->size()))
                      .add("test_accuracy", summaries.back().test.accuracy)
                      .add("seconds", total));
   return summaries;

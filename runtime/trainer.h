@@ -27,6 +27,30 @@ class Timeline;
 // Called on every worker for every training step with the global sample indices it trains on.
 using BatchObserver = std::function<void(size_t epoch, size_t step, const std::vector<uint64_t>& ids)>;
 
+class Trainer;
+
+// What the workers decided at an epoch boundary.
+enum class BoundaryAction {
+  Continue,  // train the next epoch (perhaps with other workers: the communicator may have changed)
+  Leave,     // this worker leaves the job; the others go on without it
+  Stop,      // every worker stops (after saving a checkpoint); Trainer::stop_reason() says why
+};
+
+// Changes who trains between epochs (launcher/elastic.h). Called on every worker at every epoch
+// boundary but the last, after that boundary's checkpoint; collective.
+class EpochBoundary {
+ public:
+  virtual ~EpochBoundary() = default;
+  virtual BoundaryAction at_epoch_boundary(Trainer& trainer) = 0;
+};
+
+// How a run ended.
+enum class RunEnd {
+  Completed,  // every epoch trained
+  Stopped,    // a stop signal, or the boundary asked to stop: see stopped_by() and stop_reason()
+  Left,       // this worker left the job at an epoch boundary
+};
+
 // How a Trainer runs and reports what it does.
 struct TrainerOptions {
   std::string metrics_path;                       // JSON-lines file, written by rank 0; empty: none
@@ -40,6 +64,8 @@ struct TrainerOptions {
   const std::atomic<int>* stop_signal = nullptr;
   // Records every step's phases, each bucket's all-reduce and evaluation (runtime/timeline.h); nullptr: off.
   Timeline* timeline = nullptr;
+  // Asked at every epoch boundary who trains on (elastic membership); nullptr: the same workers throughout.
+  EpochBoundary* boundary = nullptr;
 };
 
 // Loss and accuracy over a whole data set (all workers' shares together).
@@ -113,16 +139,38 @@ class Trainer {
   // writes once. Not collective.
   std::string save_checkpoint();
   const TrainingPosition& position() const { return position_; }
-  // The signal that stopped run() early; 0 when it ran to the end.
+  // The signal that stopped run() early; 0 when it ran to the end or stopped for another reason.
   int stopped_by() const { return stopped_by_; }
+  // Why the run stopped when no signal stopped it (for example too few workers); "" otherwise.
+  const std::string& stop_reason() const { return stop_reason_; }
+  // Sets the reason given when an epoch boundary returns BoundaryAction::Stop.
+  void set_stop_reason(const std::string& reason) { stop_reason_ = reason; }
+  RunEnd run_end() const { return run_end_; }
+
+  // ---- Changing workers between epochs (launcher/elastic.cpp drives these) ----
+
+  Communicator& comm() { return *comm_; }
+  // Trains on `comm` from now on (after workers joined or left): the gradient reducer and the
+  // device communicator are rebuilt; rank 0 must stay rank 0. `comm` must outlive its use.
+  void replace_communicator(Communicator& comm);
+  // Collective over the current communicator, right after workers joined: checks that every worker
+  // has the same model, data and config ("" when they do, else what differs — then nothing else is
+  // sent), then copies rank 0's parameters, optimizer state and position to every worker.
+  std::string share_state_with_joiners();
+  // Rank 0's metrics file (empty on other ranks).
+  MetricsWriter& metrics() { return metrics_; }
+  // Rank 0's console (options.log); public for the elastic controller's messages.
+  void log(const char* format, ...) const;
 
  private:
-  // Rank 0's console (options.log).
-  void log(const char* format, ...) const;
   // This worker's own log (options.rank_log), on every rank.
   void rank_log(const char* format, ...) const;
   // Fails unless every worker built the same model from the same config; then copies rank 0's parameters to all.
   void synchronize_start();
+  // What differs between this worker's setup and rank 0's ("" when nothing does). Collective.
+  std::string compare_setups();
+  // Copies rank 0's position, optimizer step count and optimizer state to every worker. Collective.
+  void broadcast_position_and_optimizer();
   // Before training from the start: checkpoint.dir must be writable, and must not hold an earlier
   // run's checkpoints (which pruning would mix with this run's). Rank 0; throws ConfigError.
   void check_checkpoint_dir() const;
@@ -134,7 +182,7 @@ class Trainer {
   void report_stop(const std::string& checkpoint);
 
   RunConfig& config_;
-  Communicator& comm_;
+  Communicator* comm_;
   TrainerOptions options_;
   Context context_;
   DataSplits data_;
@@ -149,6 +197,8 @@ class Trainer {
   TrainingPosition position_;
   bool resumed_ = false;
   int stopped_by_ = 0;
+  std::string stop_reason_;
+  RunEnd run_end_ = RunEnd::Completed;
   std::string last_metrics_;                     // the newest epoch record, stored in checkpoints
   std::string last_saved_;                       // path of the newest checkpoint written by this run
   uint64_t last_saved_step_ = 0;                 // its global step

@@ -57,7 +57,7 @@ CheckpointState Trainer::checkpoint_state() const {
   state.steps_per_epoch = steps_per_epoch_;
   state.global_batch = config_.train.batch_size;
   state.dataset_size = data_.train->size();
-  state.world_size = comm_.size();
+  state.world_size = comm_->size();
   state.parameters = tensors_from_flat(model_->parameter_entries(), model_->host_parameters());
   capture_optimizer(*optimizer_, model_->parameter_entries(), state);
   state.metrics_json = last_metrics_;
@@ -65,7 +65,7 @@ CheckpointState Trainer::checkpoint_state() const {
 }
 
 std::string Trainer::save_checkpoint() {
-  if (comm_.rank() != 0 || config_.checkpoint.dir.empty()) return "";
+  if (comm_->rank() != 0 || config_.checkpoint.dir.empty()) return "";
   if (!last_saved_.empty() && last_saved_step_ == position_.global_step) return last_saved_;
   const auto start = std::chrono::steady_clock::now();
   const std::string path = dptrain::save_checkpoint(config_.checkpoint.dir, checkpoint_state());
@@ -95,7 +95,7 @@ std::string Trainer::save_checkpoint() {
 
 void Trainer::check_checkpoint_dir() const {
   const std::string& dir = config_.checkpoint.dir;
-  if (comm_.rank() != 0 || dir.empty()) return;
+  if (comm_->rank() != 0 || dir.empty()) return;
   const std::string where = config_.file + ": checkpoint.dir '" + dir + "'";
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -118,7 +118,7 @@ bool Trainer::resume(const std::string& what) {
   std::string path;
   CheckpointState state;
   ResumeHeader header;
-  if (comm_.rank() == 0) {
+  if (comm_->rank() == 0) {
     if (what == "auto") {
       const std::string& dir = config_.checkpoint.dir;
       if (dir.empty()) {
@@ -166,7 +166,7 @@ bool Trainer::resume(const std::string& what) {
       header = {1, state.epoch, state.step_in_epoch, state.global_step, state.optimizer_steps};
     }
   }
-  comm_.broadcast(&header, sizeof(header), 0, deadline_);
+  comm_->broadcast(&header, sizeof(header), 0, deadline_);
   if (!header.found) return false;
   // Host copies travel over the host communicator, whatever device the model is on.
   broadcast_from_root(model_->parameters());
@@ -176,7 +176,7 @@ bool Trainer::resume(const std::string& what) {
   position_.step_in_epoch = header.step_in_epoch;
   position_.global_step = header.global_step;
   resumed_ = true;
-  if (comm_.rank() == 0) {
+  if (comm_->rank() == 0) {
     char where[160];
     if (header.step_in_epoch == 0) {
       std::snprintf(where, sizeof(where), "%llu of %zu epochs done", static_cast<unsigned long long>(header.epoch),
@@ -188,14 +188,14 @@ bool Trainer::resume(const std::string& what) {
     }
     log("resumed from %s: %s (global step %llu); saved by %llu worker(s), now %zu\n", path.c_str(), where,
         static_cast<unsigned long long>(header.global_step), static_cast<unsigned long long>(state.world_size),
-        comm_.size());
+        comm_->size());
     metrics_.write(MetricsRecord("resume")
                        .add("path", path)
                        .add("epoch", static_cast<double>(header.epoch))
                        .add("step_in_epoch", static_cast<double>(header.step_in_epoch))
                        .add("step", static_cast<double>(header.global_step))
                        .add("saved_world_size", static_cast<double>(state.world_size))
-                       .add("world_size", static_cast<double>(comm_.size())));
+                       .add("world_size", static_cast<double>(comm_->size())));
     last_saved_ = path;  // resuming and stopping at once does not rewrite it
     last_saved_step_ = header.global_step;
   }
@@ -204,39 +204,40 @@ bool Trainer::resume(const std::string& what) {
 
 TrainingPosition Trainer::load_parameters(const std::string& path) {
   ResumeHeader header;
-  if (comm_.rank() == 0) {
+  if (comm_->rank() == 0) {
     const CheckpointState state = read_checkpoint(path);
     Tensor params = model_->host_parameters();
     tensors_to_flat(state.parameters, model_->parameter_entries(), params, path);
     model_->load_parameters(params);
     header = {1, state.epoch, state.step_in_epoch, state.global_step, state.optimizer_steps};
   }
-  comm_.broadcast(&header, sizeof(header), 0, deadline_);
+  comm_->broadcast(&header, sizeof(header), 0, deadline_);
   broadcast_from_root(model_->parameters());
   return {header.epoch, header.step_in_epoch, header.global_step};
 }
 
 void Trainer::broadcast_from_root(Tensor& tensor) {
-  if (comm_.size() == 1) return;
+  if (comm_->size() == 1) return;
   if (tensor.device() == DeviceKind::CPU) {
-    comm_.broadcast(tensor.data(), tensor.size_bytes(), 0, deadline_);
+    comm_->broadcast(tensor.data(), tensor.size_bytes(), 0, deadline_);
     return;
   }
   Tensor host = tensor.to(DeviceKind::CPU);
-  comm_.broadcast(host.data(), host.size_bytes(), 0, deadline_);
+  comm_->broadcast(host.data(), host.size_bytes(), 0, deadline_);
   tensor.copy_from(host);
 }
 
 bool Trainer::stop_requested_anywhere() {
   const int signal = options_.stop_signal ? options_.stop_signal->load() : 0;
   double flag = signal ? 1.0 : 0.0;
-  if (comm_.size() > 1) comm_.all_reduce_sum(&flag, 1, deadline_);
+  if (comm_->size() > 1) comm_->all_reduce_sum(&flag, 1, deadline_);
   if (flag > 0) stopped_by_ = signal ? signal : SIGTERM;
   return flag > 0;
 }
 
 void Trainer::report_stop(const std::string& checkpoint) {
-  const char* name = signal_name(stopped_by_);
+  const std::string name = stopped_by_ || stop_reason_.empty() ? std::string("by ") + signal_name(stopped_by_)
+                                                               : "because " + stop_reason_;
   const TrainingPosition& p = position_;
   char where[160];
   if (p.step_in_epoch == 0) {
@@ -247,16 +248,22 @@ void Trainer::report_stop(const std::string& checkpoint) {
                   p.step_in_epoch, steps_per_epoch_, static_cast<unsigned long long>(p.global_step));
   }
   if (checkpoint.empty()) {
-    log("stopped by %s %s; no checkpoint written: set checkpoint.dir to make a stopped run resumable\n", name, where);
+    log("stopped %s %s; no checkpoint written: set checkpoint.dir to make a stopped run resumable\n", name.c_str(),
+        where);
   } else {
-    log("stopped by %s %s; checkpoint %s; continue with --resume auto\n", name, where, checkpoint.c_str());
+    log("stopped %s %s; checkpoint %s; continue with --resume auto\n", name.c_str(), where, checkpoint.c_str());
   }
-  metrics_.write(MetricsRecord("stop")
-                     .add("signal", name)
+  MetricsRecord record("stop");
+  if (stopped_by_ || stop_reason_.empty()) {
+    record.add("signal", signal_name(stopped_by_));
+  } else {
+    record.add("reason", stop_reason_);
+  }
+  metrics_.write(record
                      .add("epoch", static_cast<double>(p.epoch))
                      .add("step_in_epoch", static_cast<double>(p.step_in_epoch))
                      .add("step", static_cast<double>(p.global_step))
-                     .add("world_size", static_cast<double>(comm_.size()))
+                     .add("world_size", static_cast<double>(comm_->size()))
                      .add("checkpoint", checkpoint));
 }
 

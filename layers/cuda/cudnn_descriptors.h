@@ -10,7 +10,7 @@
 
 namespace dptrain {
 
-// A float32 NCHW tensor descriptor.
+// An NCHW tensor descriptor, float32 unless another element type is given.
 class TensorDescriptor {
  public:
   TensorDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&desc_)); }
@@ -18,8 +18,8 @@ class TensorDescriptor {
   TensorDescriptor(const TensorDescriptor&) = delete;
   TensorDescriptor& operator=(const TensorDescriptor&) = delete;
 
-  void set(size_t n, size_t c, size_t h, size_t w) {
-    DPTRAIN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(n),
+  void set(size_t n, size_t c, size_t h, size_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+    DPTRAIN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc_, CUDNN_TENSOR_NCHW, type, static_cast<int>(n),
                                                    static_cast<int>(c), static_cast<int>(h), static_cast<int>(w)));
   }
   cudnnTensorDescriptor_t get() const { return desc_; }
@@ -28,7 +28,7 @@ class TensorDescriptor {
   cudnnTensorDescriptor_t desc_ = nullptr;
 };
 
-// A float32 KCRS filter descriptor.
+// A KCRS filter descriptor, float32 unless another element type is given.
 class FilterDescriptor {
  public:
   FilterDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&desc_)); }
@@ -36,8 +36,8 @@ class FilterDescriptor {
   FilterDescriptor(const FilterDescriptor&) = delete;
   FilterDescriptor& operator=(const FilterDescriptor&) = delete;
 
-  void set(size_t k, size_t c, size_t r, size_t s) {
-    DPTRAIN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, static_cast<int>(k),
+  void set(size_t k, size_t c, size_t r, size_t s, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+    DPTRAIN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(desc_, type, CUDNN_TENSOR_NCHW, static_cast<int>(k),
                                                    static_cast<int>(c), static_cast<int>(r), static_cast<int>(s)));
   }
   cudnnFilterDescriptor_t get() const { return desc_; }
@@ -46,7 +46,8 @@ class FilterDescriptor {
   cudnnFilterDescriptor_t desc_ = nullptr;
 };
 
-// A 2-D cross-correlation descriptor (what PyTorch and the CPU layer compute), float32 accumulation.
+// A 2-D cross-correlation descriptor (what PyTorch and the CPU layer compute), float32 accumulation
+// whatever the data type (for bf16 data: cuDNN's "pseudo bf16" configuration).
 class ConvolutionDescriptor {
  public:
   ConvolutionDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&desc_)); }

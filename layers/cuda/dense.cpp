@@ -1,10 +1,12 @@
-// CUDA dense: cuBLAS SGEMMs over the whole batch (TF32 when the context allows it); the bias is
-// a rank-1 GEMM with a ones vector forward and a GEMV backward.
+// CUDA dense: cuBLAS SGEMMs over the whole batch (TF32 when the context allows it), or with
+// precision bf16 cublasGemmEx on bf16 copies of the operands with float32 sums and float32 results;
+// the bias is a float32 rank-1 GEMM with a ones vector forward and a GEMV backward.
 #include "layers/dense.h"
 
 #include <memory>
 
 #include "layers/cuda/cuda_layers.h"
+#include "runtime/cuda/bf16_buffer.h"
 #include "runtime/cuda/cuda_check.h"
 #include "runtime/cuda/cuda_context.h"
 #include "runtime/cuda/kernels.h"
@@ -12,6 +14,14 @@
 namespace dptrain {
 
 namespace {
+
+// c (m, n) = op(a) (m, k) * op(b) (k, n), column-major, bf16 operands, float32 sums and result.
+void gemm_bf16(cublasHandle_t h, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
+               const __nv_bfloat16* a, int lda, const __nv_bfloat16* b, int ldb, float* c, int ldc) {
+  const float one = 1.0f, zero = 0.0f;
+  DPTRAIN_CUBLAS_CHECK(cublasGemmEx(h, op_a, op_b, m, n, k, &one, a, CUDA_R_16BF, lda, b, CUDA_R_16BF, ldb, &zero, c,
+                                    CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
 
 // dense on the GPU. Row-major (N, F) buffers are column-major (F, N) to cuBLAS, so every
 // product below is the transposed one: y^T = W x^T, dW^T = x^T dy, dx^T = W^T dy^T.
@@ -29,6 +39,8 @@ class CudaDense final : public DenseLayer {
 
   DeviceBuffer ones_;
   size_t ones_count_ = 0;
+  // bf16 copies of the operands: the input x, the weights and the output gradient dy.
+  Bf16Buffer x16_, w16_, dy16_;
 };
 
 const float* CudaDense::ones(size_t n) {
@@ -44,11 +56,18 @@ void CudaDense::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
   if (n == 0) return;
   const int f = static_cast<int>(in_features_), u = static_cast<int>(options_.units), b = static_cast<int>(n);
-  cublasHandle_t h = CudaContext::current().cublas();
+  CudaContext& cuda = CudaContext::current();
+  cublasHandle_t h = cuda.cublas();
+  const Tensor& w = params_.at(0);
   const float one = 1.0f, zero = 0.0f;
   // y^T (u, n) = W^T' (u, f) * x^T (f, n)
-  DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, &one, params_.at(0).data(), f, x.data(), f,
-                                   &zero, y.data(), u));
+  if (cuda.precision() == Precision::Bf16) {
+    gemm_bf16(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, w16_.cast_from(w.data(), w.num_elements(), cuda.stream()), f,
+              x16_.cast_from(x.data(), x.num_elements(), cuda.stream()), f, y.data(), u);
+  } else {
+    DPTRAIN_CUBLAS_CHECK(
+        cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, &one, w.data(), f, x.data(), f, &zero, y.data(), u));
+  }
   if (has_bias()) {
     // y^T (u, n) += bias (u, 1) * ones (1, n)
     DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, u, b, 1, &one, params_.at(1).data(), u, ones(n), 1,
@@ -59,11 +78,19 @@ void CudaDense::forward(const Tensor& x, Tensor& y, const StepInfo&) {
 void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   const int f = static_cast<int>(in_features_), u = static_cast<int>(options_.units), b = static_cast<int>(n);
-  cublasHandle_t h = CudaContext::current().cublas();
+  CudaContext& cuda = CudaContext::current();
+  cublasHandle_t h = cuda.cublas();
+  const bool bf16 = cuda.precision() == Precision::Bf16;
+  const __nv_bfloat16* dy16 = bf16 ? dy16_.cast_from(dy.data(), dy.num_elements(), cuda.stream()) : nullptr;
   const float one = 1.0f, zero = 0.0f;
   // dW^T (f, u) = x^T (f, n) * dy (n, u)
-  DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, &one, x.data(), f, dy.data(), u, &zero,
-                                   grads_.at(0).data(), f));
+  if (bf16) {
+    gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, x16_.cast_from(x.data(), x.num_elements(), cuda.stream()), f,
+              dy16, u, grads_.at(0).data(), f);
+  } else {
+    DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, &one, x.data(), f, dy.data(), u, &zero,
+                                     grads_.at(0).data(), f));
+  }
   if (has_bias()) {
     // db (u) = dy^T (u, n) * ones (n)
     DPTRAIN_CUBLAS_CHECK(
@@ -71,8 +98,14 @@ void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   }
   if (dx && n > 0) {
     // dx^T (f, n) = W^T (f, u) * dy^T (u, n)
-    DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, f, b, u, &one, params_.at(0).data(), f, dy.data(),
-                                     u, &zero, dx->data(), f));
+    const Tensor& w = params_.at(0);
+    if (bf16) {
+      gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_N, f, b, u, w16_.cast_from(w.data(), w.num_elements(), cuda.stream()), f,
+                dy16, u, dx->data(), f);
+    } else {
+      DPTRAIN_CUBLAS_CHECK(
+          cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, f, b, u, &one, w.data(), f, dy.data(), u, &zero, dx->data(), f));
+    }
   }
 }
 

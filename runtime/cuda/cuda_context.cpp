@@ -11,14 +11,19 @@ namespace {
 
 CudaContext* g_current = nullptr;  // the one bound context of this process
 
-Tf32 tf32_from_environment() {
+// `configured`, unless DPTRAIN_TF32 (0 or 1) switches float32 and tf32.
+Precision with_tf32_override(Precision configured) {
   const char* text = std::getenv("DPTRAIN_TF32");
-  return text && std::strcmp(text, "1") == 0 ? Tf32::Allowed : Tf32::Disabled;
+  if (!text || !*text || configured == Precision::Bf16) return configured;
+  if (std::strcmp(text, "1") == 0) return Precision::Tf32;
+  if (std::strcmp(text, "0") == 0) return Precision::Float32;
+  throw UsageError(std::string("DPTRAIN_TF32='") + text + "': expected 0 (float32) or 1 (tf32), or unset it");
 }
 
 }  // namespace
 
-CudaContext::CudaContext(size_t ordinal) : ordinal_(ordinal), tf32_(tf32_from_environment()) {
+CudaContext::CudaContext(size_t ordinal, Precision precision)
+    : ordinal_(ordinal), precision_(with_tf32_override(precision)) {
   if (g_current) {
     throw DeviceError("a CUDA context for device " + std::to_string(g_current->ordinal()) +
                       " already exists in this process: create one Context(cuda) per worker");
@@ -36,7 +41,7 @@ CudaContext::CudaContext(size_t ordinal) : ordinal_(ordinal), tf32_(tf32_from_en
     DPTRAIN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
     DPTRAIN_CUDNN_CHECK(cudnnCreate(&cudnn_));
     DPTRAIN_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
-    set_tf32(tf32_);
+    set_precision(precision_);
   } catch (...) {
     release();
     throw;
@@ -70,13 +75,18 @@ CudaContext* CudaContext::current_or_null() { return g_current; }
 
 std::string CudaContext::describe() const {
   return name_ + " (device " + std::to_string(ordinal_) + ", sm_" + std::to_string(major_) + std::to_string(minor_) +
-         (tf32_ == Tf32::Allowed ? ", tf32" : "") + ")";
+         (precision_ == Precision::Float32 ? "" : std::string(", ") + to_string(precision_)) + ")";
 }
 
-void CudaContext::set_tf32(Tf32 mode) {
-  tf32_ = mode;
-  DPTRAIN_CUBLAS_CHECK(
-      cublasSetMathMode(cublas_, mode == Tf32::Allowed ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+void CudaContext::set_precision(Precision precision) {
+  if (precision == Precision::Bf16 && major_ < 8) {
+    throw UsageError("precision bf16 needs a GPU of compute capability 8.0 (Ampere) or newer; " + name_ + " is sm_" +
+                     std::to_string(major_) + std::to_string(minor_) + ": set precision: float32 or tf32");
+  }
+  precision_ = precision;
+  // bf16 products choose tensor cores themselves (cublasGemmEx); the mode matters for float32 ones.
+  DPTRAIN_CUBLAS_CHECK(cublasSetMathMode(
+      cublas_, precision == Precision::Tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
 CudaEvent::CudaEvent() { DPTRAIN_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }

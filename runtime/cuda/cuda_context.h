@@ -11,17 +11,14 @@
 
 namespace dptrain {
 
-// Whether float32 GEMMs and convolutions may use TF32 tensor cores (10-bit mantissa inputs).
-enum class Tf32 { Disabled, Allowed };
-
 // Owns the bound device's compute stream (layers, optimizer), copy stream (input batches) and
 // library handles, all bound to the compute stream. One exists per process at a time: layers
 // and communicators reach it through current().
 class CudaContext final : public BoundDevice {
  public:
-  // cudaSetDevice(ordinal), then the streams and handles. TF32 follows DPTRAIN_TF32 (0 or 1,
-  // default 0: plain float32).
-  explicit CudaContext(size_t ordinal);
+  // cudaSetDevice(ordinal), then the streams and handles. DPTRAIN_TF32, when set, overrides the
+  // choice between float32 and tf32: 1 makes float32 tf32, 0 makes tf32 float32 (bf16 stays).
+  explicit CudaContext(size_t ordinal, Precision precision = Precision::Float32);
   ~CudaContext() override;
   CudaContext(const CudaContext&) = delete;
   CudaContext& operator=(const CudaContext&) = delete;
@@ -39,9 +36,10 @@ class CudaContext final : public BoundDevice {
   cublasHandle_t cublas() const { return cublas_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
 
-  Tf32 tf32() const { return tf32_; }
-  // Applies to cuBLAS at once and to convolutions planned afterwards.
-  void set_tf32(Tf32 mode);
+  Precision precision() const override { return precision_; }
+  // Applies to cuBLAS at once and to every layer call afterwards (convolutions re-plan).
+  // UsageError for bf16 on a GPU older than sm_80.
+  void set_precision(Precision precision);
 
  private:
   void release() noexcept;
@@ -49,7 +47,7 @@ class CudaContext final : public BoundDevice {
   size_t ordinal_;
   std::string name_;
   int major_ = 0, minor_ = 0;
-  Tf32 tf32_ = Tf32::Disabled;
+  Precision precision_ = Precision::Float32;
   cudaStream_t stream_ = nullptr;
   cudaStream_t copy_stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -33,7 +33,9 @@ class CudaRuntime final : public DeviceRuntime {
     return count > 0 ? static_cast<size_t>(count) : 0;
   }
 
-  std::unique_ptr<BoundDevice> open(size_t ordinal) override { return std::make_unique<CudaContext>(ordinal); }
+  std::unique_ptr<BoundDevice> open(size_t ordinal, Precision precision) override {
+    return std::make_unique<CudaContext>(ordinal, precision);
+  }
 
   void* allocate(size_t bytes) override {
     void* p = nullptr;

@@ -1,4 +1,4 @@
-// Element-wise kernels of the runtime: fill, and the optimizer updates over the flat buffers
+// Element-wise kernels of the runtime: fill, bf16 casts, and the optimizer updates over the flat buffers
 // (the same formulas, in the same float32 order, as the CPU loops of runtime/optimizer.cpp).
 #include "runtime/cuda/kernels.h"
 
@@ -11,6 +11,18 @@ namespace {
 __global__ void fill_kernel(float* data, size_t count, float value) {
   for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
     data[i] = value;
+  }
+}
+
+__global__ void float_to_bf16_kernel(const float* src, __nv_bfloat16* dst, size_t count) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
+    dst[i] = __float2bfloat16_rn(src[i]);
+  }
+}
+
+__global__ void bf16_to_float_kernel(const __nv_bfloat16* src, float* dst, size_t count) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
+    dst[i] = __bfloat162float(src[i]);
   }
 }
 
@@ -46,6 +58,18 @@ __global__ void adam_kernel(AdamUpdate u) {
 void launch_fill(float* data, size_t count, float value, cudaStream_t stream) {
   if (count == 0) return;
   fill_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(data, count, value);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void launch_float_to_bf16(const float* src, __nv_bfloat16* dst, size_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  float_to_bf16_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(src, dst, count);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  bf16_to_float_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(src, dst, count);
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 

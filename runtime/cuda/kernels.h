@@ -1,6 +1,7 @@
-// Element-wise CUDA kernels of the runtime (fill, optimizer updates), launched on `stream`.
+// Element-wise CUDA kernels of the runtime (fill, bf16 casts, optimizer updates), launched on `stream`.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
@@ -10,6 +11,10 @@
 namespace dptrain {
 
 void launch_fill(float* data, size_t count, float value, cudaStream_t stream);
+// dst[i] = src[i] rounded to the nearest bf16 (ties to even), for i < count.
+void launch_float_to_bf16(const float* src, __nv_bfloat16* dst, size_t count, cudaStream_t stream);
+// dst[i] = src[i] widened to float32 (exact), for i < count.
+void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cudaStream_t stream);
 void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream);
 void launch_adam_update(const AdamUpdate& update, cudaStream_t stream);
 

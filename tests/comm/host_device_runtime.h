@@ -17,7 +17,7 @@ class HostDeviceRuntime final : public DeviceRuntime {
  public:
   const char* name() const override { return "host-test"; }
   size_t device_count(std::string* why) const override { return 1; }
-  std::unique_ptr<BoundDevice> open(size_t) override { throw std::logic_error("not used"); }
+  std::unique_ptr<BoundDevice> open(size_t, Precision) override { throw std::logic_error("not used"); }
   void* allocate(size_t bytes) override { return std::malloc(bytes ? bytes : 1); }
   void release(void* data) noexcept override { std::free(data); }
   void* allocate_pinned(size_t bytes) override { return allocate(bytes); }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "runtime/checkpoint.h"
+#include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
 #include "tests/test_util.h"
 
@@ -26,6 +27,7 @@ namespace dptrain {
 namespace {
 
 namespace fs = std::filesystem;
+using e2e::Background;
 using e2e::run_command;
 
 const std::string kBinary = DPTRAIN_BINARY;
@@ -35,49 +37,6 @@ const std::string kLongRun = " --set data.train_samples=100000 --set threads=1 -
 using test_util::kMpiEnv;
 using test_util::read_file;
 using test_util::TempDir;
-
-// A command started in the background; its output goes to a file.
-class Background {
- public:
-  Background(const std::string& command, const std::string& log) : log_(log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + log + " 2>&1").c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~Background() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // The exit code, or -1 when it did not exit by itself within `seconds` (it is then killed).
-  int wait(double seconds) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < end) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-  std::string output() const {
-    std::ifstream in(log_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
 
 // Waits up to `seconds` for a checkpoint of epoch >= 1 (one epoch done) in `dir`.
 bool wait_for_first_epoch(const std::string& dir, double seconds) {

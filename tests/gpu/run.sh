@@ -8,8 +8,10 @@
 #
 # Runs: the GPU unit tests (failing if any test skipped: on a GPU machine a skip means the GPU was
 # not usable), the two-rank NCCL test when mpirun and two GPUs are there, and
-# `dptrain bench train configs/fashion_mnist.yaml` on the GPU at global batch 128 and 1024.
-# Environment: DPTRAIN_TF32=1 allows TF32 (default off), STEPS (default 50) steps per repeat.
+# `dptrain bench train configs/fashion_mnist.yaml` on the GPU at global batch 128 and 1024, once
+# per precision (each run's header and JSON name the precision in effect).
+# Environment: PRECISIONS (default "float32 tf32 bf16"), STEPS (default 50) steps per repeat;
+# DPTRAIN_TF32=0|1 overrides float32/tf32 as in a training run (README, "GPUs").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mode=build
@@ -37,7 +39,8 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,
 
 echo "== GPU unit tests"
 log=$(mktemp)
-"$tests/dptrain_gpu_tests" 2>&1 | tee "$log"
+# The tolerances assume the float32 (and explicitly bf16) paths: no TF32 override here.
+env -u DPTRAIN_TF32 "$tests/dptrain_gpu_tests" 2>&1 | tee "$log"
 if grep -q '^\[  SKIPPED \]' "$log"; then
   echo "run.sh: GPU tests were skipped: this machine's GPU is not usable by this build (see the reasons above)" >&2
   exit 1
@@ -55,8 +58,11 @@ fi
 echo "== Benchmark: reference model (configs/fashion_mnist.yaml) on the GPU"
 # Synthetic data of Fashion-MNIST's shape, so that the data set need not be installed.
 cd "$(dirname "$configs")"
-for batch in 128 1024; do
-  "$bin/dptrain" bench train configs/fashion_mnist.yaml --set device=cuda --set train.batch_size="$batch" \
-    --set 'data={type: synthetic, train_samples: 1024, test_samples: 1, shape: [1, 28, 28], classes: 10}' \
-    --steps "${STEPS:-50}" --repeats 3
+for precision in ${PRECISIONS:-float32 tf32 bf16}; do
+  for batch in 128 1024; do
+    "$bin/dptrain" bench train configs/fashion_mnist.yaml --set device=cuda --set precision="$precision" \
+      --set train.batch_size="$batch" \
+      --set 'data={type: synthetic, train_samples: 1024, test_samples: 1, shape: [1, 28, 28], classes: 10}' \
+      --steps "${STEPS:-50}" --repeats 3
+  done
 done

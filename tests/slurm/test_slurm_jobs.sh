@@ -3,14 +3,16 @@
 # mode, two workers) and checks what they did.
 #
 # Usage: tests/slurm/test_slurm_jobs.sh PATH/TO/dptrain [jobs|time-limit|all]
-#   jobs (default), about a minute:
+#   jobs (default), one to two minutes:
 #     1. train.sbatch with srun: the job COMPLETES, two MPI workers train every epoch, checkpoints
 #        are written and verify (this run is also the uninterrupted reference for 3.);
 #     2. train.sbatch with DPTRAIN_LAUNCHER=mpirun: the same through Open MPI's mpirun;
 #     3. train-requeue.sbatch stopped in the middle of an epoch by `scancel --signal=TERM`: dptrain
 #        checkpoints and exits 0, the job requeues itself (Restarts=1), the second run resumes from
 #        that checkpoint at the same step, the job COMPLETES, and the final parameters and
-#        optimizer state are bit-identical to those of the uninterrupted run.
+#        optimizer state are bit-identical to those of the uninterrupted run;
+#     4. train.sbatch with DPTRAIN_ELASTIC=1 (one worker) and join.sbatch (one more): the running
+#        job reports "joined after epoch", trains on with two workers, and both jobs COMPLETE.
 #   time-limit, about two minutes:
 #     4. train-requeue.sbatch under a one-minute time limit with the warning signal 20 s before it,
 #        training for about 50 s: Slurm itself stops the training (once or more), the job requeues
@@ -285,6 +287,39 @@ check_jobs() {
       fail "$group differs between the uninterrupted and the resumed run: $(head -n 20 "$work/h5diff.txt")"
   done
   say "resumed run's final checkpoint is identical to the uninterrupted run's (/parameters, /optimizer)"
+
+  check_elastic
+}
+
+# 4. Elastic membership: a one-worker elastic job, and a join.sbatch job that adds a worker once the
+# job has published its port. One CPU each, so that both fit on the node at the same time.
+check_elastic() {
+  local epochs=6 t0=$SECONDS elastic joiner run out state
+  elastic=$(OMPI_MCA_mpi_yield_when_idle=1 DPTRAIN_ELASTIC=1 submit slurm-elastic cluster/slurm/train.sbatch \
+    --ntasks=1 -- "$config" --set train.epochs=$epochs)
+  jobs_submitted+=("$elastic")
+  run=$work/runs/slurm-elastic-$elastic
+  wait_for "$run/elastic/port" . "$job_timeout" "job $elastic's published port"
+  joiner=$(OMPI_MCA_mpi_yield_when_idle=1 submit slurm-join cluster/slurm/join.sbatch --ntasks=1 -- "$run")
+  jobs_submitted+=("$joiner")
+  state=$(wait_job "$elastic")
+  say "job $elastic (train.sbatch, elastic): $state after $((SECONDS - t0)) s"
+  expect_completed "$elastic" "$state" 0
+  state=$(wait_job "$joiner")
+  say "job $joiner (join.sbatch): $state"
+  expect_completed "$joiner" "$state" 0
+  out=$work/out/slurm-elastic-$elastic.out
+  expect_line "$out" "^command: mpirun --enable-recovery --ompi-server file:$run/ompi-server.uri "
+  expect_line "$out" "^world: 1 worker on 1 host (mpi)$" 1
+  expect_line "$out" "^rank 1 (pid [0-9]* on .*) joined after epoch [0-9]*: 2 worker(s) now" 1
+  expect_line "$out" "^epoch $epochs/$epochs  loss" 1
+  expect_line "$out" "^run status: completed$" 1
+  expect_line "$work/out/slurm-join-$joiner.out" "^dptrain join: joined the job in $run as ranks 1-1 of 2" 1
+  last=$(tail -n 1 "$run/metrics.jsonl")
+  [[ $(json_field "$last" event) == end && $(json_field "$last" epoch) == "$epochs" ]] ||
+    fail "$run/metrics.jsonl ends with '$last', expected an end record at epoch $epochs"
+  ! pgrep -f "ompi-server --no-daemonize -r $run/" >/dev/null ||
+    fail "the ompi-server of job $elastic is still running after the job ended"
 }
 
 # 4. The time limit: --time=1 with the warning signal 20 s before it. Slurm checks time limits every

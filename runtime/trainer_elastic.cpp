@@ -1,0 +1,69 @@
+// Trainer: what changes when workers join a running job — the setup check and the state hand-over.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/rng.h"
+#include "runtime/trainer.h"
+
+namespace dptrain {
+
+namespace {
+
+// What every worker must share with rank 0 to train in the same job.
+struct SetupFingerprint {
+  uint64_t config_hash;
+  uint64_t parameters;
+  uint64_t train_samples;
+};
+
+// Rank 0's position and optimizer step count, as it hands them to joiners.
+struct PositionHeader {
+  uint64_t epoch = 0;
+  uint64_t step_in_epoch = 0;
+  uint64_t global_step = 0;
+  uint64_t optimizer_steps = 0;
+};
+
+}  // namespace
+
+std::string Trainer::compare_setups() {
+  const SetupFingerprint self{hash_key(std::hash<std::string>{}(config_.text), 0, 0),
+                              model_->parameters().num_elements(), data_.train->size()};
+  std::vector<SetupFingerprint> all(comm_->size());
+  comm_->all_gather(&self, sizeof(self), all.data(), deadline_);
+  for (size_t r = 1; r < all.size(); ++r) {
+    const SetupFingerprint& f = all[r];
+    if (f.config_hash != all[0].config_hash || f.parameters != all[0].parameters ||
+        f.train_samples != all[0].train_samples) {
+      return "rank " + std::to_string(r) + " differs from rank 0: config " +
+             (f.config_hash == all[0].config_hash ? "same" : "different") + ", " + std::to_string(f.parameters) +
+             " vs " + std::to_string(all[0].parameters) + " parameters, " + std::to_string(f.train_samples) + " vs " +
+             std::to_string(all[0].train_samples) +
+             " training samples; every worker must load the same config file, --set overrides and data";
+    }
+  }
+  return "";
+}
+
+void Trainer::broadcast_position_and_optimizer() {
+  PositionHeader header{position_.epoch, position_.step_in_epoch, position_.global_step, optimizer_->steps()};
+  comm_->broadcast(&header, sizeof(header), 0, deadline_);
+  for (const auto& [name, tensor] : optimizer_->state()) broadcast_from_root(*tensor);
+  optimizer_->set_steps(header.optimizer_steps);
+  position_.epoch = header.epoch;
+  position_.step_in_epoch = header.step_in_epoch;
+  position_.global_step = header.global_step;
+}
+
+std::string Trainer::share_state_with_joiners() {
+  const std::string differs = compare_setups();
+  if (!differs.empty()) return differs;
+  broadcast_from_root(model_->parameters());
+  broadcast_position_and_optimizer();
+  // A joiner continues a run: it must not treat its checkpoint folder as a fresh run's.
+  resumed_ = true;
+  return "";
+}
+
+}  // namespace dptrain

@@ -1,0 +1,245 @@
+// Elastic membership through the dptrain binary under mpirun --enable-recovery, with ompi-server
+// between the job and its joiners, all on loopback: workers leave (SIGUSR1, dptrain ctl leave) and
+// join (dptrain join) between epochs, the trajectory stays that of a fixed 2-worker run, the limits
+// (elastic.min_workers, elastic.max_workers) hold, and a joiner that dies in its hand-over is given up.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/checkpoint.h"
+#include "tests/e2e/background.h"
+#include "tests/e2e/run_command.h"
+#include "tests/test_util.h"
+
+namespace dptrain {
+namespace {
+
+namespace fs = std::filesystem;
+using e2e::Background;
+using test_util::read_file;
+using test_util::TempDir;
+
+const std::string kBinary = DPTRAIN_BINARY;
+// Two mpirun jobs share the cores: their ranks must yield while they wait.
+const std::string kEnv = test_util::kMpiEnv + "OMPI_MCA_mpi_yield_when_idle=1 ";
+
+// One to two seconds an epoch with two or three workers.
+std::string config_text(const std::string& dir, const std::string& elastic) {
+  return R"(name: elastic
+seed: 7
+threads: 1
+data: {type: synthetic, train_samples: 48000, test_samples: 200, shape: [1, 8, 8], classes: 3, noise: 2.0}
+model:
+  - {type: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {type: relu}
+  - {type: max_pool2d, kernel: 2}
+  - {type: flatten}
+  - {type: dense, units: 16}
+  - {type: relu}
+  - {type: dropout, rate: 0.25}
+  - {type: dense, units: 3}
+  - {type: softmax_cross_entropy}
+optimizer: {type: sgd, lr: 0.02, momentum: 0.9}
+lr_schedule: {type: cosine, warmup_epochs: 1}
+comm: {bucket_mb: 0.001, heartbeat_seconds: 3, timeout_seconds: 60}
+train: {batch_size: 25, epochs: 4}
+checkpoint: {dir: )" + dir + R"(}
+elastic: )" + elastic + "\n";
+}
+
+// One elastic job's folder, config and ompi-server.
+class ElasticRun {
+ public:
+  ElasticRun(const std::string& name, const std::string& elastic) : temp_(name) {
+    run_dir_ = temp_.path() + "/run";
+    fs::create_directories(run_dir_);
+    config_ = temp_.path() + "/elastic.yaml";
+    std::ofstream(config_) << config_text(run_dir_, elastic);
+    server_ = std::make_unique<Background>(kEnv + "ompi-server --no-daemonize -r " + uri(), temp_.path() + "/server.log");
+    wait_until([&] { return fs::exists(uri()); }, 20);
+  }
+  ~ElasticRun() { kill(server_->pid(), SIGTERM); }
+
+  std::string uri() const { return run_dir_ + "/ompi-server.uri"; }
+  const std::string& run_dir() const { return run_dir_; }
+  std::string path(const std::string& name) const { return temp_.path() + "/" + name; }
+  // `env`: more VARIABLE=value settings for the command.
+  std::string mpirun(size_t workers, const std::string& env = "") const {
+    return kEnv + env + "timeout 150 mpirun --enable-recovery --ompi-server file:" + uri() +
+           " --oversubscribe --bind-to none -np " + std::to_string(workers) + " " + kBinary + " ";
+  }
+  std::unique_ptr<Background> start_job(size_t workers) const {
+    return std::make_unique<Background>(
+        mpirun(workers) + "train " + config_ + " --progress off --metrics " + path("metrics.jsonl"), path("job.log"));
+  }
+  std::unique_ptr<Background> start_joiner(size_t workers, const std::string& log, const std::string& env = "") const {
+    return std::make_unique<Background>(mpirun(workers, env) + "join --run-dir " + run_dir_ + " --wait 60", path(log));
+  }
+  // The job's current workers, as `dptrain ctl status` and the members file give them.
+  size_t members() const {
+    std::ifstream in(run_dir_ + "/elastic/members");
+    std::string word;
+    size_t epoch = 0, workers = 0;
+    in >> word >> epoch >> word >> workers;
+    return workers;
+  }
+  int ctl(const std::string& args) const {
+    return e2e::run_command(kBinary + " ctl " + args + " --run-dir " + run_dir_).exit_code;
+  }
+  std::string metrics() const { return read_file(path("metrics.jsonl")); }
+
+  template <typename Condition>
+  static bool wait_until(Condition condition, double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+ private:
+  TempDir temp_;
+  std::string run_dir_;
+  std::string config_;
+  std::unique_ptr<Background> server_;
+};
+
+std::vector<float> final_parameters(const std::string& dir) {
+  std::vector<float> flat;
+  const std::vector<CheckpointFile> files = list_checkpoints(dir);
+  if (files.empty()) return flat;
+  for (const CheckpointTensor& t : read_checkpoint(files[0].path).parameters) {
+    flat.insert(flat.end(), t.values.begin(), t.values.end());
+  }
+  return flat;
+}
+
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    norm += double(b[i]) * b[i];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-30));
+}
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(ElasticE2E, WorkersLeaveBySignalAndByCtlAndTheRestFinish) {
+  ElasticRun run("elastic-leave", "{enabled: false}");
+  auto job = run.start_job(3);
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 3; }, 60)) << job->output();
+  // Rank 2 by SIGUSR1 (its pid from the members file), then rank 1 by ctl once rank 2 is gone.
+  std::ifstream in(run.run_dir() + "/elastic/members");
+  std::string header;
+  std::getline(in, header);
+  int rank = 0, pid = 0;
+  std::string host;
+  for (int r = 0; r <= 2; ++r) in >> rank >> host >> pid;
+  ASSERT_EQ(rank, 2);
+  ASSERT_EQ(kill(pid, SIGUSR1), 0);
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
+  EXPECT_EQ(run.ctl("leave --rank 1"), 0);
+  EXPECT_NE(run.ctl("leave --rank 0"), 0) << "rank 0 cannot leave";
+  EXPECT_NE(run.ctl("leave --rank 7"), 0) << "no such rank";
+  const int code = job->wait(120);
+  const std::string out = job->output();
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("rank 2 (pid " + std::to_string(pid)), std::string::npos) << out;
+  EXPECT_NE(out.find("1 worker(s) now"), std::string::npos) << out;
+  EXPECT_NE(out.find("done: 4 epochs"), std::string::npos) << out;
+  const std::string metrics = run.metrics();
+  EXPECT_EQ(count(metrics, "\"change\": \"leave\""), 2u) << metrics;
+  EXPECT_NE(metrics.find("\"world_size\": 1"), std::string::npos) << metrics;
+}
+
+TEST(ElasticE2E, TwoToThreeToTwoWorkersFollowsTheFixedTwoWorkerTrajectory) {
+  ElasticRun fixed("elastic-fixed", "{enabled: false}");
+  auto reference = fixed.start_job(2);
+  ASSERT_EQ(reference->wait(120), 0) << reference->output();
+
+  ElasticRun run("elastic-join", "{enabled: true, max_workers: 4}");
+  auto job = run.start_job(2);
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
+  auto joiner = run.start_joiner(1, "joiner.log");
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 3; }, 60)) << job->output();
+  EXPECT_EQ(run.ctl("leave --rank 2"), 0);
+  EXPECT_EQ(job->wait(120), 0) << job->output();
+  EXPECT_EQ(joiner->wait(30), 0) << joiner->output();
+  const std::string out = job->output();
+  EXPECT_NE(out.find("joined after epoch"), std::string::npos) << out;
+  EXPECT_NE(out.find("left after epoch"), std::string::npos) << out;
+  EXPECT_NE(out.find("done: 4 epochs"), std::string::npos) << out;
+  const std::string metrics = run.metrics();
+  EXPECT_EQ(count(metrics, "\"change\": \"join\""), 1u) << metrics;
+  EXPECT_EQ(count(metrics, "\"change\": \"leave\""), 1u) << metrics;
+
+  const std::vector<float> a = final_parameters(run.run_dir()), b = final_parameters(fixed.run_dir());
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_LT(relative_difference(a, b), 1e-4);
+}
+
+TEST(ElasticE2E, TwoJoinersComeInAndOneBeyondMaxWorkersIsRefused) {
+  ElasticRun run("elastic-max", "{enabled: true, max_workers: 4}");
+  auto job = run.start_job(2);
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
+  auto two = run.start_joiner(2, "two.log");
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 4; }, 60)) << job->output();
+  auto one_more = run.start_joiner(1, "refused.log");
+  one_more->wait(60);  // exits 2, but mpirun --enable-recovery reports 0 whatever its ranks return
+  EXPECT_NE(one_more->output().find("elastic.max_workers is 4"), std::string::npos) << one_more->output();
+  EXPECT_EQ(job->wait(120), 0) << job->output();
+  EXPECT_EQ(two->wait(30), 0) << two->output();
+  EXPECT_NE(run.metrics().find("\"world_size\": 4"), std::string::npos) << run.metrics();
+}
+
+TEST(ElasticE2E, BelowMinWorkersWaitsThenCheckpointsAndStops) {
+  ElasticRun run("elastic-min", "{enabled: true, min_workers: 2, wait_seconds: 2}");
+  auto job = run.start_job(2);
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
+  EXPECT_EQ(run.ctl("leave --rank 1"), 0);
+  const int code = job->wait(120);
+  const std::string out = job->output();
+  EXPECT_EQ(code, 0) << "mpirun --enable-recovery exits 0 whatever its ranks return\n" << out;
+  EXPECT_NE(out.find("below elastic.min_workers 2: waiting up to 2 s"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped because only 1 worker(s) remain"), std::string::npos) << out;
+  EXPECT_NE(out.find("continue with --resume auto"), std::string::npos) << out;
+  EXPECT_EQ(out.find("done: 4 epochs"), std::string::npos) << out;
+  EXPECT_NE(run.metrics().find("\"reason\": \"only 1 worker(s) remain"), std::string::npos) << run.metrics();
+  EXPECT_FALSE(list_checkpoints(run.run_dir()).empty());
+}
+
+TEST(ElasticE2E, AJoinerThatDiesInItsHandOverIsGivenUp) {
+  ElasticRun run("elastic-fault", "{enabled: true}");
+  auto job = run.start_job(2);
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
+  auto joiner = run.start_joiner(1, "joiner.log", "DPTRAIN_FAULT=exit-in-handover ");
+  const auto start = std::chrono::steady_clock::now();
+  const int code = job->wait(120);
+  const std::string out = job->output();
+  EXPECT_EQ(code, 0) << out;
+  joiner->wait(30);
+  EXPECT_NE(out.find("failed during the hand-over"), std::string::npos) << out << joiner->output();
+  EXPECT_NE(out.find("going on with 2 worker(s)"), std::string::npos) << out;
+  EXPECT_NE(out.find("done: 4 epochs"), std::string::npos) << out;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 100);
+  EXPECT_NE(run.metrics().find("\"change\": \"join_failed\""), std::string::npos) << run.metrics();
+}
+
+}  // namespace
+}  // namespace dptrain
