@@ -30,12 +30,18 @@ constexpr size_t kMaxCount = size_t{1} << 30;
 class MpiRequest final : public CommRequest {
  public:
   MpiRequest(std::vector<MPI_Request> requests, size_t world, std::string what,
-             std::shared_ptr<const PeerMonitor> monitor)
-      : requests_(std::move(requests)), world_(world), what_(std::move(what)), monitor_(std::move(monitor)) {
+             std::shared_ptr<const PeerMonitor> monitor, std::shared_ptr<std::atomic<bool>> abandoned)
+      : requests_(std::move(requests)),
+        world_(world),
+        what_(std::move(what)),
+        monitor_(std::move(monitor)),
+        abandoned_(std::move(abandoned)) {
     timing_.start = Clock::now();
   }
   ~MpiRequest() override {
-    // A request abandoned after an error is left to MPI_Finalize/MPI_Abort; never freed mid-flight.
+    // A request abandoned after an error is left to MPI_Finalize/MPI_Abort; never freed mid-flight,
+    // and its communicator is kept.
+    if (!done_) abandoned_->store(true);
   }
   bool test() override {
     if (done_) return true;
@@ -48,9 +54,14 @@ class MpiRequest final : public CommRequest {
   void wait(Deadline deadline) override {
     if (done_) return;
     const auto limit = Clock::now() + deadline;
-    for (auto& r : requests_) {
-      const auto left = std::chrono::duration_cast<Deadline>(limit - Clock::now());
-      wait_request(&r, std::max(left, Deadline(0)), world_, what_, monitor_.get());
+    try {
+      for (auto& r : requests_) {
+        const auto left = std::chrono::duration_cast<Deadline>(limit - Clock::now());
+        wait_request(&r, std::max(left, Deadline(0)), world_, what_, monitor_.get());
+      }
+    } catch (...) {
+      abandoned_->store(true);
+      throw;
     }
     done_ = true;
     timing_.end = Clock::now();
@@ -62,6 +73,7 @@ class MpiRequest final : public CommRequest {
   size_t world_;
   std::string what_;
   std::shared_ptr<const PeerMonitor> monitor_;
+  std::shared_ptr<std::atomic<bool>> abandoned_;
   bool done_ = false;
   CommTiming timing_;  // start: when it was posted; end: when a test or wait saw it complete
 };
@@ -255,7 +267,16 @@ MpiCommunicator::~MpiCommunicator() {
     collective_thread_.join();
     if (!finalized) MPI_Comm_free(&queue_->comm);
   }
-  if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
+  if (comm_ != MPI_COMM_NULL && !finalized && !abandoned_->load()) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::wait(MPI_Request* request, Deadline deadline, const std::string& what) {
+  try {
+    wait_request(request, deadline, size_, what, monitor_.get());
+  } catch (...) {
+    abandoned_->store(true);
+    throw;
+  }
 }
 
 void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
@@ -304,14 +325,14 @@ std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, 
     DPTRAIN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + first, n, MPI_FLOAT, MPI_SUM, comm_, &r));
     requests.push_back(r);
   }
-  return std::make_unique<MpiRequest>(std::move(requests), size_, what, monitor_);
+  return std::make_unique<MpiRequest>(std::move(requests), size_, what, monitor_, abandoned_);
 }
 
 void MpiCommunicator::all_reduce_sum(double* data, size_t count, Deadline deadline) {
   if (count > kMaxCount) throw CommError("backend mpi: all-reduce of doubles is limited to 2^30 values");
   MPI_Request r;
   DPTRAIN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, MPI_SUM, comm_, &r));
-  wait_request(&r, deadline, size_, "all-reduce of " + std::to_string(count) + " doubles", monitor_.get());
+  wait(&r, deadline, "all-reduce of " + std::to_string(count) + " doubles");
 }
 
 void MpiCommunicator::broadcast(void* data, size_t bytes, size_t root, Deadline deadline) {
@@ -325,8 +346,8 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, size_t root, Deadline 
     const int n = static_cast<int>(std::min(kMaxCount, bytes - first));
     MPI_Request r;
     DPTRAIN_MPI_CHECK(MPI_Ibcast(p + first, n, MPI_BYTE, static_cast<int>(root), comm_, &r));
-    wait_request(&r, std::chrono::duration_cast<Deadline>(limit - Clock::now()), size_,
-                 "broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root), monitor_.get());
+    wait(&r, std::chrono::duration_cast<Deadline>(limit - Clock::now()),
+         "broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root));
     if (bytes == 0) break;
   }
 }
@@ -334,7 +355,7 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, size_t root, Deadline 
 void MpiCommunicator::barrier(Deadline deadline) {
   MPI_Request r;
   DPTRAIN_MPI_CHECK(MPI_Ibarrier(comm_, &r));
-  wait_request(&r, deadline, size_, "barrier", monitor_.get());
+  wait(&r, deadline, "barrier");
 }
 
 void MpiCommunicator::all_gather(const void* send, size_t bytes_each, void* recv, Deadline deadline) {
@@ -342,7 +363,7 @@ void MpiCommunicator::all_gather(const void* send, size_t bytes_each, void* recv
   MPI_Request r;
   DPTRAIN_MPI_CHECK(MPI_Iallgather(send, static_cast<int>(bytes_each), MPI_BYTE, recv, static_cast<int>(bytes_each),
                                    MPI_BYTE, comm_, &r));
-  wait_request(&r, deadline, size_, "all-gather of " + std::to_string(bytes_each) + " bytes per rank", monitor_.get());
+  wait(&r, deadline, "all-gather of " + std::to_string(bytes_each) + " bytes per rank");
 }
 
 }  // namespace dptrain

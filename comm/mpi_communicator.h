@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -117,6 +118,8 @@ class MpiCommunicator final : public Communicator {
 
  private:
   static void collective_loop(std::shared_ptr<Queue> queue);
+  // wait_request on comm_; a wait that ends in an error marks the communicator abandoned.
+  void wait(MPI_Request* request, Deadline deadline, const std::string& what);
 
   MPI_Comm comm_ = MPI_COMM_NULL;  // the caller's thread's
   size_t rank_ = 0;
@@ -124,6 +127,10 @@ class MpiCommunicator final : public Communicator {
   std::shared_ptr<Queue> queue_;
   std::thread collective_thread_;
   std::shared_ptr<PeerMonitor> monitor_;  // shared with the requests started while it ran
+  // Set when a request on comm_ was given up before it completed (a missed deadline, a lost peer).
+  // Such a request may still be advanced by MPI later, so comm_ is then never freed: Open MPI's
+  // non-blocking collectives would touch the freed communicator. Shared with the requests.
+  std::shared_ptr<std::atomic<bool>> abandoned_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace dptrain

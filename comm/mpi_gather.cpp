@@ -51,8 +51,7 @@ std::vector<std::string> MpiCommunicator::gather_bytes(const std::string& send, 
     DPTRAIN_MPI_CHECK(MPI_Igatherv(send.data() + std::min<uint64_t>(offset, send.size()), counts[rank_], MPI_BYTE,
                                    buffer.data(), counts.data(), displacements.data(), MPI_BYTE,
                                    static_cast<int>(root), comm_, &r));
-    wait_request(&r, left(), size_,
-                 "gather of " + std::to_string(mine) + " bytes to rank " + std::to_string(root), monitor_.get());
+    wait(&r, left(), "gather of " + std::to_string(mine) + " bytes to rank " + std::to_string(root));
     if (rank_ == root) {
       for (size_t q = 0; q < size_; ++q) result[q].append(buffer.data() + displacements[q], counts[q]);
     }

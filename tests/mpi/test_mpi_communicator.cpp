@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -78,6 +79,27 @@ TEST(MpiCommunicator, MissedDeadlineNamesThisRankAndTheOperation) {
     MPI_Wait(&r, MPI_STATUS_IGNORE);
   }
   MPI_Barrier(MPI_COMM_WORLD);
+}
+
+// Rank 0 gives up on a barrier and closes its communicator; only then do the others take part in
+// that barrier, and rank 0's MPI goes on advancing the abandoned request. The communicator must still
+// be there for it (with three or more ranks the barrier has a second round to send).
+TEST(MpiCommunicator, AnAbandonedWaitKeepsItsCommunicatorForMpi) {
+  {
+    auto comm = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+    if (comm->rank() == 0) {
+      EXPECT_THROW(comm->barrier(std::chrono::milliseconds(100)), CommError);
+      comm.reset();
+      MPI_Barrier(MPI_COMM_WORLD);  // the others start their part of the barrier only now
+    } else {
+      MPI_Barrier(MPI_COMM_WORLD);
+      MPI_Request r;
+      MPI_Ibarrier(comm->comm(), &r);
+      wait_request(&r, kDeadline, comm->size(), "rank 0's abandoned barrier");
+    }
+  }
+  // Rank 0 advances its abandoned request in here; with the communicator freed it would crash.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
 }
 
 TEST(MpiCommunicator, FailedCallIsCommErrorWithCallFileAndRank) {
