@@ -9,6 +9,7 @@
 
 #include "runtime/errors.h"
 #include "runtime/metrics.h"
+#include "runtime/timeline.h"
 
 namespace dptrain::launcher {
 
@@ -69,6 +70,7 @@ ElasticController::ElasticController(const RunConfig& config, MpiCommunicator& c
   // The heartbeats on `comm` are the launcher's (Workers::monitor_peers); those of every later
   // communicator are started here.
   members_ = gather_workers(comm, this_worker(comm.rank()), deadline_);
+  next_worker_ = comm.size();
 }
 
 ElasticController::~ElasticController() = default;
@@ -201,6 +203,7 @@ void ElasticController::leave_step(Trainer& trainer, const std::vector<size_t>& 
   }
   std::string who;
   for (size_t i = 0; i < leavers.size(); ++i) who += (i ? ", " : "") + describe_worker(leavers[i], gone[i]);
+  collect_leavers_timelines(trainer, leavers, leaving);
   // Leaving on purpose: no peer may report the leavers lost.
   current_->stop_monitoring();
   MPI_Comm rest = MPI_COMM_NULL;
@@ -259,6 +262,7 @@ void ElasticController::join_step(Trainer& trainer, const JoinRequest& request) 
   try {
     adopt(trainer, std::move(next), std::move(members));
     problem = trainer.share_state_with_joiners();
+    if (problem.empty()) hand_over_timeline(trainer, before);
   } catch (const CommError& e) {
     problem = e.what();
   }
@@ -343,12 +347,46 @@ std::string ElasticController::join(Trainer& trainer, std::chrono::seconds wait)
   const std::string problem = trainer.share_state_with_joiners();
   if (!problem.empty()) throw ConfigError("the job in " + dir_.run_dir() + " did not take this worker: " + problem);
   epoch_ = trainer.position().epoch;
+  hand_over_timeline(trainer, job_size);
   if (current_->rank() == job_size) {
     std::printf("dptrain join: joined the job in %s as ranks %zu-%zu of %zu, training from epoch %zu\n",
                 dir_.run_dir().c_str(), job_size, current_->size() - 1, current_->size(), epoch_ + 1);
     std::fflush(stdout);
   }
   return "";
+}
+
+void ElasticController::hand_over_timeline(Trainer& trainer, size_t first_joiner) {
+  struct {
+    int64_t elapsed_ns;  // since rank 0's timeline origin; -1: the job keeps no timeline
+    uint64_t first_worker;
+  } header{-1, 0};
+  const size_t me = current_->rank();
+  if (me == 0 && trainer.timeline()) {
+    header.elapsed_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - trainer.timeline()->origin())
+                            .count();
+    header.first_worker = next_worker_;
+  }
+  current_->broadcast(&header, sizeof(header), 0, deadline_);
+  if (header.elapsed_ns < 0) return;
+  if (me == 0) next_worker_ += current_->size() - first_joiner;
+  if (me < first_joiner || trainer.timeline()) return;
+  joined_timeline_ = std::make_unique<Timeline>();
+  joined_timeline_->start_joined(std::chrono::nanoseconds(header.elapsed_ns), header.first_worker + me - first_joiner,
+                                 "joined after epoch " + std::to_string(epoch_));
+  trainer.set_timeline(joined_timeline_.get());
+}
+
+void ElasticController::collect_leavers_timelines(Trainer& trainer, const std::vector<size_t>& leavers,
+                                                  bool leaving) {
+  Timeline* timeline = trainer.timeline();
+  if (!timeline) return;
+  const size_t me = current_->rank();
+  if (leaving) timeline->add_note("left after epoch " + std::to_string(epoch_));
+  std::vector<std::string> payloads =
+      current_->gather_bytes(leaving ? timeline->merge_payload(me) : std::string(), 0, deadline_);
+  if (me != 0) return;
+  for (size_t r : leavers) timeline->keep_departed(std::move(payloads[r]));
 }
 
 void ElasticController::record(Trainer& trainer, const std::string& change, const std::string& who, size_t before,

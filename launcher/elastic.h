@@ -49,6 +49,12 @@ class ElasticController final : public EpochBoundary {
   Decision decide(Trainer& trainer, size_t remaining);
   void leave_step(Trainer& trainer, const std::vector<size_t>& leavers, bool& leaving);
   void join_step(Trainer& trainer, const JoinRequest& request);
+  // Right after a hand-over, over the merged communicator (ranks from `first_joiner` on joined):
+  // rank 0 tells the joiners whether the job keeps a timeline, how long it has run and each joiner's
+  // track number; a joiner then records into a timeline of its own.
+  void hand_over_timeline(Trainer& trainer, size_t first_joiner);
+  // Before leavers split off: each sends its timeline to rank 0, which keeps it for the merged file.
+  void collect_leavers_timelines(Trainer& trainer, const std::vector<size_t>& leavers, bool leaving);
   // Makes `next` (with `members`) the communicator trained on.
   void adopt(Trainer& trainer, std::unique_ptr<MpiCommunicator> next, std::vector<WorkerInfo> members);
   void record(Trainer& trainer, const std::string& change, const std::string& who, size_t before, double seconds);
@@ -61,6 +67,8 @@ class ElasticController final : public EpochBoundary {
   std::vector<std::unique_ptr<MpiCommunicator>> owned_;  // communicators made here, current and abandoned
   std::vector<WorkerInfo> members_;                      // the current communicator's workers, in rank order
   std::unique_ptr<JoinPort> port_;                        // rank 0 of an elastic job
+  std::unique_ptr<Timeline> joined_timeline_;             // a joiner's, when the job keeps a timeline
+  size_t next_worker_ = 0;                                // rank 0: the next joiner's timeline track number
   bool refused_own_leave_ = false;
   bool peer_lost_ = false;
   bool below_minimum_ = false;

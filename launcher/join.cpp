@@ -13,6 +13,7 @@
 #include "runtime/context.h"
 #include "runtime/errors.h"
 #include "runtime/run_config.h"
+#include "runtime/timeline.h"
 #include "runtime/trainer.h"
 
 namespace dptrain::launcher {
@@ -70,6 +71,11 @@ int run_join(const JoinArgs& args, Workers& workers) {
     return 2;
   }
   trainer.run();
+  // The job keeps a timeline (the hand-over said so): this worker's events go to rank 0's file.
+  if (trainer.timeline() && trainer.run_end() != RunEnd::Left) {
+    write_merged_timeline(*trainer.timeline(), trainer.comm(), "",
+                          Deadline(static_cast<int64_t>(config.comm.timeout_seconds * 1000)));
+  }
   return finish_run(trainer, &elastic, config);
 }
 

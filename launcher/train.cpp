@@ -70,7 +70,7 @@ int run_train(const TrainArgs& args, Workers& workers) {
     const size_t events = write_merged_timeline(*timeline, trainer.comm(), args.timeline, deadline);
     if (workers.rank() == 0) {
       std::printf("timeline: %zu events from %zu worker(s) in %s (open it in https://ui.perfetto.dev)\n", events,
-                  trainer.comm().size(), args.timeline.c_str());
+                  trainer.comm().size() + timeline->departed().size(), args.timeline.c_str());
     }
   }
   // For dptrain launch (rank 0 stays rank 0 and never leaves): how the run ended.

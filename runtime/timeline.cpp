@@ -93,14 +93,58 @@ Timeline::Timeline(size_t max_events) : max_events_(max_events) {
   events_.reserve(std::min<size_t>(max_events_, 4096));
 }
 
+namespace {
+
+int64_t unix_microseconds() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
 void Timeline::start(Communicator& comm, Deadline deadline) {
   comm.barrier(deadline);
   std::lock_guard<std::mutex> lock(mutex_);
   origin_ = Clock::now();
-  origin_unix_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  origin_unix_us_ = unix_microseconds();
   host_ = host_name();
+  worker_ = comm.rank();
+}
+
+void Timeline::start_joined(std::chrono::nanoseconds elapsed, size_t worker, const std::string& note) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  origin_ = Clock::now() - std::chrono::duration_cast<Clock::duration>(elapsed);
+  origin_unix_us_ = unix_microseconds() - std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+  host_ = host_name();
+  worker_ = worker;
+  notes_ += ", " + note;
+}
+
+size_t Timeline::worker() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return worker_;
+}
+
+void Timeline::add_note(const std::string& note) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  notes_ += ", " + note;
+}
+
+void Timeline::keep_departed(std::string payload) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  departed_.push_back(std::move(payload));
+}
+
+std::vector<std::string> Timeline::departed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return departed_;
+}
+
+std::string Timeline::merge_payload(size_t rank) const {
+  std::string payload = describe_rank(rank);
+  payload += '\0';
+  payload += serialize(rank);
+  return payload;
 }
 
 void Timeline::add(const char* name, const char* category, TimelineTrack track, Clock::time_point begin,
@@ -147,11 +191,11 @@ std::string Timeline::serialize(size_t rank) const {
   std::string out;
   out.reserve(160 * events_.size() + 1024);
   const std::string host = host_.empty() ? host_name() : host_;
-  // Perfetto treats pid and tid 0 specially (the kernel's idle task): rank r is process r + 1,
+  // Perfetto treats pid and tid 0 specially (the kernel's idle task): worker w is process w + 1,
   // track t is thread t + 1.
-  const size_t process = rank + 1;
-  append_metadata(out, "process_name", process, -1, "rank " + std::to_string(rank) + " (" + host + ")", -1);
-  append_metadata(out, "process_sort_index", process, -1, "", static_cast<double>(rank));
+  const size_t process = worker_ + 1;
+  append_metadata(out, "process_name", process, -1, "rank " + std::to_string(rank) + " (" + host + ")" + notes_, -1);
+  append_metadata(out, "process_sort_index", process, -1, "", static_cast<double>(worker_));
   for (size_t t = 0; t < kTimelineTracks; ++t) {
     const int thread = static_cast<int>(t) + 1;
     append_metadata(out, "thread_name", process, thread, to_string(static_cast<TimelineTrack>(t)), -1);
@@ -188,7 +232,7 @@ std::string Timeline::serialize(size_t rank) const {
 
 std::string Timeline::describe_rank(size_t rank) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::string out = "{\"rank\": " + std::to_string(rank) + ", \"host\": ";
+  std::string out = "{\"rank\": " + std::to_string(rank) + ", \"worker\": " + std::to_string(worker_) + ", \"host\": ";
   append_json_string(out, (host_.empty() ? host_name() : host_).c_str());
   out += ", \"pid\": " + std::to_string(getpid()) + ", \"start_unix_us\": " + std::to_string(origin_unix_us_) +
          ", \"events\": " + std::to_string(events_.size()) + ", \"dropped_events\": " + std::to_string(dropped_) +
@@ -241,11 +285,9 @@ void check_timeline_path(const std::string& path) {
 size_t write_merged_timeline(const Timeline& timeline, Communicator& comm, const std::string& path,
                              Deadline deadline) {
   const size_t rank = comm.rank();
-  std::string payload = timeline.describe_rank(rank);
-  payload += '\0';
-  payload += timeline.serialize(rank);
-  const std::vector<std::string> all = comm.gather_bytes(payload, 0, deadline);
+  std::vector<std::string> all = comm.gather_bytes(timeline.merge_payload(rank), 0, deadline);
   if (rank != 0) return 0;
+  for (std::string& gone : timeline.departed()) all.push_back(std::move(gone));
 
   const std::string temp = temp_path_for(path);
   std::FILE* file = std::fopen(temp.c_str(), "w");
@@ -268,10 +310,11 @@ size_t write_merged_timeline(const Timeline& timeline, Communicator& comm, const
     for (const char* p = std::strstr(body, "\"ph\": \"X\""); p; p = std::strstr(p + 1, "\"ph\": \"X\"")) ++events;
   }
   std::fprintf(file,
-               "\n],\n\"otherData\": {\"producer\": \"dptrain %s\", \"world_size\": \"%zu\", \"clock\": \"steady clock "
-               "of each rank, zero right after a common barrier (ranks agree to within the barrier's exit skew)\"},\n"
+               "\n],\n\"otherData\": {\"producer\": \"dptrain %s\", \"world_size\": \"%zu\", \"workers\": \"%zu\", "
+               "\"clock\": \"steady clock of each rank, zero right after a common barrier (ranks agree to within the "
+               "barrier's exit skew; a worker that joined later, to within the hand-over's)\"},\n"
                "\"ranks\": [\n%s\n]}\n",
-               DPTRAIN_VERSION, all.size(), ranks.c_str());
+               DPTRAIN_VERSION, comm.size(), all.size(), ranks.c_str());
   const bool write_failed = std::ferror(file) != 0;
   const bool sync_failed = std::fflush(file) != 0 || ::fsync(fileno(file)) != 0;
   const int saved = errno;

@@ -46,9 +46,19 @@ class Timeline {
   explicit Timeline(size_t max_events = kDefaultMaxEvents);
 
   // Aligns the ranks: a barrier, then every rank takes "now" as its origin (a collective).
-  // Also records this rank's wall-clock time at the origin and its host name.
+  // Also records this rank's wall-clock time at the origin and its host name. Each worker's track
+  // is numbered by its rank at the start (see worker()).
   void start(Communicator& comm, Deadline deadline);
+  // For a worker that joins a running job: its origin is `elapsed` before now (rank 0's time since
+  // its origin, as rank 0 sent it), its track number `worker`, and `note` says when it joined.
+  void start_joined(std::chrono::nanoseconds elapsed, size_t worker, const std::string& note);
   Clock::time_point origin() const { return origin_; }
+  // The number of this worker's track, which stays when its rank changes (workers leaving).
+  size_t worker() const;
+  // Appended to the track's name ("left after epoch 3").
+  void add_note(const std::string& note);
+  // Rank 0 keeps the events of a worker that left (what it sent, see merge_payload) for the merged file.
+  void keep_departed(std::string payload);
 
   // Adds an event that ran from `begin` to `end`. Past max_events it is counted, not kept.
   void add(const char* name, const char* category, TimelineTrack track, Clock::time_point begin,
@@ -61,11 +71,15 @@ class Timeline {
   std::vector<TimelineEvent> events() const;
 
   // This rank's events as Chrome-trace JSON objects, comma-separated (no brackets), with
-  // pid = `rank` + 1 and tid = track + 1 (Perfetto reserves 0): its process and thread names,
-  // its events, and a note if events were dropped.
+  // pid = worker() + 1 and tid = track + 1 (Perfetto reserves 0): its process and thread names
+  // ("rank R (host)" and any notes), its events, and a note if events were dropped.
   std::string serialize(size_t rank) const;
-  // A JSON object describing this rank (host, pid, wall-clock start, event counts).
+  // A JSON object describing this rank (worker number, host, pid, wall-clock start, event counts).
   std::string describe_rank(size_t rank) const;
+  // describe_rank, a NUL byte, then serialize: what write_merged_timeline gathers from each rank.
+  std::string merge_payload(size_t rank) const;
+  // What keep_departed kept.
+  std::vector<std::string> departed() const;
 
  private:
   mutable std::mutex mutex_;
@@ -76,6 +90,9 @@ class Timeline {
   Clock::time_point origin_ = Clock::now();
   int64_t origin_unix_us_ = 0;
   std::string host_;
+  size_t worker_ = 0;
+  std::string notes_;                  // ", joined after epoch 1, left after epoch 3"
+  std::vector<std::string> departed_;  // rank 0: merge payloads of workers that left
 };
 
 // Measures the time from its construction to its destruction and adds it to the timeline
@@ -114,8 +131,8 @@ class TimelineSpan {
 void check_timeline_path(const std::string& path);
 
 // Collective: every rank sends its events to rank 0, which writes one JSON file at `path`
-// (a temporary file in the same folder, renamed into place). Returns the number of events written
-// (on rank 0; 0 elsewhere).
+// (a temporary file in the same folder, renamed into place) with them and those of the workers
+// that left (Timeline::departed). Returns the number of events written (on rank 0; 0 elsewhere).
 size_t write_merged_timeline(const Timeline& timeline, Communicator& comm, const std::string& path,
                              Deadline deadline);
 

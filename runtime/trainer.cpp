@@ -67,6 +67,12 @@ void Trainer::replace_communicator(Communicator& comm) {
   reducer_->set_timeline(options_.timeline);
 }
 
+void Trainer::set_timeline(Timeline* timeline) {
+  options_.timeline = timeline;
+  model_->set_timeline(timeline);
+  reducer_->set_timeline(timeline);
+}
+
 void Trainer::synchronize_start() {
   if (comm_->size() == 1) return;
   const std::string differs = compare_setups();

@@ -157,6 +157,10 @@ class Trainer {
   // has the same model, data and config ("" when they do, else what differs — then nothing else is
   // sent), then copies rank 0's parameters, optimizer state and position to every worker.
   std::string share_state_with_joiners();
+  // The timeline this worker records into (null: none), and a timeline to record into from now on
+  // (a joiner's, once it knows the job keeps one).
+  Timeline* timeline() const { return options_.timeline; }
+  void set_timeline(Timeline* timeline);
   // Rank 0's metrics file (empty on other ranks).
   MetricsWriter& metrics() { return metrics_; }
   // Rank 0's console (options.log); public for the elastic controller's messages.
@@ -169,8 +173,9 @@ class Trainer {
   void synchronize_start();
   // What differs between this worker's setup and rank 0's ("" when nothing does). Collective.
   std::string compare_setups();
-  // Copies rank 0's position, optimizer step count and optimizer state to every worker. Collective.
-  void broadcast_position_and_optimizer();
+  // Copies rank 0's position, optimizer step count, parameters and optimizer state to every worker
+  // when rank 0's `have_state` is true; returns rank 0's `have_state`. Collective.
+  bool share_root_state(bool have_state);
   // Before training from the start: checkpoint.dir must be writable, and must not hold an earlier
   // run's checkpoints (which pruning would mix with this run's). Rank 0; throws ConfigError.
   void check_checkpoint_dir() const;

@@ -35,8 +35,8 @@ std::string format_bytes(uintmax_t bytes) {
   return text;
 }
 
-// The saved position and optimizer step count, as rank 0 broadcasts them.
-struct ResumeHeader {
+// Rank 0's position and optimizer step count, as it broadcasts them (found: it has a state to share).
+struct StateHeader {
   uint64_t found = 0;
   uint64_t epoch = 0;
   uint64_t step_in_epoch = 0;
@@ -117,7 +117,7 @@ void Trainer::check_checkpoint_dir() const {
 bool Trainer::resume(const std::string& what) {
   std::string path;
   CheckpointState state;
-  ResumeHeader header;
+  bool found = false;
   if (comm_->rank() == 0) {
     if (what == "auto") {
       const std::string& dir = config_.checkpoint.dir;
@@ -163,19 +163,12 @@ bool Trainer::resume(const std::string& what) {
       tensors_to_flat(state.parameters, model_->parameter_entries(), params, path);
       restore_optimizer(state, model_->parameter_entries(), *optimizer_, path);
       model_->load_parameters(params);
-      header = {1, state.epoch, state.step_in_epoch, state.global_step, state.optimizer_steps};
+      position_ = {state.epoch, state.step_in_epoch, state.global_step};
+      found = true;
     }
   }
-  comm_->broadcast(&header, sizeof(header), 0, deadline_);
-  if (!header.found) return false;
-  // Host copies travel over the host communicator, whatever device the model is on.
-  broadcast_from_root(model_->parameters());
-  for (const auto& [name, tensor] : optimizer_->state()) broadcast_from_root(*tensor);
-  optimizer_->set_steps(header.optimizer_steps);
-  position_.epoch = header.epoch;
-  position_.step_in_epoch = header.step_in_epoch;
-  position_.global_step = header.global_step;
-  resumed_ = true;
+  if (!share_root_state(found)) return false;
+  const TrainingPosition& header = position_;
   if (comm_->rank() == 0) {
     char where[160];
     if (header.step_in_epoch == 0) {
@@ -202,8 +195,23 @@ bool Trainer::resume(const std::string& what) {
   return true;
 }
 
+bool Trainer::share_root_state(bool have_state) {
+  StateHeader header{have_state ? 1u : 0u, position_.epoch, position_.step_in_epoch, position_.global_step,
+                     optimizer_->steps()};
+  comm_->broadcast(&header, sizeof(header), 0, deadline_);
+  if (!header.found) return false;
+  // Host copies travel over the host communicator, whatever device the model is on.
+  broadcast_from_root(model_->parameters());
+  for (const auto& [name, tensor] : optimizer_->state()) broadcast_from_root(*tensor);
+  optimizer_->set_steps(header.optimizer_steps);
+  position_ = {header.epoch, header.step_in_epoch, header.global_step};
+  // The run goes on from a saved state: the checkpoint folder is not a fresh run's.
+  resumed_ = true;
+  return true;
+}
+
 TrainingPosition Trainer::load_parameters(const std::string& path) {
-  ResumeHeader header;
+  StateHeader header;
   if (comm_->rank() == 0) {
     const CheckpointState state = read_checkpoint(path);
     Tensor params = model_->host_parameters();

@@ -17,14 +17,6 @@ struct SetupFingerprint {
   uint64_t train_samples;
 };
 
-// Rank 0's position and optimizer step count, as it hands them to joiners.
-struct PositionHeader {
-  uint64_t epoch = 0;
-  uint64_t step_in_epoch = 0;
-  uint64_t global_step = 0;
-  uint64_t optimizer_steps = 0;
-};
-
 }  // namespace
 
 std::string Trainer::compare_setups() {
@@ -46,23 +38,10 @@ std::string Trainer::compare_setups() {
   return "";
 }
 
-void Trainer::broadcast_position_and_optimizer() {
-  PositionHeader header{position_.epoch, position_.step_in_epoch, position_.global_step, optimizer_->steps()};
-  comm_->broadcast(&header, sizeof(header), 0, deadline_);
-  for (const auto& [name, tensor] : optimizer_->state()) broadcast_from_root(*tensor);
-  optimizer_->set_steps(header.optimizer_steps);
-  position_.epoch = header.epoch;
-  position_.step_in_epoch = header.step_in_epoch;
-  position_.global_step = header.global_step;
-}
-
 std::string Trainer::share_state_with_joiners() {
   const std::string differs = compare_setups();
   if (!differs.empty()) return differs;
-  broadcast_from_root(model_->parameters());
-  broadcast_position_and_optimizer();
-  // A joiner continues a run: it must not treat its checkpoint folder as a fresh run's.
-  resumed_ = true;
+  share_root_state(true);
   return "";
 }
 

@@ -1,19 +1,27 @@
 // Helpers shared by the test folders: temporary folders, reading a whole file, the message of an
-// expected exception, a comparison of data sets, and the environment that keeps Open MPI on loopback for tests that start mpirun.
+// expected exception, a comparison of data sets, the parameters of a run's newest checkpoint and how
+// far two parameter vectors are apart, and the environment that keeps Open MPI on loopback for tests
+// that start mpirun.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "runtime/checkpoint.h"
 #include "runtime/dataset.h"
 
 namespace dptrain::test_util {
@@ -87,6 +95,57 @@ inline void expect_same_samples(const Dataset& a, const Dataset& b) {
     ASSERT_EQ(la, lb) << "sample " << i;
   }
 }
+
+// The parameters of the newest checkpoint in `dir`, flattened in order (empty when there is none).
+inline std::vector<float> final_parameters(const std::string& dir) {
+  const std::vector<CheckpointFile> files = list_checkpoints(dir);
+  if (files.empty()) return {};
+  std::vector<float> flat;
+  for (const CheckpointTensor& t : read_checkpoint(files[0].path).parameters) {
+    flat.insert(flat.end(), t.values.begin(), t.values.end());
+  }
+  return flat;
+}
+
+// max |reference - other| / ||reference||; infinite when the sizes differ.
+inline double relative_difference(const std::vector<float>& reference, const std::vector<float>& other) {
+  if (reference.size() != other.size()) return std::numeric_limits<double>::infinity();
+  double max_diff = 0, norm = 0;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(static_cast<double>(reference[i]) - other[i]));
+    norm += static_cast<double>(reference[i]) * reference[i];
+  }
+  return max_diff / std::sqrt(norm);
+}
+
+// Waits up to `seconds` for a checkpoint of epoch `epoch` or later in `dir` (which may not exist yet).
+inline bool wait_for_checkpoint(const std::string& dir, size_t epoch, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir, ec)) {
+      for (const CheckpointFile& f : list_checkpoints(dir)) {
+        if (f.epoch >= epoch) return true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// The `model:` section of a small CNN for [1, 8, 8] inputs of 3 classes (convolution, pooling, two
+// dense layers with dropout between them), for configs written by tests.
+inline const std::string kSmallCnnModel = R"(model:
+  - {type: conv2d, out_channels: 4, kernel: 3, padding: 1}
+  - {type: relu}
+  - {type: max_pool2d, kernel: 2}
+  - {type: flatten}
+  - {type: dense, units: 16}
+  - {type: relu}
+  - {type: dropout, rate: 0.25}
+  - {type: dense, units: 3}
+  - {type: softmax_cross_entropy}
+)";
 
 // `env` with Open MPI on loopback, allowed to run as root, and one compute thread per rank.
 inline const std::string kMpiEnv =

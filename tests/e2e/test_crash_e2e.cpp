@@ -4,7 +4,6 @@
 // writes no checkpoint after the loss. Under plain mpirun, mpirun itself ends the job at once.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "runtime/checkpoint.h"
+#include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
 #include "tests/test_util.h"
 
@@ -23,6 +23,7 @@ namespace dptrain {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using e2e::Background;
 using test_util::kMpiEnv;
 using test_util::read_file;
 using test_util::TempDir;
@@ -36,43 +37,6 @@ const std::string kLongRun =
 constexpr double kLimitSeconds = 30;  // the bound from the kill to every survivor's exit
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// A shell command run in the background, its output into a file.
-class Job {
- public:
-  Job(const std::string& command, const std::string& log) : log_(log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + log + " 2>&1").c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  // A job still running is asked to end (`timeout` passes SIGTERM on to mpirun, which ends its
-  // ranks), then killed.
-  ~Job() {
-    if (pid_ <= 0 || finished()) return;
-    kill(pid_, SIGTERM);
-    const auto end = Clock::now() + std::chrono::seconds(5);
-    while (!finished() && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (!finished()) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // True once it exited (exit_code() says how); polls.
-  bool finished() {
-    int status = 0;
-    if (status_ < -1 && waitpid(pid_, &status, WNOHANG) == pid_) status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return status_ >= -1;
-  }
-  int exit_code() const { return status_; }
-  std::string output() const { return read_file(log_); }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int status_ = -2;  // -2: running; -1: killed by a signal
-};
 
 // True while `pid` runs (a zombie waiting for its parent counts as ended).
 bool running(pid_t pid) {
@@ -97,7 +61,7 @@ std::map<size_t, pid_t> rank_pids(const std::string& log, size_t ranks, double s
   return pids;
 }
 
-bool wait_for_checkpoint(const std::string& dir, Job& job, double seconds) {
+bool wait_for_checkpoint(const std::string& dir, Background& job, double seconds) {
   const auto start = Clock::now();
   while (seconds_since(start) < seconds && !job.finished()) {
     if (std::filesystem::exists(dir) && !list_checkpoints(dir).empty()) return true;
@@ -118,9 +82,11 @@ struct Outcome {
 Outcome kill_rank_two(const TempDir& tmp, const std::string& mpirun_options) {
   Outcome outcome;
   const std::string ckpt = tmp.file("ckpt"), logs = tmp.file("logs");
-  Job job(kMpiEnv + "timeout 120 mpirun " + mpirun_options + " --oversubscribe --bind-to none -np 3 " + kBinary +
-              " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + ckpt + " --log-dir " + logs,
-          tmp.file("mpirun.log"));
+  // A job still running at the end is asked to stop (`timeout` passes SIGTERM on to mpirun, which
+  // ends its ranks), then killed.
+  Background job(kMpiEnv + "timeout 120 mpirun " + mpirun_options + " --oversubscribe --bind-to none -np 3 " +
+                     kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + ckpt + " --log-dir " + logs,
+                 tmp.file("mpirun.log"), {SIGTERM}, 5);
   const bool trained_an_epoch = wait_for_checkpoint(ckpt, job, 90);
   const std::map<size_t, pid_t> pids = rank_pids(logs + "/rank-0.log", 3, 10);
   if (!trained_an_epoch || pids.size() != 3) {
@@ -142,10 +108,8 @@ Outcome kill_rank_two(const TempDir& tmp, const std::string& mpirun_options) {
   for (const char* name : {"0", "1", "mpirun"}) {
     if (!outcome.seconds.count(name)) outcome.seconds[name] = -1;
   }
-  // Bounded even if mpirun hung: ~Job kills it.
-  const auto end = Clock::now() + std::chrono::seconds(5);
-  while (!job.finished() && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  outcome.mpirun_exit = job.exit_code();
+  // Bounded even if mpirun hung: ~Background kills it.
+  outcome.mpirun_exit = job.wait(5);
   outcome.output = job.output();
   for (const auto& [rank, pid] : pids) {
     if (running(pid)) kill(pid, SIGKILL);  // a survivor that hung must not outlive the test

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "runtime/checkpoint.h"
 #include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
+#include "tests/runtime/json_value.h"
 #include "tests/test_util.h"
 
 namespace dptrain {
@@ -25,33 +27,28 @@ namespace {
 
 namespace fs = std::filesystem;
 using e2e::Background;
+using testing::JsonValue;
+using test_util::final_parameters;
 using test_util::read_file;
+using test_util::relative_difference;
 using test_util::TempDir;
 
 const std::string kBinary = DPTRAIN_BINARY;
 // Two mpirun jobs share the cores: their ranks must yield while they wait.
 const std::string kEnv = test_util::kMpiEnv + "OMPI_MCA_mpi_yield_when_idle=1 ";
 
-// One to two seconds an epoch with two or three workers.
-std::string config_text(const std::string& dir, const std::string& elastic) {
+// One to two seconds an epoch with two or three workers (by default); `samples` and `train` set
+// the data set's size and the train section.
+std::string config_text(const std::string& dir, const std::string& elastic, size_t samples,
+                        const std::string& train) {
   return R"(name: elastic
 seed: 7
 threads: 1
-data: {type: synthetic, train_samples: 48000, test_samples: 200, shape: [1, 8, 8], classes: 3, noise: 2.0}
-model:
-  - {type: conv2d, out_channels: 4, kernel: 3, padding: 1}
-  - {type: relu}
-  - {type: max_pool2d, kernel: 2}
-  - {type: flatten}
-  - {type: dense, units: 16}
-  - {type: relu}
-  - {type: dropout, rate: 0.25}
-  - {type: dense, units: 3}
-  - {type: softmax_cross_entropy}
-optimizer: {type: sgd, lr: 0.02, momentum: 0.9}
+data: {type: synthetic, train_samples: )" + std::to_string(samples) + R"(, test_samples: 200, shape: [1, 8, 8], classes: 3, noise: 2.0}
+)" + test_util::kSmallCnnModel + R"(optimizer: {type: sgd, lr: 0.02, momentum: 0.9}
 lr_schedule: {type: cosine, warmup_epochs: 1}
 comm: {bucket_mb: 0.001, heartbeat_seconds: 3, timeout_seconds: 60}
-train: {batch_size: 25, epochs: 4}
+train: )" + train + R"(
 checkpoint: {dir: )" + dir + R"(}
 elastic: )" + elastic + "\n";
 }
@@ -59,11 +56,13 @@ elastic: )" + elastic + "\n";
 // One elastic job's folder, config and ompi-server.
 class ElasticRun {
  public:
-  ElasticRun(const std::string& name, const std::string& elastic) : temp_(name) {
+  ElasticRun(const std::string& name, const std::string& elastic, size_t samples = 48000,
+             const std::string& train = "{batch_size: 25, epochs: 4}")
+      : temp_(name) {
     run_dir_ = temp_.path() + "/run";
     fs::create_directories(run_dir_);
     config_ = temp_.path() + "/elastic.yaml";
-    std::ofstream(config_) << config_text(run_dir_, elastic);
+    std::ofstream(config_) << config_text(run_dir_, elastic, samples, train);
     server_ = std::make_unique<Background>(kEnv + "ompi-server --no-daemonize -r " + uri(), temp_.path() + "/server.log");
     wait_until([&] { return fs::exists(uri()); }, 20);
   }
@@ -77,9 +76,11 @@ class ElasticRun {
     return kEnv + env + "timeout 150 mpirun --enable-recovery --ompi-server file:" + uri() +
            " --oversubscribe --bind-to none -np " + std::to_string(workers) + " " + kBinary + " ";
   }
-  std::unique_ptr<Background> start_job(size_t workers) const {
+  // `options`: more options for `dptrain train`.
+  std::unique_ptr<Background> start_job(size_t workers, const std::string& options = "") const {
     return std::make_unique<Background>(
-        mpirun(workers) + "train " + config_ + " --progress off --metrics " + path("metrics.jsonl"), path("job.log"));
+        mpirun(workers) + "train " + config_ + " --progress off --metrics " + path("metrics.jsonl") + options,
+        path("job.log"));
   }
   std::unique_ptr<Background> start_joiner(size_t workers, const std::string& log, const std::string& env = "") const {
     return std::make_unique<Background>(mpirun(workers, env) + "join --run-dir " + run_dir_ + " --wait 60", path(log));
@@ -113,25 +114,6 @@ class ElasticRun {
   std::string config_;
   std::unique_ptr<Background> server_;
 };
-
-std::vector<float> final_parameters(const std::string& dir) {
-  std::vector<float> flat;
-  const std::vector<CheckpointFile> files = list_checkpoints(dir);
-  if (files.empty()) return flat;
-  for (const CheckpointTensor& t : read_checkpoint(files[0].path).parameters) {
-    flat.insert(flat.end(), t.values.begin(), t.values.end());
-  }
-  return flat;
-}
-
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
 
 size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;
@@ -191,7 +173,51 @@ TEST(ElasticE2E, TwoToThreeToTwoWorkersFollowsTheFixedTwoWorkerTrajectory) {
   const std::vector<float> a = final_parameters(run.run_dir()), b = final_parameters(fixed.run_dir());
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), b.size());
-  EXPECT_LT(relative_difference(a, b), 1e-4);
+  EXPECT_LT(relative_difference(b, a), 1e-4);
+
+}
+
+// With --timeline, a worker that joins records from its hand-over on, one that leaves sends its
+// events to rank 0 first, and the merged file has a track for every worker the run had.
+TEST(ElasticE2E, TheTimelineHasATrackForEveryWorkerThatJoinedOrLeft) {
+  constexpr size_t kSamples = 24000, kBatch = 200, kEpochs = 8, kStepsPerEpoch = kSamples / kBatch;
+  ElasticRun run("elastic-timeline", "{enabled: true, max_workers: 3}", kSamples,
+                 "{batch_size: " + std::to_string(kBatch) + ", epochs: " + std::to_string(kEpochs) + "}");
+  auto job = run.start_job(2, " --timeline " + run.path("timeline.json"));
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
+  auto joiner = run.start_joiner(1, "joiner.log");
+  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 3; }, 60)) << job->output();
+  EXPECT_EQ(run.ctl("leave --rank 2"), 0);
+  ASSERT_EQ(job->wait(120), 0) << job->output();
+  EXPECT_EQ(joiner->wait(30), 0) << joiner->output();
+  const std::string out = job->output();
+  ASSERT_NE(out.find("left after epoch"), std::string::npos) << out;
+  EXPECT_NE(out.find("timeline: "), std::string::npos) << out;
+  EXPECT_NE(out.find(" from 3 worker(s) in "), std::string::npos) << out;
+
+  const JsonValue trace = testing::parse_json(read_file(run.path("timeline.json")));
+  EXPECT_EQ(trace["otherData"]["world_size"].string, "2");
+  EXPECT_EQ(trace["otherData"]["workers"].string, "3");
+  std::map<int, std::string> names;
+  std::map<int, std::vector<double>> steps;  // their start times
+  for (const JsonValue& e : trace["traceEvents"].array) {
+    const int pid = static_cast<int>(e["pid"].number);
+    if (e["ph"].string == "M" && e["name"].string == "process_name") names[pid] = e["args"]["name"].string;
+    if (e["ph"].string == "X" && e["name"].string == "step") steps[pid].push_back(e["ts"].number);
+  }
+  ASSERT_EQ(names.size(), 3u) << out;
+  EXPECT_EQ(names[1].rfind("rank 0 (", 0), 0u) << names[1];
+  EXPECT_EQ(names[2].rfind("rank 1 (", 0), 0u) << names[2];
+  EXPECT_EQ(names[3].rfind("rank 2 (", 0), 0u) << names[3];
+  EXPECT_NE(names[3].find(", joined after epoch "), std::string::npos) << names[3];
+  EXPECT_NE(names[3].find(", left after epoch "), std::string::npos) << names[3];
+  EXPECT_EQ(steps[1].size(), kEpochs * kStepsPerEpoch);
+  EXPECT_EQ(steps[2].size(), kEpochs * kStepsPerEpoch);
+  ASSERT_FALSE(steps[3].empty());
+  EXPECT_LT(steps[3].size(), kEpochs * kStepsPerEpoch);
+  EXPECT_EQ(steps[3].size() % kStepsPerEpoch, 0u) << "the joiner trains whole epochs";
+  // On rank 0's clock: the joiner's first step comes after the others' first epoch.
+  EXPECT_GT(steps[3].front(), steps[1][kStepsPerEpoch - 1]);
 }
 
 TEST(ElasticE2E, TwoJoinersComeInAndOneBeyondMaxWorkersIsRefused) {

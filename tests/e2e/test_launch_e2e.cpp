@@ -4,7 +4,6 @@
 // --np; SIGTERM to the supervisor stopping the job with a checkpoint; a config without checkpoint.dir.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "runtime/checkpoint.h"
+#include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
 #include "tests/test_util.h"
 
@@ -25,14 +25,18 @@ namespace {
 
 namespace fs = std::filesystem;
 using e2e::run_command;
+using e2e::Background;
+using test_util::final_parameters;
 using test_util::kMpiEnv;
 using test_util::read_file;
+using test_util::relative_difference;
 using test_util::TempDir;
+using test_util::wait_for_checkpoint;
 
 const std::string kBinary = DPTRAIN_BINARY;
 const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
 const std::string kLaunch = kMpiEnv + "timeout 120 " + kBinary + " launch ";
-// For a Supervisor, which bounds its own wait: signals sent to it reach the supervisor itself.
+// For supervise(), which bounds its own wait: signals sent to it reach the supervisor itself.
 const std::string kLaunchInBackground = kMpiEnv + kBinary + " launch ";
 // Options for every launch here: one thread per worker, short pauses; after `--`, mpirun's own.
 const std::string kOneThread = " --set threads=1 --progress plain";
@@ -43,63 +47,10 @@ const std::string kLong = " --set data.train_samples=120000 --set train.epochs=2
 // A killed worker is named by the others after 5 s without heartbeats.
 const std::string kDetect = " --set comm.heartbeat_seconds=5 --set comm.timeout_seconds=20";
 
-// A supervisor started in the background (a shell command; output to a file). If the test ends
-// early, it is asked twice to stop (which ends its job) and then killed.
-class Supervisor {
- public:
-  Supervisor(const std::string& command, const std::string& log) : log_(log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + log + " 2>&1").c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~Supervisor() {
-    if (pid_ <= 0 || code_ != kRunning) return;
-    kill(pid_, SIGTERM);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    kill(pid_, SIGTERM);
-    if (wait(20) == kRunning) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // The exit code (-1: ended by a signal), or kRunning when it still runs after `seconds`.
-  int wait(double seconds) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (code_ == kRunning && std::chrono::steady_clock::now() < end) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
-    return code_;
-  }
-  std::string output() const { return read_file(log_); }
-  static constexpr int kRunning = -2;
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int code_ = kRunning;
-};
-
-// Waits up to `seconds` for a checkpoint of epoch >= 1 in `dir`.
-bool wait_for_first_epoch(const std::string& dir, double seconds) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    std::error_code ec;
-    if (fs::is_directory(dir, ec)) {
-      for (const CheckpointFile& f : list_checkpoints(dir)) {
-        if (f.epoch >= 1) return true;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
+// A supervisor started in the background. If the test ends early, it is asked twice to stop (which
+// ends its job) and then killed.
+Background supervise(const std::string& command, const std::string& log) {
+  return Background(command, log, {SIGTERM, SIGTERM}, 20);
 }
 
 // The pid of worker `rank` as the first launch's rank 0 logged it ("  rank 1  host vm ... pid 123").
@@ -112,26 +63,6 @@ pid_t worker_pid(const std::string& log_dir, size_t rank) {
     if (line.rfind(prefix, 0) == 0 && pid != std::string::npos) return std::stoi(line.substr(pid + 5));
   }
   return -1;
-}
-
-std::vector<float> final_parameters(const std::string& dir) {
-  const std::vector<CheckpointFile> files = list_checkpoints(dir);
-  if (files.empty()) return {};
-  std::vector<float> flat;
-  for (const CheckpointTensor& t : read_checkpoint(files[0].path).parameters) {
-    flat.insert(flat.end(), t.values.begin(), t.values.end());
-  }
-  return flat;
-}
-
-// max |a - b| / ||b||.
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double max_diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    norm += static_cast<double>(b[i]) * b[i];
-  }
-  return max_diff / std::sqrt(norm);
 }
 
 size_t count(const std::string& text, const std::string& what) {
@@ -176,10 +107,10 @@ TEST(Launch, WorkerKilledMidEpochIsRelaunchedFromTheCheckpointAndEndsLikeAnUnint
   ASSERT_EQ(reference.exit_code, 0) << reference.output;
 
   const std::string dir = tmp.file("ckpt"), logs = tmp.file("logs");
-  Supervisor supervisor(kLaunchInBackground + "--np 2 --max-restarts 2 " + kSmoke + kLong + kQuick + kDetect +
+  Background supervisor = supervise(kLaunchInBackground + "--np 2 --max-restarts 2 " + kSmoke + kLong + kQuick + kDetect +
                             " --set checkpoint.dir=" + dir + " --log-dir " + logs + kMpirunArgs,
                         tmp.file("launch.log"));
-  ASSERT_TRUE(wait_for_first_epoch(dir, 60)) << supervisor.output();
+  ASSERT_TRUE(wait_for_checkpoint(dir, 1, 60)) << supervisor.output();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // into the second epoch
   const pid_t victim = worker_pid(logs, 1);
   ASSERT_GT(victim, 0) << read_file(logs + "/rank-0.log");
@@ -196,16 +127,16 @@ TEST(Launch, WorkerKilledMidEpochIsRelaunchedFromTheCheckpointAndEndsLikeAnUnint
   const std::vector<float> got = final_parameters(dir);
   ASSERT_FALSE(expected.empty());
   ASSERT_EQ(got.size(), expected.size());
-  EXPECT_LT(relative_difference(got, expected), 1e-4);
+  EXPECT_LT(relative_difference(expected, got), 1e-4);
 }
 
 TEST(Launch, GivesUpWhenNoRestartIsLeftAndKeepsTheCheckpoints) {
   TempDir tmp;
   const std::string dir = tmp.file("ckpt"), logs = tmp.file("logs");
-  Supervisor supervisor(kLaunchInBackground + "--np 2 --max-restarts 0 " + kSmoke + kLong + kQuick + kDetect +
+  Background supervisor = supervise(kLaunchInBackground + "--np 2 --max-restarts 0 " + kSmoke + kLong + kQuick + kDetect +
                             " --set checkpoint.dir=" + dir + " --log-dir " + logs + kMpirunArgs,
                         tmp.file("launch.log"));
-  ASSERT_TRUE(wait_for_first_epoch(dir, 60)) << supervisor.output();
+  ASSERT_TRUE(wait_for_checkpoint(dir, 1, 60)) << supervisor.output();
   const pid_t workers[] = {worker_pid(logs, 0), worker_pid(logs, 1)};
   for (pid_t pid : workers) {
     ASSERT_GT(pid, 0);
@@ -247,10 +178,10 @@ TEST(Launch, HostfileWithFewerSlotsThanRequestedLaunchesFewerWorkersOrRefusesBel
 TEST(Launch, SigtermToTheSupervisorStopsTheJobWithACheckpointAndDoesNotRelaunch) {
   TempDir tmp;
   const std::string dir = tmp.file("ckpt");
-  Supervisor supervisor(kLaunchInBackground + "--np 2 " + kSmoke + kLong + kQuick + " --set checkpoint.dir=" + dir +
+  Background supervisor = supervise(kLaunchInBackground + "--np 2 " + kSmoke + kLong + kQuick + " --set checkpoint.dir=" + dir +
                             " --set checkpoint.keep=10" + kMpirunArgs,
                         tmp.file("launch.log"));
-  ASSERT_TRUE(wait_for_first_epoch(dir, 60)) << supervisor.output();
+  ASSERT_TRUE(wait_for_checkpoint(dir, 1, 60)) << supervisor.output();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   kill(supervisor.pid(), SIGTERM);
   ASSERT_EQ(supervisor.wait(60), 0) << supervisor.output();

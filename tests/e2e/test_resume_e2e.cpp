@@ -34,33 +34,11 @@ const std::string kBinary = DPTRAIN_BINARY;
 const std::string kSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
 // Long enough epochs (about a second each) that a signal sent after the first lands inside the second.
 const std::string kLongRun = " --set data.train_samples=100000 --set threads=1 --progress plain";
+using test_util::final_parameters;
 using test_util::kMpiEnv;
 using test_util::read_file;
 using test_util::TempDir;
-
-// Waits up to `seconds` for a checkpoint of epoch >= 1 (one epoch done) in `dir`.
-bool wait_for_first_epoch(const std::string& dir, double seconds) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (fs::exists(dir)) {
-      for (const CheckpointFile& f : list_checkpoints(dir)) {
-        if (f.epoch >= 1) return true;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
-std::vector<float> final_parameters(const std::string& dir) {
-  const std::vector<CheckpointFile> files = list_checkpoints(dir);
-  if (files.empty()) return {};
-  std::vector<float> flat;
-  for (const CheckpointTensor& t : read_checkpoint(files[0].path).parameters) {
-    flat.insert(flat.end(), t.values.begin(), t.values.end());
-  }
-  return flat;
-}
+using test_util::wait_for_checkpoint;
 
 bool has_checkpoint_inside_an_epoch(const std::string& dir) {
   for (const CheckpointFile& f : list_checkpoints(dir)) {
@@ -80,7 +58,7 @@ TEST(ResumeBinary, SigtermInsideAnEpochSavesExitsZeroAndResumesToTheSameParamete
   const std::string train = kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + dir +
                             " --set checkpoint.keep=10 --metrics " + metrics;
   Background run(train, tmp.file("stopped.log"));
-  ASSERT_TRUE(wait_for_first_epoch(dir, 120)) << run.output();
+  ASSERT_TRUE(wait_for_checkpoint(dir, 1, 120)) << run.output();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the second epoch (about 1 s long)
   kill(run.pid(), SIGTERM);
   ASSERT_EQ(run.wait(60), 0) << run.output();
@@ -107,7 +85,7 @@ TEST(ResumeBinary, MpirunJobStoppedBySigusr2ResumesOnThreeWorkers) {
   const std::string train = " " + kBinary + " train " + kSmoke + kLongRun + " --set checkpoint.dir=" + dir;
   // mpirun forwards SIGUSR2 to every rank (SIGTERM it follows with SIGKILL after a second).
   Background job(kMpiEnv + "mpirun --bind-to none -np 2" + train, tmp.file("mpirun.log"));
-  ASSERT_TRUE(wait_for_first_epoch(dir, 120)) << job.output();
+  ASSERT_TRUE(wait_for_checkpoint(dir, 1, 120)) << job.output();
   kill(job.pid(), SIGUSR2);
   ASSERT_EQ(job.wait(60), 0) << job.output();
   EXPECT_NE(job.output().find("stopped by SIGUSR2"), std::string::npos) << job.output();

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "runtime/config_map.h"
 #include "runtime/context.h"
 #include "runtime/rng.h"
 #include "runtime/tensor.h"
@@ -62,6 +64,13 @@ inline void expect_close(const Tensor& actual, const Tensor& expected, double re
     }
   }
   EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << expected.num_elements() << " elements differ";
+}
+
+// The layer configs of a model, each parsed from its YAML flow mapping ("{type: relu}").
+inline std::vector<ConfigMap> layer_configs(const std::vector<std::string>& layers) {
+  std::vector<ConfigMap> out;
+  for (const auto& text : layers) out.push_back(ConfigMap::parse(text));
+  return out;
 }
 
 }  // namespace dptrain::testing

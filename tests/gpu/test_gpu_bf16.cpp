@@ -161,12 +161,7 @@ TEST_F(GpuBf16Test, ModelStepMatchesCpuFloat32) {
       "{type: conv2d, out_channels: 32, kernel: 3, padding: 1}", "{type: relu}", "{type: max_pool2d, kernel: 2}",
       "{type: flatten}", "{type: dense, units: 64}", "{type: relu}", "{type: dense, units: 10}",
       "{type: softmax_cross_entropy}"};
-  auto configs = [&] {
-    std::vector<ConfigMap> out;
-    for (const auto& text : layers) out.push_back(ConfigMap::parse(text));
-    return out;
-  };
-  std::vector<ConfigMap> cpu_layers = configs(), gpu_layers = configs();
+  std::vector<ConfigMap> cpu_layers = layer_configs(layers), gpu_layers = layer_configs(layers);
   Model cpu(cpu_layers, {1, 16, 16}, DeviceKind::CPU, 7);
   Model gpu(gpu_layers, {1, 16, 16}, DeviceKind::CUDA, 7);
   const size_t n = 32;

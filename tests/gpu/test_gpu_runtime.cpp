@@ -107,12 +107,7 @@ TEST_F(GpuRuntimeTest, ModelStepMatchesCpu) {
       "{type: conv2d, out_channels: 4, kernel: 3, padding: 1}", "{type: relu}", "{type: max_pool2d, kernel: 2}",
       "{type: conv2d, out_channels: 6, kernel: 3}", "{type: relu}", "{type: avg_pool2d, kernel: 2}",
       "{type: flatten}", "{type: dropout, rate: 0.25}", "{type: dense, units: 10}", "{type: softmax_cross_entropy}"};
-  auto configs = [&] {
-    std::vector<ConfigMap> out;
-    for (const auto& text : layers) out.push_back(ConfigMap::parse(text));
-    return out;
-  };
-  std::vector<ConfigMap> cpu_layers = configs(), gpu_layers = configs();
+  std::vector<ConfigMap> cpu_layers = layer_configs(layers), gpu_layers = layer_configs(layers);
   Model cpu(cpu_layers, {1, 12, 12}, DeviceKind::CPU, 3);
   Model gpu(gpu_layers, {1, 12, 12}, DeviceKind::CUDA, 3);
   expect_close(gpu.parameters(), cpu.parameters(), 0, "initial parameters");

@@ -10,28 +10,19 @@
 #include <vector>
 
 #include "comm/mpi_communicator.h"
+#include "tests/test_util.h"
 
 namespace dptrain::mpi_test {
 
 // A small model with dropout and augmentation (keyed by global sample index) on a synthetic set whose size
 // is not a multiple of the global batch, whose batch does not split evenly over 2 or 3 workers.
-inline const char* const kConfig = R"(
+inline const std::string kConfig = R"(
 name: invariance
 seed: 11
 threads: 1
 data: {type: synthetic, train_samples: 1010, test_samples: 203, shape: [1, 8, 8], classes: 3, noise: 2.0,
        augment: {crop_padding: 1, horizontal_flip: true}}
-model:
-  - {type: conv2d, out_channels: 4, kernel: 3, padding: 1}
-  - {type: relu}
-  - {type: max_pool2d, kernel: 2}
-  - {type: flatten}
-  - {type: dense, units: 16}
-  - {type: relu}
-  - {type: dropout, rate: 0.25}
-  - {type: dense, units: 3}
-  - {type: softmax_cross_entropy}
-optimizer: {type: sgd, lr: 0.05, momentum: 0.9, weight_decay: 0.0001}
+)" + test_util::kSmallCnnModel + R"(optimizer: {type: sgd, lr: 0.05, momentum: 0.9, weight_decay: 0.0001}
 lr_schedule: {type: cosine, warmup_epochs: 1}
 comm: {bucket_mb: 0.001}
 train: {batch_size: 25, epochs: 3}
@@ -62,14 +53,6 @@ inline bool is_root() {
   return rank == 0;
 }
 
-// max |a - b| / ||a||
-inline double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double max_diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    norm += static_cast<double>(a[i]) * a[i];
-  }
-  return max_diff / std::sqrt(norm);
-}
+using test_util::relative_difference;
 
 }  // namespace dptrain::mpi_test

@@ -6,24 +6,12 @@
 #include "runtime/config_map.h"
 #include "runtime/errors.h"
 #include "runtime/run_config.h"
+#include "tests/runtime/run_config_test_util.h"
 
 namespace dptrain {
 namespace {
 
-const char* kValid = R"(name: demo
-seed: 3
-data:
-  type: synthetic
-model:
-  - {type: dense, units: 4}
-  - {type: softmax_cross_entropy}
-optimizer:
-  type: sgd
-  lr: 0.1
-train:
-  batch_size: 32
-  epochs: 2
-)";
+const std::string& kValid = run_config_test::kMinimalConfig;
 
 // The message of the ConfigError that `f` throws (fails the test if it throws none).
 template <typename F>

@@ -2,30 +2,19 @@
 // only on the GPU, with an error that names the key and the fix.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "runtime/context.h"
 #include "runtime/errors.h"
 #include "runtime/run_config.h"
+#include "tests/runtime/run_config_test_util.h"
 
 namespace dptrain {
 namespace {
 
-const char* kCpuConfig = R"(name: demo
-device: cpu
-data:
-  type: synthetic
-model:
-  - {type: dense, units: 4}
-  - {type: softmax_cross_entropy}
-optimizer:
-  type: sgd
-  lr: 0.1
-train:
-  batch_size: 32
-  epochs: 1
-)";
+const std::string kCpuConfig = "device: cpu\n" + run_config_test::kMinimalConfig;
 
 std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   try {
@@ -47,21 +36,22 @@ TEST(RunConfigPrecision, ReadsEverySpelling) {
     EXPECT_EQ(cfg.precision, p) << to_string(p);
   }
   const RunConfig gpu =
-      RunConfig::parse(std::string(kCpuConfig) + "precision: bf16\n", "demo.yaml", {"device=cuda"});
+      RunConfig::parse(kCpuConfig + "precision: bf16\n", "demo.yaml", {"device=cuda"});
   EXPECT_EQ(gpu.precision, Precision::Bf16);
   EXPECT_EQ(gpu.device, DeviceKind::CUDA);
 }
 
 TEST(RunConfigPrecision, UnknownValueListsTheChoices) {
-  const std::string msg = config_error(std::string(kCpuConfig) + "precision: fp16\n");
+  const std::string msg = config_error(kCpuConfig + "precision: fp16\n");
   EXPECT_NE(msg.find("precision"), std::string::npos) << msg;
   EXPECT_NE(msg.find("float32"), std::string::npos) << msg;
   EXPECT_NE(msg.find("bf16"), std::string::npos) << msg;
 }
 
 TEST(RunConfigPrecision, Bf16OnTheCpuNamesTheKeyAndTheFix) {
-  const std::string msg = config_error(std::string(kCpuConfig) + "precision: bf16\n");
-  EXPECT_NE(msg.find("demo.yaml:14"), std::string::npos) << msg;
+  const std::string msg = config_error(kCpuConfig + "precision: bf16\n");
+  const auto line = std::count(kCpuConfig.begin(), kCpuConfig.end(), '\n') + 1;  // the appended one
+  EXPECT_NE(msg.find("demo.yaml:" + std::to_string(line) + ":"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'precision'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("GPU only"), std::string::npos) << msg;
   EXPECT_NE(msg.find("precision: float32"), std::string::npos) << msg;
