@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -79,7 +80,15 @@ struct Plan {
 std::vector<std::string> mpirun_command(const LaunchArgs& args, const Plan& plan, size_t workers) {
   std::vector<std::string> argv = {plan.mpirun, "--enable-recovery", "-np", std::to_string(workers)};
   if (!args.hostfile.empty()) argv.insert(argv.end(), {"--hostfile", args.hostfile});
-  if (!plan.ompi_server.empty()) argv.insert(argv.end(), {"--ompi-server", plan.ompi_server});
+  if (!plan.ompi_server.empty()) {
+    argv.insert(argv.end(), {"--ompi-server", plan.ompi_server});
+    // Joiners may share cores with the job: waiting workers then yield instead of spinning, unless
+    // the user chose otherwise.
+    const bool chosen = std::getenv("OMPI_MCA_mpi_yield_when_idle") != nullptr ||
+                        std::find(args.mpirun_args.begin(), args.mpirun_args.end(), "mpi_yield_when_idle") !=
+                            args.mpirun_args.end();
+    if (!chosen) argv.insert(argv.end(), {"--mca", "mpi_yield_when_idle", "1"});
+  }
   argv.insert(argv.end(), args.mpirun_args.begin(), args.mpirun_args.end());
   argv.insert(argv.end(), {plan.executable, "train", args.config, "--resume", "auto", "--exit-status", plan.status_path,
                            "--progress", args.progress});

@@ -273,6 +273,28 @@ TEST(Launch, InsideASlurmAllocationTakesTheSlotsFromTheEnvironment) {
   EXPECT_EQ(count(calls, "--enable-recovery -np 3 "), 2u) << calls;
 }
 
+// An elastic job: the supervisor runs ompi-server for the joiners (and stops it at the end), and
+// mpirun gets --ompi-server and waiting workers that yield their cores, unless the user set that.
+TEST(Launch, ElasticJobGetsANameServerAndWorkersThatYieldTheirCores) {
+  TempDir tmp;
+  const std::string mpirun = write_fake_mpirun(tmp, "completed\ncompleted\n");
+  const std::string dir = tmp.file("ckpt");
+  const std::string rest = "--np 2 --mpirun " + mpirun + " " + kSmoke + " --set checkpoint.dir=" + dir +
+                           " --set elastic.enabled=true";
+  const auto run = run_command(kLaunch + rest);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const size_t at = run.output.find("ompi-server (pid ");
+  ASSERT_NE(at, std::string::npos) << run.output;
+  const pid_t server = static_cast<pid_t>(std::stol(run.output.substr(at + 17)));
+  EXPECT_NE(kill(server, 0), 0) << "ompi-server " << server << " still runs";
+  const auto chosen = run_command("env OMPI_MCA_mpi_yield_when_idle=0 " + kLaunch + rest);
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.output;
+  const std::string calls = read_file(tmp.file("calls"));
+  const std::string server_option = "--ompi-server file:" + dir + "/ompi-server.uri ";
+  EXPECT_EQ(count(calls, server_option), 2u) << calls;
+  EXPECT_EQ(count(calls, server_option + "--mca mpi_yield_when_idle 1 "), 1u) << calls;
+}
+
 TEST(Launch, MistakesAreRefusedBeforeAnythingStarts) {
   const auto no_dir = run_command(kLaunch + "--np 2 " + kSmoke + kMpirunArgs);
   EXPECT_EQ(no_dir.exit_code, 1) << no_dir.output;
