@@ -348,6 +348,7 @@ std::string ElasticController::join(Trainer& trainer, std::chrono::seconds wait)
   if (!problem.empty()) throw ConfigError("the job in " + dir_.run_dir() + " did not take this worker: " + problem);
   epoch_ = trainer.position().epoch;
   hand_over_timeline(trainer, job_size);
+  membership_changed_ = true;
   if (current_->rank() == job_size) {
     std::printf("dptrain join: joined the job in %s as ranks %zu-%zu of %zu, training from epoch %zu\n",
                 dir_.run_dir().c_str(), job_size, current_->size() - 1, current_->size(), epoch_ + 1);
@@ -391,6 +392,7 @@ void ElasticController::collect_leavers_timelines(Trainer& trainer, const std::v
 
 void ElasticController::record(Trainer& trainer, const std::string& change, const std::string& who, size_t before,
                                double seconds) {
+  membership_changed_ = true;
   trainer.metrics().write(MetricsRecord("membership")
                               .add("change", change)
                               .add("workers", who)
@@ -419,8 +421,10 @@ int finish_run(const Trainer& trainer, const ElasticController* elastic, const R
     // Stopped without a checkpoint: the conventional status of a process ended by that signal.
     code = 128 + trainer.stopped_by();
   }
-  if (elastic && elastic->peer_lost()) {
-    // MPI_Finalize could wait for the lost process.
+  // MPI_Finalize could wait for a lost process, and (Open MPI 4.1 under --enable-recovery) at times
+  // for one that left without it: a worker whose job changed ends without it (mpirun, with recovery,
+  // ends the job once every process has exited).
+  if (elastic && (elastic->peer_lost() || (elastic->membership_changed() && early_exit_keeps_job()))) {
     std::fflush(nullptr);
     std::_Exit(code);
   }

@@ -40,6 +40,8 @@ class ElasticController final : public EpochBoundary {
   // True once a peer was lost or a hand-over abandoned: MPI_Finalize could then wait for a dead
   // process, so the launcher ends the process without it.
   bool peer_lost() const { return peer_lost_; }
+  // True once workers joined or left this worker's job (or it joined one).
+  bool membership_changed() const { return membership_changed_; }
   // True when the run stopped because too few workers remained (and no joiner came in time).
   bool below_minimum() const { return below_minimum_; }
 
@@ -71,6 +73,7 @@ class ElasticController final : public EpochBoundary {
   size_t next_worker_ = 0;                                // rank 0: the next joiner's timeline track number
   bool refused_own_leave_ = false;
   bool peer_lost_ = false;
+  bool membership_changed_ = false;
   bool below_minimum_ = false;
   size_t epoch_ = 0;
 };

@@ -15,9 +15,10 @@
 
 namespace dptrain::e2e {
 
-// A shell command run in the background (stdout and stderr into `log`). A command still running
-// when the test ends is sent the `ending` signals, 0.2 s apart, given `grace_seconds` to exit, and
-// then killed; with no `ending` signals it is killed at once.
+// A shell command run in the background (stdout and stderr into `log`), in a process group of its
+// own. A command still running when the test ends is sent the `ending` signals, 0.2 s apart, given
+// `grace_seconds` to exit, and then its whole group is killed (mpirun and its workers with it);
+// with no `ending` signals the group is killed at once.
 class Background {
  public:
   static constexpr int kRunning = -2;  // wait(): it still runs
@@ -27,6 +28,7 @@ class Background {
       : log_(log), ending_(std::move(ending)), grace_seconds_(grace_seconds) {
     pid_ = fork();
     if (pid_ == 0) {
+      setpgid(0, 0);
       execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + log + " 2>&1").c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -38,7 +40,7 @@ class Background {
       kill(pid_, ending_[i]);
     }
     if (wait(grace_seconds_) == kRunning) {
-      kill(pid_, SIGKILL);
+      kill(-pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
   }
