@@ -1,5 +1,5 @@
 # Finds nvcc, cuDNN and NCCL for the CUDA backend (included when DPTRAIN_CUDA is AUTO or ON).
-# Sets DPTRAIN_WITH_CUDA and DPTRAIN_BACKENDS, and defines dptrain_add_cuda_backend(target).
+# Sets DPTRAIN_WITH_CUDA and DPTRAIN_BACKENDS, and defines dptrain_add_cuda_sources(target sources...).
 #
 # Code for Ampere (sm_80) and Hopper (sm_90) is built ahead of time, with sm_90 PTX that the
 # driver compiles for newer GPUs. Override with -DCMAKE_CUDA_ARCHITECTURES=... (e.g. "native").
@@ -45,17 +45,13 @@ else()
                  "cuDNN ${DPTRAIN_CUDNN_LIB}, NCCL ${DPTRAIN_NCCL_LIB})")
 endif()
 
-# Adds the CUDA sources (layers/cuda, runtime/cuda, comm/nccl_* and comm/cuda_*) and libraries to `target`.
-function(dptrain_add_cuda_backend target)
-  file(GLOB sources CONFIGURE_DEPENDS
-    ${PROJECT_SOURCE_DIR}/layers/cuda/*.cpp ${PROJECT_SOURCE_DIR}/layers/cuda/*.cu
-    ${PROJECT_SOURCE_DIR}/runtime/cuda/*.cpp ${PROJECT_SOURCE_DIR}/runtime/cuda/*.cu
-    ${PROJECT_SOURCE_DIR}/comm/nccl_*.cpp ${PROJECT_SOURCE_DIR}/comm/cuda_*.cpp)
-  target_sources(${target} PRIVATE ${sources})
+# Adds CUDA sources (a part's cuda/ or nccl/ folder) and the CUDA libraries to the part `target`.
+function(dptrain_add_cuda_sources target)
+  target_sources(${target} PRIVATE ${ARGN})
   target_compile_definitions(${target} PRIVATE DPTRAIN_HAVE_CUDA=1)
-  target_include_directories(${target} SYSTEM PRIVATE ${DPTRAIN_CUDNN_INCLUDE} ${DPTRAIN_NCCL_INCLUDE})
+  target_include_directories(${target} SYSTEM PUBLIC ${DPTRAIN_CUDNN_INCLUDE} ${DPTRAIN_NCCL_INCLUDE})
   target_link_libraries(${target} PUBLIC CUDA::cudart CUDA::cublas ${DPTRAIN_CUDNN_LIB} ${DPTRAIN_NCCL_LIB})
-  # Device code: relaxed constexpr lets kernels call the constexpr hash functions of runtime/rng.h.
+  # Device code: relaxed constexpr lets kernels call the constexpr hash functions of runtime/core/rng.h.
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -Xcompiler=-Wall>)
   set_target_properties(${target} PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
 endfunction()

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

@@ -32,7 +32,7 @@ class CommRequest {
 };
 
 // Collectives over host buffers. Implementations: SingleProcessCommunicator (below) and
-// MpiCommunicator (comm/mpi_communicator.h); NCCL follows the same interface. An
+// MpiCommunicator (comm/mpi/mpi_communicator.h); NCCL follows the same interface. An
 // operation a backend lacks throws CommError "backend X does not support Y".
 class Communicator {
  public:

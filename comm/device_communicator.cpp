@@ -6,11 +6,11 @@
 #include <string>
 
 #include "comm/staging_communicator.h"
-#include "runtime/device.h"
-#include "runtime/errors.h"
+#include "runtime/core/device.h"
+#include "runtime/core/errors.h"
 
 #ifdef DPTRAIN_HAVE_CUDA
-#include "comm/nccl_communicator.h"
+#include "comm/nccl/nccl_communicator.h"
 #endif
 
 namespace dptrain {

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "comm/communicator.h"
-#include "runtime/tensor.h"
+#include "runtime/core/tensor.h"
 
 namespace dptrain {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "runtime/timeline.h"
+#include "runtime/report/timeline.h"
 
 namespace dptrain {
 

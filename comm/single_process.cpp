@@ -1,7 +1,7 @@
 #include <cstring>
 
 #include "comm/communicator.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

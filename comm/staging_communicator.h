@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "runtime/device.h"
+#include "runtime/core/device.h"
 
 namespace dptrain {
 

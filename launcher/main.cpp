@@ -6,13 +6,13 @@
 #include <exception>
 #include <memory>
 
-#include "launcher/commands.h"
-#include "launcher/data_command.h"
-#include "launcher/elastic_commands.h"
-#include "launcher/inspect_command.h"
-#include "launcher/launch_command.h"
+#include "launcher/commands/commands.h"
+#include "launcher/commands/data_command.h"
+#include "launcher/commands/elastic_commands.h"
+#include "launcher/commands/inspect_command.h"
+#include "launcher/supervisor/launch_command.h"
 #include "launcher/workers.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 using namespace dptrain;
 

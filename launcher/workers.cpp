@@ -6,8 +6,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "comm/mpi_communicator.h"
-#include "runtime/errors.h"
+#include "comm/mpi/mpi_communicator.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain::launcher {
 

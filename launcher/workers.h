@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "comm/world.h"
+#include "comm/mpi/world.h"
 
 namespace dptrain {
 class MpiRuntime;

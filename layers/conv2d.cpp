@@ -1,6 +1,6 @@
 #include "layers/conv2d.h"
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

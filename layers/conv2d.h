@@ -5,7 +5,7 @@
 
 #include "layers/layer.h"
 #include "layers/layer_util.h"
-#include "runtime/config_map.h"
+#include "runtime/core/config_map.h"
 
 namespace dptrain {
 

@@ -1,6 +1,6 @@
 #include "layers/dense.h"
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

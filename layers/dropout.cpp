@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "layers/layer.h"
-#include "runtime/config_map.h"
-#include "runtime/rng.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/rng.h"
 
 namespace dptrain {
 

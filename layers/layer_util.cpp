@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "layers/layer.h"
-#include "runtime/config_map.h"
+#include "runtime/core/config_map.h"
 
 namespace dptrain {
 

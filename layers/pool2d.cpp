@@ -1,7 +1,7 @@
 #include "layers/pool2d.h"
 
 #include "layers/layer_util.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

@@ -4,7 +4,7 @@
 #include <cstddef>
 
 #include "layers/layer.h"
-#include "runtime/config_map.h"
+#include "runtime/core/config_map.h"
 
 namespace dptrain {
 

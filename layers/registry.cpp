@@ -3,7 +3,7 @@
 #include <set>
 
 #include "layers/cpu/cpu_layers.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 #ifdef DPTRAIN_HAVE_CUDA
 #include "layers/cuda/cuda_layers.h"

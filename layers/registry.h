@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "layers/layer.h"
-#include "runtime/config_map.h"
+#include "runtime/core/config_map.h"
 
 namespace dptrain {
 

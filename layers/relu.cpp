@@ -1,6 +1,6 @@
 #include "layers/relu.h"
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

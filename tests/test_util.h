@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/checkpoint.h"
-#include "runtime/dataset.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/data/dataset.h"
 
 namespace dptrain::test_util {
 

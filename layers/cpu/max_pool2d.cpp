@@ -9,7 +9,7 @@
 
 #include "layers/cpu/cpu_layers.h"
 #include "layers/layer_util.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 

@@ -10,8 +10,8 @@
 #include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
-#include "runtime/cuda/bf16_buffer.h"
-#include "runtime/cuda/cuda_context.h"
+#include "runtime/core/cuda/bf16_buffer.h"
+#include "runtime/core/cuda/cuda_context.h"
 
 namespace dptrain {
 

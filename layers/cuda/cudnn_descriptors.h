@@ -6,7 +6,7 @@
 
 #include <cstddef>
 
-#include "runtime/cuda/cuda_check.h"
+#include "runtime/core/cuda/cuda_check.h"
 
 namespace dptrain {
 

@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "layers/cuda/cuda_layers.h"
-#include "runtime/cuda/bf16_buffer.h"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/cuda/cuda_context.h"
-#include "runtime/cuda/kernels.h"
+#include "runtime/core/cuda/bf16_buffer.h"
+#include "runtime/core/cuda/cuda_check.h"
+#include "runtime/core/cuda/cuda_context.h"
+#include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
 

@@ -9,9 +9,9 @@
 
 #include "layers/cuda/cuda_layers.h"
 #include "layers/layer_util.h"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/cuda/cuda_context.h"
-#include "runtime/cuda/kernels.h"
+#include "runtime/core/cuda/cuda_check.h"
+#include "runtime/core/cuda/cuda_context.h"
+#include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
 

@@ -5,7 +5,7 @@
 
 #include "layers/cuda/cuda_layers.h"
 #include "layers/layer_util.h"
-#include "runtime/device.h"
+#include "runtime/core/device.h"
 
 namespace dptrain {
 

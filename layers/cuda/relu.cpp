@@ -6,7 +6,7 @@
 #include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
-#include "runtime/cuda/cuda_context.h"
+#include "runtime/core/cuda/cuda_context.h"
 
 namespace dptrain {
 

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "layers/cuda/cuda_layers.h"
-#include "runtime/cuda/cuda_check.h"
-#include "runtime/cuda/cuda_context.h"
-#include "runtime/cuda/kernels.h"
+#include "runtime/core/cuda/cuda_check.h"
+#include "runtime/core/cuda/cuda_context.h"
+#include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/device.h"
+#include "runtime/core/device.h"
 
 namespace dptrain::testing {
 

@@ -7,7 +7,7 @@
 
 #include "comm/device_communicator.h"
 #include "comm/staging_communicator.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 #include "tests/comm/host_device_runtime.h"
 
 namespace dptrain::testing {

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/checkpoint.h"
-#include "runtime/errors.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/core/errors.h"
 #include "tests/test_util.h"
 
 namespace dptrain {

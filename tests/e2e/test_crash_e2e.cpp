@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "runtime/checkpoint.h"
+#include "runtime/checkpoint/checkpoint.h"
 #include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
 #include "tests/test_util.h"

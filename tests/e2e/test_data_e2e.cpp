@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "tests/e2e/run_command.h"
-#include "runtime/config_map.h"
-#include "runtime/dataset.h"
-#include "runtime/hdf5_dataset.h"
-#include "runtime/idx_dataset.h"
-#include "tests/runtime/test_idx_files.h"
-#include "tests/runtime/test_image_files.h"
+#include "runtime/core/config_map.h"
+#include "runtime/data/dataset.h"
+#include "runtime/data/hdf5_dataset.h"
+#include "runtime/data/idx_dataset.h"
+#include "tests/runtime/data/test_idx_files.h"
+#include "tests/runtime/data/test_image_files.h"
 #include "tests/test_util.h"
 
 namespace dptrain {

@@ -16,10 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/checkpoint.h"
+#include "runtime/checkpoint/checkpoint.h"
 #include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
-#include "tests/runtime/json_value.h"
+#include "tests/json_value.h"
 #include "tests/test_util.h"
 
 namespace dptrain {

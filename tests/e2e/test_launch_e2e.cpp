@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/checkpoint.h"
+#include "runtime/checkpoint/checkpoint.h"
 #include "tests/e2e/background.h"
 #include "tests/e2e/run_command.h"
 #include "tests/test_util.h"

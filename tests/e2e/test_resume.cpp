@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "runtime/checkpoint.h"
-#include "runtime/errors.h"
-#include "runtime/run_config.h"
-#include "runtime/trainer.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/core/errors.h"
+#include "runtime/core/run_config.h"
+#include "runtime/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace dptrain {

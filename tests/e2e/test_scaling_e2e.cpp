@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "tests/e2e/run_command.h"
-#include "tests/runtime/json_value.h"
+#include "tests/json_value.h"
 #include "tests/test_util.h"
 
 namespace dptrain {

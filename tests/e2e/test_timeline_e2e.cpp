@@ -12,7 +12,7 @@
 #include <string>
 
 #include "tests/e2e/run_command.h"
-#include "tests/runtime/json_value.h"
+#include "tests/json_value.h"
 #include "tests/test_util.h"
 
 namespace dptrain {

@@ -13,8 +13,8 @@
 
 #include "tests/e2e/run_command.h"
 #include "comm/communicator.h"
-#include "runtime/run_config.h"
-#include "runtime/trainer.h"
+#include "runtime/core/run_config.h"
+#include "runtime/train/trainer.h"
 
 namespace dptrain {
 namespace {

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config_map.h"
-#include "runtime/context.h"
-#include "runtime/rng.h"
-#include "runtime/tensor.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/context.h"
+#include "runtime/core/rng.h"
+#include "runtime/core/tensor.h"
 
 namespace dptrain::testing {
 

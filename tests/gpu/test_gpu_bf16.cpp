@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "layers/registry.h"
-#include "runtime/config_map.h"
-#include "runtime/cuda/cuda_context.h"
-#include "runtime/model.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/cuda/cuda_context.h"
+#include "runtime/train/model.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {

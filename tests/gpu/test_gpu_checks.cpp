@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "comm/nccl_communicator.h"
-#include "runtime/cuda/cuda_check.h"
+#include "comm/nccl/nccl_communicator.h"
+#include "runtime/core/cuda/cuda_check.h"
 #include "tests/test_util.h"
 
 namespace dptrain::testing {

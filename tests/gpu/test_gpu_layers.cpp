@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "layers/registry.h"
-#include "runtime/config_map.h"
-#include "runtime/errors.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/errors.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {

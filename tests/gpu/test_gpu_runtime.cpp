@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config_map.h"
-#include "runtime/errors.h"
-#include "runtime/model.h"
-#include "runtime/optimizer.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/errors.h"
+#include "runtime/train/model.h"
+#include "runtime/train/optimizer.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "layers/layer.h"
-#include "runtime/rng.h"
+#include "runtime/core/rng.h"
 
 namespace dptrain::testing {
 

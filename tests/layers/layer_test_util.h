@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "layers/registry.h"
-#include "runtime/config_map.h"
-#include "runtime/rng.h"
-#include "runtime/tensor.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/rng.h"
+#include "runtime/core/tensor.h"
 
 namespace dptrain::testing {
 

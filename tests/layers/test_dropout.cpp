@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 #include "tests/layers/gradient_check.h"
 #include "tests/layers/layer_test_util.h"
 

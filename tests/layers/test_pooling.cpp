@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "layers/cpu/cpu_layers.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 #include "tests/layers/gradient_check.h"
 #include "tests/layers/layer_test_util.h"
 

@@ -5,7 +5,7 @@
 
 #include "layers/cpu/cpu_layers.h"
 #include "layers/registry.h"
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {

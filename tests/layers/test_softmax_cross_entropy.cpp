@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/errors.h"
+#include "runtime/core/errors.h"
 #include "tests/layers/gradient_check.h"
 #include "tests/layers/layer_test_util.h"
 

@@ -2,7 +2,7 @@
 // (started by ctest through mpirun); each test uses collectives, so all ranks must take part.
 #include <gtest/gtest.h>
 
-#include "comm/mpi_communicator.h"
+#include "comm/mpi/mpi_communicator.h"
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "comm/mpi_communicator.h"
+#include "comm/mpi/mpi_communicator.h"
 #include "tests/test_util.h"
 
 namespace dptrain::mpi_test {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "comm/mpi_communicator.h"
-#include "runtime/run_config.h"
-#include "runtime/trainer.h"
+#include "comm/mpi/mpi_communicator.h"
+#include "runtime/core/run_config.h"
+#include "runtime/train/trainer.h"
 #include "tests/mpi/mpi_test_util.h"
 
 namespace dptrain {

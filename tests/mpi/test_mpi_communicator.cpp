@@ -6,10 +6,10 @@
 #include <thread>
 #include <vector>
 
-#include "comm/mpi_communicator.h"
+#include "comm/mpi/mpi_communicator.h"
 #include "comm/reducer.h"
-#include "comm/world.h"
-#include "runtime/errors.h"
+#include "comm/mpi/world.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 namespace {

@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "comm/mpi_communicator.h"
-#include "comm/peer_monitor.h"
-#include "comm/world.h"
-#include "runtime/errors.h"
+#include "comm/mpi/mpi_communicator.h"
+#include "comm/mpi/peer_monitor.h"
+#include "comm/mpi/world.h"
+#include "runtime/core/errors.h"
 #include "tests/mpi/mpi_test_util.h"
 
 namespace dptrain {

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/checkpoint.h"
-#include "runtime/config_map.h"
-#include "runtime/run_config.h"
-#include "runtime/trainer.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/run_config.h"
+#include "runtime/train/trainer.h"
 #include "tests/mpi/mpi_test_util.h"
 
 namespace dptrain {

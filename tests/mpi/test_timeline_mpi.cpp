@@ -8,11 +8,12 @@
 #include <fstream>
 #include <sstream>
 
-#include "comm/mpi_communicator.h"
+#include "comm/mpi/mpi_communicator.h"
 #include "comm/reducer.h"
-#include "runtime/errors.h"
-#include "runtime/timeline.h"
-#include "tests/runtime/json_value.h"
+#include "runtime/core/errors.h"
+#include "comm/timeline_merge.h"
+#include "runtime/report/timeline.h"
+#include "tests/json_value.h"
 
 namespace dptrain {
 namespace {
@@ -53,7 +54,7 @@ TEST(MpiGatherBytes, EveryRanksBytesArriveAtTheRootInRankOrder) {
 TEST(MpiTimeline, MergedFileHasATrackPerRankWithEveryBucketAndAlignedClocks) {
   MpiCommunicator comm(MPI_COMM_WORLD);
   Timeline timeline;
-  timeline.start(comm, kDeadline);
+  start_timeline(timeline, comm, kDeadline);
   timeline.add("mark", "test", TimelineTrack::Compute, Timeline::Clock::now(), Timeline::Clock::now());
   std::vector<float> grads(5000, 1.0f);
   GradientReducer reducer(comm, grads.data(), grads.size(), 1024 * sizeof(float), kDeadline);

@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "comm/device_communicator.h"
-#include "comm/mpi_communicator.h"
+#include "comm/mpi/mpi_communicator.h"
 #include "comm/reducer.h"
 #include "comm/staging_communicator.h"
-#include "comm/world.h"
-#include "runtime/context.h"
-#include "runtime/tensor.h"
+#include "comm/mpi/world.h"
+#include "runtime/core/context.h"
+#include "runtime/core/tensor.h"
 #include "tests/comm/host_device_runtime.h"
 
 namespace dptrain::testing {

@@ -1,0 +1,144 @@
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "comm/communicator.h"
+#include "launcher/commands/commands.h"
+#include "launcher/workers.h"
+#include "runtime/core/context.h"
+#include "runtime/core/device.h"
+#include "runtime/train/model.h"
+#include "runtime/core/run_config.h"
+#include "runtime/train/trainer.h"
+
+namespace dptrain::launcher {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The --set that replaces a config's data with a synthetic set of the same sample shape and classes.
+std::string synthetic_data_override(RunConfig& config, size_t train_samples) {
+  const DataSplits data = make_datasets(*config.data, config.seed);
+  const Shape shape = data.train->sample_shape();
+  std::ostringstream out;
+  out << "data={type: synthetic, train_samples: " << train_samples << ", test_samples: 1, shape: [";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "], classes: " << data.train->num_classes() << "}";
+  return out.str();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
+  RunConfig base = RunConfig::load(args.config, args.overrides);
+  const size_t batch = base.train.batch_size;
+  std::vector<std::string> overrides = args.overrides;
+  if (args.data == "synthetic") overrides.push_back(synthetic_data_override(base, batch * args.steps));
+  RunConfig config = RunConfig::load(args.config, overrides);
+  TrainerOptions options;
+  options.progress = ProgressStyle::Off;
+  options.log = nullptr;
+  options.workers_on_node = workers.local().size;
+  Trainer trainer(config, workers.comm(), options);
+  const size_t threads = trainer.context().num_threads();
+  const char* precision = to_string(trainer.context().precision());
+  const size_t world = workers.size();
+  // Only rank 0 prints; every rank trains.
+  std::FILE* out = workers.rank() == 0 ? stdout : nullptr;
+  auto print = [out](const char* format, auto... values) {
+    if (out) std::fprintf(out, format, values...);
+  };
+  if (!args.json) {
+    print("bench train: %s, global batch %zu, %zu worker(s) x %zu threads, device %s, precision %s, %s data, "
+          "%zu steps per repeat\n",
+          args.config.c_str(), batch, world, threads, trainer.context().describe_device().c_str(),
+          trainer.context().describe_precision().c_str(), args.data.c_str(), trainer.train_set().size() / batch);
+  }
+  // Untimed epochs first: first touch of buffers, thread start-up.
+  for (size_t w = 0; w < args.warmup; ++w) trainer.train_epoch(w);
+  std::vector<double> rates;
+  for (size_t r = 0; r < args.repeats; ++r) {
+    const EpochSummary s = trainer.train_epoch(args.warmup + r);
+    rates.push_back(s.images_per_sec);
+    if (args.json) {
+      // comm_wait_seconds: the gradient all-reduce left to wait for after the backward pass (not
+      // hidden behind computation), mean over workers, whole repeat; also per step and as a share.
+      const double steps = static_cast<double>(trainer.train_set().size() / batch);
+      print("{\"framework\": \"dptrain\", \"device\": \"%s\", \"precision\": \"%s\", \"batch\": %zu, "
+            "\"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
+            "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f, "
+            "\"step_seconds\": %.6f, \"comm_exposed_seconds_per_step\": %.6f, \"comm_share\": %.5f, "
+            "\"data_wait_seconds\": %.4f}\n",
+            to_string(trainer.context().device()), precision, batch, world, threads,
+            trainer.train_set().size() / batch, s.images_per_sec, s.comm_wait_seconds,
+            s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
+            s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds);
+    } else {
+      const double steps = static_cast<double>(trainer.train_set().size() / batch);
+      const double share = 100.0 / std::max(1e-9, s.train_seconds);
+      print("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%, comm wait %.1f%%)\n", r + 1,
+            s.images_per_sec, 1000.0 * s.train_seconds / steps, share * s.data_wait_seconds,
+            share * s.comm_wait_seconds);
+    }
+    std::fflush(stdout);
+  }
+  if (!args.json) print("median: %.0f images/s\n", median(rates));
+  return 0;
+}
+
+int run_bench_layers(const BenchLayersArgs& args) {
+  RunConfig config = RunConfig::load(args.config, args.overrides);
+  Context context(config.device, config.threads, 1, std::nullopt, config.precision);
+  const DataSplits data = make_datasets(*config.data, config.seed);
+  Model model(config.model, data.train->sample_shape(), context.device(), config.seed);
+  const size_t n = args.batch ? args.batch : config.train.batch_size;
+  const DeviceKind device = context.device();
+  Tensor input(batch_shape(n, model.input_shape()));
+  Rng rng(1);
+  for (size_t i = 0; i < input.num_elements(); ++i) input.data()[i] = rng.normal();
+  std::vector<Tensor> acts{input.to(device)};
+  for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()), device);
+  // GPU layers only queue work: wait for it before reading the clock.
+  auto finish = [device] {
+    if (device != DeviceKind::CPU) require_cuda_runtime().synchronize();
+  };
+  std::vector<uint64_t> ids(n);
+  for (size_t i = 0; i < n; ++i) ids[i] = i;
+  const StepInfo info{Mode::Train, config.seed, 0, ids.data()};
+  std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, mean of %zu iterations\n",
+              args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
+              context.describe_precision().c_str(), args.iterations);
+  std::printf("  %-3s %-24s %-18s %12s %12s\n", "#", "layer", "output", "forward ms", "backward ms");
+  double total_f = 0, total_b = 0;
+  for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
+    Layer& layer = *model.layers()[i];
+    Tensor dy(acts[i + 1].shape(), device), dx(acts[i].shape(), device);
+    dy.fill(0.01f);
+    layer.forward(acts[i], acts[i + 1], info);
+    layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    finish();
+    auto t0 = Clock::now();
+    for (size_t k = 0; k < args.iterations; ++k) layer.forward(acts[i], acts[i + 1], info);
+    finish();
+    auto t1 = Clock::now();
+    for (size_t k = 0; k < args.iterations; ++k) layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    finish();
+    auto t2 = Clock::now();
+    const double f = std::chrono::duration<double, std::milli>(t1 - t0).count() / args.iterations;
+    const double b = std::chrono::duration<double, std::milli>(t2 - t1).count() / args.iterations;
+    total_f += f;
+    total_b += b;
+    std::printf("  %-3zu %-24s %-18s %12.3f %12.3f\n", i, layer.type(), to_string(layer.output_shape()).c_str(), f, b);
+  }
+  std::printf("  %-46s %12.3f %12.3f\n", "total (excluding loss and optimizer)", total_f, total_b);
+  return 0;
+}
+
+}  // namespace dptrain::launcher

@@ -1,0 +1,49 @@
+#include <cstdio>
+
+#include "launcher/commands/commands.h"
+#include "launcher/workers.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/core/context.h"
+#include "runtime/report/metrics.h"
+#include "runtime/core/run_config.h"
+#include "runtime/train/trainer.h"
+
+namespace dptrain::launcher {
+
+int run_eval(const EvalArgs& args, Workers& workers) {
+  // Without a config file, the run's own config as the checkpoint stores it.
+  RunConfig config = args.config.empty()
+                         ? RunConfig::parse(read_checkpoint(args.checkpoint, CheckpointContents::Header).config_text,
+                                            args.checkpoint + ":/config", args.overrides)
+                         : RunConfig::load(args.config, args.overrides);
+  if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  TrainerOptions options;
+  options.progress = ProgressStyle::Off;
+  options.log = nullptr;
+  options.workers_on_node = workers.local().size;
+  Trainer trainer(config, workers.comm(), options);
+  const TrainingPosition at = trainer.load_parameters(args.checkpoint);
+  const EvalResult result = trainer.evaluate();
+  if (workers.rank() != 0) return 0;
+  if (args.json) {
+    std::printf("%s\n", MetricsRecord("eval")
+                            .add("checkpoint", args.checkpoint)
+                            .add("epoch", static_cast<double>(at.epoch))
+                            .add("step_in_epoch", static_cast<double>(at.step_in_epoch))
+                            .add("step", static_cast<double>(at.global_step))
+                            .add("world_size", static_cast<double>(workers.size()))
+                            .add("test_loss", result.loss)
+                            .add("test_accuracy", result.accuracy)
+                            .add("samples", static_cast<double>(result.samples))
+                            .to_json()
+                            .c_str());
+  } else {
+    std::printf("%s (%zu epochs + %zu steps trained, global step %llu): test loss %.4f, test accuracy %.4f on %zu "
+                "samples\n",
+                args.checkpoint.c_str(), at.epoch, at.step_in_epoch, static_cast<unsigned long long>(at.global_step),
+                result.loss, result.accuracy, result.samples);
+  }
+  return 0;
+}
+
+}  // namespace dptrain::launcher

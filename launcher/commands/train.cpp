@@ -1,0 +1,86 @@
+#include <cstdio>
+#include <memory>
+
+#include "comm/communicator.h"
+#include "comm/mpi/mpi_communicator.h"
+#include "launcher/commands/commands.h"
+#include "runtime/elastic/controller.h"
+#include "launcher/supervisor/launch_command.h"
+#include "launcher/stop_signals.h"
+#include "launcher/workers.h"
+#include "runtime/core/context.h"
+#include "runtime/core/errors.h"
+#include "runtime/core/run_config.h"
+#include "comm/timeline_merge.h"
+#include "runtime/report/timeline.h"
+#include "runtime/train/trainer.h"
+
+namespace dptrain::launcher {
+
+int run_train(const TrainArgs& args, Workers& workers) {
+  if (!args.log_dir.empty()) workers.open_rank_log(args.log_dir);
+  if (!args.timeline.empty() && workers.rank() == 0) check_timeline_path(args.timeline);
+  RunConfig config = RunConfig::load(args.config, args.overrides);
+  if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  const Deadline deadline(static_cast<int64_t>(config.comm.timeout_seconds * 1000));
+  const std::string world = workers.describe(config.threads, deadline);
+  if (workers.rank() == 0) std::printf("%s\n", world.c_str());
+  if (std::FILE* log = workers.rank_log()) std::fprintf(log, "%s\n", world.c_str());
+  // From here on a worker that dies is named by every other one within comm.heartbeat_seconds.
+  const std::string heartbeats = workers.monitor_peers(config.comm.heartbeat_seconds, deadline);
+  if (!heartbeats.empty() && workers.rank() == 0) std::printf("%s\n", heartbeats.c_str());
+
+  TrainerOptions options;
+  options.metrics_path = args.metrics;
+  if (args.progress == "auto") {
+    options.progress = detect_progress_style(stdout);
+  } else if (args.progress == "terminal") {
+    options.progress = ProgressStyle::Terminal;
+  } else if (args.progress == "plain") {
+    options.progress = ProgressStyle::Plain;
+  } else {
+    options.progress = ProgressStyle::Off;
+  }
+  options.rank_log = workers.rank_log();
+  options.workers_on_node = workers.local().size;
+  if (!args.dry_run) options.stop_signal = &install_stop_handlers(workers.rank() == 0);
+  std::unique_ptr<Timeline> timeline;
+  if (!args.timeline.empty()) timeline = std::make_unique<Timeline>();
+  options.timeline = timeline.get();
+  // Workers leave (SIGUSR1, dptrain ctl leave) and join (elastic.enabled) between epochs.
+  std::unique_ptr<ElasticController> elastic;
+  auto* mpi = dynamic_cast<MpiCommunicator*>(&workers.comm());
+  if (config.elastic.enabled && !mpi) {
+    throw ConfigError(config.file + ": elastic.enabled needs an MPI job: start it with mpirun (-np 1 for one worker) "
+                      "or dptrain launch");
+  }
+  if (mpi && !args.dry_run) {
+    elastic = std::make_unique<ElasticController>(config, *mpi, &install_leave_handler());
+    options.boundary = elastic.get();
+  }
+  Trainer trainer(config, elastic ? static_cast<Communicator&>(elastic->comm()) : workers.comm(), options);
+  if (args.dry_run) {
+    if (workers.rank() == 0) std::printf("%s\nconfig OK (dry run: nothing trained)\n", trainer.describe().c_str());
+    return 0;
+  }
+  if (!args.resume.empty()) trainer.resume(args.resume);
+  if (elastic) elastic->publish(trainer);
+  if (timeline) start_timeline(*timeline, workers.comm(), deadline);
+  trainer.run();
+  if (timeline && trainer.run_end() != RunEnd::Left) {
+    const size_t events = write_merged_timeline(*timeline, trainer.comm(), args.timeline, deadline);
+    if (workers.rank() == 0) {
+      std::printf("timeline: %zu events from %zu worker(s) in %s (open it in https://ui.perfetto.dev)\n", events,
+                  trainer.comm().size() + timeline->departed().size(), args.timeline.c_str());
+    }
+  }
+  // For dptrain launch (rank 0 stays rank 0 and never leaves): how the run ended.
+  if (workers.rank() == 0 && trainer.run_end() != RunEnd::Left) {
+    write_run_status(args.exit_status, trainer.run_end() == RunEnd::Completed
+                                           ? "completed"
+                                           : stop_status(trainer.stopped_by(), trainer.stop_reason()));
+  }
+  return finish_run(trainer, elastic.get(), config);
+}
+
+}  // namespace dptrain::launcher

@@ -1,0 +1,46 @@
+#include "runtime/checkpoint/format.h"
+
+namespace dptrain::checkpoint_detail {
+
+namespace {
+
+// The outermost function (the API call) and the innermost description on the error stack.
+struct Failure {
+  std::string api;
+  std::string innermost;
+};
+
+herr_t collect(unsigned position, const H5E_error2_t* error, void* data) {
+  auto* failure = static_cast<Failure*>(data);
+  if (position == 0 && error->func_name) failure->api = error->func_name;
+  if (error->desc && error->desc[0]) failure->innermost = error->desc;
+  return 0;
+}
+
+}  // namespace
+
+std::string hdf5_failure() {
+  Failure failure;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect, &failure);
+  H5Eclear2(H5E_DEFAULT);
+  if (failure.innermost.empty()) return "no details from HDF5";
+  return failure.api.empty() ? failure.innermost : failure.api + ": " + failure.innermost;
+}
+
+H5Handle checkpoint_file_access() {
+  H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (fapl.valid()) {
+    H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
+    H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+    H5Pset_file_locking(fapl.get(), true, true);
+  }
+  return fapl;
+}
+
+H5Handle ordered_group_creation() {
+  H5Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  if (gcpl.valid()) H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  return gcpl;
+}
+
+}  // namespace dptrain::checkpoint_detail

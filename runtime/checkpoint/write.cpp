@@ -1,0 +1,276 @@
+// Writing checkpoints: the HDF5 layout of runtime/checkpoint/checkpoint.h, into a temporary file that is renamed
+// into place only once it is complete and on disk.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/format.h"
+#include "runtime/core/errors.h"
+#include "runtime/data/hdf5_util.h"
+
+namespace dptrain {
+
+namespace fs = std::filesystem;
+using checkpoint_detail::hdf5_failure;
+
+namespace {
+
+constexpr size_t kChunkValues = (1 << 20) / sizeof(float);  // at most 1 MiB of floats per chunk
+constexpr char kNothingWritten[] = "; no checkpoint was written and existing files are unchanged";
+
+// Chunk dimensions for a float array of `shape`: whole trailing dimensions, as many leading rows as fit
+// in kChunkValues, and single rows of a dimension whose inner block alone is larger.
+std::vector<hsize_t> chunk_dims(const Shape& shape) {
+  std::vector<hsize_t> chunk(shape.begin(), shape.end());
+  size_t inner = num_elements(shape);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    inner /= shape[i];  // elements of one index of dimension i
+    if (inner <= kChunkValues) {
+      chunk[i] = std::clamp<size_t>(kChunkValues / inner, 1, shape[i]);
+      break;
+    }
+    chunk[i] = 1;
+  }
+  return chunk;
+}
+
+// Writes one checkpoint file; every failure is a CheckpointError naming the final path.
+class Writer {
+ public:
+  explicit Writer(std::string path) : path_(std::move(path)) {}
+
+  // Writes `state` to `temp` and closes it. Holds the HDF5 lock throughout.
+  void write_file(const std::string& temp, const CheckpointState& state) {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    Hdf5Quiet quiet;
+    H5Handle fcpl = check(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "create file properties");
+    check(H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
+          "set up creation order");
+    H5Handle fapl = checkpoint_detail::checkpoint_file_access();
+    H5Handle file = check(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose,
+                          "create the temporary file " + temp);
+    const hid_t root = file.get();
+    write_string_attribute(root, "format", kCheckpointFormat);
+    write_uint_attribute(root, "format_version", kCheckpointFormatVersion, H5T_STD_U32LE);
+    write_string_attribute(root, "dptrain_version", DPTRAIN_VERSION);
+    write_string_attribute(root, "run_name", state.run_name);
+    const std::pair<const char*, uint64_t> numbers[] = {
+        {"seed", state.seed},
+        {"epoch", state.epoch},
+        {"step_in_epoch", state.step_in_epoch},
+        {"global_step", state.global_step},
+        {"steps_per_epoch", state.steps_per_epoch},
+        {"global_batch", state.global_batch},
+        {"dataset_size", state.dataset_size},
+        {"world_size", state.world_size},
+    };
+    for (const auto& [name, value] : numbers) write_uint_attribute(root, name, value, H5T_STD_U64LE);
+    write_text(root, checkpoint_detail::kConfigDataset, state.config_text);
+    write_text(root, checkpoint_detail::kMetricsDataset, state.metrics_json);
+
+    H5Handle parameters = create_group(root, checkpoint_detail::kParametersGroup);
+    for (const CheckpointTensor& t : state.parameters) write_tensor(parameters.get(), "/parameters", t);
+
+    H5Handle optimizer = create_group(root, checkpoint_detail::kOptimizerGroup);
+    write_string_attribute(optimizer.get(), "name", state.optimizer_name);
+    write_uint_attribute(optimizer.get(), "steps", state.optimizer_steps, H5T_STD_U64LE);
+    for (const CheckpointOptimizerState& s : state.optimizer_state) {
+      check_optimizer_state(s, state.parameters);
+      H5Handle group = create_group(optimizer.get(), s.name);
+      for (const CheckpointTensor& t : s.tensors) write_tensor(group.get(), "/optimizer/" + s.name, t);
+    }
+    if (!parameters.close() || !optimizer.close() || !file.close()) fail("cannot finish the file");
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CheckpointError(path_, what + " (" + hdf5_failure() + ")" + kNothingWritten);
+  }
+  [[noreturn]] void reject(const std::string& what) const { throw CheckpointError(path_, what + kNothingWritten); }
+
+  H5Handle check(hid_t id, H5Handle::Closer closer, const std::string& what) const {
+    if (id < 0) fail("cannot " + what);
+    return H5Handle(id, closer);
+  }
+  void check(herr_t status, const std::string& what) const {
+    if (status < 0) fail("cannot " + what);
+  }
+
+  // A link name for HDF5: not empty, no '/', not "." (which HDF5 reads as the group itself).
+  void check_name(const std::string& name, const std::string& what) const {
+    if (name.empty() || name == "." || name.find('/') != std::string::npos) {
+      reject(what + " name '" + name + "' cannot be stored: names must be non-empty, not '.', and contain no '/'");
+    }
+  }
+
+  H5Handle create_group(hid_t parent, const std::string& name) {
+    check_name(name, "group");
+    H5Handle gcpl = checkpoint_detail::ordered_group_creation();
+    return check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose,
+                 "create group " + name);
+  }
+
+  void write_attribute(hid_t object, const char* name, hid_t type, const void* data) {
+    H5Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "create a scalar data space");
+    H5Handle attr = check(H5Acreate2(object, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                          "create attribute " + std::string(name));
+    check(H5Awrite(attr.get(), type, data), "write attribute " + std::string(name));
+  }
+
+  void write_uint_attribute(hid_t object, const char* name, uint64_t value, hid_t file_type) {
+    H5Handle space = check(H5Screate(H5S_SCALAR), H5Sclose, "create a scalar data space");
+    H5Handle attr = check(H5Acreate2(object, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                          "create attribute " + std::string(name));
+    check(H5Awrite(attr.get(), H5T_NATIVE_UINT64, &value), "write attribute " + std::string(name));
+  }
+
+  // A scalar fixed-length (null-padded) UTF-8 string attribute: stored in the object header, which the
+  // file format checksums (a variable-length string would live in the unchecked global heap).
+  void write_string_attribute(hid_t object, const char* name, const std::string& value) {
+    const std::string stored = value.empty() ? std::string(1, '\0') : value;
+    H5Handle type = string_type(stored.size());
+    write_attribute(object, name, type.get(), stored.data());
+  }
+
+  H5Handle string_type(size_t bytes) {
+    H5Handle type = check(H5Tcopy(H5T_C_S1), H5Tclose, "create a string type");
+    check(H5Tset_size(type.get(), bytes), "set up a string type of " + std::to_string(bytes) + " bytes");
+    check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), "set up a string type");
+    check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "set up a string type");
+    return type;
+  }
+
+  // A one-element, fixed-length (null-padded) UTF-8 string dataset, chunked and checksummed.
+  void write_text(hid_t parent, const char* name, const std::string& text) {
+    const std::string stored = text.empty() ? std::string(1, '\0') : text;
+    H5Handle type = string_type(stored.size());
+    const hsize_t one = 1;
+    H5Handle space = check(H5Screate_simple(1, &one, nullptr), H5Sclose, "create a data space");
+    H5Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create dataset properties");
+    check(H5Pset_chunk(dcpl.get(), 1, &one), "set the chunk size of /" + std::string(name));
+    check(H5Pset_fletcher32(dcpl.get()), "enable checksums for /" + std::string(name));
+    H5Handle dataset = check(H5Dcreate2(parent, name, type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                             H5Dclose, "create dataset /" + std::string(name));
+    check(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, stored.data()),
+          "write dataset /" + std::string(name));
+  }
+
+  // A float32 dataset of the tensor's shape, chunked and checksummed.
+  void write_tensor(hid_t group, const std::string& group_path, const CheckpointTensor& t) {
+    check_name(t.name, "tensor");
+    const std::string where = group_path + "/" + t.name;
+    if (t.shape.empty() || std::count(t.shape.begin(), t.shape.end(), size_t{0}) > 0) {
+      reject("tensor " + where + " has shape " + to_string(t.shape) +
+             "; only arrays of at least one dimension and no empty dimension can be stored");
+    }
+    if (t.values.size() != num_elements(t.shape)) {
+      reject("tensor " + where + " has " + std::to_string(t.values.size()) + " values, but its shape " +
+             to_string(t.shape) + " needs " + std::to_string(num_elements(t.shape)));
+    }
+    const std::vector<hsize_t> dims(t.shape.begin(), t.shape.end());
+    const std::vector<hsize_t> chunk = chunk_dims(t.shape);
+    const int rank = static_cast<int>(dims.size());
+    H5Handle space = check(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose, "create the data space of " + where);
+    H5Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create dataset properties");
+    check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), "set the chunk size of " + where);
+    check(H5Pset_fletcher32(dcpl.get()), "enable checksums for " + where);
+    H5Handle dataset =
+        check(H5Dcreate2(group, t.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+              H5Dclose, "create dataset " + where);
+    check(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.values.data()),
+          "write dataset " + where);
+  }
+
+  // An optimizer state must hold one tensor per parameter, with the parameter's name and shape, in order.
+  void check_optimizer_state(const CheckpointOptimizerState& s, const std::vector<CheckpointTensor>& parameters) {
+    check_name(s.name, "optimizer state");
+    if (s.tensors.size() != parameters.size()) {
+      reject("optimizer state '" + s.name + "' has " + std::to_string(s.tensors.size()) + " tensors for " +
+             std::to_string(parameters.size()) + " parameters; it needs one per parameter");
+    }
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      if (s.tensors[i].name != parameters[i].name || s.tensors[i].shape != parameters[i].shape) {
+        reject("optimizer state '" + s.name + "' tensor " + std::to_string(i) + " is '" + s.tensors[i].name + "' " +
+               to_string(s.tensors[i].shape) + ", but parameter " + std::to_string(i) + " is '" + parameters[i].name +
+               "' " + to_string(parameters[i].shape) + "; they must match");
+      }
+    }
+  }
+
+  std::string path_;
+};
+
+// Flushes `file` to disk; CheckpointError naming `path` otherwise.
+void sync_file(const std::string& file, const std::string& path) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const std::string reason = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    throw CheckpointError(path, "cannot sync " + file + " to disk (" + reason + ")" + kNothingWritten);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+std::string checkpoint_file_name(uint64_t epoch, uint64_t global_step) {
+  char name[96];
+  std::snprintf(name, sizeof(name), "ckpt-e%06llu-s%08llu.h5", static_cast<unsigned long long>(epoch),
+                static_cast<unsigned long long>(global_step));
+  return name;
+}
+
+void write_checkpoint(const std::string& path, const CheckpointState& state) {
+  const fs::path out(path);
+  if (!out.has_filename()) {
+    throw CheckpointError(path, "needs a file name, not a folder" + std::string(kNothingWritten));
+  }
+  const fs::path folder = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) {
+    throw CheckpointError(
+        path, "the folder " + folder.string() + " does not exist; create it first" + std::string(kNothingWritten));
+  }
+  if (fs::is_directory(out, ec)) {
+    throw CheckpointError(path, "is a folder; remove it or choose another name" + std::string(kNothingWritten));
+  }
+  const std::string temp = (folder / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
+  fs::remove(temp, ec);  // a leftover of an earlier process that had this pid
+  try {
+    Writer(path).write_file(temp, state);
+    sync_file(temp, path);
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+      throw CheckpointError(path, "cannot rename " + temp + " to it (" + std::strerror(errno) + ")" + kNothingWritten);
+    }
+  } catch (...) {
+    fs::remove(temp, ec);
+    throw;
+  }
+  // Makes the rename durable. The file itself is already on disk, and without this the folder at worst
+  // shows the previous checkpoint after a power loss, so a folder that cannot be synced is no error.
+  const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+std::string save_checkpoint(const std::string& dir, const CheckpointState& state) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    throw CheckpointError(dir, "cannot create the checkpoint folder (" + ec.message() + ")" + kNothingWritten);
+  }
+  const std::string path = (fs::path(dir) / checkpoint_file_name(state.epoch, state.global_step)).string();
+  write_checkpoint(path, state);
+  return path;
+}
+
+}  // namespace dptrain

@@ -1,0 +1,92 @@
+// CudaContext: the GPU this process is bound to, with its streams and cuBLAS/cuDNN handles.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <string>
+
+#include "runtime/core/device.h"
+
+namespace dptrain {
+
+// Owns the bound device's compute stream (layers, optimizer), copy stream (input batches) and
+// library handles, all bound to the compute stream. One exists per process at a time: layers
+// and communicators reach it through current().
+class CudaContext final : public BoundDevice {
+ public:
+  // cudaSetDevice(ordinal), then the streams and handles. DPTRAIN_TF32, when set, overrides the
+  // choice between float32 and tf32: 1 makes float32 tf32, 0 makes tf32 float32 (bf16 stays).
+  explicit CudaContext(size_t ordinal, Precision precision = Precision::Float32);
+  ~CudaContext() override;
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+
+  // The bound context; DeviceError when no Context for device cuda exists.
+  static CudaContext& current();
+  // The bound context, or nullptr.
+  static CudaContext* current_or_null();
+
+  size_t ordinal() const override { return ordinal_; }
+  std::string describe() const override;
+
+  cudaStream_t stream() const { return stream_; }
+  cudaStream_t copy_stream() const { return copy_stream_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  cudnnHandle_t cudnn() const { return cudnn_; }
+
+  Precision precision() const override { return precision_; }
+  // Applies to cuBLAS at once and to every layer call afterwards (convolutions re-plan).
+  // UsageError for bf16 on a GPU older than sm_80.
+  void set_precision(Precision precision);
+
+ private:
+  void release() noexcept;
+
+  size_t ordinal_;
+  std::string name_;
+  int major_ = 0, minor_ = 0;
+  Precision precision_ = Precision::Float32;
+  cudaStream_t stream_ = nullptr;
+  cudaStream_t copy_stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+};
+
+// An owned CUDA event (timing disabled): used to order streams and to poll for completion.
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+
+  cudaEvent_t get() const { return event_; }
+  void record(cudaStream_t stream);
+  // True once all work recorded before it is done; DeviceError on a device fault.
+  bool done() const;
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+// A device buffer that only grows (workspaces, per-batch scratch). Owned, never shared.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  // At least `bytes` bytes; the previous contents are lost when it grows.
+  void* reserve(size_t bytes);
+  void* get() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace dptrain

@@ -1,0 +1,28 @@
+// Element-wise CUDA kernels of the runtime (fill, bf16 casts, optimizer updates), launched on `stream`.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+
+#include "runtime/core/device.h"
+
+namespace dptrain {
+
+void launch_fill(float* data, size_t count, float value, cudaStream_t stream);
+// dst[i] = src[i] rounded to the nearest bf16 (ties to even), for i < count.
+void launch_float_to_bf16(const float* src, __nv_bfloat16* dst, size_t count, cudaStream_t stream);
+// dst[i] = src[i] widened to float32 (exact), for i < count.
+void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cudaStream_t stream);
+void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream);
+void launch_adam_update(const AdamUpdate& update, cudaStream_t stream);
+
+// Threads per block and blocks for `count` elements with a grid-stride loop.
+constexpr unsigned kBlockThreads = 256;
+inline unsigned grid_for(size_t count) {
+  const size_t blocks = (count + kBlockThreads - 1) / kBlockThreads;
+  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
+}
+
+}  // namespace dptrain

@@ -1,0 +1,173 @@
+#include "runtime/core/run_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "runtime/core/context.h"
+#include "runtime/core/errors.h"
+
+namespace dptrain {
+
+namespace {
+
+bool is_index(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// Applies one "a.b.c=value" override to `root`; returns the dotted key as ConfigMap paths
+// spell it ("model[3].units" for "model.3.units").
+std::string apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set " + assignment + ": expected key=value, for example --set train.epochs=1");
+  }
+  const std::string key = assignment.substr(0, eq);
+  const std::string value_text = assignment.substr(eq + 1);
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--set " + key + ": value '" + value_text + "' is not valid YAML: " + e.msg);
+  }
+
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string part; std::getline(ss, part, '.');) {
+    if (part.empty()) throw ConfigError("--set " + key + ": empty component in key");
+    parts.push_back(part);
+  }
+
+  std::string path;
+  YAML::Node node = root;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    const bool last = i + 1 == parts.size();
+    if (node.IsSequence()) {
+      if (!is_index(part) || std::stoul(part) >= node.size()) {
+        throw ConfigError("--set " + key + ": '" + path + "' is a list of " + std::to_string(node.size()) +
+                          " entries; '" + part + "' is not an index into it");
+      }
+      path += "[" + part + "]";
+      if (last) {
+        node[std::stoul(part)] = value;
+      } else {
+        node.reset(node[std::stoul(part)]);
+      }
+      continue;
+    }
+    if (node.IsScalar()) {
+      throw ConfigError("--set " + key + ": '" + path + "' in " + file + " is a value, not a mapping");
+    }
+    path += (path.empty() ? "" : ".") + part;
+    if (last) {
+      node[part] = value;
+    } else {
+      if (!node[part] || node[part].IsNull()) node[part] = YAML::Node(YAML::NodeType::Map);
+      node.reset(node[part]);
+    }
+  }
+  return path;
+}
+
+}  // namespace
+
+RunConfig RunConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open config file (check the path)");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse(buffer.str(), path, overrides);
+}
+
+RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+  if (!root.IsMap()) throw ConfigError(file + ": the config must be a mapping of sections (data, model, train, ...)");
+
+  auto source = std::make_shared<ConfigSource>();
+  source->file = file;
+  for (const auto& assignment : overrides) source->overridden.insert(apply_override(root, assignment, file));
+
+  RunConfig cfg;
+  cfg.file = file;
+  YAML::Emitter emitter;
+  emitter << root;
+  cfg.text = emitter.c_str();
+
+  ConfigMap top(root, "", source);
+  cfg.name = top.get_string("name", "run");
+  cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
+  cfg.threads = top.get_size("threads", 0);
+  const std::string device = top.get_choice("device", {"auto", "cpu", "cuda"}, "auto");
+  cfg.device = resolve_device(device);  // auto: cuda where a GPU is visible, else cpu
+  cfg.precision = parse_precision(top.get_choice("precision", {"float32", "tf32", "bf16"}, "float32"));
+  if (cfg.precision == Precision::Bf16 && cfg.device == DeviceKind::CPU) {
+    top.fail("precision", std::string("bf16 runs on the GPU only, and this run's device is cpu") +
+                              (device == "auto" ? " (auto: no GPU visible)" : "") +
+                              ": set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
+  }
+
+  ConfigMap train = top.get_map("train");
+  cfg.train.batch_size = train.get_size("batch_size");
+  if (cfg.train.batch_size == 0) train.fail("batch_size", "must be at least 1");
+  cfg.train.epochs = train.get_size("epochs");
+  cfg.train.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
+  cfg.train.eval_batch_size = train.get_size("eval_batch_size", 1000);
+  if (cfg.train.eval_batch_size == 0) train.fail("eval_batch_size", "must be at least 1");
+  cfg.train.progress_seconds = train.get_double("progress_seconds", 10.0);
+  if (cfg.train.progress_seconds <= 0) train.fail("progress_seconds", "must be greater than 0");
+  train.finish();
+
+  ConfigMap comm = top.get_map("comm");
+  cfg.comm.bucket_mb = comm.get_double_checked("bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; },
+                                               "must be in (0, 4096] MiB");
+  cfg.comm.timeout_seconds = comm.get_double_checked("timeout_seconds", 300.0, [](double v) { return v > 0; },
+                                                     "must be greater than 0 seconds");
+  cfg.comm.heartbeat_seconds = comm.get_double_checked(
+      "heartbeat_seconds", 10.0, [](double v) { return v == 0 || v >= 1; }, "must be 0 (off) or at least 1 second");
+  comm.finish();
+
+  ConfigMap checkpoint = top.get_map("checkpoint");
+  cfg.checkpoint.dir = checkpoint.get_string("dir", "");
+  cfg.checkpoint.every_epochs = checkpoint.get_size("every_epochs", 1);
+  if (cfg.checkpoint.every_epochs == 0) checkpoint.fail("every_epochs", "must be at least 1");
+  cfg.checkpoint.keep = checkpoint.get_size("keep", 3);
+  if (cfg.checkpoint.keep == 0) checkpoint.fail("keep", "must be at least 1 (the newest checkpoint is always kept)");
+  cfg.checkpoint.every_minutes = checkpoint.get_double_checked(
+      "every_minutes", 0.0, [](double v) { return v >= 0; }, "must be 0 (off) or a positive number of minutes");
+  checkpoint.finish();
+
+  ConfigMap elastic = top.get_map("elastic");
+  cfg.elastic.enabled = elastic.get_bool("enabled", false);
+  cfg.elastic.min_workers = elastic.get_size("min_workers", 1);
+  if (cfg.elastic.min_workers == 0) elastic.fail("min_workers", "must be at least 1");
+  cfg.elastic.max_workers = elastic.get_size("max_workers", 0);
+  if (cfg.elastic.max_workers != 0 && cfg.elastic.max_workers < cfg.elastic.min_workers) {
+    elastic.fail("max_workers", "must be 0 (no limit) or at least min_workers (" +
+                                    std::to_string(cfg.elastic.min_workers) + ")");
+  }
+  cfg.elastic.run_dir = elastic.get_string("run_dir", cfg.checkpoint.dir);
+  cfg.elastic.wait_seconds = elastic.get_double_checked("wait_seconds", 300.0, [](double v) { return v >= 0; },
+                                                        "must be 0 or more seconds");
+  cfg.elastic.handover_seconds = elastic.get_double_checked(
+      "handover_seconds", 60.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
+  if (cfg.elastic.enabled && cfg.checkpoint.dir.empty()) {
+    elastic.fail("enabled", "an elastic job needs checkpoint.dir (joiners and restarts continue from checkpoints): "
+                            "set checkpoint.dir");
+  }
+  elastic.finish();
+
+  cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
+  cfg.model = top.get_map_list("model");
+  if (cfg.model.empty()) top.fail("model", "the model needs at least one layer");
+  cfg.optimizer = std::make_shared<ConfigMap>(top.get_map("optimizer"));
+  cfg.lr_schedule = std::make_shared<ConfigMap>(top.get_map("lr_schedule"));
+  top.finish();
+  return cfg;
+}
+
+}  // namespace dptrain

@@ -1,0 +1,82 @@
+// RunConfig: a run's YAML config, loaded strictly, with command-line overrides applied.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/core/config_map.h"
+#include "runtime/core/device.h"
+#include "runtime/core/tensor.h"
+
+namespace dptrain {
+
+// Whether a final global batch smaller than the configured size is dropped.
+enum class DropLast { No, Yes };
+
+// The `train:` section.
+struct TrainSettings {
+  size_t batch_size = 128;       // global batch, shared by all workers
+  size_t epochs = 1;
+  DropLast drop_last = DropLast::No;   // train on or drop the last, smaller global batch
+  size_t eval_batch_size = 1000;
+  double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
+};
+
+// The `comm:` section: how workers exchange gradients.
+struct CommSettings {
+  double bucket_mb = 1.0;           // gradient all-reduce bucket size, MiB
+  double timeout_seconds = 300;     // longest wait on another worker before giving up with a message
+  double heartbeat_seconds = 10;    // a worker silent this long counts as lost (killed, node down); 0: no heartbeats
+};
+
+// The `checkpoint:` section: where and how often rank 0 saves the training state.
+struct CheckpointSettings {
+  std::string dir;            // folder of the checkpoint files; empty: no checkpoints
+  size_t every_epochs = 1;    // save after every this many epochs (and always after the last)
+  size_t keep = 3;            // newest checkpoints kept; older ones are deleted
+  double every_minutes = 0;   // also save inside an epoch when this many minutes passed since the last save; 0: off
+};
+
+// The `elastic:` section: workers joining and leaving a running job between epochs.
+struct ElasticSettings {
+  bool enabled = false;                  // accept joiners (`dptrain join`); leaving works either way
+  size_t min_workers = 1;                // below this, wait for joiners, then checkpoint and stop
+  size_t max_workers = 0;                // joiners beyond this are refused; 0: no limit
+  std::string run_dir;                   // where the job publishes its port and takes requests; default: checkpoint.dir
+  double wait_seconds = 300;             // how long a job below min_workers waits for joiners
+  double handover_seconds = 60;          // longest join hand-over before the joiners are given up
+};
+
+// Everything a run is made from. Sections with their own builders (data, model, optimizer,
+// lr_schedule) stay ConfigMaps, consumed and checked with finish() when the run is set up.
+struct RunConfig {
+  std::string file;      // where it was loaded from
+  std::string text;      // the effective config (overrides applied) as YAML, for records
+  std::string name;
+  uint64_t seed = 0;
+  size_t threads = 0;    // 0 = automatic
+  DeviceKind device = DeviceKind::CPU;
+  Precision precision = Precision::Float32;  // of convolutions and dense layers on the GPU; bf16 is GPU-only
+  TrainSettings train;
+  CommSettings comm;
+  CheckpointSettings checkpoint;
+  ElasticSettings elastic;
+
+  std::shared_ptr<ConfigMap> data;
+  std::vector<ConfigMap> model;
+  std::shared_ptr<ConfigMap> optimizer;
+  std::shared_ptr<ConfigMap> lr_schedule;
+
+  // Reads `path`, applies overrides of the form "a.b.c=value" (a list entry by index:
+  // "model.3.units=256"), and checks the top-level keys and the train section.
+  static RunConfig load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // The same from YAML text; `file` names it in messages.
+  static RunConfig parse(const std::string& yaml, const std::string& file,
+                         const std::vector<std::string>& overrides = {});
+};
+
+}  // namespace dptrain

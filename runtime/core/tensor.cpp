@@ -1,0 +1,140 @@
+#include "runtime/core/tensor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <sstream>
+
+#include "runtime/core/device.h"
+#include "runtime/core/errors.h"
+
+namespace dptrain {
+
+size_t num_elements(const Shape& shape) {
+  size_t n = 1;
+  for (size_t d : shape) n *= d;
+  return n;
+}
+
+std::string to_string(const Shape& shape) {
+  std::ostringstream out;
+  out << '(';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ')';
+  return out.str();
+}
+
+Shape batch_shape(size_t n, const Shape& per_sample) {
+  Shape out{n};
+  out.insert(out.end(), per_sample.begin(), per_sample.end());
+  return out;
+}
+
+const char* to_string(DeviceKind device) { return device == DeviceKind::CPU ? "cpu" : "cuda"; }
+
+Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::num_elements(shape_)) {
+  const size_t bytes = std::max<size_t>(64, (num_elements_ * sizeof(float) + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  storage_.reset(static_cast<float*>(p), [](float* q) { std::free(q); });
+  data_ = storage_.get();
+  std::fill(data_, data_ + num_elements_, 0.0f);
+}
+
+Tensor::Tensor(Shape shape, DeviceKind device) {
+  if (device == DeviceKind::CPU) {
+    *this = Tensor(std::move(shape));
+    return;
+  }
+  DeviceRuntime& runtime = require_cuda_runtime();
+  shape_ = std::move(shape);
+  num_elements_ = dptrain::num_elements(shape_);
+  device_ = device;
+  void* p = runtime.allocate(std::max<size_t>(64, num_elements_ * sizeof(float)));
+  storage_.reset(static_cast<float*>(p), [&runtime](float* q) { runtime.release(q); });
+  data_ = storage_.get();
+  runtime.fill(data_, num_elements_, 0.0f);
+}
+
+Tensor Tensor::pinned(Shape shape) {
+  DeviceRuntime* runtime = cuda_runtime();
+  if (!runtime || runtime->device_count() == 0) return Tensor(std::move(shape));
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.num_elements_ = dptrain::num_elements(t.shape_);
+  const size_t bytes = std::max<size_t>(64, t.num_elements_ * sizeof(float));
+  void* p = runtime->allocate_pinned(bytes);
+  t.storage_.reset(static_cast<float*>(p), [runtime](float* q) { runtime->release_pinned(q); });
+  t.data_ = t.storage_.get();
+  std::fill(t.data_, t.data_ + t.num_elements_, 0.0f);
+  return t;
+}
+
+Tensor Tensor::view(float* data, Shape shape, DeviceKind device) {
+  Tensor t;
+  t.data_ = data;
+  t.shape_ = std::move(shape);
+  t.num_elements_ = dptrain::num_elements(t.shape_);
+  t.device_ = device;
+  return t;
+}
+
+size_t Tensor::dim(size_t i) const {
+  if (i >= shape_.size()) {
+    throw ShapeError("tensor of shape " + to_string(shape_) + " has no dimension " + std::to_string(i));
+  }
+  return shape_[i];
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  if (dptrain::num_elements(shape) != num_elements_) {
+    throw ShapeError("cannot reshape " + to_string(shape_) + " to " + to_string(shape));
+  }
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::leading(size_t n) const {
+  if (shape_.empty() || n > shape_[0]) {
+    throw ShapeError("cannot take " + std::to_string(n) + " leading entries of " + to_string(shape_));
+  }
+  Tensor t = *this;
+  t.shape_[0] = n;
+  t.num_elements_ = dptrain::num_elements(t.shape_);
+  return t;
+}
+
+void Tensor::fill(float value) {
+  if (device_ == DeviceKind::CPU) {
+    std::fill(data_, data_ + num_elements_, value);
+  } else if (num_elements_ > 0) {
+    require_cuda_runtime().fill(data_, num_elements_, value);
+  }
+}
+
+Tensor Tensor::to(DeviceKind device) const {
+  Tensor t(shape_, device);
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& from) {
+  if (from.num_elements() != num_elements_) {
+    throw ShapeError("cannot copy a tensor of shape " + to_string(from.shape()) + " into one of shape " +
+                     to_string(shape_));
+  }
+  const size_t bytes = size_bytes();
+  if (bytes == 0 || from.data() == data_) return;
+  if (device_ == DeviceKind::CPU && from.device() == DeviceKind::CPU) {
+    std::copy(from.data(), from.data() + num_elements_, data_);
+  } else if (device_ == DeviceKind::CPU) {
+    require_cuda_runtime().copy_to_host(data_, from.data(), bytes);
+  } else if (from.device() == DeviceKind::CPU) {
+    require_cuda_runtime().copy_to_device(data_, from.data(), bytes);
+  } else {
+    require_cuda_runtime().copy_on_device(data_, from.data(), bytes);
+  }
+}
+
+}  // namespace dptrain

@@ -1,0 +1,62 @@
+#include "runtime/data/hdf5_util.h"
+
+namespace dptrain {
+
+namespace {
+
+// HDF5 closes what is still open when the process exits, from an atexit handler. A file whose close
+// failed (a full disk) stays registered half torn down, and that handler then crashes; files are
+// closed explicitly here, so the handler is switched off. It only works before HDF5 is first used,
+// hence at static initialisation.
+const bool kNoAtExitHandler = [] {
+  H5dont_atexit();
+  return true;
+}();
+
+}  // namespace
+
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+
+Hdf5Quiet::Hdf5Quiet() {
+  H5Eget_auto2(H5E_DEFAULT, &saved_func_, &saved_data_);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+Hdf5Quiet::~Hdf5Quiet() { H5Eset_auto2(H5E_DEFAULT, saved_func_, saved_data_); }
+
+namespace {
+
+herr_t keep_innermost(unsigned, const H5E_error2_t* error, void* data) {
+  if (error->desc && error->desc[0]) *static_cast<std::string*>(data) = error->desc;
+  return 0;
+}
+
+// "file write failed: time = ..., error message = 'File too large', ..." becomes "file write failed: File
+// too large"; line breaks become spaces.
+std::string tidy(std::string message) {
+  const std::string key = "error message = '";
+  const size_t at = message.find(key);
+  if (at != std::string::npos) {
+    const size_t end = message.find('\'', at + key.size());
+    const std::string system = message.substr(at + key.size(), end == std::string::npos ? end : end - at - key.size());
+    message = message.substr(0, message.find(':')) + ": " + system;
+  }
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  return message;
+}
+
+}  // namespace
+
+std::string hdf5_error_message() {
+  std::string message;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_innermost, &message);
+  H5Eclear2(H5E_DEFAULT);
+  return message.empty() ? "no details" : tidy(message);
+}
+
+}  // namespace dptrain

@@ -1,0 +1,23 @@
+// Fitting a decoded image to a data set's sample shape: channel conversion, resizing and cropping.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/data/image_io.h"
+
+namespace dptrain {
+
+// How an image of another size is brought to the configured (H, W).
+enum class ResizeMode {
+  Crop,     // scale so that the image covers (H, W) with its aspect ratio kept, then cut the centre
+  Stretch,  // scale width and height independently to exactly (W, H)
+};
+
+// Writes `image` as `channels` x `height` x `width` bytes (C, H, W) to `out`. Grey becomes RGB by
+// repeating it; RGB becomes grey as ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B). Resampling is
+// bilinear, widened to a triangle filter over every covered source pixel when shrinking (so that
+// downscaling averages instead of skipping pixels). An image already of the target size is copied as is.
+void fit_image(const Image& image, size_t channels, size_t height, size_t width, ResizeMode mode, uint8_t* out);
+
+}  // namespace dptrain

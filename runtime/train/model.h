@@ -1,0 +1,89 @@
+// Model: the layer stack built from the config, with one flat buffer for all parameters and
+// one for all gradients, and the activations of one batch.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/layer.h"
+#include "runtime/core/config_map.h"
+#include "runtime/core/device.h"
+#include "runtime/core/tensor.h"
+
+namespace dptrain {
+
+class Timeline;
+
+// Where one parameter tensor lives in the flat buffers.
+struct ParamEntry {
+  size_t layer;      // index into Model::layers()
+  std::string name;  // "<layer index>.<type>.<param>", e.g. "0.conv2d.weight"
+  Shape shape;
+  size_t offset;     // in floats, from the start of the flat buffer
+};
+
+// Called during backward when gradients [begin, end) of the flat buffer are final.
+using GradsReady = std::function<void(size_t begin, size_t end)>;
+
+// A sequential stack of layers ending in a loss layer.
+class Model {
+ public:
+  // Builds every layer from its config (each checked with finish()), lays the parameters out in
+  // one flat buffer, and initialises them from `seed`. The last layer must be a loss layer.
+  // On DeviceKind::CUDA (a Context for cuda must exist) the buffers and activations are device
+  // memory; the initial values are drawn on the host, so they are the same on every device.
+  Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, DeviceKind device, uint64_t seed);
+  ~Model();
+
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  const std::vector<ParamEntry>& parameter_entries() const { return entries_; }
+  const Shape& input_shape() const { return input_shape_; }
+  size_t num_classes() const;
+  // Parameter count, excluding alignment padding in the flat buffer.
+  size_t num_parameters() const { return num_parameters_; }
+
+  // Where parameters(), gradients() and the activations live.
+  DeviceKind device() const { return device_; }
+  Tensor& parameters() { return params_; }   // (flat), on device()
+  Tensor& gradients() { return grads_; }     // (flat), same layout, on device()
+  // A host copy of parameters(), for checkpoints and broadcasts.
+  Tensor host_parameters() const { return params_.to(DeviceKind::CPU); }
+  // Replaces parameters() with `flat` (any device, parameters().num_elements() floats).
+  void load_parameters(const Tensor& flat) { params_.copy_from(flat); }
+
+  // Forward pass over x (N, ...input_shape); then the loss against `labels` (N, host memory). On
+  // a GPU, a host x is staged through pinned memory and copied on the copy stream (a device x is
+  // used in place); layer work is queued on the compute stream, and step returns once the loss is
+  // known, with the backward pass possibly still running on the device. In
+  // Mode::Train also the backward pass, leaving gradient of grad_scale * (sum of losses) in
+  // gradients(), calling `ready` as each layer's gradients are final (last layer first).
+  LossStats step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
+                 const GradsReady& ready = nullptr);
+
+  // A table of layers, output shapes and parameter counts.
+  std::string summary() const;
+
+  // Records forward, backward and per-layer spans of every step; null: off.
+  void set_timeline(Timeline* timeline) { timeline_ = timeline; }
+
+ private:
+  void reserve(size_t batch);
+
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<ParamEntry> entries_;
+  std::vector<std::pair<size_t, size_t>> layer_ranges_;  // flat [begin, end) per layer
+  size_t num_parameters_ = 0;
+  Tensor params_, grads_;
+
+  DeviceKind device_;
+  std::unique_ptr<BatchStager> stager_;  // device models only: host batches to the device
+  size_t capacity_ = 0;
+  std::vector<Tensor> activations_;  // activations_[i] is the input of layer i; the last is the logits
+  Tensor grad_a_, grad_b_;           // backward ping-pong buffers, each the largest activation
+  Timeline* timeline_ = nullptr;
+};
+
+}  // namespace dptrain
