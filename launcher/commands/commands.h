@@ -4,6 +4,10 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
 namespace dptrain::launcher {
 
 // Options of `dptrain train`.
@@ -55,7 +59,27 @@ struct BenchAllreduceArgs {
   double timeout_seconds = 120;
 };
 
+// The options of the three `dptrain bench` subcommands.
+struct BenchArgs {
+  BenchTrainArgs train;
+  BenchLayersArgs layers;
+  BenchAllreduceArgs allreduce;
+};
+
+// The subcommands `add_bench_commands` registered, to tell which one was parsed.
+struct BenchCommands {
+  CLI::App* train = nullptr;
+  CLI::App* layers = nullptr;
+  CLI::App* allreduce = nullptr;
+};
+
 class Workers;
+
+// Register a subcommand (and its options) on `app`, parsing into `args`.
+CLI::App* add_train_command(CLI::App& app, TrainArgs& args);
+CLI::App* add_eval_command(CLI::App& app, EvalArgs& args);
+BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args);
+
 
 int run_train(const TrainArgs& args, Workers& workers);
 int run_eval(const EvalArgs& args, Workers& workers);

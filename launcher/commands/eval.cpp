@@ -1,3 +1,5 @@
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 
 #include "launcher/commands/commands.h"
@@ -44,6 +46,15 @@ int run_eval(const EvalArgs& args, Workers& workers) {
                 result.loss, result.accuracy, result.samples);
   }
   return 0;
+}
+
+CLI::App* add_eval_command(CLI::App& app, EvalArgs& args) {
+  auto* cmd = app.add_subcommand("eval", "Test loss and accuracy of a checkpoint");
+  cmd->add_option("config", args.config, "YAML run config (default: the config stored in the checkpoint)");
+  cmd->add_option("--checkpoint", args.checkpoint, "Checkpoint file (.h5)")->required();
+  cmd->add_option("--set", args.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
+  cmd->add_flag("--json", args.json, "Print one JSON object");
+  return cmd;
 }
 
 }  // namespace dptrain::launcher

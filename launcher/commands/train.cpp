@@ -1,3 +1,5 @@
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <memory>
 
@@ -5,7 +7,7 @@
 #include "comm/mpi/mpi_communicator.h"
 #include "launcher/commands/commands.h"
 #include "runtime/elastic/controller.h"
-#include "launcher/supervisor/launch_command.h"
+#include "launcher/supervisor/run_status.h"
 #include "launcher/stop_signals.h"
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
@@ -77,10 +79,29 @@ int run_train(const TrainArgs& args, Workers& workers) {
   // For dptrain launch (rank 0 stays rank 0 and never leaves): how the run ended.
   if (workers.rank() == 0 && trainer.run_end() != RunEnd::Left) {
     write_run_status(args.exit_status, trainer.run_end() == RunEnd::Completed
-                                           ? "completed"
-                                           : stop_status(trainer.stopped_by(), trainer.stop_reason()));
+                                           ? RunStatus::completed()
+                                           : RunStatus::stopped(trainer.stopped_by(), trainer.stop_reason()));
   }
   return finish_run(trainer, elastic.get(), config);
+}
+
+CLI::App* add_train_command(CLI::App& app, TrainArgs& args) {
+  auto* cmd = app.add_subcommand("train", "Train a model from a YAML config");
+  cmd->add_option("config", args.config, "YAML run config, e.g. configs/fashion_mnist.yaml")->required();
+  cmd->add_option("--set", args.overrides, "Override a config key: --set train.epochs=1 (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--metrics", args.metrics, "Append JSON-lines metrics to FILE");
+  cmd->add_option("--progress", args.progress, "Progress while an epoch runs: auto, terminal, plain, off")
+      ->check(CLI::IsMember({"auto", "terminal", "plain", "off"}));
+  cmd->add_flag("--dry-run", args.dry_run, "Check config and data, print the plan, train nothing");
+  cmd->add_option("--log-dir", args.log_dir, "Every worker also logs to DIR/rank-<rank>.log");
+  cmd->add_option("--resume", args.resume,
+                  "Continue from a checkpoint: auto (the newest valid one in checkpoint.dir; none: start) or FILE");
+  cmd->add_option("--exit-status", args.exit_status,
+                  "Rank 0 writes how the run ended to FILE: completed, stopped ..., failed: ...");
+  cmd->add_option("--timeline", args.timeline,
+                  "Write every worker's steps, all-reduces and waits to FILE.json (Chrome trace / Perfetto)");
+  return cmd;
 }
 
 }  // namespace dptrain::launcher

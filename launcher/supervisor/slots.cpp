@@ -1,5 +1,4 @@
-// The supervisor's view of the world outside the job: how many workers can be placed now, and the
-// status file a job leaves behind.
+// The supervisor's view of the world outside the job: how many workers can be placed now.
 #include "launcher/supervisor/slots.h"
 
 #include <signal.h>
@@ -91,53 +90,6 @@ Slots available_slots(const LaunchArgs& args) {
     }
   }
   return {args.np, "--np"};
-}
-
-std::string read_run_status(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) return "";
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
-}
-
-void write_run_status(const std::string& path, const std::string& line) {
-  if (path.empty()) return;
-  const std::string temporary = path + ".tmp." + std::to_string(getpid());
-  std::string text = line.substr(0, line.find('\n'));
-  text += '\n';
-  std::FILE* out = std::fopen(temporary.c_str(), "w");
-  bool ok = out && std::fwrite(text.data(), 1, text.size(), out) == text.size();
-  if (out) ok = (std::fflush(out) == 0) && (fsync(fileno(out)) == 0) && ok;
-  if (out) ok = (std::fclose(out) == 0) && ok;
-  if (ok) ok = std::rename(temporary.c_str(), path.c_str()) == 0;
-  if (!ok) {
-    std::fprintf(stderr, "dptrain: warning: --exit-status %s: cannot write it (%s)\n", path.c_str(),
-                 std::strerror(errno));
-    std::remove(temporary.c_str());
-  }
-}
-
-std::string stop_status(int signal, const std::string& reason) {
-  switch (signal) {
-    case 0:
-      return "stopped: " + (reason.empty() ? std::string("asked to stop") : reason);
-    case SIGTERM:
-      return "stopped SIGTERM";
-    case SIGINT:
-      return "stopped SIGINT";
-    case SIGUSR2:
-      return "stopped SIGUSR2";
-    default:
-      return "stopped by signal " + std::to_string(signal);
-  }
-}
-
-void record_train_error(const std::string& path, size_t rank, const std::exception& error, const std::string& message) {
-  if (path.empty() || rank != 0) return;
-  const bool repeatable = dynamic_cast<const ConfigError*>(&error) || dynamic_cast<const UsageError*>(&error) ||
-                          dynamic_cast<const ShapeError*>(&error) || dynamic_cast<const CheckpointError*>(&error);
-  write_run_status(path, (repeatable ? "refused: " : "failed: ") + message);
 }
 
 }  // namespace dptrain::launcher

@@ -1,5 +1,4 @@
-// What `dptrain launch` reads before and after each launch: the workers that can be placed, and
-// the status line the job's rank 0 left behind (`dptrain train --exit-status FILE`).
+// What `dptrain launch` reads before each launch: the workers that can be placed.
 #pragma once
 
 #include <cstddef>
@@ -23,8 +22,5 @@ Slots hostfile_slots(const std::string& path);
 // launches); else, inside a Slurm allocation (SLURM_JOB_ID), from SLURM_NTASKS or
 // SLURM_TASKS_PER_NODE; else --np.
 Slots available_slots(const LaunchArgs& args);
-
-// The first line of a status file, trailing blanks removed; "" when there is none.
-std::string read_run_status(const std::string& path);
 
 }  // namespace dptrain::launcher

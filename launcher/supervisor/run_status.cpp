@@ -1,0 +1,111 @@
+#include "launcher/supervisor/run_status.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "runtime/core/errors.h"
+
+namespace dptrain::launcher {
+
+namespace {
+
+constexpr const char* kCompleted = "completed";
+constexpr const char* kStoppedBySignal = "stopped by signal ";
+constexpr const char* kStoppedFor = "stopped: ";
+constexpr const char* kRefused = "refused: ";
+constexpr const char* kFailed = "failed: ";
+
+// The signals a stop request arrives with, by the names the status file uses.
+constexpr std::pair<int, const char*> kNamedSignals[] = {{SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGUSR2, "SIGUSR2"}};
+
+bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// A positive decimal signal number; 0 for anything else.
+int parse_signal_number(const std::string& text) {
+  if (text.empty() || text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoi(text);
+}
+
+}  // namespace
+
+RunStatus RunStatus::stopped(int signal, const std::string& reason) {
+  return {RunOutcome::Stopped, signal, signal ? "" : (reason.empty() ? std::string("asked to stop") : reason)};
+}
+
+RunStatus RunStatus::from_error(const std::exception& error, const std::string& message) {
+  const bool repeatable = dynamic_cast<const ConfigError*>(&error) || dynamic_cast<const UsageError*>(&error) ||
+                          dynamic_cast<const ShapeError*>(&error) || dynamic_cast<const CheckpointError*>(&error);
+  return {repeatable ? RunOutcome::Refused : RunOutcome::Failed, 0, message};
+}
+
+std::string to_string(const RunStatus& status) {
+  switch (status.outcome) {
+    case RunOutcome::Completed:
+      return kCompleted;
+    case RunOutcome::Stopped:
+      if (status.signal == 0) return kStoppedFor + first_line(status.detail);
+      for (const auto& [number, name] : kNamedSignals) {
+        if (number == status.signal) return std::string("stopped ") + name;
+      }
+      return kStoppedBySignal + std::to_string(status.signal);
+    case RunOutcome::Refused:
+      return kRefused + first_line(status.detail);
+    case RunOutcome::Failed:
+      return kFailed + first_line(status.detail);
+  }
+  return kFailed + first_line(status.detail);
+}
+
+std::optional<RunStatus> parse_run_status(const std::string& line) {
+  if (line == kCompleted) return RunStatus::completed();
+  for (const auto& [number, name] : kNamedSignals) {
+    if (line == std::string("stopped ") + name) return RunStatus{RunOutcome::Stopped, number, ""};
+  }
+  if (starts_with(line, kStoppedBySignal)) {
+    const int signal = parse_signal_number(line.substr(std::strlen(kStoppedBySignal)));
+    if (signal > 0) return RunStatus{RunOutcome::Stopped, signal, ""};
+    return std::nullopt;
+  }
+  if (starts_with(line, kStoppedFor)) return RunStatus{RunOutcome::Stopped, 0, line.substr(std::strlen(kStoppedFor))};
+  if (starts_with(line, kRefused)) return RunStatus{RunOutcome::Refused, 0, line.substr(std::strlen(kRefused))};
+  if (starts_with(line, kFailed)) return RunStatus{RunOutcome::Failed, 0, line.substr(std::strlen(kFailed))};
+  return std::nullopt;
+}
+
+void write_run_status(const std::string& path, const RunStatus& status) {
+  if (path.empty()) return;
+  const std::string temporary = path + ".tmp." + std::to_string(getpid());
+  const std::string text = to_string(status) + "\n";
+  std::FILE* out = std::fopen(temporary.c_str(), "w");
+  bool ok = out && std::fwrite(text.data(), 1, text.size(), out) == text.size();
+  if (out) ok = (std::fflush(out) == 0) && (fsync(fileno(out)) == 0) && ok;
+  if (out) ok = (std::fclose(out) == 0) && ok;
+  if (ok) ok = std::rename(temporary.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    std::fprintf(stderr, "dptrain: warning: --exit-status %s: cannot write it (%s)\n", path.c_str(),
+                 std::strerror(errno));
+    std::remove(temporary.c_str());
+  }
+}
+
+std::optional<RunStatus> read_run_status(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) return std::nullopt;
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return parse_run_status(line);
+}
+
+void record_train_error(const std::string& path, size_t rank, const std::exception& error, const std::string& message) {
+  if (path.empty() || rank != 0) return;
+  write_run_status(path, RunStatus::from_error(error, message));
+}
+
+}  // namespace dptrain::launcher
