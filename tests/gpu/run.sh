@@ -10,8 +10,8 @@
 # not usable), the two-rank NCCL test when mpirun and two GPUs are there, and
 # `dptrain bench train configs/fashion_mnist.yaml` on the GPU at global batch 128 and 1024, once
 # per precision (each run's header and JSON name the precision in effect).
-# Environment: PRECISIONS (default "float32 tf32 bf16"), STEPS (default 50) steps per repeat;
-# DPTRAIN_TF32=0|1 overrides float32/tf32 as in a training run (README, "GPUs").
+# Environment: PRECISIONS (default "float32 tf32 bf16"), STEPS (default 50) steps per repeat.
+# Each benchmark run sets its precision with --set precision=... (docs/gpus.md, "Precision").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mode=build
