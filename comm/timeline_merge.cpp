@@ -10,8 +10,7 @@ void start_timeline(Timeline& timeline, Communicator& comm, Deadline deadline) {
   timeline.start(comm.rank());
 }
 
-size_t write_merged_timeline(const Timeline& timeline, Communicator& comm, const std::string& path,
-                             Deadline deadline) {
+size_t write_merged_timeline(const Timeline& timeline, Communicator& comm, const std::string& path, Deadline deadline) {
   const size_t rank = comm.rank();
   std::vector<std::string> all = comm.gather_bytes(timeline.merge_payload(rank), 0, deadline);
   if (rank != 0) return 0;

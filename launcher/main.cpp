@@ -1,7 +1,6 @@
 // dptrain: the command-line entry point. Every subcommand registers its options from its own file;
 // here the one that was given runs, and errors become one message and a non-zero exit code.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -61,7 +60,8 @@ int run_as_worker(const Dispatch& dispatch, launcher::Workers& workers, const st
 
 int main(int argc, char** argv) {
   CLI::App app{"dptrain: data-parallel CNN training. Run under mpirun or srun for several workers."};
-  app.set_version_flag("--version", std::string("dptrain ") + DPTRAIN_VERSION + " (backends: " + DPTRAIN_BACKENDS + ")");
+  app.set_version_flag("--version",
+                       std::string("dptrain ") + DPTRAIN_VERSION + " (backends: " + DPTRAIN_BACKENDS + ")");
   app.require_subcommand(1);
 
   launcher::TrainArgs train;

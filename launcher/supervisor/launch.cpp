@@ -93,7 +93,8 @@ class Supervisor {
     if (name_server_ && !name_server_->exited()) return;
     std::error_code ec;
     fs::create_directories(config_.elastic.run_dir, ec);
-    if (ec) throw ConfigError("elastic.run_dir " + config_.elastic.run_dir + ": cannot create the folder: " + ec.message());
+    if (ec)
+      throw ConfigError("elastic.run_dir " + config_.elastic.run_dir + ": cannot create the folder: " + ec.message());
     const std::string uri_file = (fs::path(config_.elastic.run_dir) / "ompi-server.uri").string();
     name_server_ = start_name_server(plan_, uri_file);
     plan_.ompi_server = "file:" + uri_file;

@@ -125,9 +125,9 @@ std::vector<std::string> mpirun_command(const LaunchArgs& args, const JobPlan& p
     argv.insert(argv.end(), {"--ompi-server", plan.ompi_server});
     // Joiners may share cores with the job: waiting workers then yield instead of spinning, unless
     // the user chose otherwise.
-    const bool chosen = std::getenv("OMPI_MCA_mpi_yield_when_idle") != nullptr ||
-                        std::find(args.mpirun_args.begin(), args.mpirun_args.end(), "mpi_yield_when_idle") !=
-                            args.mpirun_args.end();
+    const bool chosen =
+        std::getenv("OMPI_MCA_mpi_yield_when_idle") != nullptr ||
+        std::find(args.mpirun_args.begin(), args.mpirun_args.end(), "mpi_yield_when_idle") != args.mpirun_args.end();
     if (!chosen) argv.insert(argv.end(), {"--mca", "mpi_yield_when_idle", "1"});
   }
   argv.insert(argv.end(), args.mpirun_args.begin(), args.mpirun_args.end());

@@ -17,11 +17,11 @@ namespace dptrain::launcher {
 
 // Everything about a launch that stays the same from one launch to the next.
 struct JobPlan {
-  std::string mpirun;          // resolved path
-  std::string executable;      // this dptrain binary
-  std::string status_path;     // checkpoint.dir/launch-status: how the job ended (run_status.h)
+  std::string mpirun;       // resolved path
+  std::string executable;   // this dptrain binary
+  std::string status_path;  // checkpoint.dir/launch-status: how the job ended (run_status.h)
   std::string checkpoint_dir;
-  std::string ompi_server;     // "file:RUN_DIR/ompi-server.uri", or "" without elastic
+  std::string ompi_server;  // "file:RUN_DIR/ompi-server.uri", or "" without elastic
 };
 
 // How one launch ended.

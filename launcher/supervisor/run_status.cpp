@@ -21,7 +21,8 @@ constexpr const char* kRefused = "refused: ";
 constexpr const char* kFailed = "failed: ";
 
 // The signals a stop request arrives with, by the names the status file uses.
-constexpr std::pair<int, const char*> kNamedSignals[] = {{SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGUSR2, "SIGUSR2"}};
+constexpr std::pair<int, const char*> kNamedSignals[] = {
+    {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGUSR2, "SIGUSR2"}};
 
 bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
 

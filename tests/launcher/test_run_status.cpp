@@ -54,8 +54,8 @@ TEST(RunStatus, MistakesARelaunchWouldRepeatAreRefusedOthersFailed) {
 }
 
 TEST(RunStatus, AnythingElseIsNoStatus) {
-  for (const char* line : {"", "complete", "stopped", "stopped by signal x", "stopped by signal 0", "Completed",
-                           "refused", "failed:"}) {
+  for (const char* line :
+       {"", "complete", "stopped", "stopped by signal x", "stopped by signal 0", "Completed", "refused", "failed:"}) {
     EXPECT_FALSE(parse_run_status(line).has_value()) << line;
   }
 }
