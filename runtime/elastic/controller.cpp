@@ -46,11 +46,14 @@ std::string broadcast_text(Communicator& comm, const std::string& text, Deadline
   return result;
 }
 
-// A test hook: DPTRAIN_FAULT=exit-in-handover makes a joiner die in the middle of its hand-over.
+#ifdef DPTRAIN_FAULT_INJECTION
+// A test hook, built only with -DDPTRAIN_FAULT_INJECTION=ON: DPTRAIN_FAULT=NAME makes this worker
+// die at the point called NAME.
 bool fault(const char* name) {
   const char* value = std::getenv("DPTRAIN_FAULT");
   return value != nullptr && std::strcmp(value, name) == 0;
 }
+#endif
 
 }  // namespace
 
@@ -343,7 +346,9 @@ std::string ElasticController::join(Trainer& trainer, std::chrono::seconds wait)
   members.insert(members.end(), own.begin(), own.end());
   current_->stop_monitoring();
   adopt(trainer, std::move(next), std::move(members));
+#ifdef DPTRAIN_FAULT_INJECTION
   if (fault("exit-in-handover")) std::_Exit(9);
+#endif
   const std::string problem = trainer.share_state_with_joiners();
   if (!problem.empty()) throw ConfigError("the job in " + dir_.run_dir() + " did not take this worker: " + problem);
   epoch_ = trainer.position().epoch;
