@@ -42,6 +42,11 @@ std::string describe_resume_position(const TrainingPosition& p, size_t epochs, s
   return where;
 }
 
+void print(std::FILE* out, const char* format, va_list args) {
+  std::vfprintf(out, format, args);
+  std::fflush(out);
+}
+
 }  // namespace
 
 RunReport::RunReport(std::FILE* log, std::FILE* rank_log, ProgressStyle progress, double progress_seconds)
@@ -55,18 +60,16 @@ void RunReport::log(const char* format, ...) const {
   if (rank_ != 0 || !log_) return;
   va_list args;
   va_start(args, format);
-  std::vfprintf(log_, format, args);
+  print(log_, format, args);
   va_end(args);
-  std::fflush(log_);
 }
 
 void RunReport::rank_log(const char* format, ...) const {
   if (!rank_log_) return;
   va_list args;
   va_start(args, format);
-  std::vfprintf(rank_log_, format, args);
+  print(rank_log_, format, args);
   va_end(args);
-  std::fflush(rank_log_);
 }
 
 void RunReport::started(const RunShape& shape, const TrainingPosition& at) {

@@ -1,18 +1,19 @@
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <string>
 
 #include "runtime/core/errors.h"
 #include "runtime/train/resume_point.h"
 #include "runtime/train/run_report.h"
 #include "tests/runtime/checkpoint/checkpoint_test_util.h"
+#include "tests/runtime/train/train_test_util.h"
 #include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
 
 using test_util::TempDir;
+using train_test::CapturedFile;
 
 // sample_state()'s key: seed 7, global batch 64, 2560 samples, 40 steps per epoch.
 const ResumeKey kKey{7, 64, 2560, 40};
@@ -34,18 +35,6 @@ RunConfig config_with_dir(const std::string& dir) {
   config.checkpoint.dir = dir;
   return config;
 }
-
-// What `report.log` printed on rank 0, through a temporary file.
-struct CapturedLog {
-  std::FILE* file = std::tmpfile();
-  ~CapturedLog() { std::fclose(file); }
-  std::string text() const {
-    std::rewind(file);
-    std::string out;
-    for (int c; (c = std::fgetc(file)) != EOF;) out += static_cast<char>(c);
-    return out;
-  }
-};
 
 TEST(ResumePoint, ACheckpointOfThisRunFits) {
   EXPECT_EQ(resume_error(checkpoint_test::sample_state(2, 85), kKey), "");
@@ -79,8 +68,8 @@ TEST(ResumePoint, AutoNeedsACheckpointFolder) {
 
 TEST(ResumePoint, AutoInAnEmptyFolderStartsFromTheBeginning) {
   TempDir dir;
-  CapturedLog log;
-  RunReport report(log.file, nullptr, ProgressStyle::Off, 1.0);
+  CapturedFile log;
+  RunReport report(log.file(), nullptr, ProgressStyle::Off, 1.0);
   const ResumeCheckpoint found = find_resume_point("auto", config_with_dir(dir.path()), report);
   EXPECT_FALSE(found.found());
   EXPECT_NE(log.text().find("no checkpoint in " + dir.path() + " yet: training from the beginning"),
@@ -93,8 +82,8 @@ TEST(ResumePoint, AutoTakesTheNewestThatVerifiesAndNamesTheOthers) {
   save_checkpoint(dir.path(), checkpoint_test::sample_state(1, 40));
   const std::string newest = save_checkpoint(dir.path(), checkpoint_test::sample_state(2, 80));
   checkpoint_test::write_bytes(newest, "not a checkpoint");
-  CapturedLog log;
-  RunReport report(log.file, nullptr, ProgressStyle::Off, 1.0);
+  CapturedFile log;
+  RunReport report(log.file(), nullptr, ProgressStyle::Off, 1.0);
   const ResumeCheckpoint found = find_resume_point("auto", config_with_dir(dir.path()), report);
   ASSERT_TRUE(found.found());
   EXPECT_EQ(found.state.global_step, 40u);

@@ -1,30 +1,19 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
-#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "runtime/train/run_report.h"
+#include "tests/runtime/train/train_test_util.h"
 #include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
 
 using test_util::TempDir;
-
-// The text written to a temporary file.
-struct Captured {
-  std::FILE* file = std::tmpfile();
-  ~Captured() { std::fclose(file); }
-  std::string text() const {
-    std::rewind(file);
-    std::string out;
-    for (int c; (c = std::fgetc(file)) != EOF;) out += static_cast<char>(c);
-    return out;
-  }
-};
+using train_test::CapturedFile;
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream in(path);
@@ -34,8 +23,8 @@ std::vector<std::string> lines_of(const std::string& path) {
 }
 
 TEST(RunReport, OnlyRankZeroPrintsAndEveryRankLogsItsOwn) {
-  Captured console, own;
-  RunReport report(console.file, own.file, ProgressStyle::Off, 1.0);
+  CapturedFile console, own;
+  RunReport report(console.file(), own.file(), ProgressStyle::Off, 1.0);
   report.log("to the console %d\n", 1);
   report.rank_log("to my log %d\n", 1);
   report.set_rank(2);  // say, after workers joined
@@ -66,8 +55,8 @@ TEST(RunReport, MetricsAreRankZerosAlone) {
 
 TEST(RunReport, AnEpochIsOneLineAndOneRecordThatCheckpointsKeep) {
   TempDir dir;
-  Captured console;
-  RunReport report(console.file, nullptr, ProgressStyle::Off, 1.0);
+  CapturedFile console;
+  RunReport report(console.file(), nullptr, ProgressStyle::Off, 1.0);
   report.open_metrics(dir.file("metrics.jsonl"));
   EXPECT_EQ(report.last_epoch_record(), "");
   EpochSummary s;
@@ -95,8 +84,8 @@ TEST(RunReport, AnEpochIsOneLineAndOneRecordThatCheckpointsKeep) {
 
 TEST(RunReport, AStopNamesTheSignalOrTheReasonAndThePosition) {
   TempDir dir;
-  Captured console;
-  RunReport report(console.file, nullptr, ProgressStyle::Off, 1.0);
+  CapturedFile console;
+  RunReport report(console.file(), nullptr, ProgressStyle::Off, 1.0);
   report.open_metrics(dir.file("metrics.jsonl"));
   report.stopped({RunEnd::Stopped, SIGTERM, ""}, {2, 5, 69}, 32, 2, "ckpt/c.h5");
   report.stopped({RunEnd::Stopped, 0, "too few workers"}, {3, 0, 96}, 32, 1, "");
