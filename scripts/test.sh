@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_FAULT_INJECTION=ON
 cmake --build build-test -j "$(nproc)"
 cd build-test
 ctest --output-on-failure --timeout 600 "$@"

@@ -10,9 +10,10 @@
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
 #include "runtime/core/device.h"
+#include "runtime/data/dataset.h"
 #include "runtime/train/model.h"
 #include "runtime/core/run_config.h"
-#include "runtime/train/trainer.h"
+#include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {
 
@@ -48,9 +49,11 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   options.progress = ProgressStyle::Off;
   options.log = nullptr;
   options.workers_on_node = workers.local().size;
-  Trainer trainer(config, workers.comm(), options);
-  const size_t threads = trainer.context().num_threads();
-  const char* precision = to_string(trainer.context().precision());
+  TrainingRun run(config, workers.comm(), options);
+  const Context& context = run.context();
+  const size_t threads = context.num_threads();
+  const char* precision = to_string(context.precision());
+  const size_t steps_per_repeat = run.train_samples() / batch;
   const size_t world = workers.size();
   // Only rank 0 prints; every rank trains.
   std::FILE* out = workers.rank() == 0 ? stdout : nullptr;
@@ -60,30 +63,28 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   if (!args.json) {
     print("bench train: %s, global batch %zu, %zu worker(s) x %zu threads, device %s, precision %s, %s data, "
           "%zu steps per repeat\n",
-          args.config.c_str(), batch, world, threads, trainer.context().describe_device().c_str(),
-          trainer.context().describe_precision().c_str(), args.data.c_str(), trainer.train_set().size() / batch);
+          args.config.c_str(), batch, world, threads, context.describe_device().c_str(),
+          context.describe_precision().c_str(), args.data.c_str(), steps_per_repeat);
   }
   // Untimed epochs first: first touch of buffers, thread start-up.
-  for (size_t w = 0; w < args.warmup; ++w) trainer.train_epoch(w);
+  for (size_t w = 0; w < args.warmup; ++w) run.train_epoch(w);
   std::vector<double> rates;
   for (size_t r = 0; r < args.repeats; ++r) {
-    const EpochSummary s = trainer.train_epoch(args.warmup + r);
+    const EpochSummary s = run.train_epoch(args.warmup + r);
+    const double steps = static_cast<double>(steps_per_repeat);
     rates.push_back(s.images_per_sec);
     if (args.json) {
       // comm_wait_seconds: the gradient all-reduce left to wait for after the backward pass (not
       // hidden behind computation), mean over workers, whole repeat; also per step and as a share.
-      const double steps = static_cast<double>(trainer.train_set().size() / batch);
       print("{\"framework\": \"dptrain\", \"device\": \"%s\", \"precision\": \"%s\", \"batch\": %zu, "
             "\"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
             "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f, "
             "\"step_seconds\": %.6f, \"comm_exposed_seconds_per_step\": %.6f, \"comm_share\": %.5f, "
             "\"data_wait_seconds\": %.4f}\n",
-            to_string(trainer.context().device()), precision, batch, world, threads,
-            trainer.train_set().size() / batch, s.images_per_sec, s.comm_wait_seconds,
-            s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
+            to_string(context.device()), precision, batch, world, threads, steps_per_repeat, s.images_per_sec,
+            s.comm_wait_seconds, s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
             s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds);
     } else {
-      const double steps = static_cast<double>(trainer.train_set().size() / batch);
       const double share = 100.0 / std::max(1e-9, s.train_seconds);
       print("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%, comm wait %.1f%%)\n", r + 1,
             s.images_per_sec, 1000.0 * s.train_seconds / steps, share * s.data_wait_seconds,

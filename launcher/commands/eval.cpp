@@ -8,7 +8,7 @@
 #include "runtime/core/context.h"
 #include "runtime/report/metrics.h"
 #include "runtime/core/run_config.h"
-#include "runtime/train/trainer.h"
+#include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {
 
@@ -23,9 +23,10 @@ int run_eval(const EvalArgs& args, Workers& workers) {
   options.progress = ProgressStyle::Off;
   options.log = nullptr;
   options.workers_on_node = workers.local().size;
-  Trainer trainer(config, workers.comm(), options);
-  const TrainingPosition at = trainer.load_parameters(args.checkpoint);
-  const EvalResult result = trainer.evaluate();
+  TrainingRun run(config, workers.comm(), options);
+  const CheckpointEvaluation evaluation = run.evaluate_checkpoint(args.checkpoint);
+  const TrainingPosition& at = evaluation.position;
+  const EvalResult& result = evaluation.test;
   if (workers.rank() != 0) return 0;
   if (args.json) {
     std::printf("%s\n", MetricsRecord("eval")

@@ -15,7 +15,7 @@
 #include "runtime/core/run_config.h"
 #include "comm/timeline_merge.h"
 #include "runtime/report/timeline.h"
-#include "runtime/train/trainer.h"
+#include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {
 
@@ -64,20 +64,20 @@ int run_join(const JoinArgs& args, Workers& workers) {
   options.stop_signal = &install_stop_handlers(false);
   ElasticController elastic(config, *mpi, &install_leave_handler());
   options.boundary = &elastic;
-  Trainer trainer(config, elastic.comm(), options);
+  TrainingRun run(config, elastic.comm(), options);
   const std::string refusal =
-      elastic.join(trainer, std::chrono::seconds(static_cast<int64_t>(args.wait_seconds)));
+      elastic.join(run.elastic_host(), std::chrono::seconds(static_cast<int64_t>(args.wait_seconds)));
   if (!refusal.empty()) {
     if (workers.rank() == 0) std::fprintf(stderr, "dptrain join: not joined: %s\n", refusal.c_str());
     return 2;
   }
-  trainer.run();
+  const RunOutcome outcome = run.run();
   // The job keeps a timeline (the hand-over said so): this worker's events go to rank 0's file.
-  if (trainer.timeline() && trainer.run_end() != RunEnd::Left) {
-    write_merged_timeline(*trainer.timeline(), trainer.comm(), "",
+  if (elastic.joined_timeline() && outcome.end != RunEnd::Left) {
+    write_merged_timeline(*elastic.joined_timeline(), elastic.comm(), "",
                           Deadline(static_cast<int64_t>(config.comm.timeout_seconds * 1000)));
   }
-  return finish_run(trainer, &elastic, config);
+  return finish_run(outcome, &elastic, config);
 }
 
 }  // namespace dptrain::launcher

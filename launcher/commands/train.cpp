@@ -15,9 +15,21 @@
 #include "runtime/core/run_config.h"
 #include "comm/timeline_merge.h"
 #include "runtime/report/timeline.h"
-#include "runtime/train/trainer.h"
+#include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {
+
+namespace {
+
+// --progress auto|terminal|plain|off.
+ProgressStyle progress_style(const std::string& choice) {
+  if (choice == "auto") return detect_progress_style(stdout);
+  if (choice == "terminal") return ProgressStyle::Terminal;
+  if (choice == "plain") return ProgressStyle::Plain;
+  return ProgressStyle::Off;
+}
+
+}  // namespace
 
 int run_train(const TrainArgs& args, Workers& workers) {
   if (!args.log_dir.empty()) workers.open_rank_log(args.log_dir);
@@ -34,15 +46,7 @@ int run_train(const TrainArgs& args, Workers& workers) {
 
   TrainerOptions options;
   options.metrics_path = args.metrics;
-  if (args.progress == "auto") {
-    options.progress = detect_progress_style(stdout);
-  } else if (args.progress == "terminal") {
-    options.progress = ProgressStyle::Terminal;
-  } else if (args.progress == "plain") {
-    options.progress = ProgressStyle::Plain;
-  } else {
-    options.progress = ProgressStyle::Off;
-  }
+  options.progress = progress_style(args.progress);
   options.rank_log = workers.rank_log();
   options.workers_on_node = workers.local().size;
   if (!args.dry_run) options.stop_signal = &install_stop_handlers(workers.rank() == 0);
@@ -60,29 +64,31 @@ int run_train(const TrainArgs& args, Workers& workers) {
     elastic = std::make_unique<ElasticController>(config, *mpi, &install_leave_handler());
     options.boundary = elastic.get();
   }
-  Trainer trainer(config, elastic ? static_cast<Communicator&>(elastic->comm()) : workers.comm(), options);
+  // The communicator training runs on: the elastic controller's current one, or the job's own.
+  auto comm = [&]() -> Communicator& { return elastic ? elastic->comm() : workers.comm(); };
+  TrainingRun run(config, comm(), options);
   if (args.dry_run) {
-    if (workers.rank() == 0) std::printf("%s\nconfig OK (dry run: nothing trained)\n", trainer.describe().c_str());
+    if (workers.rank() == 0) std::printf("%s\nconfig OK (dry run: nothing trained)\n", run.describe().c_str());
     return 0;
   }
-  if (!args.resume.empty()) trainer.resume(args.resume);
-  if (elastic) elastic->publish(trainer);
+  if (!args.resume.empty()) run.resume(args.resume);
+  if (elastic) elastic->publish(run.elastic_host());
   if (timeline) start_timeline(*timeline, workers.comm(), deadline);
-  trainer.run();
-  if (timeline && trainer.run_end() != RunEnd::Left) {
-    const size_t events = write_merged_timeline(*timeline, trainer.comm(), args.timeline, deadline);
+  const RunOutcome outcome = run.run();
+  if (timeline && outcome.end != RunEnd::Left) {
+    const size_t events = write_merged_timeline(*timeline, comm(), args.timeline, deadline);
     if (workers.rank() == 0) {
       std::printf("timeline: %zu events from %zu worker(s) in %s (open it in https://ui.perfetto.dev)\n", events,
-                  trainer.comm().size() + timeline->departed().size(), args.timeline.c_str());
+                  comm().size() + timeline->departed().size(), args.timeline.c_str());
     }
   }
   // For dptrain launch (rank 0 stays rank 0 and never leaves): how the run ended.
-  if (workers.rank() == 0 && trainer.run_end() != RunEnd::Left) {
-    write_run_status(args.exit_status, trainer.run_end() == RunEnd::Completed
+  if (workers.rank() == 0 && outcome.end != RunEnd::Left) {
+    write_run_status(args.exit_status, outcome.end == RunEnd::Completed
                                            ? RunStatus::completed()
-                                           : RunStatus::stopped(trainer.stopped_by(), trainer.stop_reason()));
+                                           : RunStatus::stopped(outcome.signal, outcome.reason));
   }
-  return finish_run(trainer, elastic.get(), config);
+  return finish_run(outcome, elastic.get(), config);
 }
 
 CLI::App* add_train_command(CLI::App& app, TrainArgs& args) {

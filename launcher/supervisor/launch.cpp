@@ -153,7 +153,7 @@ class Supervisor {
       outcome_ = "stopped without a checkpoint";
       return NextStep::Finish;
     }
-    if (end.status && end.status->outcome == RunOutcome::Refused) {
+    if (end.status && end.status->outcome == JobOutcome::Refused) {
       std::printf("dptrain launch: a relaunch would fail the same way: giving up\n");
       return NextStep::Finish;
     }

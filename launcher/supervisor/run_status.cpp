@@ -37,28 +37,28 @@ int parse_signal_number(const std::string& text) {
 }  // namespace
 
 RunStatus RunStatus::stopped(int signal, const std::string& reason) {
-  return {RunOutcome::Stopped, signal, signal ? "" : (reason.empty() ? std::string("asked to stop") : reason)};
+  return {JobOutcome::Stopped, signal, signal ? "" : (reason.empty() ? std::string("asked to stop") : reason)};
 }
 
 RunStatus RunStatus::from_error(const std::exception& error, const std::string& message) {
   const bool repeatable = dynamic_cast<const ConfigError*>(&error) || dynamic_cast<const UsageError*>(&error) ||
                           dynamic_cast<const ShapeError*>(&error) || dynamic_cast<const CheckpointError*>(&error);
-  return {repeatable ? RunOutcome::Refused : RunOutcome::Failed, 0, message};
+  return {repeatable ? JobOutcome::Refused : JobOutcome::Failed, 0, message};
 }
 
 std::string to_string(const RunStatus& status) {
   switch (status.outcome) {
-    case RunOutcome::Completed:
+    case JobOutcome::Completed:
       return kCompleted;
-    case RunOutcome::Stopped:
+    case JobOutcome::Stopped:
       if (status.signal == 0) return kStoppedFor + first_line(status.detail);
       for (const auto& [number, name] : kNamedSignals) {
         if (number == status.signal) return std::string("stopped ") + name;
       }
       return kStoppedBySignal + std::to_string(status.signal);
-    case RunOutcome::Refused:
+    case JobOutcome::Refused:
       return kRefused + first_line(status.detail);
-    case RunOutcome::Failed:
+    case JobOutcome::Failed:
       return kFailed + first_line(status.detail);
   }
   return kFailed + first_line(status.detail);
@@ -67,16 +67,16 @@ std::string to_string(const RunStatus& status) {
 std::optional<RunStatus> parse_run_status(const std::string& line) {
   if (line == kCompleted) return RunStatus::completed();
   for (const auto& [number, name] : kNamedSignals) {
-    if (line == std::string("stopped ") + name) return RunStatus{RunOutcome::Stopped, number, ""};
+    if (line == std::string("stopped ") + name) return RunStatus{JobOutcome::Stopped, number, ""};
   }
   if (starts_with(line, kStoppedBySignal)) {
     const int signal = parse_signal_number(line.substr(std::strlen(kStoppedBySignal)));
-    if (signal > 0) return RunStatus{RunOutcome::Stopped, signal, ""};
+    if (signal > 0) return RunStatus{JobOutcome::Stopped, signal, ""};
     return std::nullopt;
   }
-  if (starts_with(line, kStoppedFor)) return RunStatus{RunOutcome::Stopped, 0, line.substr(std::strlen(kStoppedFor))};
-  if (starts_with(line, kRefused)) return RunStatus{RunOutcome::Refused, 0, line.substr(std::strlen(kRefused))};
-  if (starts_with(line, kFailed)) return RunStatus{RunOutcome::Failed, 0, line.substr(std::strlen(kFailed))};
+  if (starts_with(line, kStoppedFor)) return RunStatus{JobOutcome::Stopped, 0, line.substr(std::strlen(kStoppedFor))};
+  if (starts_with(line, kRefused)) return RunStatus{JobOutcome::Refused, 0, line.substr(std::strlen(kRefused))};
+  if (starts_with(line, kFailed)) return RunStatus{JobOutcome::Failed, 0, line.substr(std::strlen(kFailed))};
   return std::nullopt;
 }
 

@@ -10,7 +10,7 @@
 namespace dptrain::launcher {
 
 // The ways a job can end, as the supervisor tells them apart.
-enum class RunOutcome {
+enum class JobOutcome {
   Completed,  // every epoch trained
   Stopped,    // stopped early with a checkpoint: by a signal, or for a reason (too few workers)
   Refused,    // a mistake in the config, the command line or the checkpoints: a relaunch would repeat it
@@ -20,11 +20,11 @@ enum class RunOutcome {
 // One line of the status file: "completed", "stopped SIGTERM", "stopped by signal N",
 // "stopped: REASON", "refused: MESSAGE" or "failed: MESSAGE".
 struct RunStatus {
-  RunOutcome outcome = RunOutcome::Failed;
+  JobOutcome outcome = JobOutcome::Failed;
   int signal = 0;      // Stopped: the signal that asked for the stop; 0 when `detail` gives the reason
   std::string detail;  // Stopped without a signal: the reason; Refused and Failed: the message
 
-  static RunStatus completed() { return {RunOutcome::Completed, 0, ""}; }
+  static RunStatus completed() { return {JobOutcome::Completed, 0, ""}; }
   // Stopped by `signal`, or (signal 0) for `reason` ("asked to stop" when empty).
   static RunStatus stopped(int signal, const std::string& reason);
   // Refused for mistakes a relaunch would repeat (ConfigError, UsageError, ShapeError,
@@ -32,7 +32,7 @@ struct RunStatus {
   static RunStatus from_error(const std::exception& error, const std::string& message);
 
   // Whether the supervisor's job is done: the run completed or stopped with a checkpoint.
-  bool finished() const { return outcome == RunOutcome::Completed || outcome == RunOutcome::Stopped; }
+  bool finished() const { return outcome == JobOutcome::Completed || outcome == JobOutcome::Stopped; }
 };
 
 // The status file's line for `status` (the first line of `detail` only).

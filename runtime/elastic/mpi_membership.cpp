@@ -95,6 +95,14 @@ MPI_Comm connect_and_merge(MPI_Comm comm, const std::string& port) {
   return merge(inter, true);
 }
 
+std::string broadcast_text(Communicator& comm, const std::string& text, Deadline deadline) {
+  uint64_t size = text.size();
+  comm.broadcast(&size, sizeof(size), 0, deadline);
+  std::string result = comm.rank() == 0 ? text : std::string(size, '\0');
+  if (size > 0) comm.broadcast(result.data(), size, 0, deadline);
+  return result;
+}
+
 bool early_exit_keeps_job() {
   if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) return true;  // not Open MPI's mpirun
   const char* recovery = std::getenv("OMPI_MCA_orte_enable_recovery");

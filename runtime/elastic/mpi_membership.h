@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include "comm/communicator.h"
+
 namespace dptrain {
 
 // Ends this process with a message if a guarded blocking MPI call (accept, connect, merge, split —
@@ -56,6 +58,9 @@ MPI_Comm accept_and_merge(MPI_Comm comm, const std::string& port);
 // it, after that job's workers. Throws CommError when the connection fails, saying how to start
 // both jobs so that they can find each other (mpirun --ompi-server).
 MPI_Comm connect_and_merge(MPI_Comm comm, const std::string& port);
+
+// Copies `text` from rank 0 of `comm` to every worker (collective over `comm`).
+std::string broadcast_text(Communicator& comm, const std::string& text, Deadline deadline);
 
 // True when this worker was started by Open MPI's mpirun with --enable-recovery (a worker may then
 // leave early without ending the job), or by a launcher that does not end the job on an early exit.

@@ -1,16 +1,12 @@
 #include "runtime/train/trainer.h"
 
 #include <algorithm>
-#include <chrono>
-#include <csignal>
-#include <cstdarg>
 #include <sstream>
 
 #include "comm/device_communicator.h"
-#include "runtime/data/augment.h"
 #include "runtime/core/errors.h"
+#include "runtime/data/augment.h"
 #include "runtime/data/batch_loader.h"
-#include "runtime/core/rng.h"
 #include "runtime/data/epoch_plan.h"
 #include "runtime/report/timeline.h"
 
@@ -20,6 +16,41 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// What the steps of one epoch added up to, for its summary.
+struct EpochTally {
+  size_t epoch = 0;                // 0-based
+  size_t first_step = 0, end_step = 0, steps = 0;  // trained [first_step, end_step) of `steps`
+  uint64_t global_step = 0;        // after the last step trained
+  double sums[3] = {0, 0, 0};      // loss sum, correct, samples (all workers)
+  double train_seconds = 0;
+  double data_wait_seconds = 0;    // this worker's
+  double comm_wait_seconds = 0;    // this worker's
+};
+
+// The epoch's summary over all workers (the waits are averaged: collective), logged in the rank log.
+EpochSummary summarize_epoch(const EpochTally& t, Communicator& comm, Deadline deadline, const RunReport& report) {
+  const size_t world = comm.size();
+  double waits[2] = {t.data_wait_seconds, t.comm_wait_seconds};
+  comm.all_reduce_sum(waits, 2, deadline);
+  EpochSummary summary;
+  summary.epoch = t.epoch + 1;
+  summary.step = t.global_step;
+  summary.first_step = t.first_step;
+  summary.steps = t.end_step - t.first_step;
+  summary.complete = t.end_step == t.steps;
+  summary.loss = t.sums[2] ? t.sums[0] / t.sums[2] : 0;
+  summary.train_accuracy = t.sums[2] ? t.sums[1] / t.sums[2] : 0;
+  summary.train_seconds = t.train_seconds;
+  summary.images_per_sec = t.train_seconds > 0 ? t.sums[2] / t.train_seconds : 0;
+  summary.data_wait_seconds = waits[0] / static_cast<double>(world);
+  summary.comm_wait_seconds = waits[1] / static_cast<double>(world);
+  summary.seconds = t.train_seconds;
+  report.rank_log("epoch %zu: rank %zu trained %zu steps (%zu to %zu of %zu) in %s, data wait %.3f s, exposed "
+                  "all-reduce %.3f s\n",
+                  t.epoch + 1, comm.rank(), t.end_step - t.first_step, t.first_step + 1, t.end_step, t.steps,
+                  format_duration(t.train_seconds).c_str(), t.data_wait_seconds, t.comm_wait_seconds);
+  return summary;
+}
 
 }  // namespace
 
@@ -28,7 +59,10 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
       comm_(&comm),
       options_(std::move(options)),
       context_(config.device, config.threads, options_.workers_on_node, std::nullopt, config.precision),
-      deadline_(std::chrono::milliseconds(static_cast<int64_t>(config.comm.timeout_seconds * 1000))) {
+      deadline_(std::chrono::milliseconds(static_cast<int64_t>(config.comm.timeout_seconds * 1000))),
+      report_(options_.log, options_.rank_log, options_.progress, config.train.progress_seconds),
+      checkpoints_(config.checkpoint),
+      stop_vote_(options_.stop_signal, deadline_) {
   data_ = make_datasets(*config_.data, config_.seed);
   config_.data->finish();
   model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.device(), config_.seed);
@@ -49,16 +83,21 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   }
   schedule_ = std::make_unique<LrSchedule>(*config_.lr_schedule, optimizer_->base_lr(), steps_per_epoch_, config_.train.epochs);
   config_.lr_schedule->finish();
-  if (comm_->rank() == 0 && !options_.metrics_path.empty()) metrics_ = MetricsWriter(options_.metrics_path);
+  report_.set_rank(comm.rank());
+  report_.open_metrics(options_.metrics_path);
   model_->set_timeline(options_.timeline);
+  replicas_ = std::make_unique<ReplicaSync>(*model_, *optimizer_, config_.text, data_.train->size(), deadline_);
   replace_communicator(comm);
-  synchronize_start();
+  replicas_->synchronize_start(*comm_);
 }
+
+Trainer::~Trainer() = default;
 
 void Trainer::replace_communicator(Communicator& comm) {
   reducer_.reset();
   device_comm_.reset();
   comm_ = &comm;
+  report_.set_rank(comm.rank());
   Tensor& grads = model_->gradients();
   device_comm_ = make_device_communicator(*comm_, model_->device(), deadline_);
   reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, grads.data(),
@@ -73,32 +112,7 @@ void Trainer::set_timeline(Timeline* timeline) {
   reducer_->set_timeline(timeline);
 }
 
-void Trainer::synchronize_start() {
-  if (comm_->size() == 1) return;
-  const std::string differs = compare_setups();
-  if (!differs.empty()) throw ConfigError(differs);
-  Tensor params = model_->host_parameters();
-  comm_->broadcast(params.data(), params.num_elements() * sizeof(float), 0, deadline_);
-  model_->load_parameters(params);
-}
-
-void Trainer::log(const char* format, ...) const {
-  if (comm_->rank() != 0 || !options_.log) return;
-  va_list args;
-  va_start(args, format);
-  std::vfprintf(options_.log, format, args);
-  va_end(args);
-  std::fflush(options_.log);
-}
-
-void Trainer::rank_log(const char* format, ...) const {
-  if (!options_.rank_log) return;
-  va_list args;
-  va_start(args, format);
-  std::vfprintf(options_.rank_log, format, args);
-  va_end(args);
-  std::fflush(options_.rank_log);
-}
+std::string Trainer::hand_over() { return replicas_->share_with_joiners(*comm_, position_); }
 
 std::string Trainer::describe() const {
   std::ostringstream out;
@@ -131,100 +145,76 @@ std::string Trainer::describe() const {
   return out.str();
 }
 
+// The training step, as one block (llm.c's "TRAINING SECTION"): forward and backward, each bucket of
+// gradients all-reduced as soon as backward has finished it; the all-reduce finished; the update.
+LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_batch) {
+  const StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
+  const float lr = static_cast<float>(schedule_->lr(position_.global_step));
+  Tensor& params = model_->parameters();
+  Tensor& grads = model_->gradients();
+  LossStats stats;
+  reducer_->begin_step();
+  if (batch.ids.empty()) {
+    grads.zero();  // more workers than samples in this step: contribute nothing
+  } else {
+    stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch),
+                         [&](size_t begin, size_t end) { reducer_->ready(begin, end); });
+  }
+  reducer_->finish();
+  {
+    TimelineSpan span(options_.timeline, "optimizer", "compute");
+    optimizer_->step(params, grads, lr);
+  }
+  ++position_.global_step;
+  return stats;
+}
+
 EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   const auto start = Clock::now();
   const size_t rank = comm_->rank(), world = comm_->size();
   const EpochPlan plan(data_.train->size(), config_.train.batch_size, config_.seed, epoch,
                        config_.train.drop_last, Shuffle::Yes);
-  const size_t steps = plan.num_steps();
-  first_step = std::min(first_step, steps);
+  EpochTally t;
+  t.epoch = epoch;
+  t.steps = plan.num_steps();
+  t.first_step = std::min(first_step, t.steps);
   BatchLoader loader(*data_.train, (config_.train.batch_size + world - 1) / world + 1, data_.train_augment.get(),
                      config_.seed);
-  ProgressReporter progress(rank == 0 ? options_.progress : ProgressStyle::Off, config_.train.progress_seconds,
-                            options_.log ? options_.log : stdout);
-  progress.start_epoch(epoch + 1, config_.train.epochs, steps);
+  ProgressReporter progress = report_.progress(epoch + 1, config_.train.epochs, t.steps);
   position_.epoch = epoch;
-  position_.step_in_epoch = first_step;
-
-  Tensor& params = model_->parameters();
-  Tensor& grads = model_->gradients();
-  double sums[3] = {0, 0, 0};  // loss sum, correct, samples (all workers)
-  bool stop = false;
+  position_.step_in_epoch = t.first_step;
   const double comm_wait_before = reducer_->exposed_seconds();
-  if (first_step < steps) loader.prefetch(plan.slice(first_step, rank, world), epoch);
-  size_t s = first_step;
-  while (s < steps && !stop) {
+  if (t.first_step < t.steps) loader.prefetch(plan.slice(t.first_step, rank, world), epoch);
+  bool stop = false;
+  size_t s = t.first_step;
+  double (&sums)[3] = t.sums;  // loss sum, correct, samples (all workers)
+  while (s < t.steps && !stop) {
     TimelineSpan step_span(options_.timeline, "step", "train");
     step_span.arg("step", static_cast<double>(position_.global_step)).arg("epoch", static_cast<double>(epoch + 1));
     TimelineSpan data_wait(options_.timeline, "data wait", "data", TimelineTrack::Data);
     Batch& batch = loader.next();
     data_wait.end();
-    if (s + 1 < steps) loader.prefetch(plan.slice(s + 1, rank, world), epoch);
+    if (s + 1 < t.steps) loader.prefetch(plan.slice(s + 1, rank, world), epoch);
     if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
-    const size_t global_batch = plan.batch_size(s);
-    const StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
-    LossStats stats;
-    reducer_->begin_step();
-    if (batch.ids.empty()) {
-      grads.zero();  // more workers than samples in this step: contribute nothing
-    } else {
-      stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch),
-                           [this](size_t begin, size_t end) { reducer_->ready(begin, end); });
-    }
-    reducer_->finish();
-    {
-      TimelineSpan span(options_.timeline, "optimizer", "compute");
-      optimizer_->step(params, grads, static_cast<float>(schedule_->lr(position_.global_step)));
-    }
-    ++position_.global_step;
+    const LossStats stats = train_step(batch, epoch, plan.batch_size(s));
     position_.step_in_epoch = ++s;
-    // The step's loss, accuracy and sample count, and whether any worker was asked to stop: every
-    // worker learns of a stop request at the same step.
-    const int signal = options_.stop_signal ? options_.stop_signal->load() : 0;
-    double step_sums[4] = {stats.loss_sum, static_cast<double>(stats.correct), static_cast<double>(stats.count),
-                           signal ? 1.0 : 0.0};
-    if (world > 1) {
-      TimelineSpan span(options_.timeline, "metrics all-reduce", "comm");
-      comm_->all_reduce_sum(step_sums, 4, deadline_);
-    }
+    // Every worker learns of a stop request at the same step.
+    double step_sums[3] = {stats.loss_sum, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
+    stop = stop_vote_.after_step(step_sums, *comm_, options_.timeline);
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
-    if (step_sums[3] > 0) {
-      stop = true;
-      stopped_by_ = signal ? signal : SIGTERM;  // a peer's signal; SIGTERM is what launchers send
-    }
     const double elapsed = seconds_since(start);
     progress.update(s, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
                     elapsed > 0 ? sums[2] / elapsed : 0);
     // Timed saves inside an epoch cost only rank 0 (the state is the same on every worker).
-    if (!stop && s < steps && config_.checkpoint.every_minutes > 0 &&
-        seconds_since(last_save_time_) >= config_.checkpoint.every_minutes * 60) {
-      save_checkpoint();
-    }
+    if (!stop && s < t.steps && checkpoints_.due_inside_epoch()) save_checkpoint();
   }
   progress.finish_epoch();
-  const double train_seconds = seconds_since(start);
-  const double local_comm_wait = reducer_->exposed_seconds() - comm_wait_before;
-  double waits[2] = {loader.wait_seconds(), local_comm_wait};
-  comm_->all_reduce_sum(waits, 2, deadline_);
-
-  EpochSummary summary;
-  summary.epoch = epoch + 1;
-  summary.step = position_.global_step;
-  summary.first_step = first_step;
-  summary.steps = s - first_step;
-  summary.complete = s == steps;
-  summary.loss = sums[2] ? sums[0] / sums[2] : 0;
-  summary.train_accuracy = sums[2] ? sums[1] / sums[2] : 0;
-  summary.train_seconds = train_seconds;
-  summary.images_per_sec = train_seconds > 0 ? sums[2] / train_seconds : 0;
-  summary.data_wait_seconds = waits[0] / static_cast<double>(world);
-  summary.comm_wait_seconds = waits[1] / static_cast<double>(world);
-  summary.seconds = train_seconds;
-  rank_log("epoch %zu: rank %zu trained %zu steps (%zu to %zu of %zu) in %s, data wait %.3f s, exposed all-reduce "
-           "%.3f s\n",
-           epoch + 1, rank, s - first_step, first_step + 1, s, steps, format_duration(train_seconds).c_str(),
-           loader.wait_seconds(), local_comm_wait);
-  return summary;
+  t.train_seconds = seconds_since(start);
+  t.end_step = s;
+  t.global_step = position_.global_step;
+  t.data_wait_seconds = loader.wait_seconds();
+  t.comm_wait_seconds = reducer_->exposed_seconds() - comm_wait_before;
+  return summarize_epoch(t, *comm_, deadline_, report_);
 }
 
 EvalResult Trainer::evaluate() {
@@ -260,97 +250,71 @@ EvalResult Trainer::evaluate() {
 }
 
 std::vector<EpochSummary> Trainer::run() {
-  log("%s\n", describe().c_str());
-  rank_log("%s\n", describe().c_str());
-  if (!resumed_) check_checkpoint_dir();
-  metrics_.write(MetricsRecord("start")
-                     .add("run", config_.name)
-                     .add("world_size", static_cast<double>(comm_->size()))
-                     .add("epochs", static_cast<double>(config_.train.epochs))
-                     .add("steps_per_epoch", static_cast<double>(steps_per_epoch_))
-                     .add("batch_size", static_cast<double>(config_.train.batch_size))
-                     .add("parameters", static_cast<double>(model_->num_parameters()))
-                     .add("epoch", static_cast<double>(position_.epoch))
-                     .add("step", static_cast<double>(position_.global_step)));
+  const std::string description = describe();
+  report_.log("%s\n", description.c_str());
+  report_.rank_log("%s\n", description.c_str());
+  // A run that continues from a checkpoint of its own does not need a new run's folder.
+  if (comm_->rank() == 0 && !checkpoints_.holds_checkpoint()) checkpoints_.check_folder_for_new_run(config_.file);
+  report_.started({config_.name, comm_->size(), config_.train.epochs, steps_per_epoch_, config_.train.batch_size,
+                   model_->num_parameters()},
+                  position_);
   const auto run_start = Clock::now();
-  last_save_time_ = run_start;
+  checkpoints_.start_clock();
+  outcome_ = {};
   std::vector<EpochSummary> summaries;
   if (position_.epoch >= config_.train.epochs) {
-    log("nothing to train: the run is at the end of epoch %zu and train.epochs is %zu (raise train.epochs to "
-        "train longer)\n",
-        position_.epoch, config_.train.epochs);
+    report_.log("nothing to train: the run is at the end of epoch %zu and train.epochs is %zu (raise train.epochs "
+                "to train longer)\n",
+                position_.epoch, config_.train.epochs);
     return summaries;
   }
   for (size_t epoch = position_.epoch; epoch < config_.train.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
-    EpochSummary s = train_epoch(epoch, epoch == position_.epoch ? position_.step_in_epoch : 0);
-    if (!s.complete) {
-      summaries.push_back(s);
-      run_end_ = RunEnd::Stopped;
-      report_stop(save_checkpoint());
+    summaries.push_back(train_epoch(epoch, epoch == position_.epoch ? position_.step_in_epoch : 0));
+    if (!summaries.back().complete) {
+      stop();
       return summaries;
     }
-    s.test = evaluate();
-    s.seconds = seconds_since(epoch_start);
-    position_.epoch = epoch + 1;
-    position_.step_in_epoch = 0;
-    const double share = s.train_seconds > 0 ? 100.0 / s.train_seconds : 0;
-    char line[320];
-    std::snprintf(line, sizeof(line),
-                  "epoch %zu/%zu  loss %.4f  train_acc %.4f  test_loss %.4f  test_acc %.4f  %.0f img/s  %s "
-                  "(data wait %.1f%%, comm wait %.1f%%)\n",
-                  s.epoch, config_.train.epochs, s.loss, s.train_accuracy, s.test.loss, s.test.accuracy,
-                  s.images_per_sec, format_duration(s.seconds).c_str(), share * s.data_wait_seconds,
-                  share * s.comm_wait_seconds);
-    log("%s", line);
-    rank_log("%s", line);
-    const MetricsRecord record = MetricsRecord("epoch")
-                                     .add("epoch", static_cast<double>(s.epoch))
-                                     .add("step", static_cast<double>(s.step))
-                                     .add("world_size", static_cast<double>(comm_->size()))
-                                     .add("loss", s.loss)
-                                     .add("train_accuracy", s.train_accuracy)
-                                     .add("test_loss", s.test.loss)
-                                     .add("test_accuracy", s.test.accuracy)
-                                     .add("images_per_sec", s.images_per_sec)
-                                     .add("lr", schedule_->lr(s.step ? s.step - 1 : 0))
-                                     .add("data_wait_seconds", s.data_wait_seconds)
-                                     .add("comm_wait_seconds", s.comm_wait_seconds)
-                                     .add("train_seconds", s.train_seconds)
-                                     .add("seconds", s.seconds);
-    metrics_.write(record);
-    last_metrics_ = record.to_json();
-    summaries.push_back(s);
+    finish_epoch(summaries.back(), epoch_start);
     const bool last = epoch + 1 == config_.train.epochs;
-    if (last || (epoch + 1) % config_.checkpoint.every_epochs == 0) save_checkpoint();
-    if (!last && stop_requested_anywhere()) {
-      run_end_ = RunEnd::Stopped;
-      report_stop(save_checkpoint());  // already saved at this position: the same file
-      return summaries;
-    }
-    if (!last && options_.boundary) {
-      const BoundaryAction action = options_.boundary->at_epoch_boundary(*this);
-      if (action == BoundaryAction::Leave) {
-        run_end_ = RunEnd::Left;
-        return summaries;
-      }
-      if (action == BoundaryAction::Stop) {
-        run_end_ = RunEnd::Stopped;
-        report_stop(save_checkpoint());
-        return summaries;
-      }
-    }
+    if (checkpoints_.due_after_epoch(epoch + 1, last)) save_checkpoint();
+    if (!last && !cross_epoch_boundary()) return summaries;
   }
-  const double total = seconds_since(run_start);
-  log("done: %zu epochs in %s, test accuracy %.4f\n", summaries.size(), format_duration(total).c_str(),
-      summaries.back().test.accuracy);
-  metrics_.write(MetricsRecord("end")
-                     .add("epoch", static_cast<double>(summaries.back().epoch))
-                     .add("step", static_cast<double>(position_.global_step))
-                     .add("world_size", static_cast<double>(comm_->size()))
-                     .add("test_accuracy", summaries.back().test.accuracy)
-                     .add("seconds", total));
+  report_.completed(summaries, position_.global_step, comm_->size(), seconds_since(run_start));
   return summaries;
+}
+
+void Trainer::finish_epoch(EpochSummary& s, Clock::time_point epoch_start) {
+  s.test = evaluate();
+  s.seconds = seconds_since(epoch_start);
+  position_.epoch = s.epoch;  // the next epoch, 0-based
+  position_.step_in_epoch = 0;
+  report_.epoch_done(s, config_.train.epochs, comm_->size(), schedule_->lr(s.step ? s.step - 1 : 0));
+}
+
+bool Trainer::cross_epoch_boundary() {
+  if (stop_vote_.at_epoch_boundary(*comm_)) {
+    stop();  // saved at this position already: the same file
+    return false;
+  }
+  if (!options_.boundary) return true;
+  const BoundaryDecision decision = options_.boundary->at_epoch_boundary(*this);
+  switch (decision.action) {
+    case BoundaryAction::Continue:
+      return true;
+    case BoundaryAction::Leave:
+      outcome_.end = RunEnd::Left;
+      return false;
+    case BoundaryAction::Stop:
+      stop(decision.stop_reason);
+      return false;
+  }
+  return true;
+}
+
+void Trainer::stop(const std::string& reason) {
+  outcome_ = {RunEnd::Stopped, stop_vote_.stopped_by(), reason};
+  report_.stopped(outcome_, position_, steps_per_epoch_, comm_->size(), save_checkpoint());
 }
 
 }  // namespace dptrain

@@ -43,11 +43,11 @@ TEST(RunStatus, LinesAreTheOnesTheSupervisorAndUsersRead) {
 }
 
 TEST(RunStatus, MistakesARelaunchWouldRepeatAreRefusedOthersFailed) {
-  EXPECT_EQ(RunStatus::from_error(ConfigError("c"), "c").outcome, RunOutcome::Refused);
-  EXPECT_EQ(RunStatus::from_error(UsageError("u"), "u").outcome, RunOutcome::Refused);
-  EXPECT_EQ(RunStatus::from_error(ShapeError("s"), "s").outcome, RunOutcome::Refused);
-  EXPECT_EQ(RunStatus::from_error(CommError("m"), "m").outcome, RunOutcome::Failed);
-  EXPECT_EQ(RunStatus::from_error(std::bad_alloc(), "out of memory").outcome, RunOutcome::Failed);
+  EXPECT_EQ(RunStatus::from_error(ConfigError("c"), "c").outcome, JobOutcome::Refused);
+  EXPECT_EQ(RunStatus::from_error(UsageError("u"), "u").outcome, JobOutcome::Refused);
+  EXPECT_EQ(RunStatus::from_error(ShapeError("s"), "s").outcome, JobOutcome::Refused);
+  EXPECT_EQ(RunStatus::from_error(CommError("m"), "m").outcome, JobOutcome::Failed);
+  EXPECT_EQ(RunStatus::from_error(std::bad_alloc(), "out of memory").outcome, JobOutcome::Failed);
   EXPECT_TRUE(RunStatus::completed().finished());
   EXPECT_TRUE(RunStatus::stopped(SIGTERM, "").finished());
   EXPECT_FALSE(RunStatus::from_error(UsageError("u"), "u").finished());
@@ -67,11 +67,11 @@ TEST(RunStatus, WrittenAtomicallyAndReadBack) {
   write_run_status(path, RunStatus::stopped(SIGUSR2, ""));
   const std::optional<RunStatus> read = read_run_status(path);
   ASSERT_TRUE(read.has_value());
-  EXPECT_EQ(read->outcome, RunOutcome::Stopped);
+  EXPECT_EQ(read->outcome, JobOutcome::Stopped);
   EXPECT_EQ(read->signal, SIGUSR2);
   EXPECT_EQ(test_util::read_file(path), "stopped SIGUSR2\n");
   record_train_error(path, 1, ConfigError("c"), "c");  // not rank 0: nothing written
-  EXPECT_EQ(read_run_status(path)->outcome, RunOutcome::Stopped);
+  EXPECT_EQ(read_run_status(path)->outcome, JobOutcome::Stopped);
   record_train_error(path, 0, ConfigError("c"), "bad config");
   EXPECT_EQ(test_util::read_file(path), "refused: bad config\n");
   std::ofstream(path) << "something else\n";

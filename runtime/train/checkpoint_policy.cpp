@@ -1,0 +1,100 @@
+#include "runtime/train/checkpoint_policy.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <utility>
+
+#include "runtime/core/errors.h"
+#include "runtime/train/run_report.h"
+
+namespace dptrain {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string format_bytes(uintmax_t bytes) {
+  char text[32];
+  if (bytes >= (1u << 20)) {
+    std::snprintf(text, sizeof(text), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  } else {
+    std::snprintf(text, sizeof(text), "%.1f KiB", static_cast<double>(bytes) / (1 << 10));
+  }
+  return text;
+}
+
+}  // namespace
+
+CheckpointPolicy::CheckpointPolicy(const CheckpointSettings& settings, Now now)
+    : settings_(settings), now_(std::move(now)), last_save_time_(now_()) {}
+
+bool CheckpointPolicy::due_inside_epoch() const {
+  if (settings_.every_minutes <= 0) return false;
+  return std::chrono::duration<double>(now_() - last_save_time_).count() >= settings_.every_minutes * 60;
+}
+
+bool CheckpointPolicy::due_after_epoch(size_t epochs_done, bool last) const {
+  return last || epochs_done % settings_.every_epochs == 0;
+}
+
+const std::string* CheckpointPolicy::saved_at(uint64_t global_step) const {
+  return !last_saved_.empty() && last_saved_step_ == global_step ? &last_saved_ : nullptr;
+}
+
+void CheckpointPolicy::saved(const std::string& path, uint64_t global_step) {
+  last_saved_ = path;
+  last_saved_step_ = global_step;
+  last_save_time_ = now_();
+}
+
+void CheckpointPolicy::check_folder_for_new_run(const std::string& config_file) const {
+  const std::string& dir = settings_.dir;
+  if (dir.empty()) return;
+  const std::string where = config_file + ": checkpoint.dir '" + dir + "'";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw ConfigError(where + ": cannot create the folder (" + ec.message() + "); choose a writable folder");
+  const std::vector<CheckpointFile> existing = list_checkpoints(dir);
+  if (!existing.empty()) {
+    throw ConfigError(where + " already holds " + std::to_string(existing.size()) + " checkpoint(s) of an earlier run " +
+                      "(newest " + existing.front().path + "): continue that run with --resume auto, or set another " +
+                      "checkpoint.dir, or move them away to start from the beginning");
+  }
+  // Fail now rather than after the first epoch.
+  const std::string probe = (fs::path(dir) / (".dptrain-write-test-" + std::to_string(::getpid()))).string();
+  std::FILE* file = std::fopen(probe.c_str(), "w");
+  if (!file) throw ConfigError(where + ": cannot write into the folder; choose a writable folder");
+  std::fclose(file);
+  fs::remove(probe, ec);
+}
+
+std::string CheckpointPolicy::write(const CheckpointState& state, RunReport& report) {
+  const auto start = Clock::now();
+  const std::string path = save_checkpoint(settings_.dir, state);
+  const double seconds = seconds_since(start);
+  std::error_code ec;
+  const uintmax_t bytes = fs::file_size(path, ec);
+  const PruneResult pruned = prune_checkpoints(settings_.dir, settings_.keep);
+  report.log("checkpoint %s (%s, %.2f s)\n", path.c_str(), ec ? "?" : format_bytes(bytes).c_str(), seconds);
+  report.rank_log("checkpoint %s written in %.3f s\n", path.c_str(), seconds);
+  for (const std::string& old : pruned.removed) report.rank_log("removed old checkpoint %s\n", old.c_str());
+  for (const std::string& temp : pruned.removed_temp_files) {
+    report.rank_log("removed stale temporary file %s\n", temp.c_str());
+  }
+  for (const SkippedCheckpoint& kept : pruned.not_removed) {
+    report.log("warning: could not remove old checkpoint %s: %s\n", kept.path.c_str(), kept.reason.c_str());
+  }
+  report.metrics().write(MetricsRecord("checkpoint")
+                             .add("path", path)
+                             .add("epoch", static_cast<double>(state.epoch))
+                             .add("step_in_epoch", static_cast<double>(state.step_in_epoch))
+                             .add("step", static_cast<double>(state.global_step))
+                             .add("bytes", static_cast<double>(ec ? 0 : bytes))
+                             .add("seconds", seconds));
+  saved(path, state.global_step);
+  return path;
+}
+
+}  // namespace dptrain

@@ -1,0 +1,61 @@
+// What a run says about itself: where it stands, what an epoch and an evaluation gave, how it ended.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dptrain {
+
+// Where a run stands: the position a checkpoint records and a resumed run continues from.
+struct TrainingPosition {
+  size_t epoch = 0;          // 0-based epoch to continue in
+  size_t step_in_epoch = 0;  // steps of `epoch` already done
+  uint64_t global_step = 0;  // steps done in all
+};
+
+// Loss and accuracy over a whole data set (all workers' shares together).
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;
+  size_t samples = 0;
+};
+
+// What one epoch did, over all workers.
+struct EpochSummary {
+  size_t epoch = 0;          // 1-based
+  uint64_t step = 0;         // global steps completed so far
+  double loss = 0;           // mean training loss over the epoch's samples
+  double train_accuracy = 0;
+  EvalResult test;
+  double images_per_sec = 0; // training samples per second, all workers
+  double train_seconds = 0;
+  double data_wait_seconds = 0;  // mean over workers: steps waiting for their batch
+  double comm_wait_seconds = 0;  // mean over workers: gradient all-reduce not hidden behind backward
+  double seconds = 0;        // whole epoch including evaluation
+  size_t first_step = 0;     // 0, or where a resumed epoch started
+  size_t steps = 0;          // steps of the epoch trained in this run
+  bool complete = true;      // false when a stop request ended the epoch early
+};
+
+// How a run ended.
+enum class RunEnd {
+  Completed,  // every epoch trained
+  Stopped,    // a stop signal, or the epoch boundary asked to stop: see RunOutcome
+  Left,       // this worker left the job at an epoch boundary
+};
+
+// How a run ended, and why when it stopped early.
+struct RunOutcome {
+  RunEnd end = RunEnd::Completed;
+  int signal = 0;      // the signal that stopped it (a peer's counts as SIGTERM); 0 otherwise
+  std::string reason;  // why it stopped when no signal stopped it (say, too few workers); "" otherwise
+};
+
+// A checkpoint's position and how its parameters do on the test set.
+struct CheckpointEvaluation {
+  TrainingPosition position;
+  EvalResult test;
+};
+
+}  // namespace dptrain

@@ -1,0 +1,42 @@
+// StopVote: whether any worker was asked to stop (its SIGTERM/SIGINT handler set the flag), agreed
+// by all workers, so that every worker stops after the same step.
+#pragma once
+
+#include <atomic>
+
+#include "comm/communicator.h"
+
+namespace dptrain {
+
+class Timeline;
+
+// Collects every worker's stop flag: after each step, folded into the all-reduce of the step's
+// metrics, and once more at each epoch boundary.
+class StopVote {
+ public:
+  // `signal`: set to the signal number by this worker's handler; nullptr: never asked to stop.
+  StopVote(const std::atomic<int>* signal, Deadline deadline);
+
+  // After a training step: `metrics` holds this worker's loss sum, correct predictions and
+  // samples, and afterwards the sums over all workers; the stop flags travel in the same
+  // all-reduce. True when any worker was asked to stop. Collective with several workers.
+  bool after_step(double (&metrics)[3], Communicator& comm, Timeline* timeline);
+  // At an epoch boundary: true when any worker was asked to stop. Collective with several workers.
+  bool at_epoch_boundary(Communicator& comm);
+  // The signal that stopped the run once a vote said stop: this worker's own, or SIGTERM (what
+  // launchers send) for a peer's; 0 before.
+  int stopped_by() const { return stopped_by_; }
+
+ private:
+  // The signal this worker was asked to stop by; 0 when none.
+  int own_signal() const { return signal_ ? signal_->load() : 0; }
+  // Records the outcome of a vote whose flags summed to `flags`, to which this worker gave
+  // `own` (its signal, read once); returns whether it says stop.
+  bool count(double flags, int own);
+
+  const std::atomic<int>* signal_;
+  Deadline deadline_;
+  int stopped_by_ = 0;
+};
+
+}  // namespace dptrain

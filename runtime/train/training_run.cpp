@@ -1,0 +1,36 @@
+#include "runtime/train/training_run.h"
+
+#include "runtime/train/trainer.h"
+
+namespace dptrain {
+
+TrainingRun::TrainingRun(RunConfig& config, Communicator& comm, TrainerOptions options)
+    : trainer_(std::make_unique<Trainer>(config, comm, std::move(options))) {}
+
+TrainingRun::~TrainingRun() = default;
+
+std::string TrainingRun::describe() const { return trainer_->describe(); }
+
+bool TrainingRun::resume(const std::string& what) { return trainer_->resume(what); }
+
+RunOutcome TrainingRun::run() {
+  trainer_->run();
+  return trainer_->outcome();
+}
+
+CheckpointEvaluation TrainingRun::evaluate_checkpoint(const std::string& path) {
+  CheckpointEvaluation evaluation;
+  evaluation.position = trainer_->load_parameters(path);
+  evaluation.test = trainer_->evaluate();
+  return evaluation;
+}
+
+EpochSummary TrainingRun::train_epoch(size_t epoch) { return trainer_->train_epoch(epoch); }
+
+const Context& TrainingRun::context() const { return trainer_->context(); }
+
+size_t TrainingRun::train_samples() const { return trainer_->train_set().size(); }
+
+ElasticHost& TrainingRun::elastic_host() { return trainer_->elastic_host(); }
+
+}  // namespace dptrain
