@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "comm/device_communicator.h"
 #include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/errors.h"
 
@@ -146,5 +147,15 @@ std::unique_ptr<CommRequest> NcclCommunicator::all_reduce_sum_async(float* devic
   request->done_event().record(stream_);
   return request;
 }
+
+namespace {
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, Deadline deadline) {
+  return std::make_unique<NcclCommunicator>(host, deadline);
+}
+
+}  // namespace
+
+DPTRAIN_REGISTER_DEVICE_TRANSPORT(Nccl, cuda, make_nccl_communicator);
 
 }  // namespace dptrain

@@ -60,7 +60,7 @@ void Trainer::replace_communicator(Communicator& comm) {
   device_comm_.reset();
   comm_ = &comm;
   Tensor& grads = model_->gradients();
-  device_comm_ = make_device_communicator(*comm_, model_->device(), deadline_);
+  device_comm_ = make_device_communicator(*comm_, model_->device(), deadline_, config_.comm.device_transport);
   reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, grads.data(),
                                                grads.num_elements(),
                                                static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "comm/device_communicator.h"
@@ -46,7 +47,15 @@ TEST(StagingCommunicator, HostCollectivesPassThrough) {
 
 TEST(DeviceCommunicator, CpuGradientsUseTheHostCommunicator) {
   SingleProcessCommunicator host;
-  EXPECT_EQ(make_device_communicator(host, DeviceKind::CPU, kDeadline), nullptr);
+  for (DeviceTransport t : {DeviceTransport::Auto, DeviceTransport::Nccl, DeviceTransport::Staging}) {
+    EXPECT_EQ(make_device_communicator(host, DeviceKind::CPU, kDeadline, t), nullptr) << to_string(t);
+  }
+}
+
+TEST(DeviceCommunicator, NcclRegistersItselfExactlyInCudaBuilds) {
+  const bool cuda_build = std::string(DPTRAIN_BACKENDS).find("cuda") != std::string::npos;
+  EXPECT_EQ(has_device_transport(DeviceTransport::Nccl, "cuda"), cuda_build) << DPTRAIN_BACKENDS;
+  EXPECT_FALSE(has_device_transport(DeviceTransport::Nccl, "cpu"));
 }
 
 }  // namespace

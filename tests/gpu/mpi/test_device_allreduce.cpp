@@ -55,7 +55,7 @@ TEST(NcclAllReduce, SumsDeviceBuffersBucketByBucket) {
   if (gpus == 0) GTEST_SKIP() << "no CUDA device visible: " << why;
   if (gpus < local.size) GTEST_SKIP() << "no CUDA device visible for every rank: " << gpus << " GPUs for " << local.size << " ranks on this node";
   Context context(DeviceKind::CUDA, 1, local.size, local.rank);
-  auto comm = make_device_communicator(host, DeviceKind::CUDA, kDeadline, DeviceCommKind::Nccl);
+  auto comm = make_device_communicator(host, DeviceKind::CUDA, kDeadline, DeviceTransport::Nccl);
   ASSERT_STREQ(comm->backend(), "nccl");
   const size_t count = 1000003;
   const std::vector<float> values = rank_values(comm->rank(), count);
