@@ -106,8 +106,7 @@ std::string Context::describe_precision() const {
   std::string text = to_string(used);
   if (used == Precision::Bf16) text += " (float32 master weights)";
   if (used != configured_precision_) {
-    text += bound_ ? std::string(" (DPTRAIN_TF32 overrides the configured ") + to_string(configured_precision_) + ")"
-                   : std::string(" (") + to_string(configured_precision_) + " has no effect on the cpu)";
+    text += std::string(" (") + to_string(configured_precision_) + " has no effect on the cpu)";
   }
   return text;
 }

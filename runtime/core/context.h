@@ -32,8 +32,7 @@ class Context {
   const BoundDevice* bound_device() const { return bound_.get(); }
   // "cpu" or the GPU's description.
   std::string describe_device() const;
-  // The precision in effect: float32 on the CPU; on the GPU the configured one unless DPTRAIN_TF32
-  // overrode it.
+  // The precision in effect: float32 on the CPU, the configured one on the GPU.
   Precision precision() const;
   // The precision in effect, and why it differs from the configured one where it does:
   // "bf16 (float32 master weights)", "float32 (tf32 has no effect on the cpu)".

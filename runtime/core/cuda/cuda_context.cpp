@@ -1,8 +1,5 @@
 #include "runtime/core/cuda/cuda_context.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #include "runtime/core/cuda/cuda_check.h"
 
 namespace dptrain {
@@ -11,19 +8,10 @@ namespace {
 
 CudaContext* g_current = nullptr;  // the one bound context of this process
 
-// `configured`, unless DPTRAIN_TF32 (0 or 1) switches float32 and tf32.
-Precision with_tf32_override(Precision configured) {
-  const char* text = std::getenv("DPTRAIN_TF32");
-  if (!text || !*text || configured == Precision::Bf16) return configured;
-  if (std::strcmp(text, "1") == 0) return Precision::Tf32;
-  if (std::strcmp(text, "0") == 0) return Precision::Float32;
-  throw UsageError(std::string("DPTRAIN_TF32='") + text + "': expected 0 (float32) or 1 (tf32), or unset it");
-}
-
 }  // namespace
 
 CudaContext::CudaContext(size_t ordinal, Precision precision)
-    : ordinal_(ordinal), precision_(with_tf32_override(precision)) {
+    : ordinal_(ordinal), precision_(precision) {
   if (g_current) {
     throw DeviceError("a CUDA context for device " + std::to_string(g_current->ordinal()) +
                       " already exists in this process: create one Context(cuda) per worker");

@@ -16,8 +16,7 @@ namespace dptrain {
 // and communicators reach it through current().
 class CudaContext final : public BoundDevice {
  public:
-  // cudaSetDevice(ordinal), then the streams and handles. DPTRAIN_TF32, when set, overrides the
-  // choice between float32 and tf32: 1 makes float32 tf32, 0 makes tf32 float32 (bf16 stays).
+  // cudaSetDevice(ordinal), then the streams and handles, computing in `precision`.
   explicit CudaContext(size_t ordinal, Precision precision = Precision::Float32);
   ~CudaContext() override;
   CudaContext(const CudaContext&) = delete;
