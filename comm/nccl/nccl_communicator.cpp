@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "comm/device_communicator.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/errors.h"
 
@@ -54,8 +55,8 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
                   std::to_string(line) + " on " + device_where());
 }
 
-NcclCommunicator::NcclCommunicator(Communicator& host, Deadline init_deadline)
-    : host_(host), cuda_(CudaContext::current()) {
+NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline)
+    : host_(host), cuda_(cuda) {
   ncclUniqueId id{};
   if (host_.rank() == 0) DPTRAIN_NCCL_CHECK(nullptr, ncclGetUniqueId(&id));
   host_.broadcast(&id, sizeof id, 0, init_deadline);
@@ -150,8 +151,8 @@ std::unique_ptr<CommRequest> NcclCommunicator::all_reduce_sum_async(float* devic
 
 namespace {
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, Deadline deadline) {
-  return std::make_unique<NcclCommunicator>(host, deadline);
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, Backend& backend, Deadline deadline) {
+  return std::make_unique<NcclCommunicator>(host, cuda_context(backend), deadline);
 }
 
 }  // namespace

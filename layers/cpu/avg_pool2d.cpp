@@ -71,7 +71,7 @@ void CpuAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, 
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_avg_pool2d(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_avg_pool2d(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuAvgPool2d>(Pool2dOptions::read(options), input_shape);
 }
 

@@ -170,7 +170,7 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuConv2d>(Conv2dOptions::read(options), input_shape);
 }
 

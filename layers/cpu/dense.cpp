@@ -62,7 +62,7 @@ void CpuDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tens
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_dense(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_dense(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuDense>(DenseOptions::read(options), input_shape);
 }
 

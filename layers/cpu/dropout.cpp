@@ -80,7 +80,7 @@ void CpuDropout::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Te
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_dropout(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_dropout(ConfigMap& options, const Shape& input_shape, Backend&) {
   const DropoutOptions parsed = DropoutOptions::read(options);
   return std::make_unique<CpuDropout>(parsed, dropout_salt(options.path()), input_shape);
 }

@@ -33,7 +33,7 @@ class CpuFlatten final : public FlattenLayer {
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_flatten(ConfigMap&, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_flatten(ConfigMap&, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuFlatten>(input_shape);
 }
 

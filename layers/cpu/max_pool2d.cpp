@@ -122,7 +122,7 @@ void CpuMaxPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, 
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_max_pool2d(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_max_pool2d(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuMaxPool2d>(Pool2dOptions::read(options), input_shape);
 }
 

@@ -41,7 +41,7 @@ class CpuRelu final : public ReluLayer {
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_relu(ConfigMap&, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_relu(ConfigMap&, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuRelu>(input_shape);
 }
 

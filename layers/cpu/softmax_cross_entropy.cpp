@@ -49,7 +49,7 @@ LossStats CpuSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* labe
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap&, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuSoftmaxCrossEntropy>(input_shape);
 }
 

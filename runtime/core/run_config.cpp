@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/core/context.h"
+#include "runtime/core/backend_registry.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {

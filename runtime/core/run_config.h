@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/core/config_map.h"
-#include "runtime/core/device.h"
+#include "runtime/core/precision.h"
 #include "runtime/core/tensor.h"
 
 namespace dptrain {

@@ -231,7 +231,7 @@ void Trainer::broadcast_from_root(Tensor& tensor) {
     comm_->broadcast(tensor.data(), tensor.size_bytes(), 0, deadline_);
     return;
   }
-  Tensor host = tensor.to(DeviceKind::CPU);
+  Tensor host = tensor.to_host();
   comm_->broadcast(host.data(), host.size_bytes(), 0, deadline_);
   tensor.copy_from(host);
 }

@@ -4,18 +4,8 @@
 
 namespace dptrain {
 
-namespace {
-
-CudaContext* g_current = nullptr;  // the one bound context of this process
-
-}  // namespace
-
 CudaContext::CudaContext(size_t ordinal, Precision precision)
     : ordinal_(ordinal), precision_(precision) {
-  if (g_current) {
-    throw DeviceError("a CUDA context for device " + std::to_string(g_current->ordinal()) +
-                      " already exists in this process: create one Context(cuda) per worker");
-  }
   DPTRAIN_CUDA_CHECK(cudaSetDevice(static_cast<int>(ordinal)));
   cudaDeviceProp props{};
   DPTRAIN_CUDA_CHECK(cudaGetDeviceProperties(&props, static_cast<int>(ordinal)));
@@ -34,7 +24,6 @@ CudaContext::CudaContext(size_t ordinal, Precision precision)
     release();
     throw;
   }
-  g_current = this;
 }
 
 CudaContext::~CudaContext() { release(); }
@@ -49,17 +38,7 @@ void CudaContext::release() noexcept {
   cudnn_ = nullptr;
   cublas_ = nullptr;
   copy_stream_ = stream_ = nullptr;
-  if (g_current == this) g_current = nullptr;
 }
-
-CudaContext& CudaContext::current() {
-  if (!g_current) {
-    throw DeviceError("no CUDA device is bound in this process: create a Context for device cuda first");
-  }
-  return *g_current;
-}
-
-CudaContext* CudaContext::current_or_null() { return g_current; }
 
 std::string CudaContext::describe() const {
   return name_ + " (device " + std::to_string(ordinal_) + ", sm_" + std::to_string(major_) + std::to_string(minor_) +
