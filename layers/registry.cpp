@@ -2,25 +2,18 @@
 
 #include <set>
 
-#include "layers/cpu/cpu_layers.h"
 #include "runtime/core/errors.h"
-
-#ifdef DPTRAIN_HAVE_CUDA
-#include "layers/cuda/cuda_layers.h"
-#endif
 
 namespace dptrain {
 
 LayerRegistry& LayerRegistry::builtin() {
-  static LayerRegistry registry = [] {
-    LayerRegistry r;
-    register_cpu_layers(r);
-#ifdef DPTRAIN_HAVE_CUDA
-    register_cuda_layers(r);
-#endif
-    return r;
-  }();
+  // Built on first use, so registrars in files initialised before this one find it ready.
+  static LayerRegistry registry;
   return registry;
+}
+
+LayerRegistrar::LayerRegistrar(const char* type, const char* backend, LayerFactory factory) {
+  LayerRegistry::builtin().add(type, backend, std::move(factory));
 }
 
 void LayerRegistry::add(const std::string& type, const std::string& backend, LayerFactory factory) {

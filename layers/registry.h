@@ -1,4 +1,6 @@
-// LayerRegistry: builds a layer from its YAML `type` for a backend.
+// LayerRegistry: builds a layer from its YAML `type` for a backend. Every layer file registers its
+// own implementation with DPTRAIN_REGISTER_LAYER (as Caffe's REGISTER_LAYER_CLASS), so adding a
+// layer means its header, its CPU file, its CUDA file and its tests.
 #pragma once
 
 #include <functional>
@@ -24,7 +26,8 @@ using LayerFactory =
 // interface alone) registers.
 inline constexpr const char* kAnyBackend = "any";
 
-// Maps (type, backend name) to a factory. `builtin()` holds every layer of every backend this build has.
+// Maps (type, backend name) to a factory. `builtin()` holds every layer of every backend this
+// build has, each added by its own file before main() runs.
 class LayerRegistry {
  public:
   static LayerRegistry& builtin();
@@ -45,4 +48,17 @@ class LayerRegistry {
   std::map<std::pair<std::string, std::string>, LayerFactory> factories_;  // by (type, backend name)
 };
 
+// Adds a factory to LayerRegistry::builtin() when the program starts (see DPTRAIN_REGISTER_LAYER).
+class LayerRegistrar {
+ public:
+  LayerRegistrar(const char* type, const char* backend, LayerFactory factory);
+};
+
 }  // namespace dptrain
+
+// Registers `factory` (a LayerFactory) as layer `type` of backend `backend` (cpu, cuda, or any for
+// a layer written once against the Backend interface), at namespace scope in the layer's own file:
+//   DPTRAIN_REGISTER_LAYER(relu, cpu, make_cpu_relu);
+// The layers part is linked whole-archive (cmake/parts.cmake), so no registration is dropped.
+#define DPTRAIN_REGISTER_LAYER(type, backend, factory) \
+  static const ::dptrain::LayerRegistrar dptrain_layer_registrar_##type##_##backend(#type, #backend, factory)

@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "layers/cpu/cpu_layers.h"
 #include "layers/cpu/im2col.h"
 #include "layers/cpu/workspace.h"
+#include "layers/registry.h"
 
 namespace dptrain {
 
@@ -168,10 +168,12 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   }
 }
 
-}  // namespace
-
 std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuConv2d>(Conv2dOptions::read(options), input_shape);
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(conv2d, cpu, make_cpu_conv2d);
 
 }  // namespace dptrain

@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/cuda_backend.h"
 
 namespace dptrain {
@@ -69,10 +69,12 @@ void CudaAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy,
                                            x_desc_.get(), dx->data()));
 }
 
-}  // namespace
-
 std::unique_ptr<Layer> make_cuda_avg_pool2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
   return std::make_unique<CudaAvgPool2d>(Pool2dOptions::read(options), input_shape, cuda_context(backend));
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(avg_pool2d, cuda, make_cuda_avg_pool2d);
 
 }  // namespace dptrain

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/bf16_buffer.h"
 #include "runtime/core/cuda/cuda_backend.h"
 
@@ -190,10 +190,12 @@ void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Te
   if (bf16()) x16_.cast_to(dx->data(), dx->num_elements(), stream);
 }
 
-}  // namespace
-
 std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
   return std::make_unique<CudaConv2d>(Conv2dOptions::read(options), input_shape, cuda_context(backend));
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(conv2d, cuda, make_cuda_conv2d);
 
 }  // namespace dptrain

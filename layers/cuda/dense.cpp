@@ -5,10 +5,10 @@
 
 #include <memory>
 
-#include "layers/cuda/cuda_layers.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/bf16_buffer.h"
-#include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/cuda/cuda_backend.h"
+#include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -109,10 +109,12 @@ void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   }
 }
 
-}  // namespace
-
 std::unique_ptr<Layer> make_cuda_dense(ConfigMap& options, const Shape& input_shape, Backend& backend) {
   return std::make_unique<CudaDense>(DenseOptions::read(options), input_shape, cuda_context(backend));
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(dense, cuda, make_cuda_dense);
 
 }  // namespace dptrain

@@ -7,10 +7,10 @@
 #include <memory>
 #include <string>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/layer_util.h"
-#include "runtime/core/cuda/cuda_check.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/cuda_backend.h"
+#include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -112,10 +112,12 @@ void CudaMaxPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy,
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace
-
 std::unique_ptr<Layer> make_cuda_max_pool2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
   return std::make_unique<CudaMaxPool2d>(Pool2dOptions::read(options), input_shape, cuda_context(backend));
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(max_pool2d, cuda, make_cuda_max_pool2d);
 
 }  // namespace dptrain

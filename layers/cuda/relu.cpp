@@ -3,9 +3,9 @@
 
 #include <memory>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/cuda_backend.h"
 
 namespace dptrain {
@@ -49,10 +49,12 @@ class CudaRelu final : public ReluLayer {
   size_t planned_count_ = 0;
 };
 
-}  // namespace
-
 std::unique_ptr<Layer> make_cuda_relu(ConfigMap&, const Shape& input_shape, Backend& backend) {
   return std::make_unique<CudaRelu>(input_shape, cuda_context(backend));
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(relu, cuda, make_cuda_relu);
 
 }  // namespace dptrain

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "layers/cuda/cuda_layers.h"
-#include "runtime/core/cuda/cuda_check.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/cuda_backend.h"
+#include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -49,8 +49,8 @@ __global__ void softmax_xent(const float* logits, const int32_t* labels, float* 
 // softmax_cross_entropy on the GPU. `labels` passed to loss() are device memory (N int32).
 class CudaSoftmaxCrossEntropy final : public SoftmaxCrossEntropyLayer {
  public:
-  CudaSoftmaxCrossEntropy(const Shape& input_shape, CudaContext& cuda)
-      : SoftmaxCrossEntropyLayer(input_shape), cuda_(cuda) {}
+  CudaSoftmaxCrossEntropy(const Shape& input_shape, Backend& backend, CudaContext& cuda)
+      : SoftmaxCrossEntropyLayer(input_shape, backend), cuda_(cuda) {}
 
   LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) override;
 
@@ -86,10 +86,12 @@ LossStats CudaSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* lab
   return stats;
 }
 
+std::unique_ptr<Layer> make_cuda_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaSoftmaxCrossEntropy>(input_shape, backend, cuda_context(backend));
+}
+
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend& backend) {
-  return std::make_unique<CudaSoftmaxCrossEntropy>(input_shape, cuda_context(backend));
-}
+DPTRAIN_REGISTER_LAYER(softmax_cross_entropy, cuda, make_cuda_softmax_cross_entropy);
 
 }  // namespace dptrain
