@@ -32,13 +32,12 @@ std::unique_ptr<Communicator> make_device_communicator(Communicator& host, Backe
   if (backend.device() == DeviceKind::CPU) return nullptr;
   const std::string name = backend.name();
   if (transport == DeviceTransport::Nccl && !has_device_transport(DeviceTransport::Nccl, name)) {
-    throw CommError(std::string("comm.device_transport is nccl, but this build has no NCCL transport for the ") +
-                    name + " backend: set comm.device_transport: staging or auto");
+    throw CommError(std::string("comm.device_transport is nccl, but this build has no NCCL transport for the ") + name +
+                    " backend: set comm.device_transport: staging or auto");
   }
   // One worker never all-reduces (GradientReducer skips it), so a direct transport is not worth starting.
-  const bool direct = transport == DeviceTransport::Nccl ||
-                      (transport == DeviceTransport::Auto && host.size() > 1 &&
-                       has_device_transport(DeviceTransport::Nccl, name));
+  const bool direct = transport == DeviceTransport::Nccl || (transport == DeviceTransport::Auto && host.size() > 1 &&
+                                                             has_device_transport(DeviceTransport::Nccl, name));
   if (direct) return direct_transports().at({DeviceTransport::Nccl, name})(host, backend, deadline);
   return std::make_unique<StagingCommunicator>(host, backend);
 }

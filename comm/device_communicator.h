@@ -41,6 +41,6 @@ bool has_device_transport(DeviceTransport transport, const std::string& backend)
 // Registers `factory` (a DirectTransportFactory) as transport `transport` (a DeviceTransport
 // enumerator name: Nccl) of backend `backend` (cuda), at namespace scope in the transport's file.
 // comm is linked whole-archive (cmake/parts.cmake), so the registration is not dropped.
-#define DPTRAIN_REGISTER_DEVICE_TRANSPORT(transport, backend, factory)                                 \
+#define DPTRAIN_REGISTER_DEVICE_TRANSPORT(transport, backend, factory)                               \
   static const ::dptrain::DeviceTransportRegistrar dptrain_device_transport_##transport##_##backend( \
       ::dptrain::DeviceTransport::transport, #backend, factory)

@@ -120,8 +120,8 @@ void CpuConv2d::backward_sample(const float* xn, const float* dyn, float* dxn, f
   // dcol (C * K * K, P) = W^T (C * K * K, Cout) * dy_n (Cout, P); the column buffer is free again.
   float* dcol = pointwise ? dxn : col;
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(pixels),
-              static_cast<int>(cout), 1.0f, params_.at(0).data(), static_cast<int>(rows), dyn,
-              static_cast<int>(pixels), 0.0f, dcol, static_cast<int>(pixels));
+              static_cast<int>(cout), 1.0f, params_.at(0).data(), static_cast<int>(rows), dyn, static_cast<int>(pixels),
+              0.0f, dcol, static_cast<int>(pixels));
   if (!pointwise) {
     std::fill(dxn, dxn + num_elements(input_shape_), 0.0f);
     col2im_add(dcol, geometry_, dxn);

@@ -55,8 +55,8 @@ void CudaAvgPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   if (n == 0) return;
   plan(n);
   const float one = 1.0f, zero = 0.0f;
-  DPTRAIN_CUDNN_CHECK(cudnnPoolingForward(cuda_.cudnn(), pool_desc_.get(), &one, x_desc_.get(),
-                                          x.data(), &zero, y_desc_.get(), y.data()));
+  DPTRAIN_CUDNN_CHECK(cudnnPoolingForward(cuda_.cudnn(), pool_desc_.get(), &one, x_desc_.get(), x.data(), &zero,
+                                          y_desc_.get(), y.data()));
 }
 
 void CudaAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
@@ -64,9 +64,9 @@ void CudaAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy,
   if (!dx || n == 0) return;
   plan(n);
   const float one = 1.0f, zero = 0.0f;
-  DPTRAIN_CUDNN_CHECK(cudnnPoolingBackward(cuda_.cudnn(), pool_desc_.get(), &one, y_desc_.get(),
-                                           y.data(), y_desc_.get(), dy.data(), x_desc_.get(), x.data(), &zero,
-                                           x_desc_.get(), dx->data()));
+  DPTRAIN_CUDNN_CHECK(cudnnPoolingBackward(cuda_.cudnn(), pool_desc_.get(), &one, y_desc_.get(), y.data(),
+                                           y_desc_.get(), dy.data(), x_desc_.get(), x.data(), &zero, x_desc_.get(),
+                                           dx->data()));
 }
 
 std::unique_ptr<Layer> make_cuda_avg_pool2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {

@@ -85,8 +85,8 @@ void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   const float one = 1.0f, zero = 0.0f;
   // dW^T (f, u) = x^T (f, n) * dy (n, u)
   if (bf16) {
-    gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, x16_.cast_from(x.data(), x.num_elements(), cuda_.stream()), f,
-              dy16, u, grads_.at(0).data(), f);
+    gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, x16_.cast_from(x.data(), x.num_elements(), cuda_.stream()), f, dy16,
+              u, grads_.at(0).data(), f);
   } else {
     DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, &one, x.data(), f, dy.data(), u, &zero,
                                      grads_.at(0).data(), f));

@@ -22,8 +22,8 @@ class CudaRelu final : public ReluLayer {
     if (x.num_elements() == 0) return;
     plan(x.num_elements());
     const float one = 1.0f, zero = 0.0f;
-    DPTRAIN_CUDNN_CHECK(cudnnActivationForward(cuda_.cudnn(), activation_.get(), &one, desc_.get(),
-                                               x.data(), &zero, desc_.get(), y.data()));
+    DPTRAIN_CUDNN_CHECK(cudnnActivationForward(cuda_.cudnn(), activation_.get(), &one, desc_.get(), x.data(), &zero,
+                                               desc_.get(), y.data()));
   }
 
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) override {
@@ -31,9 +31,9 @@ class CudaRelu final : public ReluLayer {
     if (!dx || x.num_elements() == 0) return;
     plan(x.num_elements());
     const float one = 1.0f, zero = 0.0f;
-    DPTRAIN_CUDNN_CHECK(cudnnActivationBackward(cuda_.cudnn(), activation_.get(), &one, desc_.get(),
-                                                y.data(), desc_.get(), dy.data(), desc_.get(), x.data(), &zero,
-                                                desc_.get(), dx->data()));
+    DPTRAIN_CUDNN_CHECK(cudnnActivationBackward(cuda_.cudnn(), activation_.get(), &one, desc_.get(), y.data(),
+                                                desc_.get(), dy.data(), desc_.get(), x.data(), &zero, desc_.get(),
+                                                dx->data()));
   }
 
  private:

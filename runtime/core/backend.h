@@ -18,9 +18,9 @@ enum class MomentumKind { Classic, Nesterov };
 
 // One SGD update over flat buffers (see runtime/train/optimizer.h for the formulas).
 struct SgdUpdate {
-  float* params = nullptr;          // (n)
-  const float* grads = nullptr;     // (n)
-  float* momentum = nullptr;        // (n), null without momentum
+  float* params = nullptr;       // (n)
+  const float* grads = nullptr;  // (n)
+  float* momentum = nullptr;     // (n), null without momentum
   size_t n = 0;
   float lr = 0, mu = 0, weight_decay = 0;
   MomentumKind momentum_kind = MomentumKind::Classic;
@@ -28,10 +28,10 @@ struct SgdUpdate {
 
 // One Adam/AdamW update over flat buffers, with the per-step scalars already worked out.
 struct AdamUpdate {
-  float* params = nullptr;        // (n)
-  const float* grads = nullptr;   // (n)
-  float* exp_avg = nullptr;       // (n)
-  float* exp_avg_sq = nullptr;    // (n)
+  float* params = nullptr;       // (n)
+  const float* grads = nullptr;  // (n)
+  float* exp_avg = nullptr;      // (n)
+  float* exp_avg_sq = nullptr;   // (n)
   size_t n = 0;
   float beta1 = 0, beta2 = 0, one_minus_beta1 = 0, one_minus_beta2 = 0, eps = 0;
   float l2 = 0, shrink = 1, step_size = 0, bias_correction2_sqrt = 1;

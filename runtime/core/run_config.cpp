@@ -139,10 +139,10 @@ TrainSettings read_train(ConfigMap train) {
 
 CommSettings read_comm(ConfigMap comm) {
   CommSettings c;
-  c.bucket_mb = comm.get_double_checked("bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; },
-                                        "must be in (0, 4096] MiB");
-  c.timeout_seconds = comm.get_double_checked("timeout_seconds", 300.0, [](double v) { return v > 0; },
-                                              "must be greater than 0 seconds");
+  c.bucket_mb = comm.get_double_checked(
+      "bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; }, "must be in (0, 4096] MiB");
+  c.timeout_seconds = comm.get_double_checked(
+      "timeout_seconds", 300.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
   c.heartbeat_seconds = comm.get_double_checked(
       "heartbeat_seconds", 10.0, [](double v) { return v == 0 || v >= 1; }, "must be 0 (off) or at least 1 second");
   const std::string transport = comm.get_choice("device_transport", {"auto", "nccl", "staging"}, "auto");
@@ -174,12 +174,11 @@ ElasticSettings read_elastic(ConfigMap elastic, const CheckpointSettings& checkp
   if (e.min_workers == 0) elastic.fail("min_workers", "must be at least 1");
   e.max_workers = elastic.get_size("max_workers", 0);
   if (e.max_workers != 0 && e.max_workers < e.min_workers) {
-    elastic.fail("max_workers",
-                 "must be 0 (no limit) or at least min_workers (" + std::to_string(e.min_workers) + ")");
+    elastic.fail("max_workers", "must be 0 (no limit) or at least min_workers (" + std::to_string(e.min_workers) + ")");
   }
   e.run_dir = elastic.get_string("run_dir", checkpoint.dir);
-  e.wait_seconds = elastic.get_double_checked("wait_seconds", 300.0, [](double v) { return v >= 0; },
-                                              "must be 0 or more seconds");
+  e.wait_seconds = elastic.get_double_checked(
+      "wait_seconds", 300.0, [](double v) { return v >= 0; }, "must be 0 or more seconds");
   e.handover_seconds = elastic.get_double_checked(
       "handover_seconds", 60.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
   if (e.enabled && checkpoint.dir.empty()) {
@@ -192,7 +191,8 @@ ElasticSettings read_elastic(ConfigMap elastic, const CheckpointSettings& checkp
 
 }  // namespace
 
-RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, const std::vector<std::string>& overrides) {
+RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
+                           const std::vector<std::string>& overrides) {
   auto source = std::make_shared<ConfigSource>();
   YAML::Node root = load_root(yaml, file, overrides, *source);
 

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "layers/layer.h"
-#include "runtime/core/config_map.h"
 #include "runtime/core/backend.h"
+#include "runtime/core/config_map.h"
 #include "runtime/core/tensor.h"
 
 namespace dptrain {

@@ -9,9 +9,9 @@
 
 #include "comm/device_communicator.h"
 #include "comm/staging_communicator.h"
-#include "runtime/core/errors.h"
 #include "runtime/core/backend_registry.h"
 #include "runtime/core/cpu_backend.h"
+#include "runtime/core/errors.h"
 #include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {

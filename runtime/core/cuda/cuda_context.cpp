@@ -4,8 +4,7 @@
 
 namespace dptrain {
 
-CudaContext::CudaContext(size_t ordinal, Precision precision)
-    : ordinal_(ordinal), precision_(precision) {
+CudaContext::CudaContext(size_t ordinal, Precision precision) : ordinal_(ordinal), precision_(precision) {
   DPTRAIN_CUDA_CHECK(cudaSetDevice(static_cast<int>(ordinal)));
   cudaDeviceProp props{};
   DPTRAIN_CUDA_CHECK(cudaGetDeviceProperties(&props, static_cast<int>(ordinal)));

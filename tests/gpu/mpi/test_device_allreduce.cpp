@@ -9,9 +9,9 @@
 
 #include "comm/device_communicator.h"
 #include "comm/mpi/mpi_communicator.h"
+#include "comm/mpi/world.h"
 #include "comm/reducer.h"
 #include "comm/staging_communicator.h"
-#include "comm/mpi/world.h"
 #include "runtime/core/context.h"
 #include "runtime/core/tensor.h"
 #include "tests/runtime/core/host_backend.h"

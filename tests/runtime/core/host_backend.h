@@ -53,11 +53,11 @@ class HostBackend final : public Backend {
     cpu_.adam_update(update);
   }
 
-  size_t to_device = 0;   // copies host -> "device"
-  size_t to_host = 0;     // copies "device" -> host
-  size_t on_device = 0;   // copies "device" -> "device"
+  size_t to_device = 0;  // copies host -> "device"
+  size_t to_host = 0;    // copies "device" -> host
+  size_t on_device = 0;  // copies "device" -> "device"
   size_t fills = 0;
-  size_t updates = 0;     // optimizer updates
+  size_t updates = 0;  // optimizer updates
 
  private:
   CpuBackend cpu_;

@@ -314,7 +314,8 @@ TEST(Optimizer, RejectsBuffersOfTheWrongLengthAndBadLearningRates) {
 }
 
 TEST(Optimizer, UpdatesAndStateGoThroughTheBackend) {
-  for (const char* body : {"  type: sgd\n  lr: 0.1\n  momentum: 0.9\n  nesterov: true\n", "  type: adam\n  lr: 0.1\n"}) {
+  for (const char* body :
+       {"  type: sgd\n  lr: 0.1\n  momentum: 0.9\n  nesterov: true\n", "  type: adam\n  lr: 0.1\n"}) {
     testing::HostBackend device;
     auto on_device = build(body, 5, device);
     auto on_cpu = build(body, 5);
