@@ -1,4 +1,6 @@
-# Fails when a source file includes a header of a part above its own.
+# Fails when a source file includes a header of a part above its own, or when a source file other
+# than the backend registry asks whether CUDA was compiled in (DPTRAIN_HAVE_CUDA): the CUDA code
+# registers itself, and only runtime/core/backend_registry.cpp lists the backends.
 # Run as: cmake -DSOURCE_DIR=<project root> -P cmake/check_layering.cmake
 #
 # The parts, lowest first (each may include itself and the parts before it):
@@ -53,3 +55,28 @@ if(violations)
                       "Move the code to the lower part, or pass what it needs in from above.")
 endif()
 message(STATUS "layering: ${count} files, every include points to its own part or one below")
+
+# The compile-time backend switch: the registry's file alone, in the parts and the tests.
+set(BACKEND_REGISTRY runtime/core/backend_registry.cpp)
+set(cuda_switches "")
+set(sources "")
+foreach(dir IN LISTS PART_DIRS ITEMS tests)
+  file(GLOB_RECURSE files RELATIVE "${SOURCE_DIR}" "${SOURCE_DIR}/${dir}/*.h" "${SOURCE_DIR}/${dir}/*.cpp"
+       "${SOURCE_DIR}/${dir}/*.cu")
+  list(APPEND sources ${files})
+endforeach()
+foreach(file IN LISTS sources)
+  if(file STREQUAL BACKEND_REGISTRY)
+    continue()
+  endif()
+  file(STRINGS "${SOURCE_DIR}/${file}" uses REGEX "DPTRAIN_HAVE_CUDA")
+  if(uses)
+    string(APPEND cuda_switches "  ${file}\n")
+  endif()
+endforeach()
+if(cuda_switches)
+  message(FATAL_ERROR "DPTRAIN_HAVE_CUDA is used outside ${BACKEND_REGISTRY}:\n${cuda_switches}"
+                      "Register the CUDA implementation from its own file (DPTRAIN_REGISTER_LAYER, "
+                      "DPTRAIN_REGISTER_DEVICE_TRANSPORT) or add the backend to the backend registry.")
+endif()
+message(STATUS "backend switch: DPTRAIN_HAVE_CUDA appears in ${BACKEND_REGISTRY} alone")

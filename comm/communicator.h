@@ -1,48 +1,23 @@
 // Communicator: collective operations among the workers of one job, behind one interface.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "comm/all_reducer.h"
+
 namespace dptrain {
-
-// How long a collective may wait for its peers before it fails and names who did not answer.
-using Deadline = std::chrono::milliseconds;
-
-// When a collective moved its data: from when it started to when it completed (steady clock).
-// Zero time points where the backend cannot tell.
-struct CommTiming {
-  std::chrono::steady_clock::time_point start{};
-  std::chrono::steady_clock::time_point end{};
-};
-
-// A started, not yet finished collective.
-class CommRequest {
- public:
-  virtual ~CommRequest() = default;
-  // True once the operation has completed; never blocks.
-  virtual bool test() = 0;
-  // Blocks until completion or until `deadline` passes (then throws CommError).
-  virtual void wait(Deadline deadline) = 0;
-  // When it ran; meaningful once test() returned true or wait() returned.
-  virtual CommTiming timing() const { return {}; }
-};
 
 // Collectives over host buffers. Implementations: SingleProcessCommunicator (below) and
 // MpiCommunicator (comm/mpi/mpi_communicator.h); NCCL follows the same interface. An
-// operation a backend lacks throws CommError "backend X does not support Y".
-class Communicator {
+// operation a backend lacks throws CommError "backend X does not support Y". The float sum of
+// AllReducer (size(), all_reduce_sum_async) is part of it.
+class Communicator : public AllReducer {
  public:
-  virtual ~Communicator() = default;
   virtual const char* backend() const = 0;
   virtual size_t rank() const = 0;
-  virtual size_t size() const = 0;
-
-  // Starts an in-place sum over all workers of `count` floats at `data`.
-  virtual std::unique_ptr<CommRequest> all_reduce_sum_async(float* data, size_t count) = 0;
   // In-place sum of doubles (metrics), blocking with a deadline.
   virtual void all_reduce_sum(double* data, size_t count, Deadline deadline) = 0;
   // Copies `bytes` bytes at `data` from `root` to every worker.

@@ -27,8 +27,7 @@ std::vector<Bucket> make_buckets(size_t count, size_t bucket_floats) {
   return buckets;
 }
 
-GradientReducer::GradientReducer(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
-                                 Deadline deadline)
+GradientReducer::GradientReducer(AllReducer& comm, float* grads, size_t count, size_t bucket_bytes, Deadline deadline)
     : comm_(comm),
       grads_(grads),
       count_(count),

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "comm/communicator.h"
+#include "comm/all_reducer.h"
 
 namespace dptrain {
 
@@ -26,11 +26,13 @@ std::vector<Bucket> make_buckets(size_t count, size_t bucket_floats);
 
 // One step's gradient all-reduce: begin_step(), then ready() from Model::step's GradsReady
 // callback, then finish(), after which the buffer holds the sum over all workers. The
-// communicator moves started buckets on in the background (MpiCommunicator's collective thread);
-// ready() also tests them, which is what moves them where there is no such thread.
+// all-reducer (any Communicator) moves started buckets on in the background (MpiCommunicator's
+// collective thread); ready() also tests them, which is what moves them where there is no such thread.
 class GradientReducer {
  public:
-  GradientReducer(Communicator& comm, float* grads, size_t count, size_t bucket_bytes, Deadline deadline);
+  // `grads` (count floats) lives where `comm` sums buffers (host memory for MPI, device memory
+  // for NCCL or staging).
+  GradientReducer(AllReducer& comm, float* grads, size_t count, size_t bucket_bytes, Deadline deadline);
 
   void begin_step();
   // Gradients [begin, end) are final; starts every bucket that is now complete.
@@ -49,7 +51,7 @@ class GradientReducer {
   void start_ready_buckets();
   void record_buckets(std::chrono::steady_clock::time_point finished);
 
-  Communicator& comm_;
+  AllReducer& comm_;
   float* grads_;  // (count)
   size_t count_;
   Deadline deadline_;

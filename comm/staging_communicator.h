@@ -7,18 +7,18 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "runtime/core/device.h"
+#include "runtime/core/backend.h"
 
 namespace dptrain {
 
-// The fallback where NCCL is not available (or not wanted): float all-reduces take device
-// pointers and go device -> host -> `host` communicator (MPI) -> device. The copy to the host
+// The fallback where NCCL is not available (or not wanted): float all-reduces take pointers to
+// `device`'s memory and go device -> host -> `host` communicator (MPI) -> device. The copy to the host
 // is queued after the work already on the compute stream, so a bucket announced by the
 // backward pass is copied once it is final. Other collectives work on host memory and are
 // passed to `host` unchanged.
 class StagingCommunicator final : public Communicator {
  public:
-  StagingCommunicator(Communicator& host, DeviceRuntime& runtime) : host_(host), runtime_(runtime) {}
+  StagingCommunicator(Communicator& host, Backend& device) : host_(host), device_(device) {}
 
   using Communicator::all_reduce_sum;
   const char* backend() const override { return backend_.c_str(); }
@@ -41,7 +41,7 @@ class StagingCommunicator final : public Communicator {
 
  private:
   Communicator& host_;
-  DeviceRuntime& runtime_;
+  Backend& device_;  // whose memory the float all-reduces take
   std::string backend_ = std::string(host_.backend()) + " (staged through host memory)";
 };
 

@@ -2,14 +2,22 @@
 #pragma once
 
 #include "layers/layer.h"
+#include "runtime/core/backend.h"
 
 namespace dptrain {
 
-// Backend-independent part of flatten: input of any shape, output (its element count).
-class FlattenLayer : public Layer {
+// flatten on every backend: input of any shape, output (its element count). Forward and backward
+// are copies through the backend, or nothing where the model lets output share the input's memory.
+class FlattenLayer final : public Layer {
  public:
-  explicit FlattenLayer(const Shape& input_shape);
+  FlattenLayer(const Shape& input_shape, Backend& backend);
   const char* type() const override { return "flatten"; }
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+
+ private:
+  Backend& backend_;
 };
 
 }  // namespace dptrain

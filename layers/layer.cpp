@@ -1,7 +1,6 @@
 #include "layers/layer.h"
 
-#include <algorithm>
-
+#include "layers/layer_util.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {
@@ -21,12 +20,10 @@ void Layer::bind(std::vector<Tensor> params, std::vector<Tensor> grads) {
   grads_ = std::move(grads);
 }
 
-void LossLayer::forward(const Tensor& x, Tensor& y, const StepInfo&) {
-  if (y.data() != x.data()) std::copy(x.data(), x.data() + x.num_elements(), y.data());
-}
+void LossLayer::forward(const Tensor& x, Tensor& y, const StepInfo&) { copy_unless_shared(backend_, x, y); }
 
 void LossLayer::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx, const StepInfo&) {
-  if (dx && dx->data() != dy.data()) std::copy(dy.data(), dy.data() + dy.num_elements(), dx->data());
+  if (dx) copy_unless_shared(backend_, dy, *dx);
 }
 
 }  // namespace dptrain

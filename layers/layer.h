@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/backend.h"
 #include "runtime/core/rng.h"
 #include "runtime/core/tensor.h"
 
@@ -70,13 +71,20 @@ struct LossStats {
 // A layer that ends the model: it turns logits and labels into a loss and its gradient.
 class LossLayer : public Layer {
  public:
+  // `backend`: where the logits live, for the pass-through copies.
+  explicit LossLayer(Backend& backend) : backend_(backend) {}
+
   // logits (N, classes), labels N class indices. Writes dlogits = grad_scale * dSumLoss/dlogits
   // unless `dlogits` is null (evaluation).
   virtual LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) = 0;
 
-  // A loss layer passes logits through unchanged in forward; backward is done by `loss`.
+  // A loss layer passes logits through unchanged in forward (a copy through the backend unless y
+  // is x), and dy to dx in backward; the gradient itself comes from `loss`.
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+
+ private:
+  Backend& backend_;
 };
 
 }  // namespace dptrain

@@ -64,4 +64,13 @@ size_t check_backward_shapes(const Layer& layer, const Tensor& x, const Tensor& 
   return n;
 }
 
+void copy_unless_shared(Backend& backend, const Tensor& from, Tensor& to) {
+  if (from.num_elements() != to.num_elements()) {
+    throw ShapeError("cannot copy " + to_string(from.shape()) + " into " + to_string(to.shape()));
+  }
+  if (from.data() != to.data() && from.num_elements() > 0) {
+    backend.copy_on_device(to.data(), from.data(), from.size_bytes());
+  }
+}
+
 }  // namespace dptrain

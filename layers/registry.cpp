@@ -2,53 +2,54 @@
 
 #include <set>
 
-#include "layers/cpu/cpu_layers.h"
 #include "runtime/core/errors.h"
-
-#ifdef DPTRAIN_HAVE_CUDA
-#include "layers/cuda/cuda_layers.h"
-#endif
 
 namespace dptrain {
 
-const LayerRegistry& LayerRegistry::builtin() {
-  static const LayerRegistry registry = [] {
-    LayerRegistry r;
-    register_cpu_layers(r);
-#ifdef DPTRAIN_HAVE_CUDA
-    register_cuda_layers(r);
-#endif
-    return r;
-  }();
+LayerRegistry& LayerRegistry::builtin() {
+  // Built on first use, so registrars in files initialised before this one find it ready.
+  static LayerRegistry registry;
   return registry;
 }
 
-void LayerRegistry::add(const std::string& type, DeviceKind device, LayerFactory factory) {
-  factories_[{type, device}] = std::move(factory);
+LayerRegistrar::LayerRegistrar(const char* type, const char* backend, LayerFactory factory) {
+  LayerRegistry::builtin().add(type, backend, std::move(factory));
 }
 
-std::vector<std::string> LayerRegistry::types() const {
+void LayerRegistry::add(const std::string& type, const std::string& backend, LayerFactory factory) {
+  factories_[{type, backend}] = std::move(factory);
+}
+
+const LayerFactory* LayerRegistry::find(const std::string& type, const std::string& backend) const {
+  auto it = factories_.find({type, backend});
+  if (it == factories_.end()) it = factories_.find({type, kAnyBackend});
+  return it == factories_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> LayerRegistry::types(const std::string& backend) const {
   std::set<std::string> names;
-  for (const auto& entry : factories_) names.insert(entry.first.first);
+  for (const auto& entry : factories_) {
+    if (entry.first.second == backend || entry.first.second == kAnyBackend) names.insert(entry.first.first);
+  }
   return {names.begin(), names.end()};
 }
 
-std::unique_ptr<Layer> LayerRegistry::create(ConfigMap& options, const Shape& input_shape, DeviceKind device) const {
+std::unique_ptr<Layer> LayerRegistry::create(ConfigMap& options, const Shape& input_shape, Backend& backend) const {
   const std::string type = options.get_string("type");
-  auto it = factories_.find({type, device});
-  if (it == factories_.end()) {
-    std::string known;
-    for (const auto& name : types()) known += (known.empty() ? "" : ", ") + name;
-    bool other_device = false;
-    for (const auto& entry : factories_) other_device |= entry.first.first == type;
-    if (other_device) {
-      options.fail("type", "layer type '" + type + "' has no " + to_string(device) + " implementation");
+  const LayerFactory* factory = find(type, backend.name());
+  if (!factory) {
+    for (const auto& entry : factories_) {
+      if (entry.first.first == type) {
+        options.fail("type", "layer type '" + type + "' has no " + backend.name() + " implementation");
+      }
     }
+    std::string known;
+    for (const auto& name : types(backend.name())) known += (known.empty() ? "" : ", ") + name;
     options.fail("type", "unknown layer type '" + type + "' (known types: " + known + ")");
   }
   std::unique_ptr<Layer> layer;
   try {
-    layer = it->second(options, input_shape);
+    layer = (*factory)(options, input_shape, backend);
   } catch (const ShapeError& e) {
     options.fail("type", std::string("layer '") + type + "' cannot take input of shape " + to_string(input_shape) +
                              ": " + e.what());

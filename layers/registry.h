@@ -1,4 +1,6 @@
-// LayerRegistry: builds a layer from its YAML `type` for a backend.
+// LayerRegistry: builds a layer from its YAML `type` for a backend. Every layer file registers its
+// own implementation with DPTRAIN_REGISTER_LAYER (as Caffe's REGISTER_LAYER_CLASS), so adding a
+// layer means its header, its CPU file, its CUDA file and its tests.
 #pragma once
 
 #include <functional>
@@ -9,28 +11,54 @@
 #include <vector>
 
 #include "layers/layer.h"
+#include "runtime/core/backend.h"
 #include "runtime/core/config_map.h"
 
 namespace dptrain {
 
-// Makes one layer from its options (the YAML mapping, `type` included) and its input shape.
-// A factory reads every option it knows from `options`; the registry rejects the rest.
-using LayerFactory = std::function<std::unique_ptr<Layer>(ConfigMap& options, const Shape& input_shape)>;
+// Makes one layer from its options (the YAML mapping, `type` included), its input shape and the
+// backend it runs on. A factory reads every option it knows from `options`; the registry rejects
+// the rest.
+using LayerFactory =
+    std::function<std::unique_ptr<Layer>(ConfigMap& options, const Shape& input_shape, Backend& backend)>;
 
-// Maps (type, device) to a factory. `builtin()` holds every layer of every backend this build has.
+// The backend name under which a layer written once for every backend (through the Backend
+// interface alone) registers.
+inline constexpr const char* kAnyBackend = "any";
+
+// Maps (type, backend name) to a factory. `builtin()` holds every layer of every backend this
+// build has, each added by its own file before main() runs.
 class LayerRegistry {
  public:
-  static const LayerRegistry& builtin();
+  static LayerRegistry& builtin();
 
-  void add(const std::string& type, DeviceKind device, LayerFactory factory);
-  // Builds the layer named by options["type"] for `device`. An unknown type is a ConfigError
-  // naming the file, line and the known types; an unknown option is a ConfigError naming the key.
-  std::unique_ptr<Layer> create(ConfigMap& options, const Shape& input_shape, DeviceKind device) const;
-  // Every registered type, sorted.
-  std::vector<std::string> types() const;
+  // `backend`: a backend name ("cpu", "cuda"), or kAnyBackend.
+  void add(const std::string& type, const std::string& backend, LayerFactory factory);
+  // Builds the layer named by options["type"] for `backend`. An unknown type is a ConfigError
+  // naming the file, line and the types `backend` knows; an unknown option is a ConfigError
+  // naming the key.
+  std::unique_ptr<Layer> create(ConfigMap& options, const Shape& input_shape, Backend& backend) const;
+  // Every type that the backend named `backend` can build, sorted.
+  std::vector<std::string> types(const std::string& backend) const;
 
  private:
-  std::map<std::pair<std::string, DeviceKind>, LayerFactory> factories_;
+  // The factory of `type` for `backend` (its own, else kAnyBackend's), or null.
+  const LayerFactory* find(const std::string& type, const std::string& backend) const;
+
+  std::map<std::pair<std::string, std::string>, LayerFactory> factories_;  // by (type, backend name)
+};
+
+// Adds a factory to LayerRegistry::builtin() when the program starts (see DPTRAIN_REGISTER_LAYER).
+class LayerRegistrar {
+ public:
+  LayerRegistrar(const char* type, const char* backend, LayerFactory factory);
 };
 
 }  // namespace dptrain
+
+// Registers `factory` (a LayerFactory) as layer `type` of backend `backend` (cpu, cuda, or any for
+// a layer written once against the Backend interface), at namespace scope in the layer's own file:
+//   DPTRAIN_REGISTER_LAYER(relu, cpu, make_cpu_relu);
+// The layers part is linked whole-archive (cmake/parts.cmake), so no registration is dropped.
+#define DPTRAIN_REGISTER_LAYER(type, backend, factory) \
+  static const ::dptrain::LayerRegistrar dptrain_layer_registrar_##type##_##backend(#type, #backend, factory)

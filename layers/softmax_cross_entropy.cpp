@@ -6,7 +6,7 @@
 
 namespace dptrain {
 
-SoftmaxCrossEntropyLayer::SoftmaxCrossEntropyLayer(const Shape& input_shape) {
+SoftmaxCrossEntropyLayer::SoftmaxCrossEntropyLayer(const Shape& input_shape, Backend& backend) : LossLayer(backend) {
   if (input_shape.size() != 1 || input_shape[0] == 0) {
     throw ShapeError("softmax_cross_entropy needs (classes) logits per sample, got " + to_string(input_shape) +
                      " (add a flatten or dense layer before it)");

@@ -9,7 +9,7 @@ namespace dptrain {
 // (forward passes them through); `loss` computes the loss, its gradient and the accuracy count.
 class SoftmaxCrossEntropyLayer : public LossLayer {
  public:
-  explicit SoftmaxCrossEntropyLayer(const Shape& input_shape);
+  SoftmaxCrossEntropyLayer(const Shape& input_shape, Backend& backend);
   const char* type() const override { return "softmax_cross_entropy"; }
 
   size_t classes() const { return input_shape_[0]; }

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "comm/device_communicator.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/errors.h"
 
@@ -53,8 +55,8 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
                   std::to_string(line) + " on " + device_where());
 }
 
-NcclCommunicator::NcclCommunicator(Communicator& host, Deadline init_deadline)
-    : host_(host), cuda_(CudaContext::current()) {
+NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline)
+    : host_(host), cuda_(cuda) {
   ncclUniqueId id{};
   if (host_.rank() == 0) DPTRAIN_NCCL_CHECK(nullptr, ncclGetUniqueId(&id));
   host_.broadcast(&id, sizeof id, 0, init_deadline);
@@ -146,5 +148,15 @@ std::unique_ptr<CommRequest> NcclCommunicator::all_reduce_sum_async(float* devic
   request->done_event().record(stream_);
   return request;
 }
+
+namespace {
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, Backend& backend, Deadline deadline) {
+  return std::make_unique<NcclCommunicator>(host, cuda_context(backend), deadline);
+}
+
+}  // namespace
+
+DPTRAIN_REGISTER_DEVICE_TRANSPORT(Nccl, cuda, make_nccl_communicator);
 
 }  // namespace dptrain

@@ -16,7 +16,7 @@ namespace dptrain {
 void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const char* file, int line);
 #define DPTRAIN_NCCL_CHECK(comm, call) ::dptrain::nccl_check((call), (comm), #call, __FILE__, __LINE__)
 
-// NCCL over the ranks of a host communicator, on the GPU of the bound CudaContext. Rank 0
+// NCCL over the ranks of a host communicator, on the GPU of `cuda`. Rank 0
 // creates the unique id and broadcasts it through `host` (MPI); the communicator is created in
 // NCCL's non-blocking mode and polled, so a rank that never shows up ends in a CommError.
 //
@@ -27,7 +27,7 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
 // The other collectives work on host memory and go through `host`.
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& host, Deadline init_deadline);
+  NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;

@@ -9,7 +9,7 @@
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
-#include "runtime/core/device.h"
+#include "runtime/core/backend.h"
 #include "runtime/data/dataset.h"
 #include "runtime/train/model.h"
 #include "runtime/core/run_config.h"
@@ -100,18 +100,16 @@ int run_bench_layers(const BenchLayersArgs& args) {
   RunConfig config = RunConfig::load(args.config, args.overrides);
   Context context(config.device, config.threads, 1, std::nullopt, config.precision);
   const DataSplits data = make_datasets(*config.data, config.seed);
-  Model model(config.model, data.train->sample_shape(), context.device(), config.seed);
+  Model model(config.model, data.train->sample_shape(), context.backend(), config.seed);
   const size_t n = args.batch ? args.batch : config.train.batch_size;
-  const DeviceKind device = context.device();
+  Backend& device = context.backend();
   Tensor input(batch_shape(n, model.input_shape()));
   Rng rng(1);
   for (size_t i = 0; i < input.num_elements(); ++i) input.data()[i] = rng.normal();
   std::vector<Tensor> acts{input.to(device)};
   for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()), device);
   // GPU layers only queue work: wait for it before reading the clock.
-  auto finish = [device] {
-    if (device != DeviceKind::CPU) require_cuda_runtime().synchronize();
-  };
+  auto finish = [&device] { device.synchronize(); };
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
   const StepInfo info{Mode::Train, config.seed, 0, ids.data()};

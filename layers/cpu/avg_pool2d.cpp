@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "layers/cpu/cpu_layers.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 
 namespace dptrain {
 
@@ -69,10 +69,12 @@ void CpuAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, 
   }
 }
 
-}  // namespace
-
-std::unique_ptr<Layer> make_cpu_avg_pool2d(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_avg_pool2d(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuAvgPool2d>(Pool2dOptions::read(options), input_shape);
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(avg_pool2d, cpu, make_cpu_avg_pool2d);
 
 }  // namespace dptrain

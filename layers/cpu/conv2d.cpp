@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "layers/cpu/cpu_layers.h"
 #include "layers/cpu/im2col.h"
 #include "layers/cpu/workspace.h"
+#include "layers/registry.h"
 
 namespace dptrain {
 
@@ -40,6 +40,13 @@ class CpuConv2d final : public Conv2dLayer {
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
   // Unfolds sample x (C, H, W) into `col` via the thread's zero-bordered `padded` copy.
   void unfold(const float* x, float* padded, float* col) const;
+  // For one sample xn (C, H, W) with output gradient dyn (Cout, Ho, Wo): adds its weight and bias
+  // gradients to the thread's dw (Cout, C * K * K) and db (Cout), and writes its input gradient
+  // dxn (C, H, W) unless dxn is null. `col` and `padded` are the thread's buffers.
+  void backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
+                       float* db) const;
+  // The gradients bound to the layer = the sum of the first `threads` per-thread partial gradients.
+  void sum_partial_gradients(size_t threads);
 
   ConvGeometry geometry_;
   PerThreadBuffers columns_;       // per thread: (C * K * K, Ho * Wo) column matrix, reused for dcol
@@ -89,18 +96,67 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   }
 }
 
+void CpuConv2d::backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
+                                float* db) const {
+  const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
+  const bool pointwise = geometry_.is_pointwise();
+  const float* cols = xn;
+  if (!pointwise) {
+    unfold(xn, padded, col);
+    cols = col;
+  }
+  // dW += dy_n (Cout, P) * col^T (P, C * K * K)
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cout), static_cast<int>(rows),
+              static_cast<int>(pixels), 1.0f, dyn, static_cast<int>(pixels), cols, static_cast<int>(pixels), 1.0f, dw,
+              static_cast<int>(rows));
+  for (size_t c = 0; c < cout; ++c) {
+    const float* row = dyn + c * pixels;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (size_t p = 0; p < pixels; ++p) sum += row[p];
+    db[c] += sum;
+  }
+  if (!dxn) return;
+  // dcol (C * K * K, P) = W^T (C * K * K, Cout) * dy_n (Cout, P); the column buffer is free again.
+  float* dcol = pointwise ? dxn : col;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(pixels),
+              static_cast<int>(cout), 1.0f, params_.at(0).data(), static_cast<int>(rows), dyn, static_cast<int>(pixels),
+              0.0f, dcol, static_cast<int>(pixels));
+  if (!pointwise) {
+    std::fill(dxn, dxn + num_elements(input_shape_), 0.0f);
+    col2im_add(dcol, geometry_, dxn);
+  }
+}
+
+void CpuConv2d::sum_partial_gradients(size_t threads) {
+  const size_t cout = options_.out_channels, wsize = cout * geometry_.col_rows();
+  float* gw = grads_.at(0).data();
+  float* gb = has_bias() ? grads_.at(1).data() : nullptr;
+  const size_t total = gb ? wsize + cout : wsize;
+  std::vector<const float*> partials(threads);
+  for (size_t t = 0; t < threads; ++t) partials[t] = weight_grads_.get(t);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < total; ++i) {
+    float sum = 0.0f;
+    for (size_t t = 0; t < threads; ++t) sum += partials[t][i];
+    if (i < wsize) {
+      gw[i] = sum;
+    } else {
+      gb[i - wsize] = sum;
+    }
+  }
+}
+
 void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t wsize = cout * rows;
-  const bool pointwise = geometry_.is_pointwise();
   const auto threads = static_cast<size_t>(omp_get_max_threads());
   const size_t padded_size = geometry_.padding ? geometry_.padded_size() : 0;
   columns_.reserve(threads, rows * pixels);
   padded_.reserve(threads, padded_size);
   weight_grads_.reserve(threads, wsize + cout);
-  const float* w = params_.at(0).data();   // (Cout, C * K * K)
   const float* xs = x.data();              // (N, C, H, W)
   const float* dys = dy.data();            // (N, Cout, Ho, Wo)
   float* dxs = dx ? dx->data() : nullptr;  // (N, C, H, W)
@@ -114,64 +170,23 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     float* col = columns_.get(t);
     float* padded = zeroed(padded_, padded_size);
     float* dw = weight_grads_.get(t);  // (Cout, C * K * K) then (Cout)
-    float* db = dw + wsize;
     std::fill(dw, dw + wsize + cout, 0.0f);
 #pragma omp for schedule(static)
     for (size_t s = 0; s < n; ++s) {
-      const float* xn = xs + s * in_size;
-      const float* dyn = dys + s * out_size;
-      const float* cols = xn;
-      if (!pointwise) {
-        unfold(xn, padded, col);
-        cols = col;
-      }
-      // dW += dy_n (Cout, P) * col^T (P, C * K * K)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cout), static_cast<int>(rows),
-                  static_cast<int>(pixels), 1.0f, dyn, static_cast<int>(pixels), cols, static_cast<int>(pixels), 1.0f,
-                  dw, static_cast<int>(rows));
-      for (size_t c = 0; c < cout; ++c) {
-        const float* row = dyn + c * pixels;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (size_t p = 0; p < pixels; ++p) sum += row[p];
-        db[c] += sum;
-      }
-      if (!dxs) continue;
-      // dcol (C * K * K, P) = W^T (C * K * K, Cout) * dy_n (Cout, P); the column buffer is free again.
-      float* dxn = dxs + s * in_size;
-      float* dcol = pointwise ? dxn : col;
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(pixels),
-                  static_cast<int>(cout), 1.0f, w, static_cast<int>(rows), dyn, static_cast<int>(pixels), 0.0f, dcol,
-                  static_cast<int>(pixels));
-      if (!pointwise) {
-        std::fill(dxn, dxn + in_size, 0.0f);
-        col2im_add(dcol, geometry_, dxn);
-      }
+      backward_sample(xs + s * in_size, dys + s * out_size, dxs ? dxs + s * in_size : nullptr, col, padded, dw,
+                      dw + wsize);
     }
   }
+  // Threads that got no samples hold zeros.
+  sum_partial_gradients(used_threads);
+}
 
-  // Sum the per-thread partial gradients (threads that got no samples hold zeros).
-  float* gw = grads_.at(0).data();
-  float* gb = has_bias() ? grads_.at(1).data() : nullptr;
-  const size_t total = gb ? wsize + cout : wsize;
-  std::vector<const float*> partials(used_threads);
-  for (size_t t = 0; t < used_threads; ++t) partials[t] = weight_grads_.get(t);
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < total; ++i) {
-    float sum = 0.0f;
-    for (size_t t = 0; t < used_threads; ++t) sum += partials[t][i];
-    if (i < wsize) {
-      gw[i] = sum;
-    } else {
-      gb[i - wsize] = sum;
-    }
-  }
+std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape, Backend&) {
+  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options), input_shape);
 }
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape) {
-  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options), input_shape);
-}
+DPTRAIN_REGISTER_LAYER(conv2d, cpu, make_cpu_conv2d);
 
 }  // namespace dptrain

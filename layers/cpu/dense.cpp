@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <memory>
 
-#include "layers/cpu/cpu_layers.h"
+#include "layers/registry.h"
 
 namespace dptrain {
 
@@ -60,10 +60,12 @@ void CpuDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tens
   }
 }
 
-}  // namespace
-
-std::unique_ptr<Layer> make_cpu_dense(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_dense(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuDense>(DenseOptions::read(options), input_shape);
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(dense, cpu, make_cpu_dense);
 
 }  // namespace dptrain

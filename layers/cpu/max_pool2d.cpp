@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "layers/cpu/cpu_layers.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {
@@ -120,10 +120,12 @@ void CpuMaxPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, 
   }
 }
 
-}  // namespace
-
-std::unique_ptr<Layer> make_cpu_max_pool2d(ConfigMap& options, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_max_pool2d(ConfigMap& options, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuMaxPool2d>(Pool2dOptions::read(options), input_shape);
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(max_pool2d, cpu, make_cpu_max_pool2d);
 
 }  // namespace dptrain

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "layers/cpu/cpu_layers.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 
 namespace dptrain {
 
@@ -39,10 +39,12 @@ class CpuRelu final : public ReluLayer {
   }
 };
 
-}  // namespace
-
-std::unique_ptr<Layer> make_cpu_relu(ConfigMap&, const Shape& input_shape) {
+std::unique_ptr<Layer> make_cpu_relu(ConfigMap&, const Shape& input_shape, Backend&) {
   return std::make_unique<CpuRelu>(input_shape);
 }
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(relu, cpu, make_cpu_relu);
 
 }  // namespace dptrain

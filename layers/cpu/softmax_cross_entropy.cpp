@@ -4,7 +4,7 @@
 #include <cmath>
 #include <memory>
 
-#include "layers/cpu/cpu_layers.h"
+#include "layers/registry.h"
 
 namespace dptrain {
 
@@ -47,10 +47,12 @@ LossStats CpuSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* labe
   return stats;
 }
 
+std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CpuSoftmaxCrossEntropy>(input_shape, backend);
+}
+
 }  // namespace
 
-std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap&, const Shape& input_shape) {
-  return std::make_unique<CpuSoftmaxCrossEntropy>(input_shape);
-}
+DPTRAIN_REGISTER_LAYER(softmax_cross_entropy, cpu, make_cpu_softmax_cross_entropy);
 
 }  // namespace dptrain

@@ -5,10 +5,10 @@
 #include <memory>
 #include <string>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
-#include "runtime/core/cuda/cuda_context.h"
+#include "layers/registry.h"
+#include "runtime/core/cuda/cuda_backend.h"
 
 namespace dptrain {
 
@@ -17,7 +17,8 @@ namespace {
 // avg_pool2d on the GPU through cuDNN.
 class CudaAvgPool2d final : public AvgPool2dLayer {
  public:
-  CudaAvgPool2d(const Pool2dOptions& options, const Shape& input_shape) : AvgPool2dLayer(options, input_shape) {
+  CudaAvgPool2d(const Pool2dOptions& options, const Shape& input_shape, CudaContext& cuda)
+      : AvgPool2dLayer(options, input_shape), cuda_(cuda) {
     pool_desc_.set(CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING, options_.kernel, options_.stride, options_.padding);
   }
 
@@ -28,6 +29,7 @@ class CudaAvgPool2d final : public AvgPool2dLayer {
   // Sets the tensor descriptors for a batch of n, and checks cuDNN's output size against the layer's.
   void plan(size_t n);
 
+  CudaContext& cuda_;
   PoolingDescriptor pool_desc_;
   TensorDescriptor x_desc_, y_desc_;
   size_t planned_batch_ = 0;
@@ -53,8 +55,8 @@ void CudaAvgPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   if (n == 0) return;
   plan(n);
   const float one = 1.0f, zero = 0.0f;
-  DPTRAIN_CUDNN_CHECK(cudnnPoolingForward(CudaContext::current().cudnn(), pool_desc_.get(), &one, x_desc_.get(),
-                                          x.data(), &zero, y_desc_.get(), y.data()));
+  DPTRAIN_CUDNN_CHECK(cudnnPoolingForward(cuda_.cudnn(), pool_desc_.get(), &one, x_desc_.get(), x.data(), &zero,
+                                          y_desc_.get(), y.data()));
 }
 
 void CudaAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
@@ -62,15 +64,17 @@ void CudaAvgPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy,
   if (!dx || n == 0) return;
   plan(n);
   const float one = 1.0f, zero = 0.0f;
-  DPTRAIN_CUDNN_CHECK(cudnnPoolingBackward(CudaContext::current().cudnn(), pool_desc_.get(), &one, y_desc_.get(),
-                                           y.data(), y_desc_.get(), dy.data(), x_desc_.get(), x.data(), &zero,
-                                           x_desc_.get(), dx->data()));
+  DPTRAIN_CUDNN_CHECK(cudnnPoolingBackward(cuda_.cudnn(), pool_desc_.get(), &one, y_desc_.get(), y.data(),
+                                           y_desc_.get(), dy.data(), x_desc_.get(), x.data(), &zero, x_desc_.get(),
+                                           dx->data()));
+}
+
+std::unique_ptr<Layer> make_cuda_avg_pool2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaAvgPool2d>(Pool2dOptions::read(options), input_shape, cuda_context(backend));
 }
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_avg_pool2d(ConfigMap& options, const Shape& input_shape) {
-  return std::make_unique<CudaAvgPool2d>(Pool2dOptions::read(options), input_shape);
-}
+DPTRAIN_REGISTER_LAYER(avg_pool2d, cuda, make_cuda_avg_pool2d);
 
 }  // namespace dptrain

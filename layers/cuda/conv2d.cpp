@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/bf16_buffer.h"
-#include "runtime/core/cuda/cuda_context.h"
+#include "runtime/core/cuda/cuda_backend.h"
 
 namespace dptrain {
 
@@ -51,7 +51,8 @@ cudnnMathType_t math_type(Precision precision) {
 // conv2d on the GPU through cuDNN.
 class CudaConv2d final : public Conv2dLayer {
  public:
-  using Conv2dLayer::Conv2dLayer;
+  CudaConv2d(const Conv2dOptions& options, const Shape& input_shape, CudaContext& cuda)
+      : Conv2dLayer(options, input_shape), cuda_(cuda) {}
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
@@ -63,6 +64,7 @@ class CudaConv2d final : public Conv2dLayer {
   // in the context's current precision.
   void plan(size_t n);
 
+  CudaContext& cuda_;
   // x, y and w in the compute precision; out and bias always float32 (the bias terms).
   TensorDescriptor x_desc_, y_desc_, out_desc_, bias_desc_;
   FilterDescriptor w_desc_;
@@ -79,8 +81,7 @@ class CudaConv2d final : public Conv2dLayer {
 };
 
 void CudaConv2d::plan(size_t n) {
-  CudaContext& cuda = CudaContext::current();
-  const Precision precision = cuda.precision();
+  const Precision precision = cuda_.precision();
   if (n == planned_batch_ && precision == planned_precision_) return;
   const size_t cout = options_.out_channels;
   const cudnnDataType_t type = data_type(precision);
@@ -101,7 +102,7 @@ void CudaConv2d::plan(size_t n) {
                       std::to_string(out_width_));
   }
 
-  cudnnHandle_t h = cuda.cudnn();
+  cudnnHandle_t h = cuda_.cudnn();
   int found = 0;
   std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
   DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x_desc_.get(), w_desc_.get(), conv_desc_.get(),
@@ -141,9 +142,8 @@ void CudaConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
   if (n == 0) return;
   plan(n);
-  CudaContext& cuda = CudaContext::current();
-  cudnnHandle_t h = cuda.cudnn();
-  cudaStream_t stream = cuda.stream();
+  cudnnHandle_t h = cuda_.cudnn();
+  cudaStream_t stream = cuda_.stream();
   const Tensor& w = params_.at(0);
   const void* x_in = bf16() ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
   const void* w_in = bf16() ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
@@ -163,9 +163,8 @@ void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Te
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   if (n == 0) return;
   plan(n);
-  CudaContext& cuda = CudaContext::current();
-  cudnnHandle_t h = cuda.cudnn();
-  cudaStream_t stream = cuda.stream();
+  cudnnHandle_t h = cuda_.cudnn();
+  cudaStream_t stream = cuda_.stream();
   const Tensor& w = params_.at(0);
   Tensor& dw = grads_.at(0);
   const float one = 1.0f, zero = 0.0f;
@@ -191,10 +190,12 @@ void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Te
   if (bf16()) x16_.cast_to(dx->data(), dx->num_elements(), stream);
 }
 
+std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaConv2d>(Conv2dOptions::read(options), input_shape, cuda_context(backend));
+}
+
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape) {
-  return std::make_unique<CudaConv2d>(Conv2dOptions::read(options), input_shape);
-}
+DPTRAIN_REGISTER_LAYER(conv2d, cuda, make_cuda_conv2d);
 
 }  // namespace dptrain

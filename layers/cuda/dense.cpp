@@ -5,10 +5,10 @@
 
 #include <memory>
 
-#include "layers/cuda/cuda_layers.h"
+#include "layers/registry.h"
 #include "runtime/core/cuda/bf16_buffer.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/cuda/cuda_check.h"
-#include "runtime/core/cuda/cuda_context.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -27,7 +27,8 @@ void gemm_bf16(cublasHandle_t h, cublasOperation_t op_a, cublasOperation_t op_b,
 // product below is the transposed one: y^T = W x^T, dW^T = x^T dy, dx^T = W^T dy^T.
 class CudaDense final : public DenseLayer {
  public:
-  using DenseLayer::DenseLayer;
+  CudaDense(const DenseOptions& options, const Shape& input_shape, CudaContext& cuda)
+      : DenseLayer(options, input_shape), cuda_(cuda) {}
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
@@ -37,6 +38,7 @@ class CudaDense final : public DenseLayer {
   // (n) ones on the device, for the bias terms.
   const float* ones(size_t n);
 
+  CudaContext& cuda_;
   DeviceBuffer ones_;
   size_t ones_count_ = 0;
   // bf16 copies of the operands: the input x, the weights and the output gradient dy.
@@ -46,7 +48,7 @@ class CudaDense final : public DenseLayer {
 const float* CudaDense::ones(size_t n) {
   if (n > ones_count_) {
     auto* p = static_cast<float*>(ones_.reserve(n * sizeof(float)));
-    launch_fill(p, n, 1.0f, CudaContext::current().stream());
+    launch_fill(p, n, 1.0f, cuda_.stream());
     ones_count_ = n;
   }
   return static_cast<const float*>(ones_.get());
@@ -56,14 +58,13 @@ void CudaDense::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
   if (n == 0) return;
   const int f = static_cast<int>(in_features_), u = static_cast<int>(options_.units), b = static_cast<int>(n);
-  CudaContext& cuda = CudaContext::current();
-  cublasHandle_t h = cuda.cublas();
+  cublasHandle_t h = cuda_.cublas();
   const Tensor& w = params_.at(0);
   const float one = 1.0f, zero = 0.0f;
   // y^T (u, n) = W^T' (u, f) * x^T (f, n)
-  if (cuda.precision() == Precision::Bf16) {
-    gemm_bf16(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, w16_.cast_from(w.data(), w.num_elements(), cuda.stream()), f,
-              x16_.cast_from(x.data(), x.num_elements(), cuda.stream()), f, y.data(), u);
+  if (cuda_.precision() == Precision::Bf16) {
+    gemm_bf16(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, w16_.cast_from(w.data(), w.num_elements(), cuda_.stream()), f,
+              x16_.cast_from(x.data(), x.num_elements(), cuda_.stream()), f, y.data(), u);
   } else {
     DPTRAIN_CUBLAS_CHECK(
         cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, u, b, f, &one, w.data(), f, x.data(), f, &zero, y.data(), u));
@@ -78,15 +79,14 @@ void CudaDense::forward(const Tensor& x, Tensor& y, const StepInfo&) {
 void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   const int f = static_cast<int>(in_features_), u = static_cast<int>(options_.units), b = static_cast<int>(n);
-  CudaContext& cuda = CudaContext::current();
-  cublasHandle_t h = cuda.cublas();
-  const bool bf16 = cuda.precision() == Precision::Bf16;
-  const __nv_bfloat16* dy16 = bf16 ? dy16_.cast_from(dy.data(), dy.num_elements(), cuda.stream()) : nullptr;
+  cublasHandle_t h = cuda_.cublas();
+  const bool bf16 = cuda_.precision() == Precision::Bf16;
+  const __nv_bfloat16* dy16 = bf16 ? dy16_.cast_from(dy.data(), dy.num_elements(), cuda_.stream()) : nullptr;
   const float one = 1.0f, zero = 0.0f;
   // dW^T (f, u) = x^T (f, n) * dy (n, u)
   if (bf16) {
-    gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, x16_.cast_from(x.data(), x.num_elements(), cuda.stream()), f,
-              dy16, u, grads_.at(0).data(), f);
+    gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, x16_.cast_from(x.data(), x.num_elements(), cuda_.stream()), f, dy16,
+              u, grads_.at(0).data(), f);
   } else {
     DPTRAIN_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, f, u, b, &one, x.data(), f, dy.data(), u, &zero,
                                      grads_.at(0).data(), f));
@@ -100,7 +100,7 @@ void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     // dx^T (f, n) = W^T (f, u) * dy^T (u, n)
     const Tensor& w = params_.at(0);
     if (bf16) {
-      gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_N, f, b, u, w16_.cast_from(w.data(), w.num_elements(), cuda.stream()), f,
+      gemm_bf16(h, CUBLAS_OP_N, CUBLAS_OP_N, f, b, u, w16_.cast_from(w.data(), w.num_elements(), cuda_.stream()), f,
                 dy16, u, dx->data(), f);
     } else {
       DPTRAIN_CUBLAS_CHECK(
@@ -109,10 +109,12 @@ void CudaDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   }
 }
 
+std::unique_ptr<Layer> make_cuda_dense(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaDense>(DenseOptions::read(options), input_shape, cuda_context(backend));
+}
+
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_dense(ConfigMap& options, const Shape& input_shape) {
-  return std::make_unique<CudaDense>(DenseOptions::read(options), input_shape);
-}
+DPTRAIN_REGISTER_LAYER(dense, cuda, make_cuda_dense);
 
 }  // namespace dptrain

@@ -2,15 +2,14 @@
 // per-sample keys), recomputed in backward from the keys instead of being stored.
 #include "layers/dropout.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <vector>
 
-#include "layers/cuda/cuda_layers.h"
-#include "layers/layer_util.h"
+#include "layers/registry.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/cuda/cuda_check.h"
-#include "runtime/core/cuda/cuda_context.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -29,65 +28,47 @@ __global__ void dropout_apply(const float* in, float* out, const uint64_t* keys,
 // dropout on the GPU.
 class CudaDropout final : public DropoutLayer {
  public:
-  using DropoutLayer::DropoutLayer;
-
-  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
-  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+  CudaDropout(const DropoutOptions& options, uint64_t salt, const Shape& input_shape, Backend& backend,
+              CudaContext& cuda)
+      : DropoutLayer(options, salt, input_shape, backend), cuda_(cuda) {}
 
  private:
+  void forward_train(const Tensor& x, Tensor& y, const std::vector<uint64_t>& keys) override;
+  void backward_train(const Tensor& dy, Tensor& dx) override;
+  // out = in * mask, for `count` elements, with the keys of the last training forward.
   void apply(const float* in, float* out, size_t count);
 
-  DeviceBuffer keys_;      // (N) uint64: the mask key of each sample of the last training forward
-  size_t keys_batch_ = 0;  // N of that forward
+  CudaContext& cuda_;
+  DeviceBuffer keys_;  // (N) uint64: the mask key of each sample of the last training forward
 };
 
 void CudaDropout::apply(const float* in, float* out, size_t count) {
   if (count == 0) return;
-  dropout_apply<<<grid_for(count), kBlockThreads, 0, CudaContext::current().stream()>>>(
+  dropout_apply<<<grid_for(count), kBlockThreads, 0, cuda_.stream()>>>(
       in, out, static_cast<const uint64_t*>(keys_.get()), count, num_elements(input_shape_), drop_threshold(),
       keep_scale());
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 
-void CudaDropout::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
-  const size_t n = check_forward_shapes(*this, x, y);
-  if (step.mode == Mode::Eval) {
-    if (x.data() != y.data() && x.num_elements() > 0) {
-      require_cuda_runtime().copy_on_device(y.data(), x.data(), x.size_bytes());
-    }
-    return;
-  }
-  std::vector<uint64_t> keys(n);
-  for (size_t s = 0; s < n; ++s) keys[s] = sample_key(step, s);
-  cudaStream_t stream = CudaContext::current().stream();
+void CudaDropout::forward_train(const Tensor& x, Tensor& y, const std::vector<uint64_t>& keys) {
+  const size_t n = keys.size();
   void* device_keys = keys_.reserve(std::max<size_t>(n, 1) * sizeof(uint64_t));
-  // From pageable memory: returns once `keys` has been staged, so it may go out of scope.
-  DPTRAIN_CUDA_CHECK(cudaMemcpyAsync(device_keys, keys.data(), n * sizeof(uint64_t), cudaMemcpyHostToDevice, stream));
-  keys_batch_ = n;
+  // From pageable memory: returns once `keys` has been staged, so the caller may free it.
+  DPTRAIN_CUDA_CHECK(
+      cudaMemcpyAsync(device_keys, keys.data(), n * sizeof(uint64_t), cudaMemcpyHostToDevice, cuda_.stream()));
   apply(x.data(), y.data(), x.num_elements());
 }
 
-void CudaDropout::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) {
-  const size_t n = check_backward_shapes(*this, x, y, dy, dx);
-  if (!dx) return;
-  if (step.mode == Mode::Eval) {
-    if (dy.data() != dx->data() && dy.num_elements() > 0) {
-      require_cuda_runtime().copy_on_device(dx->data(), dy.data(), dy.size_bytes());
-    }
-    return;
-  }
-  if (n != keys_batch_) {
-    throw ShapeError("dropout: backward for a batch of " + std::to_string(n) + " after a training forward of " +
-                     std::to_string(keys_batch_));
-  }
-  apply(dy.data(), dx->data(), dy.num_elements());
+void CudaDropout::backward_train(const Tensor& dy, Tensor& dx) { apply(dy.data(), dx.data(), dy.num_elements()); }
+
+std::unique_ptr<Layer> make_cuda_dropout(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  const DropoutOptions parsed = DropoutOptions::read(options);
+  return std::make_unique<CudaDropout>(parsed, dropout_salt(options.path()), input_shape, backend,
+                                       cuda_context(backend));
 }
 
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_dropout(ConfigMap& options, const Shape& input_shape) {
-  const DropoutOptions parsed = DropoutOptions::read(options);
-  return std::make_unique<CudaDropout>(parsed, dropout_salt(options.path()), input_shape);
-}
+DPTRAIN_REGISTER_LAYER(dropout, cuda, make_cuda_dropout);
 
 }  // namespace dptrain

@@ -7,10 +7,10 @@
 #include <memory>
 #include <string>
 
-#include "layers/cuda/cuda_layers.h"
 #include "layers/layer_util.h"
+#include "layers/registry.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/cuda/cuda_check.h"
-#include "runtime/core/cuda/cuda_context.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -69,7 +69,8 @@ __global__ void max_pool_backward(const float* dy, const int* argmax, float* dx,
 // max_pool2d on the GPU.
 class CudaMaxPool2d final : public MaxPool2dLayer {
  public:
-  using MaxPool2dLayer::MaxPool2dLayer;
+  CudaMaxPool2d(const Pool2dOptions& options, const Shape& input_shape, CudaContext& cuda)
+      : MaxPool2dLayer(options, input_shape), cuda_(cuda) {}
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
@@ -81,6 +82,7 @@ class CudaMaxPool2d final : public MaxPool2dLayer {
             static_cast<int>(options_.padding)};
   }
 
+  CudaContext& cuda_;
   DeviceBuffer argmax_;     // (N, C, Ho, Wo) int32: index within the (H, W) plane of each window's maximum
   size_t argmax_batch_ = 0;  // N of the forward pass that filled argmax_
 };
@@ -91,8 +93,8 @@ void CudaMaxPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   auto* argmax = static_cast<int*>(argmax_.reserve(outputs * sizeof(int)));
   argmax_batch_ = n;
   if (outputs == 0) return;
-  max_pool_forward<<<grid_for(outputs), kBlockThreads, 0, CudaContext::current().stream()>>>(x.data(), y.data(),
-                                                                                            argmax, outputs, geometry());
+  max_pool_forward<<<grid_for(outputs), kBlockThreads, 0, cuda_.stream()>>>(x.data(), y.data(), argmax, outputs,
+                                                                            geometry());
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 
@@ -105,15 +107,17 @@ void CudaMaxPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy,
   }
   const size_t inputs = dx->num_elements();
   if (inputs == 0) return;
-  max_pool_backward<<<grid_for(inputs), kBlockThreads, 0, CudaContext::current().stream()>>>(
+  max_pool_backward<<<grid_for(inputs), kBlockThreads, 0, cuda_.stream()>>>(
       dy.data(), static_cast<const int*>(argmax_.get()), dx->data(), inputs, geometry());
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 
+std::unique_ptr<Layer> make_cuda_max_pool2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaMaxPool2d>(Pool2dOptions::read(options), input_shape, cuda_context(backend));
+}
+
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_max_pool2d(ConfigMap& options, const Shape& input_shape) {
-  return std::make_unique<CudaMaxPool2d>(Pool2dOptions::read(options), input_shape);
-}
+DPTRAIN_REGISTER_LAYER(max_pool2d, cuda, make_cuda_max_pool2d);
 
 }  // namespace dptrain

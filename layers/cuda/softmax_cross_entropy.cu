@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "layers/cuda/cuda_layers.h"
+#include "layers/registry.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/cuda/cuda_check.h"
-#include "runtime/core/cuda/cuda_context.h"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain {
@@ -49,11 +49,13 @@ __global__ void softmax_xent(const float* logits, const int32_t* labels, float* 
 // softmax_cross_entropy on the GPU. `labels` passed to loss() are device memory (N int32).
 class CudaSoftmaxCrossEntropy final : public SoftmaxCrossEntropyLayer {
  public:
-  using SoftmaxCrossEntropyLayer::SoftmaxCrossEntropyLayer;
+  CudaSoftmaxCrossEntropy(const Shape& input_shape, Backend& backend, CudaContext& cuda)
+      : SoftmaxCrossEntropyLayer(input_shape, backend), cuda_(cuda) {}
 
   LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) override;
 
  private:
+  CudaContext& cuda_;
   DeviceBuffer results_;                  // (N) SampleResult
   std::vector<SampleResult> host_results_;  // (N)
 };
@@ -64,7 +66,7 @@ LossStats CudaSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* lab
   LossStats stats;
   stats.count = n;
   if (n == 0) return stats;
-  cudaStream_t stream = CudaContext::current().stream();
+  cudaStream_t stream = cuda_.stream();
   auto* results = static_cast<SampleResult*>(results_.reserve(n * sizeof(SampleResult)));
   softmax_xent<<<grid_for(n), kBlockThreads, 0, stream>>>(logits.data(), labels, dlogits ? dlogits->data() : nullptr,
                                                           results, n, static_cast<int>(classes()), grad_scale);
@@ -84,10 +86,12 @@ LossStats CudaSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* lab
   return stats;
 }
 
+std::unique_ptr<Layer> make_cuda_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaSoftmaxCrossEntropy>(input_shape, backend, cuda_context(backend));
+}
+
 }  // namespace
 
-std::unique_ptr<Layer> make_cuda_softmax_cross_entropy(ConfigMap&, const Shape& input_shape) {
-  return std::make_unique<CudaSoftmaxCrossEntropy>(input_shape);
-}
+DPTRAIN_REGISTER_LAYER(softmax_cross_entropy, cuda, make_cuda_softmax_cross_entropy);
 
 }  // namespace dptrain

@@ -10,8 +10,6 @@
 #include <cstdlib>
 #include <string>
 
-#include "runtime/core/errors.h"
-
 namespace dptrain {
 
 namespace {
@@ -51,63 +49,27 @@ size_t local_rank_from_environment() {
   return 0;
 }
 
-size_t visible_gpu_count(std::string* why) {
-  DeviceRuntime* runtime = cuda_runtime();
-  if (!runtime) {
-    if (why) *why = "this build has only the cpu backend";
-    return 0;
-  }
-  return runtime->device_count(why);
-}
-
-DeviceKind resolve_device(const std::string& choice) {
-  if (choice == "cuda") return DeviceKind::CUDA;
-  if (choice == "auto") return visible_gpu_count() > 0 ? DeviceKind::CUDA : DeviceKind::CPU;
-  return DeviceKind::CPU;
-}
-
 Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, std::optional<size_t> local_rank,
                  Precision precision)
-    : device_(device),
-      configured_precision_(precision),
+    : configured_precision_(precision),
       num_threads_(num_threads ? num_threads : default_thread_count(workers_on_node)) {
-  if (device_ == DeviceKind::CPU && precision == Precision::Bf16) {
-    throw UsageError("precision bf16 runs on the GPU only: set precision: float32 for device cpu");
-  }
-  if (device_ == DeviceKind::CUDA) {
-    DeviceRuntime& runtime = require_cuda_runtime();
-    std::string why;
-    const size_t gpus = runtime.device_count(&why);
-    if (gpus == 0) {
-      throw UsageError("device 'cuda' was asked for but no CUDA device is visible (" + why +
-                       "): set device: auto or cpu, or run on a machine with a GPU");
-    }
-    const size_t rank = local_rank ? *local_rank : local_rank_from_environment();
-    if (workers_on_node > gpus || rank >= gpus) {
-      throw UsageError(std::to_string(std::max(workers_on_node, rank + 1)) + " workers on this node but only " +
-                       std::to_string(gpus) + " GPU" + (gpus == 1 ? "" : "s") +
-                       " visible: start at most one worker per GPU (mpirun --npernode " + std::to_string(gpus) +
-                       "), or set device: cpu");
-    }
-    bound_ = runtime.open(rank, precision);
-  }
+  BackendRequest request;
+  request.workers_on_node = workers_on_node;
+  request.local_rank = local_rank ? *local_rank : local_rank_from_environment();
+  request.precision = precision;
+  backend_ = open_backend(device, request);
   omp_set_num_threads(static_cast<int>(num_threads_));
   openblas_set_num_threads(static_cast<int>(num_threads_));
 }
 
 Context::~Context() = default;
 
-std::string Context::describe_device() const { return bound_ ? bound_->describe() : "cpu"; }
-
-Precision Context::precision() const { return bound_ ? bound_->precision() : Precision::Float32; }
-
 std::string Context::describe_precision() const {
   const Precision used = precision();
   std::string text = to_string(used);
   if (used == Precision::Bf16) text += " (float32 master weights)";
   if (used != configured_precision_) {
-    text += bound_ ? std::string(" (DPTRAIN_TF32 overrides the configured ") + to_string(configured_precision_) + ")"
-                   : std::string(" (") + to_string(configured_precision_) + " has no effect on the cpu)";
+    text += std::string(" (") + to_string(configured_precision_) + " has no effect on the " + backend_->name() + ")";
   }
   return text;
 }

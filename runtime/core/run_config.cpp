@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/core/context.h"
+#include "runtime/core/backend_registry.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {
@@ -79,7 +79,23 @@ RunConfig RunConfig::load(const std::string& path, const std::vector<std::string
   return parse(buffer.str(), path, overrides);
 }
 
-RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, const std::vector<std::string>& overrides) {
+const char* to_string(DeviceTransport transport) {
+  switch (transport) {
+    case DeviceTransport::Auto:
+      return "auto";
+    case DeviceTransport::Nccl:
+      return "nccl";
+    case DeviceTransport::Staging:
+      return "staging";
+  }
+  return "?";
+}
+
+namespace {
+
+// The YAML text with the overrides applied, as a mapping of sections; ConfigError otherwise.
+YAML::Node load_root(const std::string& yaml, const std::string& file, const std::vector<std::string>& overrides,
+                     ConfigSource& source) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
@@ -87,18 +103,13 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
     throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }
   if (!root.IsMap()) throw ConfigError(file + ": the config must be a mapping of sections (data, model, train, ...)");
+  source.file = file;
+  for (const auto& assignment : overrides) source.overridden.insert(apply_override(root, assignment, file));
+  return root;
+}
 
-  auto source = std::make_shared<ConfigSource>();
-  source->file = file;
-  for (const auto& assignment : overrides) source->overridden.insert(apply_override(root, assignment, file));
-
-  RunConfig cfg;
-  cfg.file = file;
-  YAML::Emitter emitter;
-  emitter << root;
-  cfg.text = emitter.c_str();
-
-  ConfigMap top(root, "", source);
+// name, seed, threads, device and precision.
+void read_top_level(ConfigMap& top, RunConfig& cfg) {
   cfg.name = top.get_string("name", "run");
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
   cfg.threads = top.get_size("threads", 0);
@@ -110,56 +121,93 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file, con
                               (device == "auto" ? " (auto: no GPU visible)" : "") +
                               ": set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
   }
+}
 
-  ConfigMap train = top.get_map("train");
-  cfg.train.batch_size = train.get_size("batch_size");
-  if (cfg.train.batch_size == 0) train.fail("batch_size", "must be at least 1");
-  cfg.train.epochs = train.get_size("epochs");
-  cfg.train.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
-  cfg.train.eval_batch_size = train.get_size("eval_batch_size", 1000);
-  if (cfg.train.eval_batch_size == 0) train.fail("eval_batch_size", "must be at least 1");
-  cfg.train.progress_seconds = train.get_double("progress_seconds", 10.0);
-  if (cfg.train.progress_seconds <= 0) train.fail("progress_seconds", "must be greater than 0");
+TrainSettings read_train(ConfigMap train) {
+  TrainSettings t;
+  t.batch_size = train.get_size("batch_size");
+  if (t.batch_size == 0) train.fail("batch_size", "must be at least 1");
+  t.epochs = train.get_size("epochs");
+  t.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
+  t.eval_batch_size = train.get_size("eval_batch_size", 1000);
+  if (t.eval_batch_size == 0) train.fail("eval_batch_size", "must be at least 1");
+  t.progress_seconds = train.get_double("progress_seconds", 10.0);
+  if (t.progress_seconds <= 0) train.fail("progress_seconds", "must be greater than 0");
   train.finish();
+  return t;
+}
 
-  ConfigMap comm = top.get_map("comm");
-  cfg.comm.bucket_mb = comm.get_double_checked("bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; },
-                                               "must be in (0, 4096] MiB");
-  cfg.comm.timeout_seconds = comm.get_double_checked("timeout_seconds", 300.0, [](double v) { return v > 0; },
-                                                     "must be greater than 0 seconds");
-  cfg.comm.heartbeat_seconds = comm.get_double_checked(
+CommSettings read_comm(ConfigMap comm) {
+  CommSettings c;
+  c.bucket_mb = comm.get_double_checked(
+      "bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; }, "must be in (0, 4096] MiB");
+  c.timeout_seconds = comm.get_double_checked(
+      "timeout_seconds", 300.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
+  c.heartbeat_seconds = comm.get_double_checked(
       "heartbeat_seconds", 10.0, [](double v) { return v == 0 || v >= 1; }, "must be 0 (off) or at least 1 second");
+  const std::string transport = comm.get_choice("device_transport", {"auto", "nccl", "staging"}, "auto");
+  for (DeviceTransport t : {DeviceTransport::Auto, DeviceTransport::Nccl, DeviceTransport::Staging}) {
+    if (transport == to_string(t)) c.device_transport = t;
+  }
   comm.finish();
+  return c;
+}
 
-  ConfigMap checkpoint = top.get_map("checkpoint");
-  cfg.checkpoint.dir = checkpoint.get_string("dir", "");
-  cfg.checkpoint.every_epochs = checkpoint.get_size("every_epochs", 1);
-  if (cfg.checkpoint.every_epochs == 0) checkpoint.fail("every_epochs", "must be at least 1");
-  cfg.checkpoint.keep = checkpoint.get_size("keep", 3);
-  if (cfg.checkpoint.keep == 0) checkpoint.fail("keep", "must be at least 1 (the newest checkpoint is always kept)");
-  cfg.checkpoint.every_minutes = checkpoint.get_double_checked(
+CheckpointSettings read_checkpoint(ConfigMap checkpoint) {
+  CheckpointSettings c;
+  c.dir = checkpoint.get_string("dir", "");
+  c.every_epochs = checkpoint.get_size("every_epochs", 1);
+  if (c.every_epochs == 0) checkpoint.fail("every_epochs", "must be at least 1");
+  c.keep = checkpoint.get_size("keep", 3);
+  if (c.keep == 0) checkpoint.fail("keep", "must be at least 1 (the newest checkpoint is always kept)");
+  c.every_minutes = checkpoint.get_double_checked(
       "every_minutes", 0.0, [](double v) { return v >= 0; }, "must be 0 (off) or a positive number of minutes");
   checkpoint.finish();
+  return c;
+}
 
-  ConfigMap elastic = top.get_map("elastic");
-  cfg.elastic.enabled = elastic.get_bool("enabled", false);
-  cfg.elastic.min_workers = elastic.get_size("min_workers", 1);
-  if (cfg.elastic.min_workers == 0) elastic.fail("min_workers", "must be at least 1");
-  cfg.elastic.max_workers = elastic.get_size("max_workers", 0);
-  if (cfg.elastic.max_workers != 0 && cfg.elastic.max_workers < cfg.elastic.min_workers) {
-    elastic.fail("max_workers", "must be 0 (no limit) or at least min_workers (" +
-                                    std::to_string(cfg.elastic.min_workers) + ")");
+// The `elastic:` section; its run_dir defaults to the checkpoint folder, which it needs.
+ElasticSettings read_elastic(ConfigMap elastic, const CheckpointSettings& checkpoint) {
+  ElasticSettings e;
+  e.enabled = elastic.get_bool("enabled", false);
+  e.min_workers = elastic.get_size("min_workers", 1);
+  if (e.min_workers == 0) elastic.fail("min_workers", "must be at least 1");
+  e.max_workers = elastic.get_size("max_workers", 0);
+  if (e.max_workers != 0 && e.max_workers < e.min_workers) {
+    elastic.fail("max_workers", "must be 0 (no limit) or at least min_workers (" + std::to_string(e.min_workers) + ")");
   }
-  cfg.elastic.run_dir = elastic.get_string("run_dir", cfg.checkpoint.dir);
-  cfg.elastic.wait_seconds = elastic.get_double_checked("wait_seconds", 300.0, [](double v) { return v >= 0; },
-                                                        "must be 0 or more seconds");
-  cfg.elastic.handover_seconds = elastic.get_double_checked(
+  e.run_dir = elastic.get_string("run_dir", checkpoint.dir);
+  e.wait_seconds = elastic.get_double_checked(
+      "wait_seconds", 300.0, [](double v) { return v >= 0; }, "must be 0 or more seconds");
+  e.handover_seconds = elastic.get_double_checked(
       "handover_seconds", 60.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
-  if (cfg.elastic.enabled && cfg.checkpoint.dir.empty()) {
+  if (e.enabled && checkpoint.dir.empty()) {
     elastic.fail("enabled", "an elastic job needs checkpoint.dir (joiners and restarts continue from checkpoints): "
                             "set checkpoint.dir");
   }
   elastic.finish();
+  return e;
+}
+
+}  // namespace
+
+RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
+                           const std::vector<std::string>& overrides) {
+  auto source = std::make_shared<ConfigSource>();
+  YAML::Node root = load_root(yaml, file, overrides, *source);
+
+  RunConfig cfg;
+  cfg.file = file;
+  YAML::Emitter emitter;
+  emitter << root;
+  cfg.text = emitter.c_str();
+
+  ConfigMap top(root, "", source);
+  read_top_level(top, cfg);
+  cfg.train = read_train(top.get_map("train"));
+  cfg.comm = read_comm(top.get_map("comm"));
+  cfg.checkpoint = read_checkpoint(top.get_map("checkpoint"));
+  cfg.elastic = read_elastic(top.get_map("elastic"), cfg.checkpoint);
 
   cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
   cfg.model = top.get_map_list("model");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/core/config_map.h"
-#include "runtime/core/device.h"
+#include "runtime/core/precision.h"
 #include "runtime/core/tensor.h"
 
 namespace dptrain {
@@ -26,11 +26,22 @@ struct TrainSettings {
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
 };
 
+// How gradients in device memory are all-reduced (`comm.device_transport`).
+enum class DeviceTransport {
+  Auto,     // the backend's direct transport (NCCL for cuda) with several workers, else staging
+  Nccl,     // NCCL; an error where the build has no NCCL transport for the backend
+  Staging,  // device -> host -> the host communicator (MPI) -> device
+};
+
+// "auto", "nccl" or "staging", as the config spells it.
+const char* to_string(DeviceTransport transport);
+
 // The `comm:` section: how workers exchange gradients.
 struct CommSettings {
   double bucket_mb = 1.0;           // gradient all-reduce bucket size, MiB
   double timeout_seconds = 300;     // longest wait on another worker before giving up with a message
   double heartbeat_seconds = 10;    // a worker silent this long counts as lost (killed, node down); 0: no heartbeats
+  DeviceTransport device_transport = DeviceTransport::Auto;  // for gradients on a GPU; no effect on the CPU
 };
 
 // The `checkpoint:` section: where and how often rank 0 saves the training state.

@@ -5,7 +5,7 @@
 #include <new>
 #include <sstream>
 
-#include "runtime/core/device.h"
+#include "runtime/core/backend.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {
@@ -41,41 +41,40 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::n
   std::fill(data_, data_ + num_elements_, 0.0f);
 }
 
-Tensor::Tensor(Shape shape, DeviceKind device) {
-  if (device == DeviceKind::CPU) {
-    *this = Tensor(std::move(shape));
-    return;
-  }
-  DeviceRuntime& runtime = require_cuda_runtime();
-  shape_ = std::move(shape);
-  num_elements_ = dptrain::num_elements(shape_);
-  device_ = device;
-  void* p = runtime.allocate(std::max<size_t>(64, num_elements_ * sizeof(float)));
-  storage_.reset(static_cast<float*>(p), [&runtime](float* q) { runtime.release(q); });
+Tensor::Tensor(Shape shape, Backend& backend)
+    : shape_(std::move(shape)),
+      num_elements_(dptrain::num_elements(shape_)),
+      device_(backend.device()),
+      backend_(&backend) {
+  void* p = backend.allocate(std::max<size_t>(64, num_elements_ * sizeof(float)));
+  storage_.reset(static_cast<float*>(p), [&backend](float* q) { backend.release(q); });
   data_ = storage_.get();
-  runtime.fill(data_, num_elements_, 0.0f);
+  backend.fill(data_, num_elements_, 0.0f);
 }
 
-Tensor Tensor::pinned(Shape shape) {
-  DeviceRuntime* runtime = cuda_runtime();
-  if (!runtime || runtime->device_count() == 0) return Tensor(std::move(shape));
+Tensor Tensor::pinned(Shape shape, Backend& backend) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.num_elements_ = dptrain::num_elements(t.shape_);
-  const size_t bytes = std::max<size_t>(64, t.num_elements_ * sizeof(float));
-  void* p = runtime->allocate_pinned(bytes);
-  t.storage_.reset(static_cast<float*>(p), [runtime](float* q) { runtime->release_pinned(q); });
+  void* p = backend.allocate_pinned(std::max<size_t>(64, t.num_elements_ * sizeof(float)));
+  t.storage_.reset(static_cast<float*>(p), [&backend](float* q) { backend.release_pinned(q); });
   t.data_ = t.storage_.get();
   std::fill(t.data_, t.data_ + t.num_elements_, 0.0f);
   return t;
 }
 
-Tensor Tensor::view(float* data, Shape shape, DeviceKind device) {
+Tensor Tensor::view(float* data, Shape shape) {
   Tensor t;
   t.data_ = data;
   t.shape_ = std::move(shape);
   t.num_elements_ = dptrain::num_elements(t.shape_);
-  t.device_ = device;
+  return t;
+}
+
+Tensor Tensor::view(float* data, Shape shape, Backend& backend) {
+  Tensor t = view(data, std::move(shape));
+  t.device_ = backend.device();
+  t.backend_ = &backend;
   return t;
 }
 
@@ -106,15 +105,21 @@ Tensor Tensor::leading(size_t n) const {
 }
 
 void Tensor::fill(float value) {
-  if (device_ == DeviceKind::CPU) {
+  if (backend_) {
+    backend_->fill(data_, num_elements_, value);
+  } else {
     std::fill(data_, data_ + num_elements_, value);
-  } else if (num_elements_ > 0) {
-    require_cuda_runtime().fill(data_, num_elements_, value);
   }
 }
 
-Tensor Tensor::to(DeviceKind device) const {
-  Tensor t(shape_, device);
+Tensor Tensor::to(Backend& backend) const {
+  Tensor t(shape_, backend);
+  t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::to_host() const {
+  Tensor t(shape_);
   t.copy_from(*this);
   return t;
 }
@@ -126,14 +131,15 @@ void Tensor::copy_from(const Tensor& from) {
   }
   const size_t bytes = size_bytes();
   if (bytes == 0 || from.data() == data_) return;
-  if (device_ == DeviceKind::CPU && from.device() == DeviceKind::CPU) {
+  // Device memory always has its backend (see the constructors and view).
+  if (device_ == DeviceKind::CPU && from.device_ == DeviceKind::CPU) {
     std::copy(from.data(), from.data() + num_elements_, data_);
   } else if (device_ == DeviceKind::CPU) {
-    require_cuda_runtime().copy_to_host(data_, from.data(), bytes);
-  } else if (from.device() == DeviceKind::CPU) {
-    require_cuda_runtime().copy_to_device(data_, from.data(), bytes);
+    from.backend_->copy_to_host(data_, from.data(), bytes);
+  } else if (from.device_ == DeviceKind::CPU) {
+    backend_->copy_to_device(data_, from.data(), bytes);
   } else {
-    require_cuda_runtime().copy_on_device(data_, from.data(), bytes);
+    backend_->copy_on_device(data_, from.data(), bytes);
   }
 }
 

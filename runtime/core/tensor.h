@@ -24,21 +24,26 @@ enum class DeviceKind { CPU, CUDA };
 
 const char* to_string(DeviceKind device);
 
+class Backend;
+
 // A dense, contiguous, row-major tensor. Copies share memory (like a shared_ptr); views created
-// with `view` do not own what they point to and must not outlive it.
+// with `view` do not own what they point to and must not outlive it. Memory of a backend (device
+// memory, or host memory the CPU backend allocated) is reached through that backend, which the
+// tensor must not outlive.
 class Tensor {
  public:
   Tensor() = default;
   // Allocates zero-filled, 64-byte aligned host memory for `shape`.
   explicit Tensor(Shape shape);
-  // Allocates zero-filled memory for `shape` on `device` (the bound GPU for DeviceKind::CUDA;
-  // UsageError when this build has no such backend).
-  Tensor(Shape shape, DeviceKind device);
-  // Zero-filled host memory that is page-locked when a GPU is usable (for overlapped copies),
-  // ordinary host memory otherwise.
-  static Tensor pinned(Shape shape);
-  // A non-owning view of `data` with `shape`.
-  static Tensor view(float* data, Shape shape, DeviceKind device = DeviceKind::CPU);
+  // Allocates zero-filled memory for `shape` through `backend` (on backend.device()).
+  Tensor(Shape shape, Backend& backend);
+  // Zero-filled host memory from backend.allocate_pinned: page-locked where the backend is a GPU,
+  // so that copies to and from it overlap computation.
+  static Tensor pinned(Shape shape, Backend& backend);
+  // A non-owning view of host memory at `data` with `shape`.
+  static Tensor view(float* data, Shape shape);
+  // A non-owning view of `backend`'s memory at `data` with `shape`.
+  static Tensor view(float* data, Shape shape, Backend& backend);
 
   float* data() { return data_; }
   const float* data() const { return data_; }
@@ -49,6 +54,8 @@ class Tensor {
   size_t size_bytes() const { return num_elements_ * sizeof(float); }
   DType dtype() const { return DType::Float32; }
   DeviceKind device() const { return device_; }
+  // The backend whose memory this is; null for host memory of no backend.
+  Backend* backend() const { return backend_; }
   bool empty() const { return data_ == nullptr; }
 
   // A view of the same memory with another shape of the same element count.
@@ -59,9 +66,12 @@ class Tensor {
   void fill(float value);
   void zero() { fill(0.0f); }
 
-  // A new tensor on `device` holding a copy of this one.
-  Tensor to(DeviceKind device) const;
-  // Copies `from` (same element count, any device) into this tensor's memory.
+  // A new tensor in `backend`'s memory holding a copy of this one.
+  Tensor to(Backend& backend) const;
+  // A new host tensor holding a copy of this one.
+  Tensor to_host() const;
+  // Copies `from` (same element count, any device) into this tensor's memory, through the backend
+  // of whichever side is device memory.
   void copy_from(const Tensor& from);
 
  private:
@@ -70,6 +80,7 @@ class Tensor {
   Shape shape_;
   size_t num_elements_ = 0;
   DeviceKind device_ = DeviceKind::CPU;
+  Backend* backend_ = nullptr;
 };
 
 }  // namespace dptrain

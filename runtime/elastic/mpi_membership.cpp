@@ -89,7 +89,7 @@ MPI_Comm connect_and_merge(MPI_Comm comm, const std::string& port) {
     MPI_Error_string(code, text, &length);
     throw CommError(mpi_where() + ": cannot connect to the running job's port " + port + " (" + text +
                     "): start the job's mpirun and this one with the same `--ompi-server file:RUN_DIR/ompi-server.uri` "
-                    "(dptrain launch does this for the job; see the README's \"Elastic training\")");
+                    "(dptrain launch does this for the job; see docs/workers-and-elastic.md)");
   }
   DPTRAIN_MPI_CHECK(MPI_Comm_set_errhandler(inter, MPI_ERRORS_RETURN));
   return merge(inter, true);

@@ -16,13 +16,13 @@ constexpr size_t kAlignFloats = 16;  // each parameter starts on a 64-byte bound
 
 }  // namespace
 
-Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, DeviceKind device, uint64_t seed)
-    : input_shape_(input_shape), device_(device) {
+Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed)
+    : input_shape_(input_shape), backend_(backend) {
   const LayerRegistry& registry = LayerRegistry::builtin();
   Shape shape = input_shape;
   for (size_t i = 0; i < layer_configs.size(); ++i) {
     ConfigMap& options = layer_configs[i];
-    layers_.push_back(registry.create(options, shape, device));
+    layers_.push_back(registry.create(options, shape, backend_));
     const bool is_loss = dynamic_cast<LossLayer*>(layers_.back().get()) != nullptr;
     const bool is_last = i + 1 == layer_configs.size();
     if (is_loss && !is_last) options.fail("type", "a loss layer must be the last layer of the model");
@@ -47,24 +47,28 @@ Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, De
     }
     layer_ranges_.emplace_back(begin, offset);
   }
-  params_ = Tensor({std::max<size_t>(offset, 1)}, device);
-  grads_ = Tensor({std::max<size_t>(offset, 1)}, device);
+  params_ = Tensor({std::max<size_t>(offset, 1)}, backend_);
+  grads_ = Tensor({std::max<size_t>(offset, 1)}, backend_);
 
   // Views of the flat buffers `p` and `g` for every layer, in parameters() order.
   auto bind_all = [this](Tensor& p, Tensor& g) {
+    auto view = [](Tensor& flat, size_t offset, const Shape& shape) {
+      float* at = flat.data() + offset;
+      return flat.backend() ? Tensor::view(at, shape, *flat.backend()) : Tensor::view(at, shape);
+    };
     size_t e = 0;
     for (size_t i = 0; i < layers_.size(); ++i) {
       std::vector<Tensor> pv, gv;
       for (const auto& spec : layers_[i]->parameters()) {
-        pv.push_back(Tensor::view(p.data() + entries_[e].offset, spec.shape, p.device()));
-        gv.push_back(Tensor::view(g.data() + entries_[e].offset, spec.shape, g.device()));
+        pv.push_back(view(p, entries_[e].offset, spec.shape));
+        gv.push_back(view(g, entries_[e].offset, spec.shape));
         ++e;
       }
       layers_[i]->bind(std::move(pv), std::move(gv));
     }
   };
   // Initial values are drawn on the host (into host buffers for a device model), then moved.
-  const bool on_host = device == DeviceKind::CPU;
+  const bool on_host = device() == DeviceKind::CPU;
   Tensor init_params = on_host ? params_ : Tensor({params_.num_elements()});
   Tensor init_grads = on_host ? grads_ : Tensor({grads_.num_elements()});
   bind_all(init_params, init_grads);
@@ -92,13 +96,13 @@ void Model::reserve(size_t batch) {
   const Shape input = batch_shape(batch, input_shape_);
   activations_.emplace_back();
   for (const auto& layer : layers_) {
-    activations_.emplace_back(batch_shape(batch, layer->output_shape()), device_);
+    activations_.emplace_back(batch_shape(batch, layer->output_shape()), backend_);
     largest = std::max(largest, activations_.back().num_elements());
   }
   largest = std::max(largest, num_elements(input));
-  grad_a_ = Tensor({largest}, device_);
-  grad_b_ = Tensor({largest}, device_);
-  if (device_ != DeviceKind::CPU) stager_ = require_cuda_runtime().make_stager(num_elements(input), batch);
+  grad_a_ = Tensor({largest}, backend_);
+  grad_b_ = Tensor({largest}, backend_);
+  stager_ = backend_.make_stager(num_elements(input), batch);
   capacity_ = batch;
 }
 
@@ -107,24 +111,20 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   if (x.rank() != input_shape_.size() + 1 || Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_) {
     throw ShapeError("model expects input (N, " + to_string(input_shape_).substr(1) + ", got " + to_string(x.shape()));
   }
-  if (device_ == DeviceKind::CPU && x.device() != DeviceKind::CPU) {
+  const bool input_in_place = x.device() == device();
+  if (!input_in_place && device() == DeviceKind::CPU) {
     throw ShapeError(std::string("a cpu model cannot take input on ") + to_string(x.device()) +
-                     " (copy it to the host with Tensor::to)");
+                     " (copy it to the host with Tensor::to_host)");
   }
   const size_t n = x.dim(0);
   reserve(n);
-  // Layer i reads acts[i] and writes acts[i + 1]; the model input is used in place.
+  // Layer i reads acts[i] and writes acts[i + 1]. An input where the layers compute is used in
+  // place; the stager brings the labels (and a host input for a GPU model) there.
+  const DeviceBatch batch = stager_->upload(x.data(), input_in_place ? 0 : x.num_elements(), labels, n);
+  labels = batch.labels;
   std::vector<Tensor> acts;
   acts.reserve(activations_.size());
-  if (device_ == DeviceKind::CPU || x.device() == device_) {
-    acts.push_back(x);
-  }
-  if (device_ != DeviceKind::CPU) {
-    const bool host_input = x.device() == DeviceKind::CPU;
-    const DeviceBatch batch = stager_->upload(x.data(), host_input ? x.num_elements() : 0, labels, n);
-    if (host_input) acts.push_back(Tensor::view(const_cast<float*>(batch.inputs), x.shape(), device_));
-    labels = batch.labels;
-  }
+  acts.push_back(input_in_place ? x : Tensor::view(const_cast<float*>(batch.inputs), x.shape(), backend_));
   for (size_t i = 1; i < activations_.size(); ++i) acts.push_back(activations_[i].leading(n));
 
   const size_t last = layers_.size() - 1;
@@ -138,7 +138,7 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   auto& loss_layer = static_cast<LossLayer&>(*layers_[last]);
   if (info.mode == Mode::Eval) return loss_layer.loss(acts[last], labels, nullptr, grad_scale);
 
-  Tensor dy = Tensor::view(grad_a_.data(), acts[last].shape(), device_);
+  Tensor dy = Tensor::view(grad_a_.data(), acts[last].shape(), backend_);
   LossStats stats = loss_layer.loss(acts[last], labels, &dy, grad_scale);
   forward.end();
   TimelineSpan backward(timeline_, "backward", "compute");
@@ -148,7 +148,7 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   Tensor* spare = &grad_b_;
   for (size_t i = last; i-- > 0;) {
     Tensor dx;
-    if (i > 0) dx = Tensor::view(spare->data(), acts[i].shape(), device_);
+    if (i > 0) dx = Tensor::view(spare->data(), acts[i].shape(), backend_);
     {
       TimelineSpan span(timeline_, layers_[i]->type(), "layer");
       span.arg("layer", static_cast<double>(i));

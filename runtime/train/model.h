@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "layers/layer.h"
+#include "runtime/core/backend.h"
 #include "runtime/core/config_map.h"
-#include "runtime/core/device.h"
 #include "runtime/core/tensor.h"
 
 namespace dptrain {
@@ -30,11 +30,12 @@ using GradsReady = std::function<void(size_t begin, size_t end)>;
 // A sequential stack of layers ending in a loss layer.
 class Model {
  public:
-  // Builds every layer from its config (each checked with finish()), lays the parameters out in
-  // one flat buffer, and initialises them from `seed`. The last layer must be a loss layer.
-  // On DeviceKind::CUDA (a Context for cuda must exist) the buffers and activations are device
-  // memory; the initial values are drawn on the host, so they are the same on every device.
-  Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, DeviceKind device, uint64_t seed);
+  // Builds every layer from its config (each checked with finish()) for `backend`, lays the
+  // parameters out in one flat buffer, and initialises them from `seed`. The last layer must be a
+  // loss layer. The buffers and activations are `backend`'s memory (device memory on a GPU); the
+  // initial values are drawn on the host, so they are the same on every backend. The model must
+  // not outlive `backend`.
+  Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed);
   ~Model();
 
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
@@ -44,19 +45,21 @@ class Model {
   // Parameter count, excluding alignment padding in the flat buffer.
   size_t num_parameters() const { return num_parameters_; }
 
-  // Where parameters(), gradients() and the activations live.
-  DeviceKind device() const { return device_; }
+  // The backend the layers run on, and where parameters(), gradients() and the activations live.
+  Backend& backend() const { return backend_; }
+  DeviceKind device() const { return backend_.device(); }
   Tensor& parameters() { return params_; }   // (flat), on device()
   Tensor& gradients() { return grads_; }     // (flat), same layout, on device()
   // A host copy of parameters(), for checkpoints and broadcasts.
-  Tensor host_parameters() const { return params_.to(DeviceKind::CPU); }
+  Tensor host_parameters() const { return params_.to_host(); }
   // Replaces parameters() with `flat` (any device, parameters().num_elements() floats).
   void load_parameters(const Tensor& flat) { params_.copy_from(flat); }
 
-  // Forward pass over x (N, ...input_shape); then the loss against `labels` (N, host memory). On
-  // a GPU, a host x is staged through pinned memory and copied on the copy stream (a device x is
-  // used in place); layer work is queued on the compute stream, and step returns once the loss is
-  // known, with the backward pass possibly still running on the device. In
+  // Forward pass over x (N, ...input_shape); then the loss against `labels` (N, host memory). The
+  // backend's stager brings x and the labels where the layers compute: on a GPU a host x is staged
+  // through pinned memory and copied on the copy stream (a device x is used in place); layer work
+  // is queued on the compute stream, and step returns once the loss is known, with the backward
+  // pass possibly still running on the device. In
   // Mode::Train also the backward pass, leaving gradient of grad_scale * (sum of losses) in
   // gradients(), calling `ready` as each layer's gradients are final (last layer first).
   LossStats step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
@@ -78,8 +81,8 @@ class Model {
   size_t num_parameters_ = 0;
   Tensor params_, grads_;
 
-  DeviceKind device_;
-  std::unique_ptr<BatchStager> stager_;  // device models only: host batches to the device
+  Backend& backend_;
+  std::unique_ptr<BatchStager> stager_;  // host batches to where the layers compute
   size_t capacity_ = 0;
   std::vector<Tensor> activations_;  // activations_[i] is the input of layer i; the last is the logits
   Tensor grad_a_, grad_b_;           // backward ping-pong buffers, each the largest activation

@@ -88,7 +88,7 @@ void capture_optimizer(Optimizer& optimizer, const std::vector<ParamEntry>& entr
   state.optimizer_steps = optimizer.steps();
   state.optimizer_state.clear();
   for (const auto& [name, tensor] : optimizer.state()) {
-    const Tensor host = tensor->device() == DeviceKind::CPU ? *tensor : tensor->to(DeviceKind::CPU);
+    const Tensor host = tensor->device() == DeviceKind::CPU ? *tensor : tensor->to_host();
     state.optimizer_state.push_back({name, tensors_from_flat(entries, host)});
   }
 }
@@ -120,7 +120,7 @@ void restore_optimizer(const CheckpointState& state, const std::vector<ParamEntr
   std::vector<std::vector<const CheckpointTensor*>> matched;
   for (size_t i = 0; i < targets.size(); ++i) {
     const Tensor& target = *targets[i].second;
-    hosts.push_back(target.device() == DeviceKind::CPU ? target : target.to(DeviceKind::CPU));
+    hosts.push_back(target.device() == DeviceKind::CPU ? target : target.to_host());
     matched.push_back(match_tensors(saved[i].second->tensors, entries, hosts[i],
                                     "optimizer state '" + targets[i].first + "' of parameter", source));
   }

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/core/backend.h"
 #include "runtime/core/config_map.h"
 #include "runtime/core/tensor.h"
 
@@ -39,8 +40,9 @@ class Optimizer {
   // One line for logs, e.g. "sgd (lr 0.1, momentum 0.9, nesterov, weight_decay 0.0005)".
   virtual std::string describe() const = 0;
   // grads are already the mean over the global batch; `lr` comes from the schedule (finite, >= 0).
-  // Both buffers have num_parameters() elements and live on device() (ShapeError otherwise); on a
-  // GPU the update is a kernel queued on the compute stream. Applies one update and advances steps().
+  // Both buffers have num_parameters() elements and live on device() (ShapeError otherwise). The
+  // update is the backend's (a kernel queued on the compute stream on a GPU). Applies one update
+  // and advances steps().
   virtual void step(Tensor& params, const Tensor& grads, float lr) = 0;
   // Named state tensors, flat and of num_parameters() elements, for checkpoints and broadcasts:
   // sgd with momentum {"momentum"}, plain sgd none, adam/adamw {"exp_avg", "exp_avg_sq"}.
@@ -48,7 +50,7 @@ class Optimizer {
   virtual std::vector<std::pair<std::string, Tensor*>> state() = 0;
 
   // Where the parameters, gradients and state tensors live.
-  DeviceKind device() const { return device_; }
+  DeviceKind device() const { return backend_.device(); }
 
   // The configured optimizer.lr, which the LrSchedule scales.
   double base_lr() const { return base_lr_; }
@@ -59,23 +61,23 @@ class Optimizer {
   void set_steps(uint64_t steps) { steps_ = steps; }
 
  protected:
-  Optimizer(double base_lr, size_t num_parameters, DeviceKind device)
-      : device_(device), base_lr_(base_lr), num_parameters_(num_parameters) {}
+  Optimizer(double base_lr, size_t num_parameters, Backend& backend)
+      : backend_(backend), base_lr_(base_lr), num_parameters_(num_parameters) {}
   // Throws ShapeError unless both buffers are device() tensors of num_parameters() elements,
   // and Error unless lr is finite and >= 0.
   void check_step(const Tensor& params, const Tensor& grads, float lr) const;
 
   uint64_t steps_ = 0;
-  DeviceKind device_;
+  Backend& backend_;  // holds the state tensors and applies the updates
 
  private:
   double base_lr_;
   size_t num_parameters_;
 };
 
-// Reads the `optimizer:` mapping (the caller calls finish()) and builds the optimizer with
-// zeroed state on `device` for a model of `num_parameters` parameters. Errors are ConfigError naming the key.
-std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters,
-                                          DeviceKind device = DeviceKind::CPU);
+// Reads the `optimizer:` mapping (the caller calls finish()) and builds the optimizer for a model
+// of `num_parameters` parameters on `backend` (the model's), with zeroed state in its memory.
+// Errors are ConfigError naming the key. The optimizer must not outlive `backend`.
+std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters, Backend& backend);
 
 }  // namespace dptrain

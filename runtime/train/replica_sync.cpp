@@ -89,7 +89,7 @@ void ReplicaSync::broadcast_from_root(Communicator& comm, Tensor& tensor) {
     comm.broadcast(tensor.data(), tensor.size_bytes(), 0, deadline_);
     return;
   }
-  Tensor host = tensor.to(DeviceKind::CPU);
+  Tensor host = tensor.to_host();
   comm.broadcast(host.data(), host.size_bytes(), 0, deadline_);
   tensor.copy_from(host);
 }

@@ -65,13 +65,13 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
       stop_vote_(options_.stop_signal, deadline_) {
   data_ = make_datasets(*config_.data, config_.seed);
   config_.data->finish();
-  model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.device(), config_.seed);
+  model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.backend(), config_.seed);
   if (model_->num_classes() < data_.train->num_classes()) {
     config_.model.back().fail("type", "the model ends in " + std::to_string(model_->num_classes()) +
                                           " outputs but the data has " + std::to_string(data_.train->num_classes()) +
                                           " classes");
   }
-  optimizer_ = make_optimizer(*config_.optimizer, model_->parameters().num_elements(), model_->device());
+  optimizer_ = make_optimizer(*config_.optimizer, model_->parameters().num_elements(), model_->backend());
   config_.optimizer->finish();
   steps_per_epoch_ = EpochPlan(data_.train->size(), config_.train.batch_size, config_.seed, 0,
                                config_.train.drop_last, Shuffle::Yes)
@@ -99,7 +99,7 @@ void Trainer::replace_communicator(Communicator& comm) {
   comm_ = &comm;
   report_.set_rank(comm.rank());
   Tensor& grads = model_->gradients();
-  device_comm_ = make_device_communicator(*comm_, model_->device(), deadline_);
+  device_comm_ = make_device_communicator(*comm_, model_->backend(), deadline_, config_.comm.device_transport);
   reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, grads.data(),
                                                grads.num_elements(),
                                                static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);

@@ -1,8 +1,12 @@
-// Bucket layout of the gradient all-reduce, and the reducer on a single worker.
+// Bucket layout of the gradient all-reduce, and the reducer on a single worker and over a bare
+// AllReducer.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <utility>
 #include <vector>
 
+#include "comm/all_reducer.h"
 #include "comm/communicator.h"
 #include "comm/reducer.h"
 
@@ -43,6 +47,57 @@ TEST(GradientReducer, OneWorkerLeavesGradientsAsTheyAre) {
   reducer.finish();
   EXPECT_EQ(grads, (std::vector<float>{1, 2, 3, 4}));
   EXPECT_EQ(reducer.exposed_seconds(), 0.0);
+}
+
+// An AllReducer of `workers` identical workers: a sum multiplies by the worker count once the
+// request is waited for; it records every bucket it was asked to sum.
+class ScalingAllReducer final : public AllReducer {
+ public:
+  explicit ScalingAllReducer(size_t workers) : workers_(workers) {}
+  size_t size() const override { return workers_; }
+  std::unique_ptr<CommRequest> all_reduce_sum_async(float* data, size_t count) override {
+    started.emplace_back(data, count);
+    return std::make_unique<Request>(data, count, static_cast<float>(workers_));
+  }
+
+  std::vector<std::pair<float*, size_t>> started;  // (data, count) of each sum, in order
+
+ private:
+  // Scales its buffer when waited for (or tested) the first time.
+  class Request final : public CommRequest {
+   public:
+    Request(float* data, size_t count, float factor) : data_(data), count_(count), factor_(factor) {}
+    bool test() override {
+      if (!done_) {
+        for (size_t i = 0; i < count_; ++i) data_[i] *= factor_;
+        done_ = true;
+      }
+      return true;
+    }
+    void wait(Deadline) override { test(); }
+
+   private:
+    float* data_;
+    size_t count_;
+    float factor_;
+    bool done_ = false;
+  };
+
+  size_t workers_;
+};
+
+TEST(GradientReducer, NeedsOnlyAnAllReducerAndSumsEveryBucketOnce) {
+  ScalingAllReducer sums(3);
+  std::vector<float> grads(100, 1.0f);
+  GradientReducer reducer(sums, grads.data(), grads.size(), 32 * sizeof(float), std::chrono::seconds(1));
+  reducer.begin_step();
+  reducer.ready(60, 100);  // the last bucket, [80, 100), is complete; [48, 80) not yet
+  ASSERT_EQ(sums.started.size(), 1u);
+  EXPECT_EQ(sums.started[0].first, grads.data() + 80);
+  EXPECT_EQ(sums.started[0].second, 20u);
+  reducer.finish();
+  ASSERT_EQ(sums.started.size(), reducer.buckets().size());
+  for (size_t i = 0; i < grads.size(); ++i) ASSERT_EQ(grads[i], 3.0f) << i;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "runtime/core/config_map.h"
 #include "runtime/core/context.h"
+#include "runtime/core/cpu_backend.h"
 #include "runtime/core/rng.h"
 #include "runtime/core/tensor.h"
 
@@ -22,9 +23,18 @@ inline std::string no_gpu_reason() {
   return visible_gpu_count(&why) > 0 ? std::string() : why;
 }
 
-// Base of the tests that need a GPU: creates the process's CUDA Context once, and skips every
+// Base of the tests that need a GPU: creates one CUDA Context for all of them, and skips every
 // test with "no CUDA device visible: <reason>" where there is none.
 class GpuTest : public ::testing::Test {
+ public:
+  // The shared context's CUDA backend (only once SetUp did not skip).
+  static Backend& gpu() { return context()->backend(); }
+  // The CPU backend, the oracle.
+  static Backend& cpu() {
+    static CpuBackend backend;
+    return backend;
+  }
+
  protected:
   static void SetUpTestSuite() {
     if (!context() && no_gpu_reason().empty()) context() = std::make_unique<Context>(DeviceKind::CUDA, 1, 1, 0);
@@ -51,7 +61,7 @@ inline Tensor random_host(const Shape& shape, uint64_t key) {
 // |a - e| <= rel_tol * max(scale, |e|), where scale is the largest |e| times 1e-2 (so that
 // values near zero are compared against the tensor's magnitude). Names the first mismatches.
 inline void expect_close(const Tensor& actual, const Tensor& expected, double rel_tol, const std::string& what) {
-  const Tensor got = actual.to(DeviceKind::CPU);
+  const Tensor got = actual.to_host();
   ASSERT_EQ(got.num_elements(), expected.num_elements()) << what;
   double largest = 0;
   for (size_t i = 0; i < expected.num_elements(); ++i) largest = std::max(largest, std::fabs(double{expected.data()[i]}));

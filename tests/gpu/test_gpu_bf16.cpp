@@ -10,7 +10,7 @@
 
 #include "layers/registry.h"
 #include "runtime/core/config_map.h"
-#include "runtime/core/cuda/cuda_context.h"
+#include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/train/model.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -24,7 +24,7 @@ enum class Rounding { MustShow, Any };
 // `tolerance` times the oracle's norm, and every element within 3 * tolerance * max(|e|, rms(e)).
 void expect_bf16_close(const Tensor& actual, const Tensor& expected, double tolerance, Rounding rounding,
                        const std::string& what) {
-  const Tensor got = actual.to(DeviceKind::CPU);
+  const Tensor got = actual.to_host();
   ASSERT_EQ(got.num_elements(), expected.num_elements()) << what;
   double sum_e2 = 0, sum_d2 = 0;
   for (size_t i = 0; i < expected.num_elements(); ++i) {
@@ -55,11 +55,11 @@ class GpuBf16Test : public GpuTest {
   void SetUp() override {
     GpuTest::SetUp();
     if (IsSkipped()) return;
-    previous_ = CudaContext::current().precision();
-    CudaContext::current().set_precision(Precision::Bf16);
+    previous_ = cuda_context(gpu()).precision();
+    cuda_context(gpu()).set_precision(Precision::Bf16);
   }
   void TearDown() override {
-    if (CudaContext* cuda = CudaContext::current_or_null()) cuda->set_precision(previous_);
+    if (!IsSkipped()) cuda_context(gpu()).set_precision(previous_);
   }
 
  private:
@@ -83,8 +83,8 @@ struct LayerPair {
 
   LayerPair(const std::string& yaml, const Shape& input) {
     ConfigMap cpu_options = ConfigMap::parse(yaml), gpu_options = ConfigMap::parse(yaml);
-    cpu = LayerRegistry::builtin().create(cpu_options, input, DeviceKind::CPU);
-    gpu = LayerRegistry::builtin().create(gpu_options, input, DeviceKind::CUDA);
+    cpu = LayerRegistry::builtin().create(cpu_options, input, GpuTest::cpu());
+    gpu = LayerRegistry::builtin().create(gpu_options, input, GpuTest::gpu());
     for (const auto& spec : cpu->parameters()) {
       cpu_params.emplace_back(spec.shape);
       cpu_grads.emplace_back(spec.shape);
@@ -95,8 +95,8 @@ struct LayerPair {
     for (size_t i = 0; i < cpu_params.size(); ++i) {
       const Tensor noise = random_host(cpu_params[i].shape(), 200 + i);
       for (size_t j = 0; j < noise.num_elements(); ++j) cpu_params[i].data()[j] += 0.1f * noise.data()[j];
-      gpu_params.push_back(cpu_params[i].to(DeviceKind::CUDA));
-      gpu_grads.emplace_back(cpu_params[i].shape(), DeviceKind::CUDA);
+      gpu_params.push_back(cpu_params[i].to(GpuTest::gpu()));
+      gpu_grads.emplace_back(cpu_params[i].shape(), GpuTest::gpu());
     }
     gpu->bind(gpu_params, gpu_grads);
   }
@@ -111,15 +111,15 @@ TEST_P(GpuBf16LayerTest, MatchesCpuFloat32ForwardAndBackward) {
   const Tensor x = random_host(batch_shape(c.batch, c.input), 3);
   Tensor y_cpu(batch_shape(c.batch, layers.cpu->output_shape()));
   layers.cpu->forward(x, y_cpu, step);
-  const Tensor x_gpu = x.to(DeviceKind::CUDA);
-  Tensor y_gpu(y_cpu.shape(), DeviceKind::CUDA);
+  const Tensor x_gpu = x.to(gpu());
+  Tensor y_gpu(y_cpu.shape(), gpu());
   layers.gpu->forward(x_gpu, y_gpu, step);
   expect_bf16_close(y_gpu, y_cpu, 2e-2, Rounding::MustShow, c.name + " forward y");
 
   const Tensor dy = random_host(y_cpu.shape(), 4);
-  Tensor dx_cpu(x.shape()), dx_gpu(x.shape(), DeviceKind::CUDA);
+  Tensor dx_cpu(x.shape()), dx_gpu(x.shape(), gpu());
   layers.cpu->backward(x, y_cpu, dy, &dx_cpu, step);
-  layers.gpu->backward(x_gpu, y_gpu, dy.to(DeviceKind::CUDA), &dx_gpu, step);
+  layers.gpu->backward(x_gpu, y_gpu, dy.to(gpu()), &dx_gpu, step);
   expect_bf16_close(dx_gpu, dx_cpu, 2e-2, Rounding::MustShow, c.name + " backward dx");
   // Index 0 is the weight (a bf16 product); a bias gradient is a float32 sum of dy.
   for (size_t i = 0; i < layers.cpu_grads.size(); ++i) {
@@ -145,11 +145,11 @@ TEST_F(GpuBf16Test, ConvReplansWhenThePrecisionChangesBack) {
   const Tensor x = random_host({4, 8, 10, 10}, 5);
   Tensor y_cpu({4, 8, 10, 10});
   layers.cpu->forward(x, y_cpu, step);
-  const Tensor x_gpu = x.to(DeviceKind::CUDA);
-  Tensor y_gpu(y_cpu.shape(), DeviceKind::CUDA);
+  const Tensor x_gpu = x.to(gpu());
+  Tensor y_gpu(y_cpu.shape(), gpu());
   layers.gpu->forward(x_gpu, y_gpu, step);
   expect_bf16_close(y_gpu, y_cpu, 2e-2, Rounding::MustShow, "bf16 y");
-  CudaContext::current().set_precision(Precision::Float32);
+  cuda_context(gpu()).set_precision(Precision::Float32);
   layers.gpu->forward(x_gpu, y_gpu, step);
   expect_close(y_gpu, y_cpu, 1e-4, "float32 y after bf16");
 }
@@ -162,8 +162,8 @@ TEST_F(GpuBf16Test, ModelStepMatchesCpuFloat32) {
       "{type: flatten}", "{type: dense, units: 64}", "{type: relu}", "{type: dense, units: 10}",
       "{type: softmax_cross_entropy}"};
   std::vector<ConfigMap> cpu_layers = layer_configs(layers), gpu_layers = layer_configs(layers);
-  Model cpu(cpu_layers, {1, 16, 16}, DeviceKind::CPU, 7);
-  Model gpu(gpu_layers, {1, 16, 16}, DeviceKind::CUDA, 7);
+  Model cpu(cpu_layers, {1, 16, 16}, GpuTest::cpu(), 7);
+  Model gpu(gpu_layers, {1, 16, 16}, GpuTest::gpu(), 7);
   const size_t n = 32;
   const Tensor x = random_host({n, 1, 16, 16}, 6);
   std::vector<int32_t> labels(n);
@@ -175,7 +175,7 @@ TEST_F(GpuBf16Test, ModelStepMatchesCpuFloat32) {
   const LossStats b = gpu.step(x, labels.data(), info, 1.0f / n, [](size_t, size_t) {});
   EXPECT_NEAR(b.loss_sum, a.loss_sum, 1e-2 * a.loss_sum);
   // A ReLU or max-pool choice may flip where bf16 moves a value across a tie: compare the norm.
-  const Tensor g = gpu.gradients().to(DeviceKind::CPU);
+  const Tensor g = gpu.gradients().to_host();
   const Tensor& e = cpu.gradients();
   ASSERT_EQ(g.num_elements(), e.num_elements());
   double sum_e2 = 0, sum_d2 = 0;

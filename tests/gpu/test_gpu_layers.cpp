@@ -46,20 +46,20 @@ void PrintTo(const LayerCase& c, std::ostream* out) { *out << c.name; }
 
 class GpuLayerTest : public GpuTest, public ::testing::WithParamInterface<LayerCase> {};
 
-std::unique_ptr<Layer> build(const LayerCase& c, DeviceKind device) {
+std::unique_ptr<Layer> build(const LayerCase& c, Backend& backend) {
   ConfigMap options = ConfigMap::parse(c.yaml);
-  return LayerRegistry::builtin().create(options, c.input, device);
+  return LayerRegistry::builtin().create(options, c.input, backend);
 }
 
-// Flat parameter and gradient buffers for `layer` on `device`, bound to it; parameters from `params`.
+// Parameter and gradient buffers for `layer` in `backend`'s memory, bound to it; parameters from `params`.
 struct Bound {
   std::vector<Tensor> params, grads;
 };
-Bound bind_buffers(Layer& layer, const std::vector<Tensor>& host_params, DeviceKind device) {
+Bound bind_buffers(Layer& layer, const std::vector<Tensor>& host_params, Backend& backend) {
   Bound b;
   for (const Tensor& p : host_params) {
-    b.params.push_back(p.to(device));
-    b.grads.push_back(Tensor(p.shape(), device));
+    b.params.push_back(p.to(backend));
+    b.grads.push_back(Tensor(p.shape(), backend));
   }
   layer.bind(b.params, b.grads);
   return b;
@@ -67,13 +67,13 @@ Bound bind_buffers(Layer& layer, const std::vector<Tensor>& host_params, DeviceK
 
 TEST_P(GpuLayerTest, MatchesCpuForwardAndBackward) {
   const LayerCase& c = GetParam();
-  auto cpu = build(c, DeviceKind::CPU);
-  auto gpu = build(c, DeviceKind::CUDA);
+  auto cpu = build(c, GpuTest::cpu());
+  auto gpu = build(c, GpuTest::gpu());
   ASSERT_EQ(cpu->output_shape(), gpu->output_shape());
 
   std::vector<Tensor> host_params;
   for (const auto& spec : cpu->parameters()) host_params.push_back(Tensor(spec.shape));
-  Bound cpu_bound = bind_buffers(*cpu, host_params, DeviceKind::CPU);
+  Bound cpu_bound = bind_buffers(*cpu, host_params, GpuTest::cpu());
   Rng rng(hash_key(42, 7));
   cpu->init_parameters(rng);
   for (size_t i = 0; i < host_params.size(); ++i) {
@@ -81,7 +81,7 @@ TEST_P(GpuLayerTest, MatchesCpuForwardAndBackward) {
     Tensor noise = random_host(host_params[i].shape(), 100 + i);
     for (size_t j = 0; j < noise.num_elements(); ++j) cpu_bound.params[i].data()[j] += 0.1f * noise.data()[j];
   }
-  Bound gpu_bound = bind_buffers(*gpu, cpu_bound.params, DeviceKind::CUDA);
+  Bound gpu_bound = bind_buffers(*gpu, cpu_bound.params, GpuTest::gpu());
 
   std::vector<uint64_t> ids(c.batch);
   for (size_t s = 0; s < c.batch; ++s) ids[s] = 1000 + 7 * s;
@@ -93,16 +93,16 @@ TEST_P(GpuLayerTest, MatchesCpuForwardAndBackward) {
   const Tensor x = random_host(batch_shape(c.batch, c.input), 1);
   Tensor y_cpu(batch_shape(c.batch, cpu->output_shape()));
   cpu->forward(x, y_cpu, step);
-  const Tensor x_gpu = x.to(DeviceKind::CUDA);
-  Tensor y_gpu(y_cpu.shape(), DeviceKind::CUDA);
+  const Tensor x_gpu = x.to(GpuTest::gpu());
+  Tensor y_gpu(y_cpu.shape(), GpuTest::gpu());
   gpu->forward(x_gpu, y_gpu, step);
   expect_close(y_gpu, y_cpu, c.tolerance, c.name + " forward y");
 
   const Tensor dy = random_host(y_cpu.shape(), 2);
   Tensor dx_cpu(x.shape());
   cpu->backward(x, y_cpu, dy, &dx_cpu, step);
-  Tensor dx_gpu(x.shape(), DeviceKind::CUDA);
-  gpu->backward(x_gpu, y_gpu, dy.to(DeviceKind::CUDA), &dx_gpu, step);
+  Tensor dx_gpu(x.shape(), GpuTest::gpu());
+  gpu->backward(x_gpu, y_gpu, dy.to(GpuTest::gpu()), &dx_gpu, step);
   expect_close(dx_gpu, dx_cpu, c.tolerance, c.name + " backward dx");
   for (size_t i = 0; i < cpu_bound.grads.size(); ++i) {
     expect_close(gpu_bound.grads[i], cpu_bound.grads[i], c.tolerance, c.name + " gradient " + std::to_string(i));
@@ -118,15 +118,15 @@ class GpuLossTest : public GpuTest {
   static Tensor device_labels(const std::vector<int32_t>& labels) {
     Tensor bits({labels.size()});
     std::memcpy(bits.data(), labels.data(), labels.size() * sizeof(int32_t));
-    return bits.to(DeviceKind::CUDA);
+    return bits.to(gpu());
   }
 };
 
 TEST_F(GpuLossTest, SoftmaxCrossEntropyMatchesCpu) {
   ConfigMap options = ConfigMap::parse("{type: softmax_cross_entropy}");
   ConfigMap options_gpu = ConfigMap::parse("{type: softmax_cross_entropy}");
-  auto cpu = LayerRegistry::builtin().create(options, {10}, DeviceKind::CPU);
-  auto gpu = LayerRegistry::builtin().create(options_gpu, {10}, DeviceKind::CUDA);
+  auto cpu = LayerRegistry::builtin().create(options, {10}, GpuTest::cpu());
+  auto gpu = LayerRegistry::builtin().create(options_gpu, {10}, GpuTest::gpu());
   const size_t n = 37;
   Tensor logits = random_host({n, 10}, 3);
   for (size_t i = 0; i < logits.num_elements(); ++i) logits.data()[i] *= 4.0f;
@@ -136,9 +136,9 @@ TEST_F(GpuLossTest, SoftmaxCrossEntropyMatchesCpu) {
 
   Tensor d_cpu({n, 10});
   const LossStats expected = static_cast<LossLayer&>(*cpu).loss(logits, labels.data(), &d_cpu, 0.25f);
-  Tensor d_gpu({n, 10}, DeviceKind::CUDA);
+  Tensor d_gpu({n, 10}, GpuTest::gpu());
   const LossStats got = static_cast<LossLayer&>(*gpu).loss(
-      logits.to(DeviceKind::CUDA), reinterpret_cast<const int32_t*>(labels_gpu.data()), &d_gpu, 0.25f);
+      logits.to(GpuTest::gpu()), reinterpret_cast<const int32_t*>(labels_gpu.data()), &d_gpu, 0.25f);
   EXPECT_NEAR(got.loss_sum, expected.loss_sum, 1e-5 * expected.loss_sum);
   EXPECT_EQ(got.correct, expected.correct);
   EXPECT_EQ(got.count, n);
@@ -147,9 +147,9 @@ TEST_F(GpuLossTest, SoftmaxCrossEntropyMatchesCpu) {
 
 TEST_F(GpuLossTest, LabelOutsideTheClassesIsAnError) {
   ConfigMap options = ConfigMap::parse("{type: softmax_cross_entropy}");
-  auto gpu = LayerRegistry::builtin().create(options, {4}, DeviceKind::CUDA);
+  auto gpu = LayerRegistry::builtin().create(options, {4}, GpuTest::gpu());
   const Tensor labels = device_labels({1, 4});
-  Tensor logits({2, 4}, DeviceKind::CUDA);
+  Tensor logits({2, 4}, GpuTest::gpu());
   EXPECT_THROW(static_cast<LossLayer&>(*gpu).loss(logits, reinterpret_cast<const int32_t*>(labels.data()), nullptr, 1),
                Error);
 }

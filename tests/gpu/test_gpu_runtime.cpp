@@ -1,10 +1,14 @@
 // Device memory, device choice, optimizer kernels and a whole model step: CUDA against the CPU.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "runtime/core/config_map.h"
+#include "runtime/core/cpu_backend.h"
+#include "runtime/core/cuda/cuda_backend.h"
+#include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/errors.h"
 #include "runtime/train/model.h"
 #include "runtime/train/optimizer.h"
@@ -45,19 +49,41 @@ TEST(DeviceChoice, MoreWorkersThanGpusIsAClearUsageError) {
   }
 }
 
+TEST(DeviceChoice, CudaCodeNeedsTheCudaBackend) {
+  CpuBackend cpu;
+  try {
+    cuda_context(cpu);
+    FAIL() << "the cpu backend gave a CUDA context";
+  } catch (const DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("backend 'cpu' is not the CUDA backend"), std::string::npos) << e.what();
+  }
+}
+
 class GpuRuntimeTest : public GpuTest {};
+
+TEST_F(GpuRuntimeTest, PrecisionComesFromTheConfigAlone) {
+  // The environment variable that once overrode it changes nothing now.
+  setenv("DPTRAIN_TF32", "1", 1);
+  Context float32(DeviceKind::CUDA, 1, 1, 0, Precision::Float32);
+  unsetenv("DPTRAIN_TF32");
+  EXPECT_EQ(float32.precision(), Precision::Float32);
+  EXPECT_EQ(float32.describe_precision(), "float32");
+  Context tf32(DeviceKind::CUDA, 1, 1, 0, Precision::Tf32);
+  EXPECT_EQ(tf32.precision(), Precision::Tf32);
+}
 
 TEST_F(GpuRuntimeTest, TensorsRoundTripAndFill) {
   const Tensor host = random_host({3, 1000}, 9);
-  Tensor device = host.to(DeviceKind::CUDA);
+  Tensor device = host.to(gpu());
   EXPECT_EQ(device.device(), DeviceKind::CUDA);
   expect_close(device, host, 0, "round trip");
   device.fill(2.5f);
-  const Tensor back = device.to(DeviceKind::CPU);
+  const Tensor back = device.to_host();
   for (size_t i = 0; i < back.num_elements(); ++i) ASSERT_EQ(back.data()[i], 2.5f) << i;
-  Tensor pinned = Tensor::pinned({7});
+  Tensor pinned = Tensor::pinned({7}, gpu());
   EXPECT_EQ(pinned.device(), DeviceKind::CPU);
-  pinned.copy_from(Tensor({7}, DeviceKind::CUDA));
+  pinned.fill(1.0f);
+  pinned.copy_from(Tensor({7}, gpu()));
   for (size_t i = 0; i < 7; ++i) EXPECT_EQ(pinned.data()[i], 0.0f);
 }
 
@@ -65,14 +91,14 @@ TEST_F(GpuRuntimeTest, TensorsRoundTripAndFill) {
 void compare_optimizer(const std::string& yaml) {
   const size_t n = 4099;
   ConfigMap cpu_config = ConfigMap::parse(yaml), gpu_config = ConfigMap::parse(yaml);
-  auto cpu = make_optimizer(cpu_config, n, DeviceKind::CPU);
-  auto gpu = make_optimizer(gpu_config, n, DeviceKind::CUDA);
+  auto cpu = make_optimizer(cpu_config, n, GpuTest::cpu());
+  auto gpu = make_optimizer(gpu_config, n, GpuTest::gpu());
   Tensor p_cpu = random_host({n}, 11);
-  Tensor p_gpu = p_cpu.to(DeviceKind::CUDA);
+  Tensor p_gpu = p_cpu.to(GpuTest::gpu());
   for (uint64_t step = 0; step < 3; ++step) {
     const Tensor g = random_host({n}, 20 + step);
     cpu->step(p_cpu, g, 0.05f);
-    gpu->step(p_gpu, g.to(DeviceKind::CUDA), 0.05f);
+    gpu->step(p_gpu, g.to(GpuTest::gpu()), 0.05f);
   }
   expect_close(p_gpu, p_cpu, 1e-5, yaml + " params");
   auto cpu_state = cpu->state(), gpu_state = gpu->state();
@@ -96,7 +122,7 @@ TEST_F(GpuRuntimeTest, AdamKernelsMatchCpu) {
 
 TEST_F(GpuRuntimeTest, OptimizerRejectsBuffersOnAnotherDevice) {
   ConfigMap config = ConfigMap::parse("{type: sgd, lr: 0.1}");
-  auto gpu = make_optimizer(config, 8, DeviceKind::CUDA);
+  auto gpu = make_optimizer(config, 8, GpuTest::gpu());
   Tensor host({8});
   EXPECT_THROW(gpu->step(host, host, 0.1f), Error);
 }
@@ -108,8 +134,8 @@ TEST_F(GpuRuntimeTest, ModelStepMatchesCpu) {
       "{type: conv2d, out_channels: 6, kernel: 3}", "{type: relu}", "{type: avg_pool2d, kernel: 2}",
       "{type: flatten}", "{type: dropout, rate: 0.25}", "{type: dense, units: 10}", "{type: softmax_cross_entropy}"};
   std::vector<ConfigMap> cpu_layers = layer_configs(layers), gpu_layers = layer_configs(layers);
-  Model cpu(cpu_layers, {1, 12, 12}, DeviceKind::CPU, 3);
-  Model gpu(gpu_layers, {1, 12, 12}, DeviceKind::CUDA, 3);
+  Model cpu(cpu_layers, {1, 12, 12}, GpuTest::cpu(), 3);
+  Model gpu(gpu_layers, {1, 12, 12}, GpuTest::gpu(), 3);
   expect_close(gpu.parameters(), cpu.parameters(), 0, "initial parameters");
 
   const size_t n = 16;

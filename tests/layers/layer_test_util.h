@@ -10,15 +10,37 @@
 
 #include "layers/registry.h"
 #include "runtime/core/config_map.h"
+#include "runtime/core/cpu_backend.h"
+#include "runtime/core/errors.h"
 #include "runtime/core/rng.h"
 #include "runtime/core/tensor.h"
 
 namespace dptrain::testing {
 
+// The CPU backend the layer tests build their layers for (it holds no state).
+inline CpuBackend& cpu_backend() {
+  static CpuBackend backend;
+  return backend;
+}
+
 // Builds a CPU layer from its YAML mapping, as the model does.
 inline std::unique_ptr<Layer> make_layer(const std::string& yaml, const Shape& input_shape) {
   ConfigMap options = ConfigMap::parse(yaml);
-  return LayerRegistry::builtin().create(options, input_shape, DeviceKind::CPU);
+  return LayerRegistry::builtin().create(options, input_shape, cpu_backend());
+}
+
+// The message of the ConfigError that building `yaml` throws because the layer cannot take input
+// of `input_shape`; fails the test and returns "" when there is none.
+inline std::string input_shape_error(const std::string& yaml, const Shape& input_shape) {
+  try {
+    make_layer(yaml, input_shape);
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("cannot take input of shape " + to_string(input_shape)), std::string::npos) << msg;
+    return msg;
+  }
+  ADD_FAILURE() << yaml << " accepted input of shape " << to_string(input_shape);
+  return "";
 }
 
 // A tensor of standard normal values drawn from `key`.

@@ -80,8 +80,8 @@ TEST(Dropout, MaskChangesWithEpochSeedAndLayer) {
   // Two dropout layers of one model (told apart by their config path) draw different masks.
   ConfigMap model = ConfigMap::parse("layers: [{type: dropout, rate: 0.5}, {type: dropout, rate: 0.5}]");
   auto maps = model.get_map_list("layers");
-  auto first = LayerRegistry::builtin().create(maps[0], {kFeatures}, DeviceKind::CPU);
-  auto second = LayerRegistry::builtin().create(maps[1], {kFeatures}, DeviceKind::CPU);
+  auto first = LayerRegistry::builtin().create(maps[0], {kFeatures}, cpu_backend());
+  auto second = LayerRegistry::builtin().create(maps[1], {kFeatures}, cpu_backend());
   EXPECT_NE(row(ones_through(*first, {42}, 9, 3), 0), row(ones_through(*second, {42}, 9, 3), 0));
 }
 

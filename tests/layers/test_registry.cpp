@@ -3,10 +3,12 @@
 #include <string>
 #include <vector>
 
-#include "layers/cpu/cpu_layers.h"
 #include "layers/registry.h"
+#include "layers/relu.h"
+#include "runtime/core/backend_registry.h"
 #include "runtime/core/errors.h"
 #include "tests/layers/layer_test_util.h"
+#include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {
 namespace {
@@ -52,10 +54,15 @@ TEST(LayerRegistry, BuildsEveryLayerFromYaml) {
   }
 }
 
-TEST(LayerRegistry, KnowsEveryCpuLayer) {
-  const std::vector<std::string> expected{"avg_pool2d", "conv2d",     "dense", "dropout",
-                                          "flatten",    "max_pool2d", "relu",  "softmax_cross_entropy"};
-  EXPECT_EQ(LayerRegistry::builtin().types(), expected);
+const std::vector<std::string> kEveryLayer{"avg_pool2d", "conv2d",     "dense", "dropout",
+                                           "flatten",    "max_pool2d", "relu",  "softmax_cross_entropy"};
+
+TEST(LayerRegistry, KnowsEveryCpuLayer) { EXPECT_EQ(LayerRegistry::builtin().types("cpu"), kEveryLayer); }
+
+TEST(LayerRegistry, EveryBackendOfTheBuildKnowsEveryLayer) {
+  for (const std::string& backend : built_backends()) {
+    EXPECT_EQ(LayerRegistry::builtin().types(backend), kEveryLayer) << backend;
+  }
 }
 
 TEST(LayerRegistry, UnknownTypeListsKnownTypes) {
@@ -103,13 +110,40 @@ TEST(LayerRegistry, InputShapeErrorsBecomeConfigErrors) {
   EXPECT_TRUE(contains(big, "larger than the padded")) << big;
 }
 
-TEST(LayerRegistry, TypeWithoutAnImplementationForTheDeviceSaysSo) {
-  // A registry with the CPU relu only, so the message is the same whether or not this build has CUDA.
+// A relu whose forward and backward are never called: what a registry test builds.
+class UnusedRelu final : public ReluLayer {
+ public:
+  using ReluLayer::ReluLayer;
+  void forward(const Tensor&, Tensor&, const StepInfo&) override {}
+  void backward(const Tensor&, const Tensor&, const Tensor&, Tensor*, const StepInfo&) override {}
+};
+
+std::unique_ptr<Layer> make_unused_relu(ConfigMap&, const Shape& input_shape, Backend&) {
+  return std::make_unique<UnusedRelu>(input_shape);
+}
+
+TEST(LayerRegistry, TypeWithoutAnImplementationForTheBackendSaysSo) {
+  // A registry with a cpu relu only, asked for the relu of another backend.
   LayerRegistry registry;
-  registry.add("relu", DeviceKind::CPU, make_cpu_relu);
+  registry.add("relu", "cpu", make_unused_relu);
+  HostBackend other;
   ConfigMap options = ConfigMap::parse("{type: relu}");
-  const std::string msg = config_error([&] { registry.create(options, {4}, DeviceKind::CUDA); });
-  EXPECT_TRUE(contains(msg, "no cuda implementation")) << msg;
+  const std::string msg = config_error([&] { registry.create(options, {4}, other); });
+  EXPECT_TRUE(contains(msg, "layer type 'relu' has no host-test implementation")) << msg;
+  ConfigMap unknown = ConfigMap::parse("{type: gelu}");
+  const std::string listed = config_error([&] { registry.create(unknown, {4}, cpu_backend()); });
+  EXPECT_TRUE(contains(listed, "unknown layer type 'gelu' (known types: relu)")) << listed;
+}
+
+TEST(LayerRegistry, ALayerForAnyBackendServesEveryBackend) {
+  LayerRegistry registry;
+  registry.add("relu", kAnyBackend, make_unused_relu);
+  HostBackend other;
+  for (Backend* backend : std::vector<Backend*>{&cpu_backend(), &other}) {
+    ConfigMap options = ConfigMap::parse("{type: relu}");
+    EXPECT_NE(registry.create(options, {4}, *backend), nullptr) << backend->name();
+    EXPECT_EQ(registry.types(backend->name()), std::vector<std::string>{"relu"}) << backend->name();
+  }
 }
 
 }  // namespace

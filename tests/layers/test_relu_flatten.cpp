@@ -1,9 +1,10 @@
 #include <gtest/gtest.h>
 
-#include "layers/cpu/cpu_layers.h"
+#include "layers/registry.h"
 #include "runtime/core/errors.h"
 #include "tests/layers/gradient_check.h"
 #include "tests/layers/layer_test_util.h"
+#include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {
 namespace {
@@ -53,14 +54,32 @@ TEST(Flatten, ShapesAndCopy) {
   EXPECT_THROW(layer->forward(x, wrong, {}), ShapeError);
 }
 
+TEST(Flatten, IsOneLayerForEveryBackendThatCopiesThroughIt) {
+  HostBackend device;  // no layer is registered for it by name: flatten serves any backend
+  ConfigMap options = ConfigMap::parse("{type: flatten}");
+  auto layer = LayerRegistry::builtin().create(options, {2, 3}, device);
+  const Tensor x = random_tensor({4, 2, 3}, 5).to(device);
+  Tensor y({4, 6}, device);
+  layer->forward(x, y, {});
+  EXPECT_EQ(device.on_device, 1u);
+  const Tensor host_y = y.to_host(), host_x = x.to_host();
+  for (size_t i = 0; i < host_x.num_elements(); ++i) ASSERT_EQ(host_y.data()[i], host_x.data()[i]);
+  Tensor shared = x.reshaped({4, 6});
+  layer->forward(x, shared, {});
+  EXPECT_EQ(device.on_device, 1u) << "output that shares the input's memory is not copied";
+  Tensor dx({4, 2, 3}, device);
+  layer->backward(x, y, y, &dx, {});
+  EXPECT_EQ(device.on_device, 2u);
+}
+
 TEST(Flatten, GradientsMatchFiniteDifferences) {
   auto layer = make_layer("{type: flatten}", {3, 2, 5});
   expect_gradients_match(*layer, 2, 61);
 }
 
 TEST(Flatten, RejectsScalarInput) {
-  ConfigMap options = ConfigMap::parse("{type: flatten}");
-  EXPECT_THROW(make_cpu_flatten(options, {}), ShapeError);
+  const std::string msg = input_shape_error("{type: flatten}", {});
+  EXPECT_NE(msg.find("at least one dimension"), std::string::npos) << msg;
 }
 
 }  // namespace

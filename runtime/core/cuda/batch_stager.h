@@ -4,8 +4,8 @@
 #include <array>
 #include <memory>
 
+#include "runtime/core/backend.h"
 #include "runtime/core/cuda/cuda_context.h"
-#include "runtime/core/device.h"
 
 namespace dptrain {
 

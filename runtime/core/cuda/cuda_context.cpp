@@ -1,33 +1,10 @@
 #include "runtime/core/cuda/cuda_context.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #include "runtime/core/cuda/cuda_check.h"
 
 namespace dptrain {
 
-namespace {
-
-CudaContext* g_current = nullptr;  // the one bound context of this process
-
-// `configured`, unless DPTRAIN_TF32 (0 or 1) switches float32 and tf32.
-Precision with_tf32_override(Precision configured) {
-  const char* text = std::getenv("DPTRAIN_TF32");
-  if (!text || !*text || configured == Precision::Bf16) return configured;
-  if (std::strcmp(text, "1") == 0) return Precision::Tf32;
-  if (std::strcmp(text, "0") == 0) return Precision::Float32;
-  throw UsageError(std::string("DPTRAIN_TF32='") + text + "': expected 0 (float32) or 1 (tf32), or unset it");
-}
-
-}  // namespace
-
-CudaContext::CudaContext(size_t ordinal, Precision precision)
-    : ordinal_(ordinal), precision_(with_tf32_override(precision)) {
-  if (g_current) {
-    throw DeviceError("a CUDA context for device " + std::to_string(g_current->ordinal()) +
-                      " already exists in this process: create one Context(cuda) per worker");
-  }
+CudaContext::CudaContext(size_t ordinal, Precision precision) : ordinal_(ordinal), precision_(precision) {
   DPTRAIN_CUDA_CHECK(cudaSetDevice(static_cast<int>(ordinal)));
   cudaDeviceProp props{};
   DPTRAIN_CUDA_CHECK(cudaGetDeviceProperties(&props, static_cast<int>(ordinal)));
@@ -46,7 +23,6 @@ CudaContext::CudaContext(size_t ordinal, Precision precision)
     release();
     throw;
   }
-  g_current = this;
 }
 
 CudaContext::~CudaContext() { release(); }
@@ -61,17 +37,7 @@ void CudaContext::release() noexcept {
   cudnn_ = nullptr;
   cublas_ = nullptr;
   copy_stream_ = stream_ = nullptr;
-  if (g_current == this) g_current = nullptr;
 }
-
-CudaContext& CudaContext::current() {
-  if (!g_current) {
-    throw DeviceError("no CUDA device is bound in this process: create a Context for device cuda first");
-  }
-  return *g_current;
-}
-
-CudaContext* CudaContext::current_or_null() { return g_current; }
 
 std::string CudaContext::describe() const {
   return name_ + " (device " + std::to_string(ordinal_) + ", sm_" + std::to_string(major_) + std::to_string(minor_) +

@@ -7,36 +7,32 @@
 
 #include <string>
 
-#include "runtime/core/device.h"
+#include "runtime/core/precision.h"
 
 namespace dptrain {
 
 // Owns the bound device's compute stream (layers, optimizer), copy stream (input batches) and
-// library handles, all bound to the compute stream. One exists per process at a time: layers
-// and communicators reach it through current().
-class CudaContext final : public BoundDevice {
+// library handles, all bound to the compute stream. The CUDA backend (cuda_backend.h) owns one and
+// hands it to the CUDA layers and the NCCL communicator it creates, which keep a reference.
+class CudaContext final {
  public:
-  // cudaSetDevice(ordinal), then the streams and handles. DPTRAIN_TF32, when set, overrides the
-  // choice between float32 and tf32: 1 makes float32 tf32, 0 makes tf32 float32 (bf16 stays).
+  // cudaSetDevice(ordinal), then the streams and handles, computing in `precision`.
   explicit CudaContext(size_t ordinal, Precision precision = Precision::Float32);
-  ~CudaContext() override;
+  ~CudaContext();
   CudaContext(const CudaContext&) = delete;
   CudaContext& operator=(const CudaContext&) = delete;
 
-  // The bound context; DeviceError when no Context for device cuda exists.
-  static CudaContext& current();
-  // The bound context, or nullptr.
-  static CudaContext* current_or_null();
-
-  size_t ordinal() const override { return ordinal_; }
-  std::string describe() const override;
+  // The device's ordinal on this node.
+  size_t ordinal() const { return ordinal_; }
+  // "NVIDIA H100 80GB HBM3 (device 0, sm_90)", with the precision unless float32.
+  std::string describe() const;
 
   cudaStream_t stream() const { return stream_; }
   cudaStream_t copy_stream() const { return copy_stream_; }
   cublasHandle_t cublas() const { return cublas_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
 
-  Precision precision() const override { return precision_; }
+  Precision precision() const { return precision_; }
   // Applies to cuBLAS at once and to every layer call afterwards (convolutions re-plan).
   // UsageError for bf16 on a GPU older than sm_80.
   void set_precision(Precision precision);

@@ -36,7 +36,7 @@ __global__ void sgd_kernel(SgdUpdate u) {
     }
     const float buf = u.mu * u.momentum[i] + d;
     u.momentum[i] = buf;
-    u.params[i] = p - u.lr * (u.nesterov ? d + u.mu * buf : buf);
+    u.params[i] = p - u.lr * (u.momentum_kind == MomentumKind::Nesterov ? d + u.mu * buf : buf);
   }
 }
 

@@ -6,7 +6,7 @@
 
 #include <cstddef>
 
-#include "runtime/core/device.h"
+#include "runtime/core/backend.h"
 
 namespace dptrain {
 

@@ -9,12 +9,12 @@
 
 #include "comm/device_communicator.h"
 #include "comm/mpi/mpi_communicator.h"
+#include "comm/mpi/world.h"
 #include "comm/reducer.h"
 #include "comm/staging_communicator.h"
-#include "comm/mpi/world.h"
 #include "runtime/core/context.h"
 #include "runtime/core/tensor.h"
-#include "tests/comm/host_device_runtime.h"
+#include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {
 namespace {
@@ -33,8 +33,8 @@ float expected_sum(size_t world, size_t i) {
 
 TEST(StagedAllReduce, SumsDeviceBuffersThroughMpi) {
   MpiCommunicator host(MPI_COMM_WORLD);
-  HostDeviceRuntime runtime;
-  StagingCommunicator comm(host, runtime);
+  HostBackend device;
+  StagingCommunicator comm(host, device);
   const size_t count = 100003;
   std::vector<float> grads = rank_values(comm.rank(), count);
   GradientReducer reducer(comm, grads.data(), count, 64 * 1024, kDeadline);
@@ -43,8 +43,8 @@ TEST(StagedAllReduce, SumsDeviceBuffersThroughMpi) {
   reducer.ready(0, count / 2);
   reducer.finish();
   for (size_t i = 0; i < count; ++i) ASSERT_FLOAT_EQ(grads[i], expected_sum(comm.size(), i)) << i;
-  EXPECT_EQ(runtime.to_host, reducer.buckets().size());
-  EXPECT_EQ(runtime.to_device, reducer.buckets().size());
+  EXPECT_EQ(device.to_host, reducer.buckets().size());
+  EXPECT_EQ(device.to_device, reducer.buckets().size());
 }
 
 TEST(NcclAllReduce, SumsDeviceBuffersBucketByBucket) {
@@ -55,18 +55,18 @@ TEST(NcclAllReduce, SumsDeviceBuffersBucketByBucket) {
   if (gpus == 0) GTEST_SKIP() << "no CUDA device visible: " << why;
   if (gpus < local.size) GTEST_SKIP() << "no CUDA device visible for every rank: " << gpus << " GPUs for " << local.size << " ranks on this node";
   Context context(DeviceKind::CUDA, 1, local.size, local.rank);
-  auto comm = make_device_communicator(host, DeviceKind::CUDA, kDeadline, DeviceCommKind::Nccl);
+  auto comm = make_device_communicator(host, context.backend(), kDeadline, DeviceTransport::Nccl);
   ASSERT_STREQ(comm->backend(), "nccl");
   const size_t count = 1000003;
   const std::vector<float> values = rank_values(comm->rank(), count);
   Tensor host_values({count});
   std::copy(values.begin(), values.end(), host_values.data());
-  Tensor grads = host_values.to(DeviceKind::CUDA);
+  Tensor grads = host_values.to(context.backend());
   GradientReducer reducer(*comm, grads.data(), count, 1 << 20, kDeadline);
   reducer.begin_step();
   reducer.ready(0, count);
   reducer.finish();
-  const Tensor result = grads.to(DeviceKind::CPU);
+  const Tensor result = grads.to_host();
   for (size_t i = 0; i < count; ++i) ASSERT_FLOAT_EQ(result.data()[i], expected_sum(comm->size(), i)) << i;
 }
 

@@ -18,6 +18,7 @@
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/config_map.h"
+#include "runtime/core/cpu_backend.h"
 #include "runtime/core/errors.h"
 #include "runtime/train/model.h"
 #include "runtime/train/model_state.h"
@@ -187,7 +188,8 @@ TEST(CheckpointModel, ParametersOfAnotherModelAreRefusedBeforeAnythingIsCopied) 
 std::unique_ptr<Optimizer> build_optimizer(const std::string& body, size_t num_parameters) {
   ConfigMap root = ConfigMap::parse("optimizer:\n" + body, "run.yaml");
   ConfigMap config = root.get_map("optimizer");
-  auto optimizer = make_optimizer(config, num_parameters);
+  static CpuBackend cpu;
+  auto optimizer = make_optimizer(config, num_parameters, cpu);
   config.finish();
   return optimizer;
 }

@@ -104,6 +104,27 @@ TEST(RunConfig, CheckpointSection) {
   }
 }
 
+TEST(RunConfig, CommDeviceTransport) {
+  EXPECT_EQ(RunConfig::parse(kValid, "demo.yaml").comm.device_transport, DeviceTransport::Auto);
+  for (DeviceTransport t : {DeviceTransport::Auto, DeviceTransport::Nccl, DeviceTransport::Staging}) {
+    const std::string spelling = to_string(t);
+    const RunConfig in_file =
+        RunConfig::parse(std::string(kValid) + "comm: {device_transport: " + spelling + "}\n", "demo.yaml");
+    EXPECT_EQ(in_file.comm.device_transport, t) << spelling;
+    const RunConfig by_flag = RunConfig::parse(kValid, "demo.yaml", {"comm.device_transport=" + spelling});
+    EXPECT_EQ(by_flag.comm.device_transport, t) << spelling;
+  }
+  const std::string msg = config_error(
+      [] { RunConfig::parse(std::string(kValid) + "comm:\n  bucket_mb: 2\n  device_transport: gloo\n", "demo.yaml"); });
+  EXPECT_NE(msg.find("demo.yaml:16: key 'comm.device_transport': unknown value 'gloo' "
+                     "(expected one of: auto, nccl, staging)"),
+            std::string::npos)
+      << msg;
+  const std::string flag = config_error([] { RunConfig::parse(kValid, "demo.yaml", {"comm.device_transport=mpi"}); });
+  EXPECT_NE(flag.find("--set comm.device_transport"), std::string::npos) << flag;
+  EXPECT_NE(flag.find("unknown value 'mpi'"), std::string::npos) << flag;
+}
+
 TEST(RunConfig, MissingRequiredKeyIsNamed) {
   const std::string msg =
       config_error([] { RunConfig::parse(replaced(kValid, "  epochs: 2\n", ""), "demo.yaml"); });

@@ -5,18 +5,26 @@
 #include <vector>
 
 #include "runtime/core/config_map.h"
+#include "runtime/core/cpu_backend.h"
 #include "runtime/core/errors.h"
-#include "runtime/train/optimizer.h"
 #include "runtime/core/tensor.h"
+#include "runtime/train/optimizer.h"
+#include "tests/runtime/core/host_backend.h"
 
 namespace dptrain {
 namespace {
 
+// The backend of the optimizers built below (the CPU backend holds no state).
+CpuBackend& cpu() {
+  static CpuBackend backend;
+  return backend;
+}
+
 // Builds an optimizer from the body of an `optimizer:` mapping, checking it as the trainer does.
-std::unique_ptr<Optimizer> build(const std::string& body, size_t num_parameters) {
+std::unique_ptr<Optimizer> build(const std::string& body, size_t num_parameters, Backend& backend = cpu()) {
   ConfigMap root = ConfigMap::parse("optimizer:\n" + body, "run.yaml");
   ConfigMap config = root.get_map("optimizer");
-  auto optimizer = make_optimizer(config, num_parameters);
+  auto optimizer = make_optimizer(config, num_parameters, backend);
   config.finish();
   return optimizer;
 }
@@ -303,6 +311,28 @@ TEST(Optimizer, RejectsBuffersOfTheWrongLengthAndBadLearningRates) {
   EXPECT_THROW(sgd->step(p, g, -0.1f), Error);
   EXPECT_THROW(sgd->step(p, g, std::nanf("")), Error);
   EXPECT_EQ(sgd->steps(), 0u);
+}
+
+TEST(Optimizer, UpdatesAndStateGoThroughTheBackend) {
+  for (const char* body :
+       {"  type: sgd\n  lr: 0.1\n  momentum: 0.9\n  nesterov: true\n", "  type: adam\n  lr: 0.1\n"}) {
+    testing::HostBackend device;
+    auto on_device = build(body, 5, device);
+    auto on_cpu = build(body, 5);
+    EXPECT_EQ(on_device->device(), DeviceKind::CUDA);
+    for (const auto& [name, tensor] : on_device->state()) EXPECT_EQ(tensor->backend(), &device) << name;
+    Tensor params = tensor_of({1, 2, 3, 4, 5}).to(device), grads = tensor_of({5, 4, 3, 2, 1}).to(device);
+    Tensor host_params = tensor_of({1, 2, 3, 4, 5});
+    for (int s = 0; s < 2; ++s) {
+      on_device->step(params, grads, 0.1f);
+      on_cpu->step(host_params, tensor_of({5, 4, 3, 2, 1}), 0.1f);
+    }
+    EXPECT_EQ(device.updates, 2u) << body;
+    const Tensor result = params.to_host();
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(result.data()[i], host_params.data()[i]) << body << " element " << i;
+    Tensor stray({5});
+    EXPECT_THROW(on_device->step(stray, grads, 0.1f), Error) << body;
+  }
 }
 
 TEST(OptimizerConfig, UnknownTypeListsTheKnownOnes) {

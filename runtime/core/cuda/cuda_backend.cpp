@@ -1,0 +1,95 @@
+// The Backend over the CUDA runtime API: memory, copies and kernels on the context's compute stream.
+#include "runtime/core/cuda/cuda_backend.h"
+
+#include <algorithm>
+
+#include "runtime/core/cuda/batch_stager.h"
+#include "runtime/core/cuda/cuda_check.h"
+#include "runtime/core/cuda/kernels.h"
+
+namespace dptrain {
+
+void* CudaBackend::allocate(size_t bytes) {
+  void* p = nullptr;
+  DPTRAIN_CUDA_CHECK(cudaMalloc(&p, bytes));
+  return p;
+}
+
+void CudaBackend::release(void* data) noexcept {
+  // Queued kernels may still use the memory; cudaFree waits for the device. Must not throw.
+  if (data) cudaFree(data);
+}
+
+void* CudaBackend::allocate_pinned(size_t bytes) {
+  void* p = nullptr;
+  DPTRAIN_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  return p;
+}
+
+void CudaBackend::release_pinned(void* data) noexcept {
+  if (data) cudaFreeHost(data);
+}
+
+void CudaBackend::copy_to_device(void* device_dst, const void* host_src, size_t bytes) {
+  DPTRAIN_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, context_.stream()));
+  DPTRAIN_CUDA_CHECK(cudaStreamSynchronize(context_.stream()));
+}
+
+void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+  DPTRAIN_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, context_.stream()));
+  DPTRAIN_CUDA_CHECK(cudaStreamSynchronize(context_.stream()));
+}
+
+void CudaBackend::copy_on_device(void* device_dst, const void* device_src, size_t bytes) {
+  DPTRAIN_CUDA_CHECK(cudaMemcpyAsync(device_dst, device_src, bytes, cudaMemcpyDeviceToDevice, context_.stream()));
+}
+
+void CudaBackend::fill(float* device_data, size_t count, float value) {
+  launch_fill(device_data, count, value, context_.stream());
+}
+
+void CudaBackend::synchronize() { DPTRAIN_CUDA_CHECK(cudaStreamSynchronize(context_.stream())); }
+
+std::unique_ptr<BatchStager> CudaBackend::make_stager(size_t max_floats, size_t max_labels) {
+  return std::make_unique<CudaBatchStager>(context_, max_floats, max_labels);
+}
+
+void CudaBackend::sgd_update(const SgdUpdate& update) { launch_sgd_update(update, context_.stream()); }
+
+void CudaBackend::adam_update(const AdamUpdate& update) { launch_adam_update(update, context_.stream()); }
+
+CudaContext& cuda_context(Backend& backend) {
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&backend)) return cuda->context();
+  throw DeviceError(std::string("backend '") + backend.name() +
+                    "' is not the CUDA backend: CUDA layers and NCCL run with device: cuda only");
+}
+
+size_t cuda_device_count(std::string* why) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear the error so that later calls do not see it
+    if (why) *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(status);
+    return 0;
+  }
+  if (count <= 0 && why) *why = "cudaGetDeviceCount found no device";
+  return count > 0 ? static_cast<size_t>(count) : 0;
+}
+
+std::unique_ptr<Backend> open_cuda_backend(const BackendRequest& request) {
+  std::string why;
+  const size_t gpus = cuda_device_count(&why);
+  if (gpus == 0) {
+    throw UsageError("device 'cuda' was asked for but no CUDA device is visible (" + why +
+                     "): set device: auto or cpu, or run on a machine with a GPU");
+  }
+  if (request.workers_on_node > gpus || request.local_rank >= gpus) {
+    const size_t workers = std::max(request.workers_on_node, request.local_rank + 1);
+    throw UsageError(std::to_string(workers) + " workers on this node but only " + std::to_string(gpus) + " GPU" +
+                     (gpus == 1 ? "" : "s") + " visible: start at most one worker per GPU (mpirun --npernode " +
+                     std::to_string(gpus) + "), or set device: cpu");
+  }
+  return std::make_unique<CudaBackend>(request.local_rank, request.precision);
+}
+
+}  // namespace dptrain
