@@ -8,11 +8,11 @@
 #include "comm/communicator.h"
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
-#include "runtime/core/context.h"
 #include "runtime/core/backend.h"
+#include "runtime/core/context.h"
+#include "runtime/core/run_config.h"
 #include "runtime/data/dataset.h"
 #include "runtime/train/model.h"
-#include "runtime/core/run_config.h"
 #include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {

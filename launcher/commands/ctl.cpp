@@ -2,8 +2,8 @@
 #include <cstdio>
 
 #include "launcher/commands/elastic_commands.h"
-#include "runtime/elastic/run_dir.h"
 #include "runtime/core/errors.h"
+#include "runtime/elastic/run_dir.h"
 
 namespace dptrain::launcher {
 

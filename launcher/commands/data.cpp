@@ -9,10 +9,10 @@
 
 #include "launcher/commands/data_command.h"
 #include "runtime/core/config_map.h"
-#include "runtime/data/dataset.h"
 #include "runtime/core/errors.h"
-#include "runtime/data/hdf5_writer.h"
 #include "runtime/core/run_config.h"
+#include "runtime/data/dataset.h"
+#include "runtime/data/hdf5_writer.h"
 
 namespace dptrain::launcher {
 

@@ -6,8 +6,8 @@
 #include "launcher/workers.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/context.h"
-#include "runtime/report/metrics.h"
 #include "runtime/core/run_config.h"
+#include "runtime/report/metrics.h"
 #include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {

@@ -6,14 +6,14 @@
 #include <CLI/CLI.hpp>
 
 #include "comm/mpi/mpi_communicator.h"
-#include "runtime/elastic/controller.h"
+#include "comm/timeline_merge.h"
 #include "launcher/commands/elastic_commands.h"
 #include "launcher/stop_signals.h"
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
-#include "comm/timeline_merge.h"
+#include "runtime/elastic/controller.h"
 #include "runtime/report/timeline.h"
 #include "runtime/train/training_run.h"
 

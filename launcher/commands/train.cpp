@@ -5,15 +5,15 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi/mpi_communicator.h"
+#include "comm/timeline_merge.h"
 #include "launcher/commands/commands.h"
-#include "runtime/elastic/controller.h"
-#include "launcher/supervisor/run_status.h"
 #include "launcher/stop_signals.h"
+#include "launcher/supervisor/run_status.h"
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
-#include "comm/timeline_merge.h"
+#include "runtime/elastic/controller.h"
 #include "runtime/report/timeline.h"
 #include "runtime/train/training_run.h"
 

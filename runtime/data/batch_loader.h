@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/core/tensor.h"
 #include "runtime/data/augment.h"
 #include "runtime/data/dataset.h"
-#include "runtime/core/tensor.h"
 
 namespace dptrain {
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/data/augment.h"
 #include "runtime/core/config_map.h"
 #include "runtime/core/tensor.h"
+#include "runtime/data/augment.h"
 
 namespace dptrain {
 

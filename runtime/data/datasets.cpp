@@ -4,9 +4,9 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/core/errors.h"
 #include "runtime/data/augment.h"
 #include "runtime/data/dataset.h"
-#include "runtime/core/errors.h"
 #include "runtime/data/hdf5_dataset.h"
 #include "runtime/data/idx.h"
 #include "runtime/data/idx_dataset.h"

@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "runtime/core/errors.h"
-#include "runtime/data/image_io.h"
 #include "runtime/core/rng.h"
+#include "runtime/data/image_io.h"
 
 namespace dptrain {
 

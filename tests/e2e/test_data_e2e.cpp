@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "tests/e2e/run_command.h"
 #include "runtime/core/config_map.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/hdf5_dataset.h"
 #include "runtime/data/idx_dataset.h"
+#include "tests/e2e/run_command.h"
 #include "tests/runtime/data/test_idx_files.h"
 #include "tests/runtime/data/test_image_files.h"
 #include "tests/test_util.h"

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "tests/e2e/run_command.h"
 #include "comm/communicator.h"
 #include "runtime/core/run_config.h"
 #include "runtime/train/trainer.h"
+#include "tests/e2e/run_command.h"
 
 namespace dptrain {
 namespace {

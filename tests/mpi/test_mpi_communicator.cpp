@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "comm/mpi/mpi_communicator.h"
-#include "comm/reducer.h"
 #include "comm/mpi/world.h"
+#include "comm/reducer.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {

@@ -10,8 +10,8 @@
 
 #include "comm/mpi/mpi_communicator.h"
 #include "comm/reducer.h"
-#include "runtime/core/errors.h"
 #include "comm/timeline_merge.h"
+#include "runtime/core/errors.h"
 #include "runtime/report/timeline.h"
 #include "tests/json_value.h"
 

@@ -7,12 +7,12 @@
 #include <set>
 #include <vector>
 
-#include "runtime/data/augment.h"
 #include "runtime/core/config_map.h"
-#include "runtime/data/dataset.h"
 #include "runtime/core/errors.h"
-#include "runtime/data/batch_loader.h"
 #include "runtime/core/rng.h"
+#include "runtime/data/augment.h"
+#include "runtime/data/batch_loader.h"
+#include "runtime/data/dataset.h"
 #include "runtime/data/epoch_plan.h"
 #include "runtime/data/synthetic_dataset.h"
 

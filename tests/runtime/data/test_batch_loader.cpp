@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/data/augment.h"
 #include "runtime/core/errors.h"
+#include "runtime/data/augment.h"
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/synthetic_dataset.h"
 

@@ -4,8 +4,8 @@
 #include <string>
 
 #include "runtime/core/config_map.h"
-#include "runtime/data/dataset.h"
 #include "runtime/core/errors.h"
+#include "runtime/data/dataset.h"
 #include "tests/runtime/data/test_idx_files.h"
 
 namespace dptrain {

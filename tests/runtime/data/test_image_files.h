@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/data/image_io.h"
 #include "runtime/core/rng.h"
+#include "runtime/data/image_io.h"
 
 namespace dptrain::testing {
 

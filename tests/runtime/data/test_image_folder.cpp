@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "runtime/core/config_map.h"
-#include "runtime/data/dataset.h"
 #include "runtime/core/errors.h"
+#include "runtime/data/dataset.h"
 #include "runtime/data/image_folder_dataset.h"
 #include "runtime/data/image_io.h"
 #include "runtime/data/image_resize.h"

@@ -11,8 +11,8 @@
 
 #include "comm/communicator.h"
 #include "comm/reducer.h"
-#include "runtime/core/errors.h"
 #include "comm/timeline_merge.h"
+#include "runtime/core/errors.h"
 #include "runtime/report/timeline.h"
 #include "tests/json_value.h"
 #include "tests/test_util.h"
