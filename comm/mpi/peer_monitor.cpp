@@ -7,6 +7,7 @@
 
 #include "comm/mpi/mpi_communicator.h"
 #include "runtime/core/errors.h"
+#include "runtime/report/metrics.h"
 
 namespace dptrain {
 
@@ -19,8 +20,6 @@ constexpr int kTag = 0x4842;
 // Message kinds, the first word of every message.
 constexpr uint64_t kBeat = 1;  // "still here" (from rank 0: with the ranks it found lost)
 constexpr uint64_t kBye = 2;   // "stopping on purpose: expect nothing more from me"
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING] = {};

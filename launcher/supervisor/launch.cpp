@@ -17,6 +17,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
+#include "runtime/core/signals.h"
 #include "runtime/report/metrics.h"
 
 namespace dptrain::launcher {
@@ -25,8 +26,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 std::string resume_description(const std::string& dir) {
   std::error_code ec;
@@ -174,7 +173,7 @@ class Supervisor {
     }
     if (StopRequests::count() == 0) return true;
     std::printf("dptrain launch: %s between launches: not relaunching\n",
-                StopRequests::signal_name(StopRequests::first_signal()));
+                stop_signal_name(StopRequests::first_signal()));
     outcome_ = "stopped between launches";
     return false;
   }

@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/signals.h"
+#include "runtime/report/metrics.h"
 
 namespace dptrain::launcher {
 
@@ -27,8 +29,6 @@ extern "C" void on_supervisor_signal(int signal) {
   first_stop_signal.compare_exchange_strong(none, signal);
   stop_requests.fetch_add(1);
 }
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 Clock::time_point after(Clock::time_point start, double seconds) {
   return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
@@ -58,8 +58,11 @@ class JobWatch {
                   args_.stop_timeout);
       return true;
     }
-    if (!status_seen_ && fs::exists(plan_.status_path)) status_seen_ = Clock::now();
-    if (status_seen_ && seconds_since(*status_seen_) > args_.grace_seconds) {
+    if (!status_seen_ && fs::exists(plan_.status_path)) {
+      status_seen_ = true;
+      status_seen_at_ = Clock::now();
+    }
+    if (status_seen_ && seconds_since(status_seen_at_) > args_.grace_seconds) {
       const std::optional<RunStatus> status = read_run_status(plan_.status_path);
       std::printf(
           "dptrain launch: mpirun still runs %g s after the job reported \"%s\" (a worker stuck in "
@@ -78,7 +81,7 @@ class JobWatch {
     std::printf(
         "dptrain launch: %s: asking the workers to save a checkpoint and stop (SIGUSR2 to mpirun); "
         "signal again to end them at once\n",
-        StopRequests::signal_name(first_stop_signal.load()));
+        stop_signal_name(first_stop_signal.load()));
     std::fflush(stdout);
     mpirun.send(SIGUSR2);
   }
@@ -88,7 +91,8 @@ class JobWatch {
   bool forwarded_ = false;
   int requests_seen_ = 0;
   Clock::time_point forwarded_at_;
-  std::optional<Clock::time_point> status_seen_;
+  bool status_seen_ = false;  // the job has written its status, at status_seen_at_
+  Clock::time_point status_seen_at_;
 };
 
 }  // namespace
@@ -98,25 +102,12 @@ void StopRequests::install() {
   struct sigaction action {};
   action.sa_handler = on_supervisor_signal;
   sigemptyset(&action.sa_mask);
-  for (int s : {SIGTERM, SIGINT, SIGUSR2}) sigaction(s, &action, nullptr);
+  for (int s : kStopSignals) sigaction(s, &action, nullptr);
 }
 
 int StopRequests::count() { return stop_requests.load(); }
 
 int StopRequests::first_signal() { return first_stop_signal.load(); }
-
-const char* StopRequests::signal_name(int signal) {
-  switch (signal) {
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGINT:
-      return "SIGINT";
-    case SIGUSR2:
-      return "SIGUSR2";
-    default:
-      return "a signal";
-  }
-}
 
 std::vector<std::string> mpirun_command(const LaunchArgs& args, const JobPlan& plan, size_t workers) {
   std::vector<std::string> argv = {plan.mpirun, "--enable-recovery", "-np", std::to_string(workers)};

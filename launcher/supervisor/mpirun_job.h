@@ -39,8 +39,6 @@ class StopRequests {
   // Requests so far (copies of one request may arrive together), and the first one's signal.
   static int count();
   static int first_signal();
-  // "SIGTERM", "SIGINT", "SIGUSR2" or "a signal".
-  static const char* signal_name(int signal);
 };
 
 // `mpirun --enable-recovery -np WORKERS [options] dptrain train CONFIG --resume auto --exit-status ...`.

@@ -1,6 +1,5 @@
 #include "launcher/supervisor/run_status.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +8,7 @@
 #include <fstream>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/signals.h"
 
 namespace dptrain::launcher {
 
@@ -19,10 +19,6 @@ constexpr const char* kStoppedBySignal = "stopped by signal ";
 constexpr const char* kStoppedFor = "stopped: ";
 constexpr const char* kRefused = "refused: ";
 constexpr const char* kFailed = "failed: ";
-
-// The signals a stop request arrives with, by the names the status file uses.
-constexpr std::pair<int, const char*> kNamedSignals[] = {
-    {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGUSR2, "SIGUSR2"}};
 
 bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
 
@@ -52,8 +48,8 @@ std::string to_string(const RunStatus& status) {
       return kCompleted;
     case JobOutcome::Stopped:
       if (status.signal == 0) return kStoppedFor + first_line(status.detail);
-      for (const auto& [number, name] : kNamedSignals) {
-        if (number == status.signal) return std::string("stopped ") + name;
+      for (int named : kStopSignals) {
+        if (named == status.signal) return std::string("stopped ") + stop_signal_name(named);
       }
       return kStoppedBySignal + std::to_string(status.signal);
     case JobOutcome::Refused:
@@ -66,8 +62,8 @@ std::string to_string(const RunStatus& status) {
 
 std::optional<RunStatus> parse_run_status(const std::string& line) {
   if (line == kCompleted) return RunStatus::completed();
-  for (const auto& [number, name] : kNamedSignals) {
-    if (line == std::string("stopped ") + name) return RunStatus{JobOutcome::Stopped, number, ""};
+  for (int named : kStopSignals) {
+    if (line == std::string("stopped ") + stop_signal_name(named)) return RunStatus{JobOutcome::Stopped, named, ""};
   }
   if (starts_with(line, kStoppedBySignal)) {
     const int signal = parse_signal_number(line.substr(std::strlen(kStoppedBySignal)));

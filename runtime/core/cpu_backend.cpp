@@ -36,11 +36,13 @@ class CpuStager final : public BatchStager {
 
 }  // namespace
 
-void* CpuBackend::allocate(size_t bytes) {
+void* allocate_aligned_host(size_t bytes) {
   void* p = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
   if (!p) throw std::bad_alloc();
   return p;
 }
+
+void* CpuBackend::allocate(size_t bytes) { return allocate_aligned_host(bytes); }
 
 void CpuBackend::release(void* data) noexcept { std::free(data); }
 

@@ -9,6 +9,10 @@
 
 namespace dptrain {
 
+// 64-byte aligned host memory of at least `bytes` (rounded up to 64, at least 64); std::bad_alloc
+// when there is none. Release it with std::free. What CpuBackend and host tensors allocate.
+void* allocate_aligned_host(size_t bytes);
+
 // Host memory (64-byte aligned), copies with memcpy, optimizer updates as OpenMP loops over the
 // flat buffers, batches used where they are. Computes in float32 whatever precision was asked for
 // (tf32 does not exist on the CPU). Holds no state: any number may exist at a time.

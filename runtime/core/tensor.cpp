@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "runtime/core/backend.h"
+#include "runtime/core/cpu_backend.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {
@@ -33,9 +34,7 @@ Shape batch_shape(size_t n, const Shape& per_sample) {
 const char* to_string(DeviceKind device) { return device == DeviceKind::CPU ? "cpu" : "cuda"; }
 
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::num_elements(shape_)) {
-  const size_t bytes = std::max<size_t>(64, (num_elements_ * sizeof(float) + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
+  void* p = allocate_aligned_host(num_elements_ * sizeof(float));
   storage_.reset(static_cast<float*>(p), [](float* q) { std::free(q); });
   data_ = storage_.get();
   std::fill(data_, data_ + num_elements_, 0.0f);

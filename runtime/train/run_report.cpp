@@ -1,20 +1,12 @@
 #include "runtime/train/run_report.h"
 
-#include <csignal>
 #include <cstdarg>
+
+#include "runtime/core/signals.h"
 
 namespace dptrain {
 
 namespace {
-
-const char* signal_name(int signal) {
-  switch (signal) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGUSR2: return "SIGUSR2";
-    default: return "a signal";
-  }
-}
 
 // "after epoch 2 (global step 64)", "in epoch 3 after step 5 of 32 (global step 69)".
 std::string describe_stop_position(const TrainingPosition& p, size_t steps_per_epoch) {
@@ -133,7 +125,7 @@ void RunReport::completed(const std::vector<EpochSummary>& epochs, uint64_t glob
 void RunReport::stopped(const RunOutcome& outcome, const TrainingPosition& at, size_t steps_per_epoch,
                         size_t world_size, const std::string& checkpoint) {
   const bool by_signal = outcome.signal != 0 || outcome.reason.empty();
-  const std::string why = by_signal ? std::string("by ") + signal_name(outcome.signal) : "because " + outcome.reason;
+  const std::string why = by_signal ? std::string("by ") + stop_signal_name(outcome.signal) : "because " + outcome.reason;
   const std::string where = describe_stop_position(at, steps_per_epoch);
   if (checkpoint.empty()) {
     log("stopped %s %s; no checkpoint written: set checkpoint.dir to make a stopped run resumable\n", why.c_str(),
@@ -143,7 +135,7 @@ void RunReport::stopped(const RunOutcome& outcome, const TrainingPosition& at, s
   }
   MetricsRecord record("stop");
   if (by_signal) {
-    record.add("signal", signal_name(outcome.signal));
+    record.add("signal", stop_signal_name(outcome.signal));
   } else {
     record.add("reason", outcome.reason);
   }

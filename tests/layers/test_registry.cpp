@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "layers/registry.h"
@@ -9,20 +10,15 @@
 #include "runtime/core/errors.h"
 #include "tests/layers/layer_test_util.h"
 #include "tests/runtime/core/host_backend.h"
+#include "tests/test_util.h"
 
 namespace dptrain::testing {
 namespace {
 
-// Runs `f`, expects a ConfigError, and returns its message.
+// The message of the ConfigError that `f` throws (fails the test if it throws none, or another).
 template <typename F>
-std::string config_error(F f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no ConfigError";
-  return "";
+std::string config_error(F&& f) {
+  return test_util::error_of<ConfigError>(std::forward<F>(f));
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -2,27 +2,23 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "runtime/core/config_map.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
 #include "tests/runtime/core/run_config_test_util.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
 
 const std::string& kValid = run_config_test::kMinimalConfig;
 
-// The message of the ConfigError that `f` throws (fails the test if it throws none).
+// The message of the ConfigError that `f` throws (fails the test if it throws none, or another).
 template <typename F>
 std::string config_error(F&& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError";
-  return "";
+  return test_util::error_of<ConfigError>(std::forward<F>(f));
 }
 
 std::string replaced(std::string text, const std::string& from, const std::string& to) {
