@@ -87,6 +87,14 @@ class Backend {
   // Waits for everything queued on the compute stream.
   virtual void synchronize() = 0;
 
+  // y[0, n) += alpha * x[0, n), both on device(): gradients of an output that feeds several layers,
+  // and the merge layers. Queued on the compute stream.
+  virtual void axpy(float alpha, const float* x, float* y, size_t n) = 0;
+  // x[0, n) *= alpha, on device(). Queued on the compute stream.
+  virtual void scale(float* x, size_t n, float alpha) = 0;
+  // The sum of x[i]^2 over [0, n), accumulated in double; waits for the compute stream (a host value).
+  virtual double sum_squares(const float* x, size_t n) = 0;
+
   // A stager for batches of up to `max_floats` input floats and `max_labels` labels.
   virtual std::unique_ptr<BatchStager> make_stager(size_t max_floats, size_t max_labels) = 0;
 

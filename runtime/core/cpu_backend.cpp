@@ -62,6 +62,25 @@ void CpuBackend::fill(float* device_data, size_t count, float value) {
   std::fill(device_data, device_data + count, value);
 }
 
+void CpuBackend::axpy(float alpha, const float* x, float* y, size_t n) {
+#pragma omp parallel for simd if (n > kParallelThreshold) schedule(static)
+  for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void CpuBackend::scale(float* x, size_t n, float alpha) {
+#pragma omp parallel for simd if (n > kParallelThreshold) schedule(static)
+  for (size_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+double CpuBackend::sum_squares(const float* x, size_t n) {
+  // Per-thread partial sums in a fixed static partition, added in thread order: the same bits for
+  // the same thread count.
+  double total = 0;
+#pragma omp parallel for reduction(+ : total) if (n > kParallelThreshold) schedule(static)
+  for (size_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * x[i];
+  return total;
+}
+
 std::unique_ptr<BatchStager> CpuBackend::make_stager(size_t max_floats, size_t max_labels) {
   return std::make_unique<CpuStager>(max_floats, max_labels);
 }

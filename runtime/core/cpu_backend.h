@@ -36,6 +36,10 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<BatchStager> make_stager(size_t max_floats, size_t max_labels) override;
 
+  void axpy(float alpha, const float* x, float* y, size_t n) override;
+  void scale(float* x, size_t n, float alpha) override;
+  double sum_squares(const float* x, size_t n) override;
+
   void sgd_update(const SgdUpdate& update) override;
   void adam_update(const AdamUpdate& update) override;
 };

@@ -54,6 +54,14 @@ std::unique_ptr<BatchStager> CudaBackend::make_stager(size_t max_floats, size_t 
   return std::make_unique<CudaBatchStager>(context_, max_floats, max_labels);
 }
 
+void CudaBackend::axpy(float alpha, const float* x, float* y, size_t n) {
+  launch_axpy(alpha, x, y, n, context_.stream());
+}
+
+void CudaBackend::scale(float* x, size_t n, float alpha) { launch_scale(x, n, alpha, context_.stream()); }
+
+double CudaBackend::sum_squares(const float* x, size_t n) { return launch_sum_squares(x, n, context_.stream()); }
+
 void CudaBackend::sgd_update(const SgdUpdate& update) { launch_sgd_update(update, context_.stream()); }
 
 void CudaBackend::adam_update(const AdamUpdate& update) { launch_adam_update(update, context_.stream()); }

@@ -26,6 +26,32 @@ __global__ void bf16_to_float_kernel(const __nv_bfloat16* src, float* dst, size_
   }
 }
 
+__global__ void axpy_kernel(float alpha, const float* x, float* y, size_t n) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) {
+    y[i] += alpha * x[i];
+  }
+}
+
+__global__ void scale_kernel(float* x, size_t n, float alpha) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) x[i] *= alpha;
+}
+
+// One double partial sum of squares per block, in partials[blockIdx.x].
+__global__ void sum_squares_kernel(const float* x, size_t n, double* partials) {
+  __shared__ double shared[kBlockThreads];
+  double sum = 0;
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) {
+    sum += static_cast<double>(x[i]) * x[i];
+  }
+  shared[threadIdx.x] = sum;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partials[blockIdx.x] = shared[0];
+}
+
 __global__ void sgd_kernel(SgdUpdate u) {
   for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < u.n; i += size_t{gridDim.x} * blockDim.x) {
     const float p = u.params[i];
@@ -71,6 +97,34 @@ void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cu
   if (count == 0) return;
   bf16_to_float_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(src, dst, count);
   DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void launch_axpy(float alpha, const float* x, float* y, size_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  axpy_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(alpha, x, y, n);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void launch_scale(float* x, size_t n, float alpha, cudaStream_t stream) {
+  if (n == 0) return;
+  scale_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(x, n, alpha);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+double launch_sum_squares(const float* x, size_t n, cudaStream_t stream) {
+  if (n == 0) return 0;
+  constexpr unsigned kBlocks = 256;
+  double* partials = nullptr;
+  DPTRAIN_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partials), kBlocks * sizeof(double), stream));
+  sum_squares_kernel<<<kBlocks, kBlockThreads, 0, stream>>>(x, n, partials);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+  double host[kBlocks];
+  DPTRAIN_CUDA_CHECK(cudaMemcpyAsync(host, partials, sizeof(host), cudaMemcpyDeviceToHost, stream));
+  DPTRAIN_CUDA_CHECK(cudaFreeAsync(partials, stream));
+  DPTRAIN_CUDA_CHECK(cudaStreamSynchronize(stream));
+  double total = 0;
+  for (double p : host) total += p;
+  return total;
 }
 
 void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream) {

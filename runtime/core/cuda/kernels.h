@@ -1,4 +1,5 @@
-// Element-wise CUDA kernels of the runtime (fill, bf16 casts, optimizer updates), launched on `stream`.
+// Element-wise CUDA kernels of the runtime (fill, bf16 casts, axpy, scale, sum of squares, optimizer
+// updates), launched on `stream`.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -15,6 +16,12 @@ void launch_fill(float* data, size_t count, float value, cudaStream_t stream);
 void launch_float_to_bf16(const float* src, __nv_bfloat16* dst, size_t count, cudaStream_t stream);
 // dst[i] = src[i] widened to float32 (exact), for i < count.
 void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cudaStream_t stream);
+// y[i] += alpha * x[i] and x[i] *= alpha, for i < n.
+void launch_axpy(float alpha, const float* x, float* y, size_t n, cudaStream_t stream);
+void launch_scale(float* x, size_t n, float alpha, cudaStream_t stream);
+// The sum of x[i]^2 (double per-block partials, added on the host in block order, so the same bits
+// every time); waits for `stream`.
+double launch_sum_squares(const float* x, size_t n, cudaStream_t stream);
 void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream);
 void launch_adam_update(const AdamUpdate& update, cudaStream_t stream);
 

@@ -43,6 +43,9 @@ class HostBackend final : public Backend {
     for (size_t i = 0; i < count; ++i) data[i] = value;
   }
   void synchronize() override {}
+  void axpy(float alpha, const float* x, float* y, size_t n) override { cpu_.axpy(alpha, x, y, n); }
+  void scale(float* x, size_t n, float alpha) override { cpu_.scale(x, n, alpha); }
+  double sum_squares(const float* x, size_t n) override { return cpu_.sum_squares(x, n); }
   std::unique_ptr<BatchStager> make_stager(size_t, size_t) override { throw std::logic_error("not used"); }
   void sgd_update(const SgdUpdate& update) override {
     ++updates;

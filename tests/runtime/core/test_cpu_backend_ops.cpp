@@ -1,0 +1,44 @@
+// The CPU backend's vector operations: axpy, scale and the sum of squares, small and large enough
+// to run on several threads.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "runtime/core/cpu_backend.h"
+
+namespace dptrain {
+namespace {
+
+TEST(CpuBackendOps, AxpyAddsAScaledVector) {
+  CpuBackend cpu;
+  for (size_t n : {size_t{5}, size_t{100003}}) {
+    std::vector<float> x(n), y(n);
+    for (size_t i = 0; i < n; ++i) {
+      x[i] = static_cast<float>(i % 7);
+      y[i] = 1.0f;
+    }
+    cpu.axpy(0.5f, x.data(), y.data(), n);
+    for (size_t i = 0; i < n; i += n / 5 + 1) EXPECT_FLOAT_EQ(y[i], 1.0f + 0.5f * static_cast<float>(i % 7)) << i;
+  }
+}
+
+TEST(CpuBackendOps, ScaleMultipliesInPlace) {
+  CpuBackend cpu;
+  std::vector<float> x = {1, -2, 3};
+  cpu.scale(x.data(), x.size(), -2.0f);
+  EXPECT_EQ(x, (std::vector<float>{-2, 4, -6}));
+}
+
+TEST(CpuBackendOps, SumOfSquaresIsAccumulatedInDouble) {
+  CpuBackend cpu;
+  const size_t n = 200000;
+  std::vector<float> x(n, 0.1f);
+  const double expected = static_cast<double>(0.1f) * 0.1f * n;
+  EXPECT_NEAR(cpu.sum_squares(x.data(), n), expected, expected * 1e-10);  // float accumulation would be ~1e-4 off
+  std::vector<float> small = {3, 4};
+  EXPECT_DOUBLE_EQ(cpu.sum_squares(small.data(), 2), 25.0);
+  EXPECT_DOUBLE_EQ(cpu.sum_squares(small.data(), 0), 0.0);
+}
+
+}  // namespace
+}  // namespace dptrain
