@@ -40,7 +40,8 @@ Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Ba
   for (size_t i = 0; i < layers_.size(); ++i) {
     const size_t begin = offset;
     for (const auto& spec : layers_[i]->parameters()) {
-      entries_.push_back({i, std::to_string(i) + "." + layers_[i]->type() + "." + spec.name, spec.shape, offset});
+      entries_.push_back({i, std::to_string(i) + "." + layers_[i]->type() + "." + spec.name, layers_[i]->type(),
+                          spec.name, spec.shape, offset});
       const size_t n = num_elements(spec.shape);
       num_parameters_ += n;
       offset += (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats;

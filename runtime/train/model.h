@@ -16,12 +16,19 @@ namespace dptrain {
 
 class Timeline;
 
+// Whether the optimizer updates a parameter (Trained) or leaves it as loaded (Frozen: no gradient
+// is all-reduced for it and no update, weight decay included, touches it).
+enum class ParamUse { Trained, Frozen };
+
 // Where one parameter tensor lives in the flat buffers.
 struct ParamEntry {
-  size_t layer;      // index into Model::layers()
-  std::string name;  // "<layer index>.<type>.<param>", e.g. "0.conv2d.weight"
+  size_t layer;            // index into Model::layers()
+  std::string name;        // "<layer name>.<param>", e.g. "conv1.weight", or "0.conv2d.weight" unnamed
+  std::string layer_type;  // the layer's type, e.g. "conv2d", "batchnorm2d"
+  std::string param;       // the parameter's name within its layer, e.g. "weight", "bias"
   Shape shape;
-  size_t offset;     // in floats, from the start of the flat buffer
+  size_t offset;           // in floats, from the start of the flat buffer
+  ParamUse use = ParamUse::Trained;
 };
 
 // Called during backward when gradients [begin, end) of the flat buffer are final.

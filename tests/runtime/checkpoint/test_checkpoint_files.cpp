@@ -139,7 +139,9 @@ TEST(CheckpointFiles, PruneRemovesOnlyStaleTemporaryFilesOfOtherProcesses) {
 // ---- Model and optimizer state ----
 
 // Two parameters laid out with padding, as Model lays them out.
-std::vector<ParamEntry> padded_entries() { return {{0, "0.dense.weight", {3, 5}, 0}, {0, "0.dense.bias", {3}, 16}}; }
+std::vector<ParamEntry> padded_entries() {
+  return {{0, "0.dense.weight", "dense", "weight", {3, 5}, 0}, {0, "0.dense.bias", "dense", "bias", {3}, 16}};
+}
 
 TEST(CheckpointModel, FlatBuffersRoundTripAndKeepPadding) {
   Tensor flat({32});
