@@ -20,6 +20,46 @@ void Layer::bind(std::vector<Tensor> params, std::vector<Tensor> grads) {
   grads_ = std::move(grads);
 }
 
+void Layer::bind_buffers(std::vector<Tensor> buffers) {
+  const auto specs = this->buffers();
+  if (buffers.size() != specs.size()) {
+    throw ShapeError(std::string(type()) + ": expected " + std::to_string(specs.size()) + " buffer tensors");
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (buffers[i].shape() != specs[i].shape) {
+      throw ShapeError(std::string(type()) + ": buffer '" + specs[i].name + "' must have shape " +
+                       to_string(specs[i].shape));
+    }
+  }
+  buffers_ = std::move(buffers);
+}
+
+void Layer::forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo& step) {
+  if (xs.size() != 1) throw ShapeError(std::string(type()) + " takes one input, got " + std::to_string(xs.size()));
+  forward(*xs[0], y, step);
+}
+
+void Layer::backward_inputs(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& dy,
+                            const std::vector<Tensor*>& dxs, const StepInfo& step) {
+  if (xs.size() != 1 || dxs.size() != 1) {
+    throw ShapeError(std::string(type()) + " takes one input, got " + std::to_string(xs.size()));
+  }
+  backward(*xs[0], y, dy, dxs[0], step);
+}
+
+MergeLayer::MergeLayer(std::vector<Shape> input_shapes) : input_shapes_(std::move(input_shapes)) {
+  if (input_shapes_.empty()) throw ShapeError("a merge layer needs at least one input");
+  input_shape_ = input_shapes_[0];
+}
+
+void MergeLayer::forward(const Tensor&, Tensor&, const StepInfo&) {
+  throw ShapeError(std::string(type()) + " merges several inputs: call forward_inputs");
+}
+
+void MergeLayer::backward(const Tensor&, const Tensor&, const Tensor&, Tensor*, const StepInfo&) {
+  throw ShapeError(std::string(type()) + " merges several inputs: call backward_inputs");
+}
+
 void LossLayer::forward(const Tensor& x, Tensor& y, const StepInfo&) { copy_unless_shared(backend_, x, y); }
 
 void LossLayer::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx, const StepInfo&) {

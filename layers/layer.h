@@ -14,6 +14,16 @@ namespace dptrain {
 // Whether a forward pass is for training (dropout active) or evaluation.
 enum class Mode { Train, Eval };
 
+// Sums small vectors of batch statistics over every worker that shares the global batch, so that a
+// layer such as batch normalisation sees the whole global batch whatever the number of workers.
+// Collective: every worker calls sum() in the same order, the same number of times, per step.
+class CrossWorkerSum {
+ public:
+  virtual ~CrossWorkerSum() = default;
+  // values[0, count) (host memory) becomes the sum of every worker's values[0, count).
+  virtual void sum(double* values, size_t count) = 0;
+};
+
 // What a forward pass may need beyond its input: the mode, and the keys of its random choices.
 struct StepInfo {
   Mode mode = Mode::Train;
@@ -22,7 +32,12 @@ struct StepInfo {
   // Global data-set index of each sample in the batch (batch-size entries); random choices
   // such as dropout masks are keyed by (seed, epoch, sample id), never by position in the batch.
   const uint64_t* sample_ids = nullptr;
+  // Where batch statistics are summed over workers; null: this worker holds the whole global batch.
+  CrossWorkerSum* batch_stats = nullptr;
 };
+
+// Which half of a training step a layer takes part in.
+enum class Pass { Forward, Backward };
 
 // Name and per-layer shape of one parameter tensor, e.g. {"weight", (32, 1, 3, 3)}.
 struct ParamSpec {
@@ -48,6 +63,26 @@ class Layer {
   // Fills the bound parameters with their initial values, drawing only from `rng`.
   virtual void init_parameters(Rng& rng) {}
 
+  // Non-trained state this layer keeps and checkpoints beside its parameters (batch norm's running
+  // mean and variance), in a fixed order; empty for most layers.
+  virtual std::vector<ParamSpec> buffers() const { return {}; }
+  // Attaches views into the model's flat buffer of non-trained state, in `buffers()` order.
+  void bind_buffers(std::vector<Tensor> buffers);
+  // Sets the bound buffers to their initial values (host memory during model construction).
+  virtual void init_buffers() {}
+
+  // How many inputs the layer takes: 1, except for merge layers (add, concat).
+  virtual size_t num_inputs() const { return 1; }
+  // Forward and backward over all inputs: xs[i] is input i (N, ...input i's shape); dxs[i] (each
+  // may be null) receives dLoss/d input i, overwritten. Single-input layers call forward/backward.
+  virtual void forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo& step);
+  virtual void backward_inputs(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& dy,
+                               const std::vector<Tensor*>& dxs, const StepInfo& step);
+  // Takes part in the CrossWorkerSum calls that one pass of a training step makes, for a worker
+  // that has no sample in this step (more workers than samples): it contributes zeros. Layers that
+  // sum nothing across workers do nothing.
+  virtual void join_cross_worker_sums(Pass pass, const StepInfo& step) {}
+
   // y = f(x). x is (N, ...input_shape), y is preallocated (N, ...output_shape).
   virtual void forward(const Tensor& x, Tensor& y, const StepInfo& step) = 0;
   // Given x, y from the forward pass and dy = dLoss/dy: writes (overwrites, does not add) the
@@ -59,6 +94,25 @@ class Layer {
   Shape output_shape_;
   std::vector<Tensor> params_;
   std::vector<Tensor> grads_;
+  std::vector<Tensor> buffers_;
+};
+
+// A layer that merges several inputs into one output (add, concat). It implements forward_inputs
+// and backward_inputs; its single-input forward and backward are refused.
+class MergeLayer : public Layer {
+ public:
+  size_t num_inputs() const override { return input_shapes_.size(); }
+  // Per-sample shape of each input.
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) final;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) final;
+
+ protected:
+  // Keeps the input shapes; input_shape() is the first one's.
+  explicit MergeLayer(std::vector<Shape> input_shapes);
+
+  std::vector<Shape> input_shapes_;
 };
 
 // Sums of a loss over a batch: what metrics are made of.

@@ -16,11 +16,26 @@ LayerRegistrar::LayerRegistrar(const char* type, const char* backend, LayerFacto
   LayerRegistry::builtin().add(type, backend, std::move(factory));
 }
 
+MergeLayerRegistrar::MergeLayerRegistrar(const char* type, const char* backend, MergeLayerFactory factory) {
+  LayerRegistry::builtin().add_merge(type, backend, std::move(factory));
+}
+
 void LayerRegistry::add(const std::string& type, const std::string& backend, LayerFactory factory) {
+  factories_[{type, backend}] = [type, single = std::move(factory)](ConfigMap& options, const std::vector<Shape>& inputs,
+                                                                   Backend& on) {
+    if (inputs.size() != 1) {
+      options.fail("inputs", "layer type '" + type + "' takes one input, got " + std::to_string(inputs.size()) +
+                                 " (merge branches with an add or concat layer first)");
+    }
+    return single(options, inputs[0], on);
+  };
+}
+
+void LayerRegistry::add_merge(const std::string& type, const std::string& backend, MergeLayerFactory factory) {
   factories_[{type, backend}] = std::move(factory);
 }
 
-const LayerFactory* LayerRegistry::find(const std::string& type, const std::string& backend) const {
+const LayerRegistry::AnyFactory* LayerRegistry::find(const std::string& type, const std::string& backend) const {
   auto it = factories_.find({type, backend});
   if (it == factories_.end()) it = factories_.find({type, kAnyBackend});
   return it == factories_.end() ? nullptr : &it->second;
@@ -34,9 +49,10 @@ std::vector<std::string> LayerRegistry::types(const std::string& backend) const 
   return {names.begin(), names.end()};
 }
 
-std::unique_ptr<Layer> LayerRegistry::create(ConfigMap& options, const Shape& input_shape, Backend& backend) const {
+std::unique_ptr<Layer> LayerRegistry::create_from_inputs(ConfigMap& options, const std::vector<Shape>& input_shapes,
+                                                         Backend& backend) const {
   const std::string type = options.get_string("type");
-  const LayerFactory* factory = find(type, backend.name());
+  const AnyFactory* factory = find(type, backend.name());
   if (!factory) {
     for (const auto& entry : factories_) {
       if (entry.first.first == type) {
@@ -49,10 +65,11 @@ std::unique_ptr<Layer> LayerRegistry::create(ConfigMap& options, const Shape& in
   }
   std::unique_ptr<Layer> layer;
   try {
-    layer = (*factory)(options, input_shape, backend);
+    layer = (*factory)(options, input_shapes, backend);
   } catch (const ShapeError& e) {
-    options.fail("type", std::string("layer '") + type + "' cannot take input of shape " + to_string(input_shape) +
-                             ": " + e.what());
+    std::string shapes;
+    for (const Shape& shape : input_shapes) shapes += (shapes.empty() ? "" : " and ") + to_string(shape);
+    options.fail("type", std::string("layer '") + type + "' cannot take input of shape " + shapes + ": " + e.what());
   }
   options.finish();
   return layer;

@@ -56,6 +56,11 @@ void print_state(const std::string& file, const CheckpointState& state) {
               static_cast<unsigned long long>(state.seed));
   std::printf("world_size at save: %llu\n", static_cast<unsigned long long>(state.world_size));
   std::printf("parameters: %zu in %zu tensors\n", values, state.parameters.size());
+  if (!state.buffers.empty()) {
+    size_t buffer_values = 0;
+    for (const CheckpointTensor& t : state.buffers) buffer_values += num_elements(t.shape);
+    std::printf("buffers (non-trained state): %zu in %zu tensors\n", buffer_values, state.buffers.size());
+  }
   std::printf("optimizer: %s, %llu steps, state: %s\n", state.optimizer_name.c_str(),
               static_cast<unsigned long long>(state.optimizer_steps), states.empty() ? "none" : states.c_str());
 }

@@ -2,14 +2,14 @@
 // written atomically and checksummed; listing a folder's checkpoints, choosing the one to resume
 // from and pruning old ones.
 //
-// File layout (format "dptrain-checkpoint", format_version 1). Every array dataset is chunked and
+// File layout (format "dptrain-checkpoint", format_version 2; version 1 lacks /buffers). Every array dataset is chunked and
 // Fletcher-32 checksummed; the file is written in the HDF5 1.10 format, whose metadata (superblock,
 // object headers with their attributes, chunk indexes) carries checksums too, so damage anywhere is
 // reported when the file is read. Readable by h5dump, h5ls and h5py (HDF5 >= 1.10).
 //
 //   /                              root attributes, all scalars:
 //     format           string      "dptrain-checkpoint"
-//     format_version   uint32      1
+//     format_version   uint32      2
 //     dptrain_version  string      version of the dptrain that wrote it, e.g. "0.1.0"
 //     run_name         string      the config's name
 //     seed             uint64      the run's seed
@@ -24,6 +24,9 @@
 //   /metrics                       string (1): free text, e.g. the last epoch's JSON record; may be ""
 //   /parameters                    group, one dataset per model parameter in model order:
 //     /parameters/<name>           float32 with the parameter's shape, e.g. /parameters/0.conv2d.weight (8, 1, 3, 3)
+//                                  or /parameters/layer1.0.conv1.weight: "<layer name>.<parameter>"
+//   /buffers                       group, one dataset per non-trained state tensor in model order, e.g.
+//     /buffers/<name>              /buffers/layer1.0.bn1.running_mean (64): batch norm's running statistics
 //   /optimizer                     group, attributes name (string: "sgd", "adam", "adamw") and steps (uint64)
 //     /optimizer/<state>           group per optimizer state ("momentum"; "exp_avg", "exp_avg_sq"; none for plain sgd)
 //       /optimizer/<state>/<name>  float32, the same names and shapes as /parameters
@@ -49,7 +52,7 @@
 namespace dptrain {
 
 // The layout version this dptrain writes; it reads this version and older ones.
-inline constexpr uint32_t kCheckpointFormatVersion = 1;
+inline constexpr uint32_t kCheckpointFormatVersion = 2;
 // The root attribute `format` of every checkpoint.
 inline constexpr char kCheckpointFormat[] = "dptrain-checkpoint";
 
@@ -83,6 +86,7 @@ struct CheckpointState {
   uint64_t world_size = 0;    // workers at save time
 
   std::vector<CheckpointTensor> parameters;  // one per model parameter, in model order
+  std::vector<CheckpointTensor> buffers;     // one per non-trained state tensor, in model order (may be empty)
 
   std::string optimizer_name;  // Optimizer::name(): "sgd", "adam", "adamw"
   uint64_t optimizer_steps = 0;

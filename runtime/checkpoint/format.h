@@ -13,6 +13,7 @@ namespace dptrain::checkpoint_detail {
 inline constexpr char kConfigDataset[] = "config";
 inline constexpr char kMetricsDataset[] = "metrics";
 inline constexpr char kParametersGroup[] = "parameters";
+inline constexpr char kBuffersGroup[] = "buffers";
 inline constexpr char kOptimizerGroup[] = "optimizer";
 
 // What went wrong inside HDF5, from its error stack: the API function that failed and the innermost

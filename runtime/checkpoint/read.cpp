@@ -111,6 +111,12 @@ class Reader {
     for (const std::string& name : member_names(parameters.get(), "/parameters")) {
       state.parameters.push_back(read_tensor(parameters.get(), "/parameters", name, contents));
     }
+    if (has_link(root, checkpoint_detail::kBuffersGroup)) {  // format_version 2 on
+      H5Handle buffers = open_group(root, checkpoint_detail::kBuffersGroup, "/buffers");
+      for (const std::string& name : member_names(buffers.get(), "/buffers")) {
+        state.buffers.push_back(read_tensor(buffers.get(), "/buffers", name, contents));
+      }
+    }
 
     H5Handle optimizer = open_group(root, checkpoint_detail::kOptimizerGroup, "/optimizer");
     state.optimizer_name = read_string_attribute(optimizer.get(), "name", "/optimizer");

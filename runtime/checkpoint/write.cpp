@@ -77,6 +77,8 @@ class Writer {
 
     H5Handle parameters = create_group(root, checkpoint_detail::kParametersGroup);
     for (const CheckpointTensor& t : state.parameters) write_tensor(parameters.get(), "/parameters", t);
+    H5Handle buffers = create_group(root, checkpoint_detail::kBuffersGroup);
+    for (const CheckpointTensor& t : state.buffers) write_tensor(buffers.get(), "/buffers", t);
 
     H5Handle optimizer = create_group(root, checkpoint_detail::kOptimizerGroup);
     write_string_attribute(optimizer.get(), "name", state.optimizer_name);
@@ -86,7 +88,7 @@ class Writer {
       H5Handle group = create_group(optimizer.get(), s.name);
       for (const CheckpointTensor& t : s.tensors) write_tensor(group.get(), "/optimizer/" + s.name, t);
     }
-    if (!parameters.close() || !optimizer.close() || !file.close()) fail("cannot finish the file");
+    if (!parameters.close() || !buffers.close() || !optimizer.close() || !file.close()) fail("cannot finish the file");
   }
 
  private:

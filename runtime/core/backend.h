@@ -90,6 +90,10 @@ class Backend {
   // y[0, n) += alpha * x[0, n), both on device(): gradients of an output that feeds several layers,
   // and the merge layers. Queued on the compute stream.
   virtual void axpy(float alpha, const float* x, float* y, size_t n) = 0;
+  // Copies `rows` rows of `row_floats` floats from src (rows `src_stride` floats apart) to dst (rows
+  // `dst_stride` floats apart), both on device(): concatenation along channels. Queued.
+  virtual void copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,
+                         size_t rows) = 0;
   // x[0, n) *= alpha, on device(). Queued on the compute stream.
   virtual void scale(float* x, size_t n, float alpha) = 0;
   // The sum of x[i]^2 over [0, n), accumulated in double; waits for the compute stream (a host value).

@@ -71,6 +71,7 @@ std::string ConfigMap::where(const std::string& key) const {
     }
     if (mark.is_null()) mark = node_.Mark();
   }
+  if (mark.is_null()) mark = line_of_;
   if (!mark.is_null()) out << ':' << mark.line + 1;
   out << ": key '" << full << "'";
   return out.str();
@@ -234,6 +235,27 @@ std::vector<size_t> ConfigMap::get_size_list(const std::string& key, std::option
   return out;
 }
 
+std::vector<std::string> ConfigMap::get_string_list(const std::string& key,
+                                                    std::optional<std::vector<std::string>> fallback) {
+  const std::optional<YAML::Node> found = lookup(key);
+  if (!found) {
+    if (fallback) return *fallback;
+    missing(key, "a list of strings");
+  }
+  const YAML::Node& n = *found;
+  std::vector<std::string> out;
+  auto read = [&](const YAML::Node& item) {
+    if (!item.IsScalar() || item.Scalar().empty()) fail(key, "expected a list of strings, got " + scalar_text(item));
+    out.push_back(item.Scalar());
+  };
+  if (n.IsSequence()) {
+    for (const auto& item : n) read(item);
+  } else {
+    read(n);
+  }
+  return out;
+}
+
 ConfigMap ConfigMap::get_map(const std::string& key) {
   const std::optional<YAML::Node> found = lookup(key);
   if (found && !found->IsMap()) fail(key, "expected a mapping (key: value), got " + scalar_text(*found));
@@ -251,6 +273,12 @@ std::vector<ConfigMap> ConfigMap::get_map_list(const std::string& key) {
     const std::string item_path = full_key(key) + "[" + std::to_string(i++) + "]";
     out.emplace_back(item, item_path, source_);
   }
+  return out;
+}
+
+ConfigMap ConfigMap::derived(YAML::Node node, const std::string& suffix) const {
+  ConfigMap out(std::move(node), path_ + suffix, source_);
+  out.line_of_ = node_.Mark().is_null() ? line_of_ : node_.Mark();
   return out;
 }
 

@@ -49,10 +49,19 @@ class ConfigMap {
   std::vector<double> get_double_list(const std::string& key,
                                       std::optional<std::vector<double>> fallback = std::nullopt);
   std::vector<size_t> get_size_list(const std::string& key, std::optional<std::vector<size_t>> fallback = std::nullopt);
+  // A list of strings; a single string is read as a list of one.
+  std::vector<std::string> get_string_list(const std::string& key,
+                                           std::optional<std::vector<std::string>> fallback = std::nullopt);
   // A nested mapping (an absent key gives an empty one).
   ConfigMap get_map(const std::string& key);
   // A sequence of mappings, such as the model's layer list.
   std::vector<ConfigMap> get_map_list(const std::string& key);
+
+  // A mapping made by the program (such as a layer a block expands into) that reports errors as
+  // part of this one: same file, path `path() + suffix`, and this mapping's line.
+  ConfigMap derived(YAML::Node node, const std::string& suffix) const;
+  // The YAML mapping itself.
+  const YAML::Node& node() const { return node_; }
 
   // Throws for every key present but never asked for, listing the known ones.
   void finish() const;
@@ -71,6 +80,7 @@ class ConfigMap {
   std::string path_;
   std::shared_ptr<const ConfigSource> source_;
   std::set<std::string> known_;
+  YAML::Mark line_of_ = YAML::Mark::null_mark();  // for a derived mapping: where its origin is
 };
 
 }  // namespace dptrain

@@ -67,6 +67,12 @@ void CpuBackend::axpy(float alpha, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
+void CpuBackend::copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,
+                           size_t rows) {
+#pragma omp parallel for schedule(static) if (rows * row_floats > kParallelThreshold)
+  for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, row_floats * sizeof(float));
+}
+
 void CpuBackend::scale(float* x, size_t n, float alpha) {
 #pragma omp parallel for simd if (n > kParallelThreshold) schedule(static)
   for (size_t i = 0; i < n; ++i) x[i] *= alpha;

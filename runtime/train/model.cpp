@@ -14,95 +14,218 @@ namespace {
 
 constexpr size_t kAlignFloats = 16;  // each parameter starts on a 64-byte boundary
 
+size_t aligned(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+
+bool is_loss(const Layer& layer) { return dynamic_cast<const LossLayer*>(&layer) != nullptr; }
+
 }  // namespace
 
-Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed)
-    : input_shape_(input_shape), backend_(backend) {
-  const LayerRegistry& registry = LayerRegistry::builtin();
-  Shape shape = input_shape;
-  for (size_t i = 0; i < layer_configs.size(); ++i) {
-    ConfigMap& options = layer_configs[i];
-    layers_.push_back(registry.create(options, shape, backend_));
-    const bool is_loss = dynamic_cast<LossLayer*>(layers_.back().get()) != nullptr;
-    const bool is_last = i + 1 == layer_configs.size();
-    if (is_loss && !is_last) options.fail("type", "a loss layer must be the last layer of the model");
-    if (!is_loss && is_last) {
-      options.fail("type", "the last layer of the model must be a loss layer (add {type: softmax_cross_entropy})");
-    }
-    shape = layers_.back()->output_shape();
-  }
-  if (shape.size() != 1) {
-    layer_configs.back().fail("type", "the loss layer needs (N, classes) logits, got per-sample shape " +
-                                          to_string(shape) + " (add a flatten or dense layer before it)");
-  }
+bool parameter_matches(const std::string& pattern, const std::string& name) {
+  if (!pattern.empty() && pattern.back() == '*') return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  return name == pattern || (name.size() > pattern.size() && name.compare(0, pattern.size(), pattern) == 0 &&
+                             name[pattern.size()] == '.');
+}
 
-  size_t offset = 0;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const size_t begin = offset;
-    for (const auto& spec : layers_[i]->parameters()) {
-      entries_.push_back({i, std::to_string(i) + "." + layers_[i]->type() + "." + spec.name, layers_[i]->type(),
-                          spec.name, spec.shape, offset});
-      const size_t n = num_elements(spec.shape);
-      num_parameters_ += n;
-      offset += (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed,
+             const std::vector<std::string>& frozen)
+    : input_shape_(input_shape), backend_(backend) {
+  if (layer_configs.empty()) throw ConfigError("the model has no layers");
+  std::map<std::string, size_t> by_name;
+  for (ConfigMap& options : layer_configs) {
+    const std::string type = options.get_string("type");
+    const std::string name = options.get_string("name", std::to_string(layers_.size()) + "." + type);
+    const std::vector<std::string> inputs =
+        options.get_string_list("inputs", std::vector<std::string>{layers_.empty() ? kModelInputName : names_.back()});
+    if (!is_block_type(type)) {
+      LayerNode node{options, name, inputs};
+      add_layer(node, by_name);
+      options = node.options;  // keeps the keys the layer read, for finish() and errors
+      continue;
     }
-    layer_ranges_.emplace_back(begin, offset);
+    if (inputs.size() != 1) options.fail("inputs", type + " reads one input, got " + std::to_string(inputs.size()));
+    if (by_name.count(name)) options.fail("name", "layer name '" + name + "' is used twice");
+    const auto from = by_name.find(inputs[0]);
+    Shape in_shape = input_shape_;
+    if (inputs[0] != kModelInputName) {
+      if (from == by_name.end()) options.fail("inputs", "names no earlier layer: '" + inputs[0] + "'");
+      in_shape = layers_[from->second]->output_shape();
+    }
+    for (LayerNode& node : expand_block(options, name, inputs[0], in_shape)) add_layer(node, by_name);
+  }
+  check_graph();
+  lay_out(frozen);
+  bind_and_init(seed);
+}
+
+Model::~Model() = default;
+
+void Model::add_layer(LayerNode& node, std::map<std::string, size_t>& by_name) {
+  ConfigMap& options = node.options;
+  if (node.name.empty() || node.name.find('/') != std::string::npos || node.name == kModelInputName) {
+    options.fail("name", "'" + node.name + "' is not a usable layer name (not empty, no '/', not 'input')");
+  }
+  if (by_name.count(node.name)) options.fail("name", "layer name '" + node.name + "' is used twice");
+  if (!layers_.empty() && is_loss(*layers_.back())) {
+    options.fail("type", "a loss layer must be the last layer of the model");
+  }
+  std::vector<size_t> inputs;
+  std::vector<Shape> shapes;
+  for (const std::string& input : node.inputs) {
+    if (input == kModelInputName) {
+      inputs.push_back(kModelInput);
+      shapes.push_back(input_shape_);
+      continue;
+    }
+    const auto it = by_name.find(input);
+    if (it == by_name.end()) {
+      options.fail("inputs", "names no earlier layer: '" + input +
+                                 "' (a layer reads only layers listed before it, so the graph has no cycle)");
+    }
+    inputs.push_back(it->second);
+    shapes.push_back(layers_[it->second]->output_shape());
+  }
+  layers_.push_back(LayerRegistry::builtin().create_from_inputs(options, shapes, backend_));
+  by_name.emplace(node.name, layers_.size() - 1);
+  names_.push_back(node.name);
+  inputs_.push_back(std::move(inputs));
+  nodes_.push_back(node);
+}
+
+void Model::check_graph() {
+  const size_t last = layers_.size() - 1;
+  if (!is_loss(*layers_[last])) {
+    nodes_[last].options.fail("type",
+                              "the last layer of the model must be a loss layer (add {type: softmax_cross_entropy})");
+  }
+  const Shape& logits = layers_[last]->input_shape();
+  if (logits.size() != 1) {
+    nodes_[last].options.fail("type", "the loss layer needs (N, classes) logits, got per-sample shape " +
+                                          to_string(logits) + " (add a flatten or dense layer before it)");
+  }
+  std::vector<size_t> consumers(layers_.size(), 0);
+  for (const auto& inputs : inputs_) {
+    for (size_t j : inputs) {
+      if (j != kModelInput) ++consumers[j];
+    }
+  }
+  for (size_t i = 0; i < last; ++i) {
+    if (consumers[i] == 0) {
+      nodes_[i].options.fail("name", "the output of layer '" + names_[i] +
+                                         "' feeds no later layer (every branch must lead to the loss)");
+    }
+  }
+}
+
+void Model::lay_out(const std::vector<std::string>& frozen) {
+  auto is_frozen = [&frozen](const std::string& name) {
+    return std::any_of(frozen.begin(), frozen.end(), [&](const std::string& p) { return parameter_matches(p, name); });
+  };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (const auto& spec : layers_[i]->parameters()) {
+      const std::string name = names_[i] + "." + spec.name;
+      entries_.push_back({i, name, layers_[i]->type(), spec.name, spec.shape, 0,
+                          is_frozen(name) ? ParamUse::Frozen : ParamUse::Trained});
+      num_parameters_ += num_elements(spec.shape);
+    }
+    for (const auto& spec : layers_[i]->buffers()) {
+      buffer_entries_.push_back({i, names_[i] + "." + spec.name, layers_[i]->type(), spec.name, spec.shape, 0,
+                                 ParamUse::Frozen});
+    }
+  }
+  // Frozen parameters first, then trained ones, each in model order.
+  size_t offset = 0;
+  for (ParamUse use : {ParamUse::Frozen, ParamUse::Trained}) {
+    if (use == ParamUse::Trained) trained_range_.first = offset;
+    for (ParamEntry& e : entries_) {
+      if (e.use != use) continue;
+      e.offset = offset;
+      offset += aligned(num_elements(e.shape));
+    }
+  }
+  trained_range_.second = offset;
+  layer_ranges_.assign(layers_.size(), {0, 0});
+  for (const ParamEntry& e : entries_) {
+    if (e.use == ParamUse::Frozen) continue;
+    auto& range = layer_ranges_[e.layer];
+    const size_t end = e.offset + aligned(num_elements(e.shape));
+    range = range.first == range.second ? std::make_pair(e.offset, end)
+                                        : std::make_pair(std::min(range.first, e.offset), std::max(range.second, end));
   }
   params_ = Tensor({std::max<size_t>(offset, 1)}, backend_);
   grads_ = Tensor({std::max<size_t>(offset, 1)}, backend_);
+  size_t buffer_offset = 0;
+  for (ParamEntry& e : buffer_entries_) {
+    e.offset = buffer_offset;
+    buffer_offset += aligned(num_elements(e.shape));
+  }
+  buffers_ = Tensor({std::max<size_t>(buffer_offset, 1)}, backend_);
+  // Whether dLoss/d(output of layer i) is needed: layer i trains, or something before it does.
+  requires_grad_.assign(layers_.size(), 0);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    requires_grad_[i] = layer_ranges_[i].first != layer_ranges_[i].second;
+    for (size_t j : inputs_[i]) {
+      if (j != kModelInput && requires_grad_[j]) requires_grad_[i] = 1;
+    }
+  }
+}
 
-  // Views of the flat buffers `p` and `g` for every layer, in parameters() order.
-  auto bind_all = [this](Tensor& p, Tensor& g) {
-    auto view = [](Tensor& flat, size_t offset, const Shape& shape) {
-      float* at = flat.data() + offset;
-      return flat.backend() ? Tensor::view(at, shape, *flat.backend()) : Tensor::view(at, shape);
-    };
-    size_t e = 0;
+void Model::bind_and_init(uint64_t seed) {
+  auto view = [](Tensor& flat, size_t offset, const Shape& shape) {
+    float* at = flat.data() + offset;
+    return flat.backend() ? Tensor::view(at, shape, *flat.backend()) : Tensor::view(at, shape);
+  };
+  // Views of the flat buffers `p`, `g` and `b` for every layer, in parameters() and buffers() order.
+  auto bind_all = [&](Tensor& p, Tensor& g, Tensor& b) {
+    size_t e = 0, k = 0;
     for (size_t i = 0; i < layers_.size(); ++i) {
-      std::vector<Tensor> pv, gv;
+      std::vector<Tensor> pv, gv, bv;
       for (const auto& spec : layers_[i]->parameters()) {
         pv.push_back(view(p, entries_[e].offset, spec.shape));
         gv.push_back(view(g, entries_[e].offset, spec.shape));
         ++e;
       }
+      for (const auto& spec : layers_[i]->buffers()) bv.push_back(view(b, buffer_entries_[k++].offset, spec.shape));
       layers_[i]->bind(std::move(pv), std::move(gv));
+      layers_[i]->bind_buffers(std::move(bv));
     }
   };
   // Initial values are drawn on the host (into host buffers for a device model), then moved.
   const bool on_host = device() == DeviceKind::CPU;
   Tensor init_params = on_host ? params_ : Tensor({params_.num_elements()});
   Tensor init_grads = on_host ? grads_ : Tensor({grads_.num_elements()});
-  bind_all(init_params, init_grads);
+  Tensor init_buffers = on_host ? buffers_ : Tensor({buffers_.num_elements()});
+  bind_all(init_params, init_grads, init_buffers);
   for (size_t i = 0; i < layers_.size(); ++i) {
     Rng rng(hash_key(seed, static_cast<uint64_t>(RngStream::Init), i));
     layers_[i]->init_parameters(rng);
+    layers_[i]->init_buffers();
   }
   if (!on_host) {
     params_.copy_from(init_params);
-    bind_all(params_, grads_);
+    buffers_.copy_from(init_buffers);
+    bind_all(params_, grads_, buffers_);
   }
 }
 
-Model::~Model() = default;
-
-size_t Model::num_classes() const { return layers_.back()->output_shape()[0]; }
+size_t Model::num_classes() const { return layers_.back()->input_shape()[0]; }
 
 void Model::reserve(size_t batch) {
   if (batch <= capacity_) return;
   activations_.clear();
+  output_grads_.clear();
+  scratch_.clear();
   stager_.reset();
-  size_t largest = 0;
-  // activations_[0] stands for the model input, which is used in place: it only needs a buffer
-  // to have the right size for the gradient buffers below.
   const Shape input = batch_shape(batch, input_shape_);
-  activations_.emplace_back();
-  for (const auto& layer : layers_) {
-    activations_.emplace_back(batch_shape(batch, layer->output_shape()), backend_);
-    largest = std::max(largest, activations_.back().num_elements());
+  size_t largest = num_elements(input), widest = 1;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const bool loss = i + 1 == layers_.size();
+    const Shape shape = batch_shape(batch, layers_[i]->output_shape());
+    activations_.push_back(loss ? Tensor() : Tensor(shape, backend_));
+    output_grads_.push_back(!loss && requires_grad_[i] ? Tensor(shape, backend_) : Tensor());
+    largest = std::max(largest, num_elements(shape));
+    widest = std::max(widest, inputs_[i].size());
   }
-  largest = std::max(largest, num_elements(input));
-  grad_a_ = Tensor({largest}, backend_);
-  grad_b_ = Tensor({largest}, backend_);
+  for (size_t k = 0; k < widest; ++k) scratch_.emplace_back(Shape{largest}, backend_);
   stager_ = backend_.make_stager(num_elements(input), batch);
   capacity_ = batch;
 }
@@ -119,66 +242,113 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   }
   const size_t n = x.dim(0);
   reserve(n);
-  // Layer i reads acts[i] and writes acts[i + 1]. An input where the layers compute is used in
-  // place; the stager brings the labels (and a host input for a GPU model) there.
+  // An input where the layers compute is used in place; the stager brings the labels (and a host
+  // input for a GPU model) there.
   const DeviceBatch batch = stager_->upload(x.data(), input_in_place ? 0 : x.num_elements(), labels, n);
-  labels = batch.labels;
-  std::vector<Tensor> acts;
-  acts.reserve(activations_.size());
-  acts.push_back(input_in_place ? x : Tensor::view(const_cast<float*>(batch.inputs), x.shape(), backend_));
-  for (size_t i = 1; i < activations_.size(); ++i) acts.push_back(activations_[i].leading(n));
+  const Tensor input = input_in_place ? x : Tensor::view(const_cast<float*>(batch.inputs), x.shape(), backend_);
+  std::vector<Tensor> acts(layers_.size());
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) acts[i] = activations_[i].leading(n);
+  auto in = [&](size_t j) { return j == kModelInput ? &input : &acts[j]; };
 
   const size_t last = layers_.size() - 1;
   TimelineSpan forward(timeline_, "forward", "compute");
   for (size_t i = 0; i < last; ++i) {
     TimelineSpan span(timeline_, layers_[i]->type(), "layer");
     span.arg("layer", static_cast<double>(i));
-    layers_[i]->forward(acts[i], acts[i + 1], info);
+    std::vector<const Tensor*> xs;
+    for (size_t j : inputs_[i]) xs.push_back(in(j));
+    layers_[i]->forward_inputs(xs, acts[i], info);
   }
-
   auto& loss_layer = static_cast<LossLayer&>(*layers_[last]);
-  if (info.mode == Mode::Eval) return loss_layer.loss(acts[last], labels, nullptr, grad_scale);
+  const size_t logits_from = inputs_[last][0];
+  const Tensor& logits = *in(logits_from);
+  if (info.mode == Mode::Eval) return loss_layer.loss(logits, batch.labels, nullptr, grad_scale);
 
-  Tensor dy = Tensor::view(grad_a_.data(), acts[last].shape(), backend_);
-  LossStats stats = loss_layer.loss(acts[last], labels, &dy, grad_scale);
+  const bool any_grad = logits_from != kModelInput && requires_grad_[logits_from];
+  Tensor dlogits = any_grad ? output_grads_[logits_from].leading(n) : Tensor();
+  const LossStats stats = loss_layer.loss(logits, batch.labels, any_grad ? &dlogits : nullptr, grad_scale);
   forward.end();
-  TimelineSpan backward(timeline_, "backward", "compute");
-  if (ready && layer_ranges_[last].first != layer_ranges_[last].second) {
-    ready(layer_ranges_[last].first, layer_ranges_[last].second);
-  }
-  Tensor* spare = &grad_b_;
+  if (any_grad) backward(acts, input, info, ready);
+  return stats;
+}
+
+void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const StepInfo& info,
+                     const GradsReady& ready) {
+  TimelineSpan span_all(timeline_, "backward", "compute");
+  const size_t last = layers_.size() - 1;
+  const size_t n = input.dim(0);
+  std::vector<char> written(layers_.size(), 0);  // whether output_grads_[j] holds this step's first term
+  written[inputs_[last][0]] = 1;
   for (size_t i = last; i-- > 0;) {
-    Tensor dx;
-    if (i > 0) dx = Tensor::view(spare->data(), acts[i].shape(), backend_);
+    if (!requires_grad_[i]) continue;
+    std::vector<const Tensor*> xs;
+    std::vector<Tensor> dx_views(inputs_[i].size());
+    std::vector<Tensor*> dxs(inputs_[i].size(), nullptr);
+    std::vector<std::pair<size_t, size_t>> to_add;  // (scratch slot, layer) sums after backward
+    for (size_t k = 0; k < inputs_[i].size(); ++k) {
+      const size_t j = inputs_[i][k];
+      xs.push_back(j == kModelInput ? &input : &acts[j]);
+      if (j == kModelInput || !requires_grad_[j]) continue;
+      if (!written[j]) {
+        dx_views[k] = output_grads_[j].leading(n);
+        written[j] = 1;
+      } else {
+        dx_views[k] = Tensor::view(scratch_[k].data(), acts[j].shape(), backend_);
+        to_add.emplace_back(k, j);
+      }
+      dxs[k] = &dx_views[k];
+    }
     {
       TimelineSpan span(timeline_, layers_[i]->type(), "layer");
       span.arg("layer", static_cast<double>(i));
-      layers_[i]->backward(acts[i], acts[i + 1], dy, i > 0 ? &dx : nullptr, info);
+      layers_[i]->backward_inputs(xs, acts[i], output_grads_[i].leading(n), dxs, info);
+      for (const auto& [k, j] : to_add) {
+        backend_.axpy(1.0f, scratch_[k].data(), output_grads_[j].data(), acts[j].num_elements());
+      }
     }
     if (ready && layer_ranges_[i].first != layer_ranges_[i].second) {
       ready(layer_ranges_[i].first, layer_ranges_[i].second);
     }
-    if (i > 0) {
-      spare = dy.data() == grad_a_.data() ? &grad_a_ : &grad_b_;
-      dy = dx;
+  }
+}
+
+void Model::idle_step(const StepInfo& info) {
+  const size_t last = layers_.size() - 1;
+  for (size_t i = 0; i < last; ++i) layers_[i]->join_cross_worker_sums(Pass::Forward, info);
+  const size_t logits_from = inputs_[last][0];
+  if (logits_from != kModelInput && requires_grad_[logits_from]) {
+    for (size_t i = last; i-- > 0;) {
+      if (requires_grad_[i]) layers_[i]->join_cross_worker_sums(Pass::Backward, info);
     }
   }
-  return stats;
+  grads_.zero();
 }
 
 std::string Model::summary() const {
   std::ostringstream out;
-  out << "  " << std::left << std::setw(4) << "#" << std::setw(24) << "layer" << std::setw(20) << "output"
-      << "params\n";
-  out << "  " << std::setw(4) << "-" << std::setw(24) << "input" << to_string(input_shape_) << "\n";
-  size_t e = 0;
+  out << "  " << std::left << std::setw(4) << "#" << std::setw(28) << "layer" << std::setw(20) << "type"
+      << std::setw(20) << "output" << "params\n";
+  out << "  " << std::setw(4) << "-" << std::setw(28) << "input" << std::setw(20) << "" << to_string(input_shape_)
+      << "\n";
+  std::vector<size_t> counts(layers_.size(), 0);
+  for (const ParamEntry& e : entries_) counts[e.layer] += num_elements(e.shape);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    size_t count = 0;
-    for (; e < entries_.size() && entries_[e].layer == i; ++e) count += num_elements(entries_[e].shape);
-    out << "  " << std::setw(4) << i << std::setw(24) << layers_[i]->type() << std::setw(20)
-        << to_string(layers_[i]->output_shape()) << count << "\n";
+    out << "  " << std::setw(4) << i << std::setw(28) << names_[i] << std::setw(20) << layers_[i]->type()
+        << std::setw(20) << to_string(i + 1 == layers_.size() ? layers_[i]->input_shape() : layers_[i]->output_shape())
+        << counts[i];
+    const bool sequential = inputs_[i].size() == 1 && inputs_[i][0] == (i == 0 ? kModelInput : i - 1);
+    if (!sequential) {
+      out << "  <- ";
+      for (size_t k = 0; k < inputs_[i].size(); ++k) {
+        out << (k ? ", " : "") << (inputs_[i][k] == kModelInput ? std::string(kModelInputName) : names_[inputs_[i][k]]);
+      }
+    }
+    out << "\n";
   }
+  size_t frozen = 0;
+  for (const ParamEntry& e : entries_) frozen += e.use == ParamUse::Frozen ? num_elements(e.shape) : 0;
   out << "  total parameters: " << num_parameters_;
+  if (frozen) out << " (" << frozen << " frozen, " << num_parameters_ - frozen << " trained)";
   return out.str();
 }
 

@@ -1,8 +1,9 @@
-// Model: the layer stack built from the config, with one flat buffer for all parameters and
-// one for all gradients, and the activations of one batch.
+// Model: the layer graph built from the config, with one flat buffer for all parameters, one for
+// all gradients and one for non-trained state, and the activations of one batch.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "runtime/core/backend.h"
 #include "runtime/core/config_map.h"
 #include "runtime/core/tensor.h"
+#include "runtime/train/blocks.h"
 
 namespace dptrain {
 
@@ -34,43 +36,80 @@ struct ParamEntry {
 // Called during backward when gradients [begin, end) of the flat buffer are final.
 using GradsReady = std::function<void(size_t begin, size_t end)>;
 
-// A sequential stack of layers ending in a loss layer.
+// Whether a frozen-parameter entry `pattern` (see Model) matches the parameter named `name`.
+bool parameter_matches(const std::string& pattern, const std::string& name);
+
+// What a layer reads: the model's input, or the output of an earlier layer.
+inline constexpr size_t kModelInput = static_cast<size_t>(-1);
+
+// A directed acyclic graph of layers ending in a loss layer, with one flat buffer for all
+// parameters, one for all gradients and one for the non-trained state (batch-norm running
+// statistics), and the activations of one batch.
+//
+// The config is a list of layers in order; each may have a `name` (default "<index>.<type>", the
+// index counting layers after blocks are expanded) and `inputs`, a list of earlier layers' names
+// ("input" for the model's input; default: the layer before it). Block types (runtime/train/blocks.h)
+// expand into named layers. Every output must feed some later layer. Parameters are named
+// "<layer name>.<parameter>"; their order in the checkpoint and in parameter_entries() is model order.
+// In the flat buffers, frozen parameters come first and trained ones after them, each in model
+// order, so the trained gradients are one contiguous range (trained_range()) and backward finishes
+// them from its end to its beginning.
 class Model {
  public:
   // Builds every layer from its config (each checked with finish()) for `backend`, lays the
-  // parameters out in one flat buffer, and initialises them from `seed`. The last layer must be a
-  // loss layer. The buffers and activations are `backend`'s memory (device memory on a GPU); the
-  // initial values are drawn on the host, so they are the same on every backend. The model must
-  // not outlive `backend`.
-  Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed);
+  // parameters out in the flat buffers, and initialises them from `seed`. The last layer must be a
+  // loss layer. `frozen` lists layer or parameter names whose parameters are not trained: an entry
+  // matches a parameter named like it or starting with it and a dot ("layer1" freezes
+  // "layer1.0.conv1.weight"), or, ending in '*', any parameter starting with what comes before.
+  // The buffers and activations are `backend`'s memory (device memory on a GPU); the initial values
+  // are drawn on the host, so they are the same on every backend. The model must not outlive
+  // `backend`. Config errors (an unknown input, a cycle, shapes that do not merge, an output that
+  // feeds nothing, a duplicate name, a frozen entry that matches nothing) name the file, line and key.
+  Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed,
+        const std::vector<std::string>& frozen = {});
   ~Model();
 
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  // Layer i's name, and what it reads (indices of earlier layers, or kModelInput).
+  const std::string& layer_name(size_t i) const { return names_[i]; }
+  const std::vector<size_t>& layer_inputs(size_t i) const { return inputs_[i]; }
   const std::vector<ParamEntry>& parameter_entries() const { return entries_; }
+  // The non-trained state tensors (named like parameters), in model order.
+  const std::vector<ParamEntry>& buffer_entries() const { return buffer_entries_; }
   const Shape& input_shape() const { return input_shape_; }
   size_t num_classes() const;
   // Parameter count, excluding alignment padding in the flat buffer.
   size_t num_parameters() const { return num_parameters_; }
+  // The flat range [first, second) holding every trained parameter (all of them unless frozen).
+  std::pair<size_t, size_t> trained_range() const { return trained_range_; }
 
   // The backend the layers run on, and where parameters(), gradients() and the activations live.
   Backend& backend() const { return backend_; }
   DeviceKind device() const { return backend_.device(); }
   Tensor& parameters() { return params_; }   // (flat), on device()
   Tensor& gradients() { return grads_; }     // (flat), same layout, on device()
-  // A host copy of parameters(), for checkpoints and broadcasts.
+  Tensor& buffers() { return buffers_; }     // (flat) non-trained state, on device()
+  // Host copies of parameters() and buffers(), for checkpoints and broadcasts.
   Tensor host_parameters() const { return params_.to_host(); }
-  // Replaces parameters() with `flat` (any device, parameters().num_elements() floats).
+  Tensor host_buffers() const { return buffers_.to_host(); }
+  // Replaces parameters() (or buffers()) with `flat` (any device, the same number of floats).
   void load_parameters(const Tensor& flat) { params_.copy_from(flat); }
+  void load_buffers(const Tensor& flat) { buffers_.copy_from(flat); }
 
   // Forward pass over x (N, ...input_shape); then the loss against `labels` (N, host memory). The
   // backend's stager brings x and the labels where the layers compute: on a GPU a host x is staged
   // through pinned memory and copied on the copy stream (a device x is used in place); layer work
   // is queued on the compute stream, and step returns once the loss is known, with the backward
-  // pass possibly still running on the device. In
-  // Mode::Train also the backward pass, leaving gradient of grad_scale * (sum of losses) in
-  // gradients(), calling `ready` as each layer's gradients are final (last layer first).
+  // pass possibly still running on the device. In Mode::Train also the backward pass, leaving the
+  // gradient of grad_scale * (sum of losses) in gradients() (frozen parameters' gradients are not
+  // computed where nothing before them is trained), calling `ready` as each layer's trained
+  // gradients are final (last layer first). Layers with cross-worker statistics call
+  // info.batch_stats.
   LossStats step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
                  const GradsReady& ready = nullptr);
+  // A training step for a worker with no sample in it: takes part in the layers' cross-worker sums
+  // (as step would, contributing nothing) and leaves gradients() zero.
+  void idle_step(const StepInfo& info);
 
   // A table of layers, output shapes and parameter counts.
   std::string summary() const;
@@ -79,20 +118,31 @@ class Model {
   void set_timeline(Timeline* timeline) { timeline_ = timeline; }
 
  private:
+  void add_layer(LayerNode& node, std::map<std::string, size_t>& by_name);
+  void check_graph();
+  void lay_out(const std::vector<std::string>& frozen);
+  void bind_and_init(uint64_t seed);
   void reserve(size_t batch);
+  void backward(const std::vector<Tensor>& acts, const Tensor& input, const StepInfo& info, const GradsReady& ready);
 
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<ParamEntry> entries_;
-  std::vector<std::pair<size_t, size_t>> layer_ranges_;  // flat [begin, end) per layer
+  std::vector<std::string> names_;
+  std::vector<std::vector<size_t>> inputs_;
+  std::vector<LayerNode> nodes_;           // each layer's options, kept for config errors
+  std::vector<char> requires_grad_;        // whether dLoss/d(layer i's output) is needed
+  std::vector<ParamEntry> entries_, buffer_entries_;
+  std::vector<std::pair<size_t, size_t>> layer_ranges_;  // trained flat [begin, end) per layer
+  std::pair<size_t, size_t> trained_range_{0, 0};
   size_t num_parameters_ = 0;
-  Tensor params_, grads_;
+  Tensor params_, grads_, buffers_;
 
   Backend& backend_;
   std::unique_ptr<BatchStager> stager_;  // host batches to where the layers compute
   size_t capacity_ = 0;
-  std::vector<Tensor> activations_;  // activations_[i] is the input of layer i; the last is the logits
-  Tensor grad_a_, grad_b_;           // backward ping-pong buffers, each the largest activation
+  std::vector<Tensor> activations_;  // activations_[i] is layer i's output (empty for the loss layer)
+  std::vector<Tensor> output_grads_; // dLoss/d(layer i's output) where requires_grad_[i]
+  std::vector<Tensor> scratch_;      // one per input of the widest merge, for gradients to accumulate
   Timeline* timeline_ = nullptr;
 };
 

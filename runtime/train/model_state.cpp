@@ -75,9 +75,9 @@ std::vector<CheckpointTensor> tensors_from_flat(const std::vector<ParamEntry>& e
 }
 
 void tensors_to_flat(const std::vector<CheckpointTensor>& tensors, const std::vector<ParamEntry>& entries, Tensor& flat,
-                     const std::string& source) {
+                     const std::string& source, const std::string& what) {
   check_host(flat);
-  const std::vector<const CheckpointTensor*> matched = match_tensors(tensors, entries, flat, "parameter", source);
+  const std::vector<const CheckpointTensor*> matched = match_tensors(tensors, entries, flat, what, source);
   for (size_t i = 0; i < entries.size(); ++i) {
     std::copy(matched[i]->values.begin(), matched[i]->values.end(), flat.data() + entries[i].offset);
   }

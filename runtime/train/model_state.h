@@ -19,8 +19,9 @@ std::vector<CheckpointTensor> tensors_from_flat(const std::vector<ParamEntry>& e
 // Copies `tensors` into `flat` (a host buffer laid out as `entries` describe), matching them by name.
 // Every entry needs a tensor of its name and shape, and there must be no other tensor: otherwise
 // CheckpointError naming `source` (the checkpoint file) and the first difference. Padding is left as is.
+// `what` names the kind of tensor in messages: "parameter", or "buffer" for non-trained state.
 void tensors_to_flat(const std::vector<CheckpointTensor>& tensors, const std::vector<ParamEntry>& entries, Tensor& flat,
-                     const std::string& source);
+                     const std::string& source, const std::string& what = "parameter");
 
 // Fills optimizer_name, optimizer_steps and optimizer_state of `state` from `optimizer`.
 void capture_optimizer(Optimizer& optimizer, const std::vector<ParamEntry>& entries, CheckpointState& state);

@@ -37,6 +37,7 @@ void ReplicaSync::synchronize_start(Communicator& comm) {
   Tensor params = model_.host_parameters();
   comm.broadcast(params.data(), params.num_elements() * sizeof(float), 0, deadline_);
   model_.load_parameters(params);
+  broadcast_from_root(comm, model_.buffers());
 }
 
 std::string ReplicaSync::compare_setups(Communicator& comm) {
@@ -63,6 +64,7 @@ bool ReplicaSync::share_root_state(Communicator& comm, bool have_state, Training
   if (!header.found) return false;
   // Host copies travel over the host communicator, whatever device the model is on.
   broadcast_from_root(comm, model_.parameters());
+  broadcast_from_root(comm, model_.buffers());
   for (const auto& [name, tensor] : optimizer_.state()) broadcast_from_root(comm, *tensor);
   optimizer_.set_steps(header.optimizer_steps);
   position = {header.epoch, header.step_in_epoch, header.global_step};
@@ -80,6 +82,7 @@ TrainingPosition ReplicaSync::share_root_parameters(Communicator& comm, const Tr
   StateHeader header{1, position.epoch, position.step_in_epoch, position.global_step, 0};
   comm.broadcast(&header, sizeof(header), 0, deadline_);
   broadcast_from_root(comm, model_.parameters());
+  broadcast_from_root(comm, model_.buffers());
   return {header.epoch, header.step_in_epoch, header.global_step};
 }
 

@@ -98,10 +98,13 @@ void Trainer::replace_communicator(Communicator& comm) {
   device_comm_.reset();
   comm_ = &comm;
   report_.set_rank(comm.rank());
-  Tensor& grads = model_->gradients();
+  batch_stats_ = std::make_unique<BatchStatsSum>(comm, deadline_);
+  // Only trained gradients travel: frozen parameters lie before trained_range() in the flat buffer.
+  const auto [trained_begin, trained_end] = model_->trained_range();
+  float* trained = model_->gradients().data() + trained_begin;
   device_comm_ = make_device_communicator(*comm_, model_->backend(), deadline_, config_.comm.device_transport);
-  reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, grads.data(),
-                                               grads.num_elements(),
+  reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, trained,
+                                               std::max<size_t>(trained_end - trained_begin, 1),
                                                static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
   reducer_->set_timeline(options_.timeline);
 }
@@ -148,17 +151,19 @@ std::string Trainer::describe() const {
 // The training step, as one block (llm.c's "TRAINING SECTION"): forward and backward, each bucket of
 // gradients all-reduced as soon as backward has finished it; the all-reduce finished; the update.
 LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_batch) {
-  const StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
+  StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
+  if (comm_->size() > 1) info.batch_stats = batch_stats_.get();
+  const size_t trained_begin = model_->trained_range().first;
   const float lr = static_cast<float>(schedule_->lr(position_.global_step));
   Tensor& params = model_->parameters();
   Tensor& grads = model_->gradients();
   LossStats stats;
   reducer_->begin_step();
   if (batch.ids.empty()) {
-    grads.zero();  // more workers than samples in this step: contribute nothing
+    model_->idle_step(info);  // more workers than samples in this step: contribute nothing
   } else {
     stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch),
-                         [&](size_t begin, size_t end) { reducer_->ready(begin, end); });
+                         [&](size_t begin, size_t end) { reducer_->ready(begin - trained_begin, end - trained_begin); });
   }
   reducer_->finish();
   {

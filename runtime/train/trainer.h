@@ -16,6 +16,7 @@
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
 #include "runtime/data/dataset.h"
+#include "runtime/train/batch_stats_sum.h"
 #include "runtime/train/checkpoint_policy.h"
 #include "runtime/train/epoch_boundary.h"
 #include "runtime/train/lr_schedule.h"
@@ -91,6 +92,8 @@ class Trainer : private ElasticHost {
   // After an epoch that is not the last: the stop vote, then the epoch boundary. False when the
   // run ends here (outcome_ says how).
   bool cross_epoch_boundary();
+  // Loads the non-trained state (batch-norm running statistics) of checkpoint `state` read from `path`.
+  void load_buffers(const CheckpointState& state, const std::string& path);
   // Ends the run early, stopped (after saving a checkpoint of this position) for `reason`.
   void stop(const std::string& reason = "");
 
@@ -109,6 +112,7 @@ class Trainer : private ElasticHost {
   std::unique_ptr<ReplicaSync> replicas_;
   std::unique_ptr<Communicator> device_comm_;  // gradients on a GPU: NCCL or host staging; null on the CPU
   std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<BatchStatsSum> batch_stats_;  // batch-norm statistics over the workers
   size_t steps_per_epoch_ = 0;
   TrainingPosition position_;
   RunOutcome outcome_;

@@ -19,6 +19,7 @@ CheckpointState Trainer::checkpoint_state() const {
   state.dataset_size = data_.train->size();
   state.world_size = comm_->size();
   state.parameters = tensors_from_flat(model_->parameter_entries(), model_->host_parameters());
+  state.buffers = tensors_from_flat(model_->buffer_entries(), model_->host_buffers());
   capture_optimizer(*optimizer_, model_->parameter_entries(), state);
   state.metrics_json = report_.last_epoch_record();
   return state;
@@ -41,6 +42,7 @@ bool Trainer::resume(const std::string& what) {
       tensors_to_flat(from.state.parameters, model_->parameter_entries(), params, from.path);
       restore_optimizer(from.state, model_->parameter_entries(), *optimizer_, from.path);
       model_->load_parameters(params);
+      load_buffers(from.state, from.path);
       position_ = {from.state.epoch, from.state.step_in_epoch, from.state.global_step};
     }
   }
@@ -53,6 +55,12 @@ bool Trainer::resume(const std::string& what) {
   return true;
 }
 
+void Trainer::load_buffers(const CheckpointState& state, const std::string& path) {
+  Tensor buffers = model_->host_buffers();
+  tensors_to_flat(state.buffers, model_->buffer_entries(), buffers, path, "buffer");
+  model_->load_buffers(buffers);
+}
+
 TrainingPosition Trainer::load_parameters(const std::string& path) {
   TrainingPosition at;
   if (comm_->rank() == 0) {
@@ -60,6 +68,7 @@ TrainingPosition Trainer::load_parameters(const std::string& path) {
     Tensor params = model_->host_parameters();
     tensors_to_flat(state.parameters, model_->parameter_entries(), params, path);
     model_->load_parameters(params);
+    load_buffers(state, path);
     at = {state.epoch, state.step_in_epoch, state.global_step};
   }
   return replicas_->share_root_parameters(*comm_, at);

@@ -178,7 +178,7 @@ TEST(CheckpointInspect, GoodFilePrintsPositionLayoutAndChecksums) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (const std::string expected :
        {"checkpoint: " + path,
-        std::string("format: dptrain-checkpoint version 1, written by dptrain ") + DPTRAIN_VERSION,
+        std::string("format: dptrain-checkpoint version 2, written by dptrain ") + DPTRAIN_VERSION,
         std::string("run: crash"), std::string("epoch: 3"), std::string("step_in_epoch: 23 of 1000"),
         std::string("global_step: 123"), std::string("world_size at save: 2"),
         std::string("parameters: 65536 in 2 tensors"), std::string("optimizer: sgd, 123 steps, state: momentum"),

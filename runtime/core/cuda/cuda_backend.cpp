@@ -58,6 +58,13 @@ void CudaBackend::axpy(float alpha, const float* x, float* y, size_t n) {
   launch_axpy(alpha, x, y, n, context_.stream());
 }
 
+void CudaBackend::copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,
+                            size_t rows) {
+  if (rows == 0 || row_floats == 0) return;
+  DPTRAIN_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_stride * sizeof(float), src, src_stride * sizeof(float),
+                                       row_floats * sizeof(float), rows, cudaMemcpyDeviceToDevice, context_.stream()));
+}
+
 void CudaBackend::scale(float* x, size_t n, float alpha) { launch_scale(x, n, alpha, context_.stream()); }
 
 double CudaBackend::sum_squares(const float* x, size_t n) { return launch_sum_squares(x, n, context_.stream()); }

@@ -45,6 +45,10 @@ class HostBackend final : public Backend {
   void synchronize() override {}
   void axpy(float alpha, const float* x, float* y, size_t n) override { cpu_.axpy(alpha, x, y, n); }
   void scale(float* x, size_t n, float alpha) override { cpu_.scale(x, n, alpha); }
+  void copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,
+                 size_t rows) override {
+    cpu_.copy_rows(dst, dst_stride, src, src_stride, row_floats, rows);
+  }
   double sum_squares(const float* x, size_t n) override { return cpu_.sum_squares(x, n); }
   std::unique_ptr<BatchStager> make_stager(size_t, size_t) override { throw std::logic_error("not used"); }
   void sgd_update(const SgdUpdate& update) override {

@@ -1,0 +1,74 @@
+#include "layers/batchnorm2d.h"
+
+#include <cmath>
+
+#include "runtime/core/errors.h"
+
+namespace dptrain {
+
+BatchNorm2dOptions BatchNorm2dOptions::read(ConfigMap& options) {
+  BatchNorm2dOptions o;
+  o.momentum = options.get_double_checked("momentum", 0.1, [](double v) { return v >= 0 && v <= 1; }, "must be in [0, 1]");
+  o.eps = options.get_double_checked("eps", 1e-5, [](double v) { return v > 0; }, "must be > 0");
+  o.affine = options.get_bool("affine", true);
+  o.stats = options.get_choice("stats", {"global", "per_worker"}, "global") == "global" ? BatchStats::Global
+                                                                                         : BatchStats::PerWorker;
+  return o;
+}
+
+BatchNorm2dLayer::BatchNorm2dLayer(const BatchNorm2dOptions& options, const Shape& input_shape) : options_(options) {
+  if (input_shape.empty()) throw ShapeError("batchnorm2d needs (C, H, W) or (C) input");
+  input_shape_ = input_shape;
+  output_shape_ = input_shape;
+  channels_ = input_shape[0];
+  spatial_ = num_elements(input_shape) / channels_;
+}
+
+std::vector<ParamSpec> BatchNorm2dLayer::parameters() const {
+  if (!options_.affine) return {};
+  return {{"weight", {channels_}}, {"bias", {channels_}}};
+}
+
+std::vector<ParamSpec> BatchNorm2dLayer::buffers() const {
+  return {{"running_mean", {channels_}}, {"running_var", {channels_}}};
+}
+
+void BatchNorm2dLayer::init_parameters(Rng&) {
+  if (!options_.affine) return;
+  params_[0].fill(1.0f);
+  params_[1].fill(0.0f);
+}
+
+void BatchNorm2dLayer::init_buffers() {
+  buffers_[0].fill(0.0f);
+  buffers_[1].fill(1.0f);
+}
+
+void BatchNorm2dLayer::sum_over_workers(const StepInfo& step, std::vector<double>& values) const {
+  if (step.batch_stats && options_.stats == BatchStats::Global) step.batch_stats->sum(values.data(), values.size());
+}
+
+void BatchNorm2dLayer::join_cross_worker_sums(Pass pass, const StepInfo& step) {
+  if (step.mode != Mode::Train) return;
+  std::vector<double> zeros(pass == Pass::Forward ? 2 * channels_ + 1 : 2 * channels_, 0.0);
+  sum_over_workers(step, zeros);
+}
+
+BatchNorm2dLayer::BatchMoments BatchNorm2dLayer::moments_from_sums(const std::vector<double>& sums) const {
+  BatchMoments m;
+  m.count = sums[2 * channels_];
+  if (m.count < 1) throw ShapeError("batchnorm2d: a training step with no values to normalise");
+  m.mean.resize(channels_);
+  m.inv_std.resize(channels_);
+  m.unbiased_var.resize(channels_);
+  for (size_t c = 0; c < channels_; ++c) {
+    const double mean = sums[c] / m.count;
+    const double var = std::max(0.0, sums[channels_ + c] / m.count - mean * mean);
+    m.mean[c] = static_cast<float>(mean);
+    m.inv_std[c] = static_cast<float>(1.0 / std::sqrt(var + options_.eps));
+    m.unbiased_var[c] = static_cast<float>(m.count > 1 ? var * m.count / (m.count - 1) : var);
+  }
+  return m;
+}
+
+}  // namespace dptrain

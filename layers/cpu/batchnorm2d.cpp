@@ -1,0 +1,134 @@
+// CPU batchnorm2d: per-channel loops in double accumulation, split over channels across threads.
+#include "layers/batchnorm2d.h"
+
+#include <cmath>
+#include <memory>
+
+#include "layers/layer_util.h"
+#include "layers/registry.h"
+
+namespace dptrain {
+
+namespace {
+
+// batchnorm2d on the CPU. Forward keeps the batch mean, 1/std and count that backward needs.
+class CpuBatchNorm2d final : public BatchNorm2dLayer {
+ public:
+  using BatchNorm2dLayer::BatchNorm2dLayer;
+
+  void forward(const Tensor& x, Tensor& y, const StepInfo& step) override {
+    const size_t n = check_forward_shapes(*this, x, y);
+    if (step.mode == Mode::Eval) {
+      std::vector<float> mean(channels_), inv_std(channels_);
+      for (size_t c = 0; c < channels_; ++c) {
+        mean[c] = buffers_[0].data()[c];
+        inv_std[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(buffers_[1].data()[c]) + options_.eps));
+      }
+      normalize(x, y, n, mean, inv_std);
+      return;
+    }
+    std::vector<double> sums(2 * channels_ + 1, 0.0);
+    const float* in = x.data();
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      double sum = 0, squares = 0;
+      for (size_t s = 0; s < n; ++s) {
+        const float* row = in + (s * channels_ + c) * spatial_;
+        for (size_t i = 0; i < spatial_; ++i) {
+          sum += row[i];
+          squares += static_cast<double>(row[i]) * row[i];
+        }
+      }
+      sums[c] = sum;
+      sums[channels_ + c] = squares;
+    }
+    sums[2 * channels_] = static_cast<double>(n * spatial_);
+    sum_over_workers(step, sums);
+    batch_ = moments_from_sums(sums);
+    const auto m = static_cast<float>(options_.momentum);
+    float* running_mean = buffers_[0].data();
+    float* running_var = buffers_[1].data();
+    for (size_t c = 0; c < channels_; ++c) {
+      running_mean[c] = (1 - m) * running_mean[c] + m * batch_.mean[c];
+      running_var[c] = (1 - m) * running_var[c] + m * batch_.unbiased_var[c];
+    }
+    normalize(x, y, n, batch_.mean, batch_.inv_std);
+  }
+
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override {
+    const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+    const float* in = x.data();
+    const float* g = dy.data();
+    std::vector<double> sums(2 * channels_, 0.0);  // sum of dy, sum of dy * x_hat, per channel
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float mean = batch_.mean[c], inv_std = batch_.inv_std[c];
+      double sum_dy = 0, sum_dy_xhat = 0;
+      for (size_t s = 0; s < n; ++s) {
+        const size_t at = (s * channels_ + c) * spatial_;
+        for (size_t i = 0; i < spatial_; ++i) {
+          sum_dy += g[at + i];
+          sum_dy_xhat += static_cast<double>(g[at + i]) * ((in[at + i] - mean) * inv_std);
+        }
+      }
+      sums[c] = sum_dy;
+      sums[channels_ + c] = sum_dy_xhat;
+    }
+    if (options_.affine) {
+      for (size_t c = 0; c < channels_; ++c) {
+        grads_[0].data()[c] = static_cast<float>(sums[channels_ + c]);
+        grads_[1].data()[c] = static_cast<float>(sums[c]);
+      }
+    }
+    sum_over_workers(step, sums);
+    if (!dx) return;
+    float* out = dx->data();
+    const double count = batch_.count;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float mean = batch_.mean[c], inv_std = batch_.inv_std[c];
+      const float scale = (options_.affine ? params_[0].data()[c] : 1.0f) * inv_std;
+      const auto mean_dy = static_cast<float>(sums[c] / count);
+      const auto mean_dy_xhat = static_cast<float>(sums[channels_ + c] / count);
+      for (size_t s = 0; s < n; ++s) {
+        const size_t at = (s * channels_ + c) * spatial_;
+        for (size_t i = 0; i < spatial_; ++i) {
+          const float xhat = (in[at + i] - mean) * inv_std;
+          out[at + i] = scale * (g[at + i] - mean_dy - xhat * mean_dy_xhat);
+        }
+      }
+    }
+  }
+
+ private:
+  // y = (x - mean) * inv_std * weight + bias, per channel.
+  void normalize(const Tensor& x, Tensor& y, size_t n, const std::vector<float>& mean,
+                 const std::vector<float>& inv_std) const {
+    const float* in = x.data();
+    float* out = y.data();
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float scale = (options_.affine ? params_[0].data()[c] : 1.0f) * inv_std[c];
+      const float shift = (options_.affine ? params_[1].data()[c] : 0.0f) - mean[c] * scale;
+      for (size_t s = 0; s < n; ++s) {
+        const size_t at = (s * channels_ + c) * spatial_;
+        for (size_t i = 0; i < spatial_; ++i) out[at + i] = in[at + i] * scale + shift;
+      }
+    }
+  }
+
+  BatchMoments batch_;  // of the last training forward pass
+};
+
+std::unique_ptr<Layer> make_cpu_batchnorm2d(ConfigMap& options, const Shape& input_shape, Backend&) {
+  return std::make_unique<CpuBatchNorm2d>(BatchNorm2dOptions::read(options), input_shape);
+}
+
+}  // namespace
+
+DPTRAIN_REGISTER_LAYER(batchnorm2d, cpu, make_cpu_batchnorm2d);
+
+}  // namespace dptrain
