@@ -1,4 +1,5 @@
 // make_datasets: the `data:` section of a run config turned into training and test sets.
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -139,6 +140,11 @@ std::string existing_folder(ConfigMap& data, const std::string& key, const std::
   return dir;
 }
 
+// Whether data.augment asks for a random resized crop (read here without marking anything as known).
+bool random_resized_crop_configured(ConfigMap& data) {
+  return data.has("augment") && data.get_map("augment").has("random_resized_crop");
+}
+
 DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uint64_t seed) {
   ImageFolderOptions options;
   options.shape = data.get_size_list("shape");
@@ -152,6 +158,25 @@ DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uin
   const std::string on_bad_image = data.get_choice("on_bad_image", {"fail", "skip"}, std::string("fail"));
   options.on_bad_image = on_bad_image == "fail" ? BadImagePolicy::Fail : BadImagePolicy::Skip;
   options.cache_mb = data.get_size("cache_mb", size_t{1024});
+  const size_t eval_resize = data.get_size("eval_resize", size_t{0});
+  if (data.has("eval_resize")) {
+    if (eval_resize < std::max(s[1], s[2])) {
+      data.fail("eval_resize", "is the length the shorter side is resized to before the centre " +
+                                   std::to_string(s[1]) + "x" + std::to_string(s[2]) +
+                                   " of data.shape is cut out, so it must be at least " +
+                                   std::to_string(std::max(s[1], s[2])) + ", got " + std::to_string(eval_resize));
+    }
+    if (options.resize != ResizeMode::Crop) {
+      data.fail("eval_resize",
+                "resizes the shorter side and cuts out the centre, which contradicts "
+                "data.resize: stretch; remove one of the two");
+    }
+  }
+  // Test images are always fitted with eval_resize; training images too unless a random resized crop takes
+  // its window from the whole image instead.
+  ImageFolderOptions test_options = options;
+  test_options.shorter_side = eval_resize;
+  if (!random_resized_crop_configured(data)) options.shorter_side = eval_resize;
   const bool separate_test = data.has("test_dir");
   if (separate_test && data.has("validation_fraction")) {
     data.fail("validation_fraction",
@@ -167,15 +192,24 @@ DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uin
   auto folder = std::make_shared<const ImageFolder>(dir, options);
   DataSplits out;
   if (!separate_test) {
+    // The validation part is fitted differently from the training part: the folder is decoded a second time.
+    auto eval_folder = test_options.shorter_side == options.shorter_side
+                           ? folder
+                           : std::make_shared<const ImageFolder>(dir, test_options);
+    if (eval_folder->size() != folder->size()) {
+      throw DataError(dir +
+                      ": the images changed while the folder was read twice (for training and for "
+                      "data.eval_resize); run again");
+    }
     FolderSplit split = split_image_folder(*folder, fraction, seed);
     const size_t train_size = split.train.size(), validation_size = split.validation.size();
     out.train = std::make_unique<ImageFolderDataset>(folder, std::move(split.train), FolderPart::Train, validation_size,
                                                      mean, std);
-    out.test = std::make_unique<ImageFolderDataset>(folder, std::move(split.validation), FolderPart::Validation,
+    out.test = std::make_unique<ImageFolderDataset>(eval_folder, std::move(split.validation), FolderPart::Validation,
                                                     train_size, mean, std);
     return out;
   }
-  auto test_folder = std::make_shared<const ImageFolder>(test_dir, options);
+  auto test_folder = std::make_shared<const ImageFolder>(test_dir, test_options);
   if (test_folder->class_names() != folder->class_names()) {
     throw DataError(test_dir + " has class folders (" + std::to_string(test_folder->class_names().size()) +
                     ") that differ from those of " + dir + " (" + std::to_string(folder->class_names().size()) +
@@ -230,6 +264,10 @@ DataSplits make_hdf5(ConfigMap& data, const NormalizationKeys& norm) {
 DataSplits make_datasets(ConfigMap& data, uint64_t seed) {
   const std::string type = data.get_choice("type", {"idx", "synthetic", "image_folder", "hdf5"}, std::string("idx"));
   const NormalizationKeys norm = read_normalization(data);
+  if (type != "image_folder" && data.has("eval_resize")) {
+    data.fail("eval_resize", "applies to data.type: image_folder only (the images of a " + type +
+                                 " data set are already at their size); remove it");
+  }
   DataSplits out;
   if (type == "synthetic") {
     out = make_synthetic(data, norm, seed);

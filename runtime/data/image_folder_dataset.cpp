@@ -50,6 +50,12 @@ ImageFolder::ImageFolder(std::string dir, const ImageFolderOptions& options) : d
     throw ShapeError("image folder " + dir_ + ": sample shape must be (C, H, W) with C = 1 or 3 and H, W > 0, got " +
                      to_string(s));
   }
+  if (options_.shorter_side > 0 &&
+      (options_.resize != ResizeMode::Crop || options_.shorter_side < std::max(s[1], s[2]))) {
+    throw ShapeError("image folder " + dir_ + ": resizing the shorter side to " +
+                     std::to_string(options_.shorter_side) +
+                     " needs ResizeMode::Crop and at least the sample's height and width, " + to_string(s));
+  }
   sample_bytes_ = num_elements(s);
   scan();
   decode_all();
@@ -111,7 +117,8 @@ void ImageFolder::decode_all() {
     for (size_t i; (i = next.fetch_add(1)) < n;) {
       try {
         const Image image = read_image(paths_[i]);
-        fit_image(image, s[0], s[1], s[2], options_.resize, cache ? cache_.data() + i * sample_bytes_ : scratch.data());
+        fit_image(image, s[0], s[1], s[2], options_.resize, cache ? cache_.data() + i * sample_bytes_ : scratch.data(),
+                  options_.shorter_side);
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
@@ -180,7 +187,7 @@ void ImageFolder::pixels(size_t i, uint8_t* out) const {
   }
   const Shape& s = options_.shape;
   try {
-    fit_image(read_image(paths_[i]), s[0], s[1], s[2], options_.resize, out);
+    fit_image(read_image(paths_[i]), s[0], s[1], s[2], options_.resize, out, options_.shorter_side);
   } catch (const DataError& e) {
     throw DataError(std::string(e.what()) + " (it could be read when training started: was it changed since?)");
   }
@@ -273,8 +280,13 @@ std::string ImageFolderDataset::describe() const {
       out << members_.size() << " images of " << to_string(sample_shape());
       break;
   }
-  out << "; " << (f.options().resize == ResizeMode::Crop ? "shorter side resized, centre-cropped" : "stretched")
-      << " to size";
+  if (f.options().shorter_side > 0) {
+    out << "; shorter side resized to " << f.options().shorter_side << ", centre " << sample_shape()[1] << "x"
+        << sample_shape()[2] << " cut out";
+  } else {
+    out << "; " << (f.options().resize == ResizeMode::Crop ? "shorter side resized, centre-cropped" : "stretched")
+        << " to size";
+  }
   if (f.cached()) {
     out << "; decoded images cached in memory (" << megabytes(f.cache_bytes()) << ")";
   } else {

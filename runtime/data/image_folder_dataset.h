@@ -21,6 +21,7 @@ enum class BadImagePolicy {
 struct ImageFolderOptions {
   Shape shape{3, 32, 32};  // (C, H, W) every image is fitted to; C is 1 or 3
   ResizeMode resize = ResizeMode::Crop;
+  size_t shorter_side = 0;  // > 0 (with ResizeMode::Crop): shorter side scaled to this, centre (H, W) cut out
   BadImagePolicy on_bad_image = BadImagePolicy::Fail;
   size_t cache_mb = 1024;  // keep the fitted images as bytes when they fit in this many MiB; 0: never
   size_t threads = 0;      // threads decoding at construction; 0: one per core

@@ -55,11 +55,12 @@ Taps make_taps(size_t size, double start, double length, size_t out) {
 }
 
 // Resamples the window of `image` to (height, width, image.channels) floats.
-std::vector<float> resample(const Image& image, size_t height, size_t width, ResizeMode mode) {
+std::vector<float> resample(const Image& image, size_t height, size_t width, ResizeMode mode, size_t shorter_side) {
   const double h = static_cast<double>(image.height), w = static_cast<double>(image.width);
   double window_h = h, window_w = w;
   if (mode == ResizeMode::Crop) {
-    const double scale = std::max(static_cast<double>(height) / h, static_cast<double>(width) / w);
+    const double scale = shorter_side > 0 ? static_cast<double>(shorter_side) / std::min(h, w)
+                                          : std::max(static_cast<double>(height) / h, static_cast<double>(width) / w);
     window_h = std::min(h, static_cast<double>(height) / scale);
     window_w = std::min(w, static_cast<double>(width) / scale);
   }
@@ -119,18 +120,25 @@ void to_planar(const T* src, size_t in_channels, size_t channels, size_t pixels,
 
 }  // namespace
 
-void fit_image(const Image& image, size_t channels, size_t height, size_t width, ResizeMode mode, uint8_t* out) {
+void fit_image(const Image& image, size_t channels, size_t height, size_t width, ResizeMode mode, uint8_t* out,
+               size_t shorter_side) {
   if ((channels != 1 && channels != 3) || (image.channels != 1 && image.channels != 3) || height == 0 || width == 0 ||
       image.width == 0 || image.height == 0 || image.pixels.size() != image.width * image.height * image.channels) {
     throw ShapeError("fit_image: cannot fit an image of " + std::to_string(image.channels) + " x " +
                      std::to_string(image.height) + " x " + std::to_string(image.width) + " to " +
                      std::to_string(channels) + " x " + std::to_string(height) + " x " + std::to_string(width));
   }
-  if (image.height == height && image.width == width) {
+  if (shorter_side > 0 && (mode != ResizeMode::Crop || shorter_side < std::max(height, width))) {
+    throw ShapeError("fit_image: a shorter side of " + std::to_string(shorter_side) +
+                     " needs ResizeMode::Crop and at least the crop's " + std::to_string(height) + " x " +
+                     std::to_string(width));
+  }
+  const bool same_size = image.height == height && image.width == width;
+  if (same_size && (shorter_side == 0 || shorter_side == std::min(height, width))) {
     to_planar(image.pixels.data(), image.channels, channels, height * width, out);
     return;
   }
-  const std::vector<float> resized = resample(image, height, width, mode);
+  const std::vector<float> resized = resample(image, height, width, mode, shorter_side);
   to_planar(resized.data(), image.channels, channels, height * width, out);
 }
 

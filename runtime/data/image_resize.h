@@ -18,6 +18,10 @@ enum class ResizeMode {
 // repeating it; RGB becomes grey as ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B). Resampling is
 // bilinear, widened to a triangle filter over every covered source pixel when shrinking (so that
 // downscaling averages instead of skipping pixels). An image already of the target size is copied as is.
-void fit_image(const Image& image, size_t channels, size_t height, size_t width, ResizeMode mode, uint8_t* out);
+// With `shorter_side` > 0 (ResizeMode::Crop only; at least max(height, width)), the image is scaled so that
+// its shorter side has that many pixels and the centre (height, width) is cut out: torchvision's
+// Resize(shorter_side) then CenterCrop((height, width)).
+void fit_image(const Image& image, size_t channels, size_t height, size_t width, ResizeMode mode, uint8_t* out,
+               size_t shorter_side = 0);
 
 }  // namespace dptrain

@@ -15,10 +15,12 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/epoch_plan.h"
 #include "runtime/data/synthetic_dataset.h"
+#include "tests/runtime/data/load_epoch.h"
 
 namespace dptrain {
 namespace {
 
+using dptrain::testing::load_epoch;
 using ::testing::HasSubstr;
 
 // The draws Augmentation documents: dy, dx (when padding > 0), then the flip.
@@ -162,25 +164,6 @@ TEST(Augmentation, FromConfig) {
   }
   EXPECT_THROW(from_yaml("data:\n  augment: {crop_padding: -1}\n", 1, {0.f}, {1.f}), ConfigError);
   EXPECT_THROW(from_yaml("data:\n  augment: {horizontal_flip: maybe}\n", 1, {0.f}, {1.f}), ConfigError);
-}
-
-// Loads every sample of `plan`'s epoch as `world` workers would (each loading its own slices, with its
-// own loader and `threads` decode threads) and returns the augmented samples by global index.
-std::map<uint64_t, std::vector<float>> load_epoch(const Dataset& data, const Augmentation& augment,
-                                                  const EpochPlan& plan, uint64_t epoch, size_t world, size_t threads) {
-  std::map<uint64_t, std::vector<float>> out;
-  const size_t per = num_elements(data.sample_shape());
-  for (size_t rank = 0; rank < world; ++rank) {
-    BatchLoader loader(data, plan.global_batch(), &augment, 11, threads);
-    for (size_t s = 0; s < plan.num_steps(); ++s) {
-      loader.prefetch(plan.slice(s, rank, world), epoch);
-      Batch& b = loader.next();
-      for (size_t i = 0; i < b.ids.size(); ++i) {
-        out[b.ids[i]] = std::vector<float>(b.inputs.data() + i * per, b.inputs.data() + (i + 1) * per);
-      }
-    }
-  }
-  return out;
 }
 
 TEST(Augmentation, SameResultWhateverTheWorkersAndThreads) {
