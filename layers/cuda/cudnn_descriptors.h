@@ -55,10 +55,12 @@ class ConvolutionDescriptor {
   ConvolutionDescriptor(const ConvolutionDescriptor&) = delete;
   ConvolutionDescriptor& operator=(const ConvolutionDescriptor&) = delete;
 
-  void set(size_t padding, size_t stride, cudnnMathType_t math) {
-    const int p = static_cast<int>(padding), s = static_cast<int>(stride);
-    DPTRAIN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(desc_, p, p, s, s, 1, 1, CUDNN_CROSS_CORRELATION,
+  // Square padding, stride and dilation; `groups` channel groups (1: a dense convolution).
+  void set(size_t padding, size_t stride, size_t dilation, size_t groups, cudnnMathType_t math) {
+    const int p = static_cast<int>(padding), s = static_cast<int>(stride), d = static_cast<int>(dilation);
+    DPTRAIN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(desc_, p, p, s, s, d, d, CUDNN_CROSS_CORRELATION,
                                                         CUDNN_DATA_FLOAT));
+    DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(desc_, static_cast<int>(groups)));
     DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionMathType(desc_, math));
   }
   cudnnConvolutionDescriptor_t get() const { return desc_; }

@@ -72,9 +72,9 @@ TEST(LayerRegistry, UnknownTypeListsKnownTypes) {
 
 TEST(LayerRegistry, UnknownOptionNamesTheKey) {
   const std::string msg = config_error([] {
-    make_layer("{type: conv2d, out_channels: 4, kernel: 3, dilation: 2}", {1, 8, 8});
+    make_layer("{type: conv2d, out_channels: 4, kernel: 3, padding_mode: reflect}", {1, 8, 8});
   });
-  EXPECT_TRUE(contains(msg, "'dilation'")) << msg;
+  EXPECT_TRUE(contains(msg, "'padding_mode'")) << msg;
   EXPECT_TRUE(contains(msg, "unknown key")) << msg;
   const std::string typo = config_error([] { make_layer("{type: dense, unit: 4}", {8}); });
   EXPECT_TRUE(contains(typo, "'units'")) << typo;  // the required key is reported missing first
