@@ -69,7 +69,7 @@ class ConvolutionDescriptor {
   cudnnConvolutionDescriptor_t desc_ = nullptr;
 };
 
-// A square 2-D pooling window.
+// A 2-D pooling window: square, or a whole plane.
 class PoolingDescriptor {
  public:
   PoolingDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&desc_)); }
@@ -81,18 +81,24 @@ class PoolingDescriptor {
     const int k = static_cast<int>(kernel), s = static_cast<int>(stride), p = static_cast<int>(padding);
     DPTRAIN_CUDNN_CHECK(cudnnSetPooling2dDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, k, k, p, p, s, s));
   }
+  // One window over a whole height x width plane, unpadded: a global pooling.
+  void set_whole_plane(cudnnPoolingMode_t mode, size_t height, size_t width) {
+    const int h = static_cast<int>(height), w = static_cast<int>(width);
+    DPTRAIN_CUDNN_CHECK(cudnnSetPooling2dDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, h, w, 0, 0, h, w));
+  }
   cudnnPoolingDescriptor_t get() const { return desc_; }
 
  private:
   cudnnPoolingDescriptor_t desc_ = nullptr;
 };
 
-// An activation function (relu) descriptor.
+// An activation function descriptor (relu, sigmoid, tanh, or swish with beta 1, which is silu).
 class ActivationDescriptor {
  public:
   explicit ActivationDescriptor(cudnnActivationMode_t mode) {
     DPTRAIN_CUDNN_CHECK(cudnnCreateActivationDescriptor(&desc_));
     DPTRAIN_CUDNN_CHECK(cudnnSetActivationDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, 0.0));
+    if (mode == CUDNN_ACTIVATION_SWISH) DPTRAIN_CUDNN_CHECK(cudnnSetActivationDescriptorSwishBeta(desc_, 1.0));
   }
   ~ActivationDescriptor() { cudnnDestroyActivationDescriptor(desc_); }
   ActivationDescriptor(const ActivationDescriptor&) = delete;
