@@ -8,6 +8,7 @@ DenseOptions DenseOptions::read(ConfigMap& options) {
   DenseOptions o;
   o.units = read_positive(options, "units");
   o.bias = read_bias(options);
+  o.init = read_init(options);
   return o;
 }
 
@@ -26,8 +27,8 @@ std::vector<ParamSpec> DenseLayer::parameters() const {
 }
 
 void DenseLayer::init_parameters(Rng& rng) {
-  init_he_uniform(params_.at(0), in_features_, rng);
-  if (options_.bias == BiasTerm::Enabled) params_.at(1).zero();
+  Tensor* bias = options_.bias == BiasTerm::Enabled ? &params_.at(1) : nullptr;
+  init_weight_and_bias(options_.init, {in_features_, options_.units}, params_.at(0), bias, rng);
 }
 
 }  // namespace dptrain

@@ -11,8 +11,9 @@ namespace dptrain {
 
 // YAML options of `dense`. in_features is the element count of the input shape.
 struct DenseOptions {
-  size_t units = 0;                   // `units`, required, >= 1: output features
-  BiasTerm bias = BiasTerm::Enabled;  // `bias`: true or false
+  size_t units = 0;                       // `units`, required, >= 1: output features
+  BiasTerm bias = BiasTerm::Enabled;      // `bias`: true or false
+  InitScheme init = InitScheme::PyTorch;  // `init`: how weight and bias start (see InitScheme)
 
   static DenseOptions read(ConfigMap& options);
 };
@@ -25,7 +26,7 @@ class DenseLayer : public Layer {
 
   const char* type() const override { return "dense"; }
   std::vector<ParamSpec> parameters() const override;
-  // He (Kaiming) uniform weights U(-sqrt(6 / F), +sqrt(6 / F)); zero bias.
+  // Weight and bias by options().init with fan_in = F, fan_out = units.
   void init_parameters(Rng& rng) override;
 
   const DenseOptions& options() const { return options_; }

@@ -1,6 +1,8 @@
 #include "layers/layer_util.h"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "runtime/core/errors.h"
 
@@ -43,10 +45,69 @@ size_t window_output_size(size_t in, size_t kernel, size_t stride, size_t paddin
   return (in + 2 * padding - kernel) / stride + 1;
 }
 
-void init_he_uniform(Tensor& weight, size_t fan_in, Rng& rng) {
-  const float bound = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in)));
-  float* w = weight.data();
-  for (size_t i = 0; i < weight.num_elements(); ++i) w[i] = (2.0f * rng.uniform() - 1.0f) * bound;
+InitScheme read_init(ConfigMap& options) {
+  static const std::vector<std::string> names = {"pytorch", "he_uniform", "he_normal", "xavier_uniform",
+                                                 "xavier_normal"};
+  const std::string name = options.get_choice("init", names, std::string("pytorch"));
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<InitScheme>(i);
+  }
+  options.fail("init", "unknown initialisation '" + name + "'");
+}
+
+const char* to_string(InitScheme scheme) {
+  switch (scheme) {
+    case InitScheme::PyTorch:
+      return "pytorch";
+    case InitScheme::HeUniform:
+      return "he_uniform";
+    case InitScheme::HeNormal:
+      return "he_normal";
+    case InitScheme::XavierUniform:
+      return "xavier_uniform";
+    case InitScheme::XavierNormal:
+      return "xavier_normal";
+  }
+  return "unknown";
+}
+
+void init_weight_and_bias(InitScheme scheme, const Fans& fans, Tensor& weight, Tensor* bias, Rng& rng) {
+  if (fans.in == 0 || fans.out == 0) throw ShapeError("cannot initialise a weight with no inputs or outputs");
+  const double fan_in = static_cast<double>(fans.in), fan_sum = static_cast<double>(fans.in + fans.out);
+  auto fill_uniform = [&rng](Tensor& t, double bound) {
+    const auto b = static_cast<float>(bound);
+    float* p = t.data();
+    for (size_t i = 0; i < t.num_elements(); ++i) p[i] = (2.0f * rng.uniform() - 1.0f) * b;
+  };
+  auto fill_normal = [&rng](Tensor& t, double stddev) {
+    const auto s = static_cast<float>(stddev);
+    float* p = t.data();
+    for (size_t i = 0; i < t.num_elements(); ++i) p[i] = rng.normal() * s;
+  };
+  switch (scheme) {
+    case InitScheme::PyTorch:
+      // kaiming_uniform_(a = sqrt(5)): gain sqrt(2 / (1 + 5)), bound = gain * sqrt(3 / fan_in).
+      fill_uniform(weight, 1.0 / std::sqrt(fan_in));
+      break;
+    case InitScheme::HeUniform:
+      fill_uniform(weight, std::sqrt(6.0 / fan_in));
+      break;
+    case InitScheme::HeNormal:
+      fill_normal(weight, std::sqrt(2.0 / fan_in));
+      break;
+    case InitScheme::XavierUniform:
+      fill_uniform(weight, std::sqrt(6.0 / fan_sum));
+      break;
+    case InitScheme::XavierNormal:
+      fill_normal(weight, std::sqrt(2.0 / fan_sum));
+      break;
+  }
+  if (!bias) return;
+  if (scheme == InitScheme::PyTorch) {
+    fill_uniform(*bias, 1.0 / std::sqrt(fan_in));
+  } else {
+    bias->zero();
+  }
 }
 
 size_t check_forward_shapes(const Layer& layer, const Tensor& x, const Tensor& y) {

@@ -24,8 +24,33 @@ size_t read_positive(ConfigMap& options, const std::string& key, std::optional<s
 // (in + 2 * padding - kernel) / stride + 1. Throws ShapeError when the window does not fit.
 size_t window_output_size(size_t in, size_t kernel, size_t stride, size_t padding, const char* axis);
 
-// Fills `weight` with He (Kaiming) uniform values U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)) from `rng`.
-void init_he_uniform(Tensor& weight, size_t fan_in, Rng& rng);
+// How a conv2d or dense layer draws its initial weights and bias (PyTorch's names and formulas).
+enum class InitScheme {
+  PyTorch,        // nn.Conv2d / nn.Linear default: weight and bias U(+-1/sqrt(fan_in))
+  HeUniform,      // weight U(+-sqrt(6 / fan_in)), bias 0
+  HeNormal,       // weight N(0, 2 / fan_in), bias 0
+  XavierUniform,  // weight U(+-sqrt(6 / (fan_in + fan_out))), bias 0
+  XavierNormal,   // weight N(0, 2 / (fan_in + fan_out)), bias 0
+};
+
+// Reads the optional `init` key: pytorch (the default), he_uniform, he_normal, xavier_uniform or
+// xavier_normal.
+InitScheme read_init(ConfigMap& options);
+
+// The YAML name of a scheme, e.g. "he_uniform".
+const char* to_string(InitScheme scheme);
+
+// Fan sizes of a weight tensor as PyTorch computes them: for a conv weight (Cout, Cin / groups, K, K)
+// fan_in = Cin / groups * K * K and fan_out = Cout * K * K; for a dense weight (units, F) fan_in = F
+// and fan_out = units.
+struct Fans {
+  size_t in = 0;
+  size_t out = 0;
+};
+
+// Fills `weight` (and `bias` unless null) by `scheme`, drawing only from `rng`: the weights first,
+// in order, then the bias, so a layer's initial values depend on its key alone.
+void init_weight_and_bias(InitScheme scheme, const Fans& fans, Tensor& weight, Tensor* bias, Rng& rng);
 
 // Checks that x is (N, ...input_shape) and y is (N, ...output_shape); returns N.
 size_t check_forward_shapes(const Layer& layer, const Tensor& x, const Tensor& y);

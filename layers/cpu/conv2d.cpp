@@ -1,4 +1,4 @@
-// CPU conv2d: per-sample im2col + BLAS GEMM, samples spread over OpenMP threads.
+// CPU conv2d: per-sample im2col + BLAS GEMM (one per channel group), samples spread over OpenMP threads.
 #include "layers/conv2d.h"
 
 #include <cblas.h>
@@ -29,8 +29,8 @@ float* zeroed(PerThreadBuffers& buffers, size_t floats) {
 class CpuConv2d final : public Conv2dLayer {
  public:
   CpuConv2d(const Conv2dOptions& options, const Shape& input_shape) : Conv2dLayer(options, input_shape) {
-    geometry_ = {in_channels_,    in_height_,       in_width_,   options_.kernel,
-                 options_.stride, options_.padding, out_height_, out_width_};
+    geometry_ = {group_in_channels(), in_height_,  in_width_,  options_.kernel,  options_.stride,
+                 options_.padding,    out_height_, out_width_, options_.dilation};
   }
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
@@ -38,20 +38,21 @@ class CpuConv2d final : public Conv2dLayer {
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
-  // Unfolds sample x (C, H, W) into `col` via the thread's zero-bordered `padded` copy.
+  // Unfolds one channel group x (C / groups, H, W) of a sample into `col` via the thread's
+  // zero-bordered `padded` copy.
   void unfold(const float* x, float* padded, float* col) const;
   // For one sample xn (C, H, W) with output gradient dyn (Cout, Ho, Wo): adds its weight and bias
-  // gradients to the thread's dw (Cout, C * K * K) and db (Cout), and writes its input gradient
-  // dxn (C, H, W) unless dxn is null. `col` and `padded` are the thread's buffers.
+  // gradients to the thread's dw (Cout, C / groups * K * K) and db (Cout), and writes its input
+  // gradient dxn (C, H, W) unless dxn is null. `col` and `padded` are the thread's buffers.
   void backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
                        float* db) const;
   // The gradients bound to the layer = the sum of the first `threads` per-thread partial gradients.
   void sum_partial_gradients(size_t threads);
 
-  ConvGeometry geometry_;
-  PerThreadBuffers columns_;       // per thread: (C * K * K, Ho * Wo) column matrix, reused for dcol
-  PerThreadBuffers padded_;        // per thread: (C, H + 2p, W + 2p) zero-bordered copy of one sample
-  PerThreadBuffers weight_grads_;  // per thread: (Cout, C * K * K) weight gradient, then (Cout) bias gradient
+  ConvGeometry geometry_;          // of one channel group: C / groups input channels
+  PerThreadBuffers columns_;       // per thread: (C / groups * K * K, Ho * Wo) column matrix, reused for dcol
+  PerThreadBuffers padded_;        // per thread: (C / groups, H + 2p, W + 2p) zero-bordered copy of one group
+  PerThreadBuffers weight_grads_;  // per thread: (Cout, C / groups * K * K) weight gradient, then (Cout) bias
 };
 
 void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
@@ -67,12 +68,13 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
+  const size_t groups = options_.groups, group_cout = group_out_channels(), group_in = geometry_.image_size();
   const bool pointwise = geometry_.is_pointwise();
   const auto threads = static_cast<size_t>(omp_get_max_threads());
   const size_t padded_size = geometry_.padding ? geometry_.padded_size() : 0;
   if (!pointwise) columns_.reserve(threads, rows * pixels);
   padded_.reserve(threads, padded_size);
-  const float* w = params_.at(0).data();                         // (Cout, C * K * K)
+  const float* w = params_.at(0).data();                         // (Cout, C / groups * K * K)
   const float* b = has_bias() ? params_.at(1).data() : nullptr;  // (Cout)
   const float* xs = x.data();                                    // (N, C, H, W)
   float* ys = y.data();                                          // (N, Cout, Ho, Wo)
@@ -85,13 +87,18 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
     for (size_t s = 0; s < n; ++s) {
       const float* xn = xs + s * in_size;
       float* yn = ys + s * out_size;
-      if (!pointwise) unfold(xn, padded, col);
       if (b) {
         for (size_t c = 0; c < cout; ++c) std::fill(yn + c * pixels, yn + (c + 1) * pixels, b[c]);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(cout), static_cast<int>(pixels),
-                  static_cast<int>(rows), 1.0f, w, static_cast<int>(rows), pointwise ? xn : col,
-                  static_cast<int>(pixels), b ? 1.0f : 0.0f, yn, static_cast<int>(pixels));
+      // y_g (Cout / groups, P) = W_g (Cout / groups, C / groups * K * K) * col_g
+      for (size_t g = 0; g < groups; ++g) {
+        const float* xg = xn + g * group_in;
+        if (!pointwise) unfold(xg, padded, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(group_cout), static_cast<int>(pixels),
+                    static_cast<int>(rows), 1.0f, w + g * group_cout * rows, static_cast<int>(rows),
+                    pointwise ? xg : col, static_cast<int>(pixels), b ? 1.0f : 0.0f, yn + g * group_cout * pixels,
+                    static_cast<int>(pixels));
+      }
     }
   }
 }
@@ -99,32 +106,39 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
 void CpuConv2d::backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
                                 float* db) const {
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
+  const size_t groups = options_.groups, group_cout = group_out_channels(), group_in = geometry_.image_size();
   const bool pointwise = geometry_.is_pointwise();
-  const float* cols = xn;
-  if (!pointwise) {
-    unfold(xn, padded, col);
-    cols = col;
+  for (size_t g = 0; g < groups; ++g) {
+    const float* xg = xn + g * group_in;
+    const float* dyg = dyn + g * group_cout * pixels;  // (Cout / groups, P)
+    float* dwg = dw + g * group_cout * rows;           // (Cout / groups, C / groups * K * K)
+    const float* cols = xg;
+    if (!pointwise) {
+      unfold(xg, padded, col);
+      cols = col;
+    }
+    // dW_g += dy_g (Cout / groups, P) * col_g^T (P, C / groups * K * K)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(group_cout), static_cast<int>(rows),
+                static_cast<int>(pixels), 1.0f, dyg, static_cast<int>(pixels), cols, static_cast<int>(pixels), 1.0f,
+                dwg, static_cast<int>(rows));
+    if (!dxn) continue;
+    // dcol (C / groups * K * K, P) = W_g^T * dy_g; the column buffer is free again.
+    float* dxg = dxn + g * group_in;
+    float* dcol = pointwise ? dxg : col;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(pixels),
+                static_cast<int>(group_cout), 1.0f, params_.at(0).data() + g * group_cout * rows,
+                static_cast<int>(rows), dyg, static_cast<int>(pixels), 0.0f, dcol, static_cast<int>(pixels));
+    if (!pointwise) {
+      std::fill(dxg, dxg + group_in, 0.0f);
+      col2im_add(dcol, geometry_, dxg);
+    }
   }
-  // dW += dy_n (Cout, P) * col^T (P, C * K * K)
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cout), static_cast<int>(rows),
-              static_cast<int>(pixels), 1.0f, dyn, static_cast<int>(pixels), cols, static_cast<int>(pixels), 1.0f, dw,
-              static_cast<int>(rows));
   for (size_t c = 0; c < cout; ++c) {
     const float* row = dyn + c * pixels;
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (size_t p = 0; p < pixels; ++p) sum += row[p];
     db[c] += sum;
-  }
-  if (!dxn) return;
-  // dcol (C * K * K, P) = W^T (C * K * K, Cout) * dy_n (Cout, P); the column buffer is free again.
-  float* dcol = pointwise ? dxn : col;
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(pixels),
-              static_cast<int>(cout), 1.0f, params_.at(0).data(), static_cast<int>(rows), dyn, static_cast<int>(pixels),
-              0.0f, dcol, static_cast<int>(pixels));
-  if (!pointwise) {
-    std::fill(dxn, dxn + num_elements(input_shape_), 0.0f);
-    col2im_add(dcol, geometry_, dxn);
   }
 }
 
@@ -169,7 +183,7 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     used_threads = static_cast<size_t>(omp_get_num_threads());
     float* col = columns_.get(t);
     float* padded = zeroed(padded_, padded_size);
-    float* dw = weight_grads_.get(t);  // (Cout, C * K * K) then (Cout)
+    float* dw = weight_grads_.get(t);  // (Cout, C / groups * K * K) then (Cout)
     std::fill(dw, dw + wsize + cout, 0.0f);
 #pragma omp for schedule(static)
     for (size_t s = 0; s < n; ++s) {
@@ -182,7 +196,7 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
 }
 
 std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape, Backend&) {
-  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options), input_shape);
+  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options, input_shape), input_shape);
 }
 
 }  // namespace

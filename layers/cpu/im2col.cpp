@@ -8,14 +8,15 @@ namespace dptrain {
 
 namespace {
 
-// Output columns ox whose input column ox * stride - padding + kj lies inside [0, width).
+// Output columns ox whose input column ox * stride - padding + kj * dilation lies inside [0, width).
 struct ValidRange {
   std::ptrdiff_t begin, end;
 };
 
 ValidRange valid_columns(const ConvGeometry& g, size_t kj) {
   const auto s = static_cast<std::ptrdiff_t>(g.stride);
-  const auto offset = static_cast<std::ptrdiff_t>(kj) - static_cast<std::ptrdiff_t>(g.padding);  // ix = ox*s + offset
+  const auto offset =
+      static_cast<std::ptrdiff_t>(kj * g.dilation) - static_cast<std::ptrdiff_t>(g.padding);  // ix = ox*s + offset
   const auto w = static_cast<std::ptrdiff_t>(g.width);
   const auto wo = static_cast<std::ptrdiff_t>(g.out_width);
   std::ptrdiff_t begin = offset >= 0 ? 0 : (-offset + s - 1) / s;
@@ -51,13 +52,14 @@ void pad_image(const float* x, const ConvGeometry& g, float* padded) {
 
 void im2col(const float* padded, const ConvGeometry& g, float* col) {
   const size_t hp = g.padded_height(), wp = g.padded_width();
-  const size_t k = g.kernel, s = g.stride, ho = g.out_height, wo = g.out_width;
+  const size_t k = g.kernel, s = g.stride, d = g.dilation, ho = g.out_height, wo = g.out_width;
   for (size_t c = 0; c < g.channels; ++c) {
     for (size_t ki = 0; ki < k; ++ki) {
       for (size_t kj = 0; kj < k; ++kj) {
         float* out = col + ((c * k + ki) * k + kj) * ho * wo;
         for (size_t oy = 0; oy < ho; ++oy, out += wo) {
-          const float* in = padded + (c * hp + oy * s + ki) * wp + kj;  // in[ox * s] = padded[c, oy*s+ki, ox*s+kj]
+          // in[ox * s] = padded[c, oy * s + ki * d, ox * s + kj * d]
+          const float* in = padded + (c * hp + oy * s + ki * d) * wp + kj * d;
           if (s == 1) {
             copy_row(in, out, wo);
           } else {
@@ -72,6 +74,7 @@ void im2col(const float* padded, const ConvGeometry& g, float* col) {
 void col2im_add(const float* col, const ConvGeometry& g, float* x) {
   const size_t k = g.kernel, wo = g.out_width, ho = g.out_height;
   const auto s = static_cast<std::ptrdiff_t>(g.stride);
+  const auto d = static_cast<std::ptrdiff_t>(g.dilation);
   const auto pad = static_cast<std::ptrdiff_t>(g.padding);
   const auto h = static_cast<std::ptrdiff_t>(g.height);
   for (size_t c = 0; c < g.channels; ++c) {
@@ -80,9 +83,9 @@ void col2im_add(const float* col, const ConvGeometry& g, float* x) {
       for (size_t kj = 0; kj < k; ++kj) {
         const float* in = col + ((c * k + ki) * k + kj) * ho * wo;
         const ValidRange r = valid_columns(g, kj);
-        const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(kj) - pad;
+        const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(kj) * d - pad;
         for (size_t oy = 0; oy < ho; ++oy, in += wo) {
-          const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy) * s - pad + static_cast<std::ptrdiff_t>(ki);
+          const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(oy) * s - pad + static_cast<std::ptrdiff_t>(ki) * d;
           if (iy < 0 || iy >= h) continue;
           float* out = plane + iy * static_cast<std::ptrdiff_t>(g.width);  // out[ox * s + offset] = x[c, iy, ix]
           if (s == 1) {

@@ -5,11 +5,12 @@
 
 namespace dptrain {
 
-// Geometry of one sample of a 2-D convolution with a square kernel.
+// Geometry of one sample (or one channel group of it) of a 2-D convolution with a square kernel.
 struct ConvGeometry {
   size_t channels = 0, height = 0, width = 0;  // input (C, H, W)
   size_t kernel = 0, stride = 1, padding = 0;
   size_t out_height = 0, out_width = 0;  // output (Ho, Wo)
+  size_t dilation = 1;                   // spacing between kernel taps
 
   size_t padded_height() const { return height + 2 * padding; }
   size_t padded_width() const { return width + 2 * padding; }
@@ -18,6 +19,7 @@ struct ConvGeometry {
   size_t col_cols() const { return out_height * out_width; }
   // A 1x1, stride-1, unpadded convolution: the image already is its column matrix.
   bool is_pointwise() const { return kernel == 1 && stride == 1 && padding == 0; }
+  size_t image_size() const { return channels * height * width; }
 };
 
 // Copies x (C, H, W) into the interior of padded (C, H + 2p, W + 2p). Only the interior is
@@ -25,7 +27,8 @@ struct ConvGeometry {
 void pad_image(const float* x, const ConvGeometry& g, float* padded);
 
 // padded (C, H + 2p, W + 2p) -> col (C * K * K, Ho * Wo): row (c, ki, kj), column (oy, ox) holds
-// padded[c, oy * stride + ki, ox * stride + kj]. Without padding, `padded` is the image itself.
+// padded[c, oy * stride + ki * dilation, ox * stride + kj * dilation]. Without padding, `padded` is
+// the image itself.
 // Working on a padded copy keeps bounds checks out of the inner loops, which are short row copies.
 void im2col(const float* padded, const ConvGeometry& g, float* col);
 

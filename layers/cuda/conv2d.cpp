@@ -89,8 +89,8 @@ void CudaConv2d::plan(size_t n) {
   y_desc_.set(n, cout, out_height_, out_width_, type);
   out_desc_.set(n, cout, out_height_, out_width_);
   bias_desc_.set(1, cout, 1, 1);
-  w_desc_.set(cout, in_channels_, options_.kernel, options_.kernel, type);
-  conv_desc_.set(options_.padding, options_.stride, math_type(precision));
+  w_desc_.set(cout, group_in_channels(), options_.kernel, options_.kernel, type);
+  conv_desc_.set(options_.padding, options_.stride, options_.dilation, options_.groups, math_type(precision));
 
   int dims[4] = {};
   DPTRAIN_CUDNN_CHECK(
@@ -191,7 +191,7 @@ void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Te
 }
 
 std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
-  return std::make_unique<CudaConv2d>(Conv2dOptions::read(options), input_shape, cuda_context(backend));
+  return std::make_unique<CudaConv2d>(Conv2dOptions::read(options, input_shape), input_shape, cuda_context(backend));
 }
 
 }  // namespace

@@ -55,10 +55,12 @@ class ConvolutionDescriptor {
   ConvolutionDescriptor(const ConvolutionDescriptor&) = delete;
   ConvolutionDescriptor& operator=(const ConvolutionDescriptor&) = delete;
 
-  void set(size_t padding, size_t stride, cudnnMathType_t math) {
-    const int p = static_cast<int>(padding), s = static_cast<int>(stride);
-    DPTRAIN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(desc_, p, p, s, s, 1, 1, CUDNN_CROSS_CORRELATION,
+  // Square padding, stride and dilation; `groups` channel groups (1: a dense convolution).
+  void set(size_t padding, size_t stride, size_t dilation, size_t groups, cudnnMathType_t math) {
+    const int p = static_cast<int>(padding), s = static_cast<int>(stride), d = static_cast<int>(dilation);
+    DPTRAIN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(desc_, p, p, s, s, d, d, CUDNN_CROSS_CORRELATION,
                                                         CUDNN_DATA_FLOAT));
+    DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(desc_, static_cast<int>(groups)));
     DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionMathType(desc_, math));
   }
   cudnnConvolutionDescriptor_t get() const { return desc_; }
@@ -67,7 +69,7 @@ class ConvolutionDescriptor {
   cudnnConvolutionDescriptor_t desc_ = nullptr;
 };
 
-// A square 2-D pooling window.
+// A 2-D pooling window: square, or a whole plane.
 class PoolingDescriptor {
  public:
   PoolingDescriptor() { DPTRAIN_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&desc_)); }
@@ -79,18 +81,24 @@ class PoolingDescriptor {
     const int k = static_cast<int>(kernel), s = static_cast<int>(stride), p = static_cast<int>(padding);
     DPTRAIN_CUDNN_CHECK(cudnnSetPooling2dDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, k, k, p, p, s, s));
   }
+  // One window over a whole height x width plane, unpadded: a global pooling.
+  void set_whole_plane(cudnnPoolingMode_t mode, size_t height, size_t width) {
+    const int h = static_cast<int>(height), w = static_cast<int>(width);
+    DPTRAIN_CUDNN_CHECK(cudnnSetPooling2dDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, h, w, 0, 0, h, w));
+  }
   cudnnPoolingDescriptor_t get() const { return desc_; }
 
  private:
   cudnnPoolingDescriptor_t desc_ = nullptr;
 };
 
-// An activation function (relu) descriptor.
+// An activation function descriptor (relu, sigmoid, tanh, or swish with beta 1, which is silu).
 class ActivationDescriptor {
  public:
   explicit ActivationDescriptor(cudnnActivationMode_t mode) {
     DPTRAIN_CUDNN_CHECK(cudnnCreateActivationDescriptor(&desc_));
     DPTRAIN_CUDNN_CHECK(cudnnSetActivationDescriptor(desc_, mode, CUDNN_PROPAGATE_NAN, 0.0));
+    if (mode == CUDNN_ACTIVATION_SWISH) DPTRAIN_CUDNN_CHECK(cudnnSetActivationDescriptorSwishBeta(desc_, 1.0));
   }
   ~ActivationDescriptor() { cudnnDestroyActivationDescriptor(desc_); }
   ActivationDescriptor(const ActivationDescriptor&) = delete;

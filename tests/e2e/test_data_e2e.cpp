@@ -190,9 +190,11 @@ TEST(ImageFolderTraining, TutorialCnnLearnsAGeneratedImageFolder) {
   EXPECT_THAT(r.output, HasSubstr("4 classes (class_0, class_1, class_2, class_3), 320 train / 80 validation of "
                                   "(3, 32, 32), training part"));
 
+  // From PyTorch's default initialisation (the default `init`) this narrowed CNN learns more slowly
+  // than from He-uniform weights: 5 epochs reached only 0.5 here, 10 leave room.
   const std::string metrics = dir.file("metrics.jsonl");
   r = run_command(kBinary + " train " + kTutorial + sets +
-                  " --set train.epochs=5 --set train.batch_size=16 --progress off --metrics " + metrics);
+                  " --set train.epochs=10 --set train.batch_size=16 --progress off --metrics " + metrics);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const double accuracy = final_test_accuracy(metrics);
   EXPECT_GT(accuracy, 0.6) << r.output;  // four classes: chance is 0.25

@@ -17,6 +17,7 @@ namespace {
 // Direct-loop convolution and its gradients: the reference the GEMM version must match.
 struct NaiveConv {
   size_t n, cin, h, w, cout, k, stride, pad, ho, wo;
+  size_t dilation = 1, groups = 1;
 
   bool in_image(std::ptrdiff_t iy, std::ptrdiff_t ix) const {
     return iy >= 0 && ix >= 0 && iy < static_cast<std::ptrdiff_t>(h) && ix < static_cast<std::ptrdiff_t>(w);
@@ -24,17 +25,21 @@ struct NaiveConv {
   // Calls f(index into x, index into weight, index into y) for every multiply of the convolution.
   template <typename F>
   void each_term(F f) const {
+    const size_t group_cin = cin / groups, group_cout = cout / groups;
     for (size_t s = 0; s < n; ++s)
       for (size_t co = 0; co < cout; ++co)
         for (size_t oy = 0; oy < ho; ++oy)
           for (size_t ox = 0; ox < wo; ++ox)
-            for (size_t ci = 0; ci < cin; ++ci)
+            for (size_t cg = 0; cg < group_cin; ++cg)  // input channel within the group of co
               for (size_t ki = 0; ki < k; ++ki)
                 for (size_t kj = 0; kj < k; ++kj) {
-                  const auto iy = static_cast<std::ptrdiff_t>(oy * stride + ki) - static_cast<std::ptrdiff_t>(pad);
-                  const auto ix = static_cast<std::ptrdiff_t>(ox * stride + kj) - static_cast<std::ptrdiff_t>(pad);
+                  const size_t ci = co / group_cout * group_cin + cg;
+                  const auto iy =
+                      static_cast<std::ptrdiff_t>(oy * stride + ki * dilation) - static_cast<std::ptrdiff_t>(pad);
+                  const auto ix =
+                      static_cast<std::ptrdiff_t>(ox * stride + kj * dilation) - static_cast<std::ptrdiff_t>(pad);
                   if (!in_image(iy, ix)) continue;
-                  f(((s * cin + ci) * h + iy) * w + ix, ((co * cin + ci) * k + ki) * k + kj,
+                  f(((s * cin + ci) * h + iy) * w + ix, ((co * group_cin + cg) * k + ki) * k + kj,
                     ((s * cout + co) * ho + oy) * wo + ox);
                 }
   }
@@ -43,12 +48,16 @@ struct NaiveConv {
 struct ConvCase {
   size_t n, cin, h, w, cout, k, stride, pad;
   bool bias;
+  size_t dilation = 1, groups = 1;
+
+  size_t span() const { return dilation * (k - 1) + 1; }
 };
 
 std::string yaml_of(const ConvCase& c) {
   return "{type: conv2d, out_channels: " + std::to_string(c.cout) + ", kernel: " + std::to_string(c.k) +
          ", stride: " + std::to_string(c.stride) + ", padding: " + std::to_string(c.pad) +
-         ", bias: " + (c.bias ? "true" : "false") + "}";
+         ", bias: " + (c.bias ? "true" : "false") + ", dilation: " + std::to_string(c.dilation) +
+         ", groups: " + std::to_string(c.groups) + "}";
 }
 
 void PrintTo(const ConvCase& c, std::ostream* os) {
@@ -61,9 +70,12 @@ TEST_P(Conv2dCases, MatchesDirectLoopsForwardAndBackward) {
   const ConvCase c = GetParam();
   auto layer = make_layer(yaml_of(c), {c.cin, c.h, c.w});
   const NaiveConv ref{
-      c.n, c.cin, c.h, c.w, c.cout, c.k, c.stride, c.pad, layer->output_shape()[1], layer->output_shape()[2]};
+      c.n,        c.cin,   c.h, c.w, c.cout, c.k, c.stride, c.pad, layer->output_shape()[1], layer->output_shape()[2],
+      c.dilation, c.groups};
+  // PyTorch's (H + 2p - d * (k - 1) - 1) / s + 1.
   ASSERT_EQ(layer->output_shape(),
-            (Shape{c.cout, (c.h + 2 * c.pad - c.k) / c.stride + 1, (c.w + 2 * c.pad - c.k) / c.stride + 1}));
+            (Shape{c.cout, (c.h + 2 * c.pad - c.span()) / c.stride + 1, (c.w + 2 * c.pad - c.span()) / c.stride + 1}));
+  ASSERT_EQ(layer->parameters()[0].shape, (Shape{c.cout, c.cin / c.groups, c.k, c.k}));
   BoundParams p = bind_fresh_parameters(*layer, 5);
   Tensor x = random_tensor(batch_shape(c.n, layer->input_shape()), 1);
   Tensor y(batch_shape(c.n, layer->output_shape()));
@@ -101,13 +113,22 @@ TEST_P(Conv2dCases, GradientsMatchFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCases,
-                         ::testing::Values(ConvCase{2, 3, 6, 6, 4, 3, 1, 1, true},    // "same" 3x3
-                                           ConvCase{3, 2, 7, 5, 3, 3, 2, 1, true},    // stride 2, padding, non-square
-                                           ConvCase{2, 2, 5, 8, 3, 2, 2, 0, false},   // even kernel, no bias
-                                           ConvCase{1, 1, 4, 4, 2, 3, 1, 2, true},    // padding larger than needed
-                                           ConvCase{4, 3, 5, 5, 2, 1, 1, 0, true},    // 1x1 pointwise (no im2col)
-                                           ConvCase{2, 1, 9, 6, 2, 4, 3, 2, false},   // stride 3
-                                           ConvCase{5, 4, 6, 6, 5, 3, 1, 0, true}));  // batch 5
+                         ::testing::Values(ConvCase{2, 3, 6, 6, 4, 3, 1, 1, true},   // "same" 3x3
+                                           ConvCase{3, 2, 7, 5, 3, 3, 2, 1, true},   // stride 2, padding, non-square
+                                           ConvCase{2, 2, 5, 8, 3, 2, 2, 0, false},  // even kernel, no bias
+                                           ConvCase{1, 1, 4, 4, 2, 3, 1, 2, true},   // padding larger than needed
+                                           ConvCase{4, 3, 5, 5, 2, 1, 1, 0, true},   // 1x1 pointwise (no im2col)
+                                           ConvCase{2, 1, 9, 6, 2, 4, 3, 2, false},  // stride 3
+                                           ConvCase{5, 4, 6, 6, 5, 3, 1, 0, true},   // batch 5
+                                           ConvCase{2, 4, 6, 6, 6, 3, 1, 1, true, 1, 2},    // 2 groups
+                                           ConvCase{2, 6, 7, 5, 3, 3, 2, 1, false, 1, 3},   // 3 groups, stride 2
+                                           ConvCase{2, 4, 5, 5, 4, 3, 1, 1, true, 1, 4},    // depthwise
+                                           ConvCase{3, 3, 6, 6, 6, 3, 1, 1, true, 1, 3},    // depthwise, multiplier 2
+                                           ConvCase{2, 4, 4, 4, 8, 1, 1, 0, true, 1, 2},    // grouped pointwise
+                                           ConvCase{2, 2, 9, 8, 3, 3, 1, 2, true, 2},       // dilation 2, "same"
+                                           ConvCase{2, 2, 11, 9, 2, 3, 2, 0, false, 3},     // dilation 3, stride 2
+                                           ConvCase{2, 2, 8, 8, 3, 2, 1, 1, true, 2},       // even kernel, dilated
+                                           ConvCase{2, 4, 9, 9, 4, 3, 1, 2, true, 2, 4}));  // dilated depthwise
 
 TEST(Conv2d, HandComputedCase) {
   // x = [[1 2 3] [4 5 6] [7 8 9]], w = [[1 2] [3 4]], bias 0.5.
@@ -172,7 +193,7 @@ TEST(Conv2d, SampleResultDoesNotDependOnBatchOrThreads) {
 }
 
 TEST(Conv2d, HeUniformInitialisation) {
-  auto layer = make_layer("{type: conv2d, out_channels: 64, kernel: 3}", {32, 5, 5});
+  auto layer = make_layer("{type: conv2d, out_channels: 64, kernel: 3, init: he_uniform}", {32, 5, 5});
   std::vector<Tensor> params, grads;
   for (const auto& spec : layer->parameters()) params.emplace_back(spec.shape), grads.emplace_back(spec.shape);
   ASSERT_EQ(params.size(), 2u);

@@ -68,7 +68,7 @@ TEST(Dense, ShapesAndParameters) {
 }
 
 TEST(Dense, HeUniformInitialisation) {
-  auto layer = make_layer("{type: dense, units: 50}", {400});
+  auto layer = make_layer("{type: dense, units: 50, init: he_uniform}", {400});
   BoundParams b;
   for (const auto& spec : layer->parameters()) b.params.emplace_back(spec.shape), b.grads.emplace_back(spec.shape);
   b.params[1].fill(3.0f);

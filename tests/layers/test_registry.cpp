@@ -50,8 +50,10 @@ TEST(LayerRegistry, BuildsEveryLayerFromYaml) {
   }
 }
 
-const std::vector<std::string> kEveryLayer{"avg_pool2d", "conv2d",     "dense", "dropout",
-                                           "flatten",    "max_pool2d", "relu",  "softmax_cross_entropy"};
+const std::vector<std::string> kEveryLayer{
+    "avg_pool2d", "conv2d",     "dense", "dropout", "flatten", "global_avg_pool2d",
+    "leaky_relu", "max_pool2d", "relu",  "sigmoid", "silu",    "softmax_cross_entropy",
+    "tanh"};
 
 TEST(LayerRegistry, KnowsEveryCpuLayer) { EXPECT_EQ(LayerRegistry::builtin().types("cpu"), kEveryLayer); }
 
@@ -65,16 +67,16 @@ TEST(LayerRegistry, UnknownTypeListsKnownTypes) {
   const std::string msg = config_error([] { make_layer("{type: conv3d, kernel: 3}", {1, 4, 4}); });
   EXPECT_TRUE(contains(msg, "unknown layer type 'conv3d'")) << msg;
   EXPECT_TRUE(contains(msg,
-                       "known types: avg_pool2d, conv2d, dense, dropout, flatten, max_pool2d, relu, "
-                       "softmax_cross_entropy"))
+                       "known types: avg_pool2d, conv2d, dense, dropout, flatten, global_avg_pool2d, leaky_relu, "
+                       "max_pool2d, relu, sigmoid, silu, softmax_cross_entropy, tanh"))
       << msg;
 }
 
 TEST(LayerRegistry, UnknownOptionNamesTheKey) {
   const std::string msg = config_error([] {
-    make_layer("{type: conv2d, out_channels: 4, kernel: 3, dilation: 2}", {1, 8, 8});
+    make_layer("{type: conv2d, out_channels: 4, kernel: 3, padding_mode: reflect}", {1, 8, 8});
   });
-  EXPECT_TRUE(contains(msg, "'dilation'")) << msg;
+  EXPECT_TRUE(contains(msg, "'padding_mode'")) << msg;
   EXPECT_TRUE(contains(msg, "unknown key")) << msg;
   const std::string typo = config_error([] { make_layer("{type: dense, unit: 4}", {8}); });
   EXPECT_TRUE(contains(typo, "'units'")) << typo;  // the required key is reported missing first
