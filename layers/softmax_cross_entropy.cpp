@@ -6,7 +6,16 @@
 
 namespace dptrain {
 
-SoftmaxCrossEntropyLayer::SoftmaxCrossEntropyLayer(const Shape& input_shape, Backend& backend) : LossLayer(backend) {
+SoftmaxCrossEntropyOptions SoftmaxCrossEntropyOptions::read(ConfigMap& options) {
+  SoftmaxCrossEntropyOptions o;
+  o.label_smoothing = options.get_double_checked(
+      "label_smoothing", 0.0, [](double x) { return x >= 0 && x < 1; }, "must be in [0, 1)");
+  return o;
+}
+
+SoftmaxCrossEntropyLayer::SoftmaxCrossEntropyLayer(const SoftmaxCrossEntropyOptions& options, const Shape& input_shape,
+                                                   Backend& backend)
+    : LossLayer(backend), options_(options) {
   if (input_shape.size() != 1 || input_shape[0] == 0) {
     throw ShapeError("softmax_cross_entropy needs (classes) logits per sample, got " + to_string(input_shape) +
                      " (add a flatten or dense layer before it)");

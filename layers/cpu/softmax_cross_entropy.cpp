@@ -1,4 +1,4 @@
-// CPU softmax_cross_entropy: numerically stable log-softmax, one sample at a time.
+// CPU softmax_cross_entropy: numerically stable log-softmax, one sample at a time, in double.
 #include "layers/softmax_cross_entropy.h"
 
 #include <cmath>
@@ -22,6 +22,9 @@ LossStats CpuSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* labe
   const size_t n = check_loss_shapes(logits, dlogits);
   check_labels(labels, n);
   const size_t k = classes();
+  const double smoothing = label_smoothing();
+  const double on_label = 1.0 - smoothing;                      // weight of the label in the target
+  const double per_class = smoothing / static_cast<double>(k);  // weight of every class in the target
   LossStats stats;
   stats.count = n;
   for (size_t s = 0; s < n; ++s) {
@@ -32,23 +35,30 @@ LossStats CpuSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* labe
     }
     const double top = z[best];
     double sum = 0.0;
-    for (size_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(z[j]) - top);
+    double shifted_sum = 0.0;  // sum of (z - top)
+    for (size_t j = 0; j < k; ++j) {
+      sum += std::exp(static_cast<double>(z[j]) - top);
+      shifted_sum += static_cast<double>(z[j]) - top;
+    }
     const double log_sum = std::log(sum);  // log sum exp(z - top)
     const auto label = static_cast<size_t>(labels[s]);
-    stats.loss_sum += log_sum - (static_cast<double>(z[label]) - top);
+    const double nll = log_sum - (static_cast<double>(z[label]) - top);      // -log p_label
+    const double mean_nll = log_sum - shifted_sum / static_cast<double>(k);  // mean_k -log p_k
+    stats.loss_sum += smoothing > 0 ? on_label * nll + smoothing * mean_nll : nll;
     stats.correct += best == label ? 1 : 0;
     if (!dlogits) continue;
     float* g = dlogits->data() + s * k;  // (classes)
     for (size_t j = 0; j < k; ++j) {
       const double p = std::exp(static_cast<double>(z[j]) - top - log_sum);
-      g[j] = static_cast<float>(grad_scale * (p - (j == label ? 1.0 : 0.0)));
+      const double target = (j == label ? on_label : 0.0) + per_class;
+      g[j] = static_cast<float>(grad_scale * (p - target));
     }
   }
   return stats;
 }
 
-std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend& backend) {
-  return std::make_unique<CpuSoftmaxCrossEntropy>(input_shape, backend);
+std::unique_ptr<Layer> make_cpu_softmax_cross_entropy(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CpuSoftmaxCrossEntropy>(SoftmaxCrossEntropyOptions::read(options), input_shape, backend);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// CUDA softmax_cross_entropy: one thread per sample computes a stable log-softmax, the loss, the
-// arg-max hit and the gradient; the per-sample results come back to the host to be summed.
+// CUDA softmax_cross_entropy: one thread per sample computes a stable log-softmax, the (label-smoothed)
+// loss, the arg-max hit and the gradient; the per-sample results come back to the host to be summed.
 #include "layers/softmax_cross_entropy.h"
 
 #include <cstdint>
@@ -22,8 +22,16 @@ struct SampleResult {
   int correct;
 };
 
+// The target distribution of label smoothing: the label gets on_label + per_class, every other
+// class per_class (on_label = 1 - eps, per_class = eps / K).
+struct SmoothedTarget {
+  float smoothing;  // eps
+  float on_label;   // 1 - eps
+  float per_class;  // eps / K
+};
+
 __global__ void softmax_xent(const float* logits, const int32_t* labels, float* dlogits, SampleResult* results,
-                             size_t n, int k, float grad_scale) {
+                             size_t n, int k, SmoothedTarget target, float grad_scale) {
   for (size_t s = blockIdx.x * blockDim.x + threadIdx.x; s < n; s += size_t{gridDim.x} * blockDim.x) {
     const float* z = logits + s * k;
     const int label = labels[s];
@@ -37,20 +45,31 @@ __global__ void softmax_xent(const float* logits, const int32_t* labels, float* 
     }
     const float top = z[best];
     float sum = 0.0f;
-    for (int j = 0; j < k; ++j) sum += expf(z[j] - top);
+    float shifted_sum = 0.0f;  // sum of (z - top)
+    for (int j = 0; j < k; ++j) {
+      sum += expf(z[j] - top);
+      shifted_sum += z[j] - top;
+    }
     const float log_sum = logf(sum);
-    results[s] = {log_sum - (z[label] - top), best == label ? 1 : 0};
+    const float nll = log_sum - (z[label] - top);                          // -log p_label
+    const float mean_nll = log_sum - shifted_sum / static_cast<float>(k);  // mean_k -log p_k
+    const float loss = target.smoothing > 0.0f ? target.on_label * nll + target.smoothing * mean_nll : nll;
+    results[s] = {loss, best == label ? 1 : 0};
     if (!dlogits) continue;
     float* g = dlogits + s * k;
-    for (int j = 0; j < k; ++j) g[j] = grad_scale * (expf(z[j] - top - log_sum) - (j == label ? 1.0f : 0.0f));
+    for (int j = 0; j < k; ++j) {
+      const float wanted = (j == label ? target.on_label : 0.0f) + target.per_class;
+      g[j] = grad_scale * (expf(z[j] - top - log_sum) - wanted);
+    }
   }
 }
 
 // softmax_cross_entropy on the GPU. `labels` passed to loss() are device memory (N int32).
 class CudaSoftmaxCrossEntropy final : public SoftmaxCrossEntropyLayer {
  public:
-  CudaSoftmaxCrossEntropy(const Shape& input_shape, Backend& backend, CudaContext& cuda)
-      : SoftmaxCrossEntropyLayer(input_shape, backend), cuda_(cuda) {}
+  CudaSoftmaxCrossEntropy(const SoftmaxCrossEntropyOptions& options, const Shape& input_shape, Backend& backend,
+                          CudaContext& cuda)
+      : SoftmaxCrossEntropyLayer(options, input_shape, backend), cuda_(cuda) {}
 
   LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) override;
 
@@ -68,8 +87,10 @@ LossStats CudaSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* lab
   if (n == 0) return stats;
   cudaStream_t stream = cuda_.stream();
   auto* results = static_cast<SampleResult*>(results_.reserve(n * sizeof(SampleResult)));
+  const SmoothedTarget target{static_cast<float>(label_smoothing()), static_cast<float>(1.0 - label_smoothing()),
+                              static_cast<float>(label_smoothing() / static_cast<double>(classes()))};
   softmax_xent<<<grid_for(n), kBlockThreads, 0, stream>>>(logits.data(), labels, dlogits ? dlogits->data() : nullptr,
-                                                          results, n, static_cast<int>(classes()), grad_scale);
+                                                          results, n, static_cast<int>(classes()), target, grad_scale);
   DPTRAIN_CUDA_CHECK_LAUNCH();
   host_results_.resize(n);
   DPTRAIN_CUDA_CHECK(
@@ -86,8 +107,9 @@ LossStats CudaSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* lab
   return stats;
 }
 
-std::unique_ptr<Layer> make_cuda_softmax_cross_entropy(ConfigMap&, const Shape& input_shape, Backend& backend) {
-  return std::make_unique<CudaSoftmaxCrossEntropy>(input_shape, backend, cuda_context(backend));
+std::unique_ptr<Layer> make_cuda_softmax_cross_entropy(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  return std::make_unique<CudaSoftmaxCrossEntropy>(SoftmaxCrossEntropyOptions::read(options), input_shape, backend,
+                                                   cuda_context(backend));
 }
 
 }  // namespace

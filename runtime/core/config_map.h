@@ -45,6 +45,10 @@ class ConfigMap {
   // A string that must be one of `choices`.
   std::string get_choice(const std::string& key, const std::vector<std::string>& choices,
                          std::optional<std::string> fallback = std::nullopt);
+  // A list of strings, each one of `choices`; a single string is read as a list of one. An entry
+  // outside `choices` fails naming it and listing the choices.
+  std::vector<std::string> get_choice_list(const std::string& key, const std::vector<std::string>& choices,
+                                           std::optional<std::vector<std::string>> fallback = std::nullopt);
   // A list of numbers; a single number is read as a list of one.
   std::vector<double> get_double_list(const std::string& key,
                                       std::optional<std::vector<double>> fallback = std::nullopt);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include "runtime/core/errors.h"
 
@@ -24,9 +25,9 @@ struct SgdOptions {
 // Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay, as torch.optim.SGD.
 class Sgd final : public Optimizer {
  public:
-  Sgd(const SgdOptions& options, size_t num_parameters, Backend& backend)
-      : Optimizer(options.lr, num_parameters, backend), options_(options) {
-    if (options_.momentum > 0) momentum_ = Tensor({num_parameters}, backend);
+  Sgd(const SgdOptions& options, OptimizerSetup setup, Backend& backend)
+      : Optimizer(std::move(setup), backend), options_(options) {
+    if (options_.momentum > 0) momentum_ = Tensor({num_parameters()}, backend);
   }
 
   const char* name() const override { return "sgd"; }
@@ -37,22 +38,26 @@ class Sgd final : public Optimizer {
       text += ", momentum " + format_number(options_.momentum);
       if (options_.momentum_kind == MomentumKind::Nesterov) text += ", nesterov";
     }
-    if (options_.weight_decay > 0) text += ", weight_decay " + format_number(options_.weight_decay);
-    return text + ")";
+    if (options_.weight_decay > 0) {
+      text += ", weight_decay " + format_number(options_.weight_decay) + decay_exclusions_text(options_.weight_decay);
+    }
+    return text + common_text() + ")";
   }
 
   void step(Tensor& params, const Tensor& grads, float lr) override {
     check_step(params, grads, lr);
-    SgdUpdate u;
-    u.params = params.data();
-    u.grads = grads.data();
-    u.momentum = momentum_.empty() ? nullptr : momentum_.data();
-    u.n = params.num_elements();
-    u.lr = lr;
-    u.mu = static_cast<float>(options_.momentum);
-    u.weight_decay = static_cast<float>(options_.weight_decay);
-    u.momentum_kind = options_.momentum_kind;
-    backend_.sgd_update(u);
+    for (const UpdateRange& range : ranges()) {
+      SgdUpdate u;
+      u.params = params.data() + range.begin;
+      u.grads = grads.data() + range.begin;
+      u.momentum = momentum_.empty() ? nullptr : momentum_.data() + range.begin;
+      u.n = range.end - range.begin;
+      u.lr = lr;
+      u.mu = static_cast<float>(options_.momentum);
+      u.weight_decay = static_cast<float>(range.weight_decay);
+      u.momentum_kind = options_.momentum_kind;
+      backend_.sgd_update(u);
+    }
     ++steps_;
   }
 
@@ -79,11 +84,11 @@ struct AdamOptions {
 // Adam with bias correction, as torch.optim.Adam; AdamW when weight decay is decoupled.
 class Adam final : public Optimizer {
  public:
-  Adam(const AdamOptions& options, size_t num_parameters, Backend& backend)
-      : Optimizer(options.lr, num_parameters, backend),
+  Adam(const AdamOptions& options, OptimizerSetup setup, Backend& backend)
+      : Optimizer(std::move(setup), backend),
         options_(options),
-        exp_avg_({num_parameters}, backend),
-        exp_avg_sq_({num_parameters}, backend) {}
+        exp_avg_({num_parameters()}, backend),
+        exp_avg_sq_({num_parameters()}, backend) {}
 
   const char* name() const override {
     return options_.weight_decay_kind == WeightDecayKind::Decoupled ? "adamw" : "adam";
@@ -96,20 +101,22 @@ class Adam final : public Optimizer {
     if (options_.weight_decay > 0) {
       text +=
           options_.weight_decay_kind == WeightDecayKind::Decoupled ? ", decoupled weight_decay " : ", weight_decay ";
-      text += format_number(options_.weight_decay);
+      text += format_number(options_.weight_decay) + decay_exclusions_text(options_.weight_decay);
     }
-    return text + ")";
+    return text + common_text() + ")";
   }
 
   void step(Tensor& params, const Tensor& grads, float lr) override {
     check_step(params, grads, lr);
-    AdamUpdate u = scalars(lr);
-    u.params = params.data();
-    u.grads = grads.data();
-    u.exp_avg = exp_avg_.data();
-    u.exp_avg_sq = exp_avg_sq_.data();
-    u.n = params.num_elements();
-    backend_.adam_update(u);
+    for (const UpdateRange& range : ranges()) {
+      AdamUpdate u = scalars(lr, range.weight_decay);
+      u.params = params.data() + range.begin;
+      u.grads = grads.data() + range.begin;
+      u.exp_avg = exp_avg_.data() + range.begin;
+      u.exp_avg_sq = exp_avg_sq_.data() + range.begin;
+      u.n = range.end - range.begin;
+      backend_.adam_update(u);
+    }
     ++steps_;
   }
 
@@ -118,8 +125,9 @@ class Adam final : public Optimizer {
   }
 
  private:
-  // The per-step scalars of the next update, worked out in double as torch does on the host.
-  AdamUpdate scalars(float lr) const {
+  // The per-step scalars of the next update of a range with `weight_decay`, worked out in double
+  // as torch does on the host.
+  AdamUpdate scalars(float lr, double weight_decay) const {
     const double t = static_cast<double>(steps_ + 1);
     const double bias_correction1 = 1.0 - std::pow(options_.beta1, t);
     const double bias_correction2 = 1.0 - std::pow(options_.beta2, t);
@@ -127,8 +135,8 @@ class Adam final : public Optimizer {
     AdamUpdate u;
     u.step_size = static_cast<float>(lr / bias_correction1);
     u.bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-    u.l2 = decoupled ? 0.0f : static_cast<float>(options_.weight_decay);
-    u.shrink = decoupled ? static_cast<float>(1.0 - lr * options_.weight_decay) : 1.0f;
+    u.l2 = decoupled ? 0.0f : static_cast<float>(weight_decay);
+    u.shrink = decoupled ? static_cast<float>(1.0 - lr * weight_decay) : 1.0f;
     u.beta1 = static_cast<float>(options_.beta1);
     u.beta2 = static_cast<float>(options_.beta2);
     u.one_minus_beta1 = static_cast<float>(1.0 - options_.beta1);
@@ -143,9 +151,28 @@ class Adam final : public Optimizer {
 };
 
 bool non_negative(double x) { return x >= 0; }
+bool positive(double x) { return x > 0; }
 bool unit_interval(double x) { return x >= 0 && x < 1; }
 
-std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_parameters, Backend& backend) {
+// The settings either type reads after its own weight_decay, and the update plan that follows.
+OptimizerSetup read_setup(ConfigMap& config, double lr, double weight_decay, const std::vector<ParamEntry>& entries,
+                          size_t num_parameters) {
+  OptimizerSetup setup;
+  setup.base_lr = lr;
+  setup.num_parameters = num_parameters;
+  setup.exclusions = read_decay_exclusions(config);
+  if (config.has("clip_grad_norm")) {
+    setup.max_grad_norm = config.get_double_checked("clip_grad_norm", std::nullopt, positive, "must be > 0");
+  }
+  setup.ranges = plan_update_ranges(entries, num_parameters, weight_decay, setup.exclusions);
+  for (const ParamEntry& entry : entries) {
+    if (entry.use == ParamUse::Frozen) setup.frozen_parameters += num_elements(entry.shape);
+  }
+  return setup;
+}
+
+std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, const std::vector<ParamEntry>& entries,
+                                    size_t num_parameters, Backend& backend) {
   SgdOptions options;
   options.lr = lr;
   options.momentum = config.get_double_checked("momentum", 0.0, unit_interval, "must be in [0, 1)");
@@ -157,49 +184,88 @@ std::unique_ptr<Optimizer> make_sgd(ConfigMap& config, double lr, size_t num_par
     options.momentum_kind = MomentumKind::Nesterov;
   }
   options.weight_decay = config.get_double_checked("weight_decay", 0.0, non_negative, "must be >= 0");
-  return std::make_unique<Sgd>(options, num_parameters, backend);
+  OptimizerSetup setup = read_setup(config, lr, options.weight_decay, entries, num_parameters);
+  return std::make_unique<Sgd>(options, std::move(setup), backend);
 }
 
-std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, size_t num_parameters, Backend& backend) {
+std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, const std::vector<ParamEntry>& entries,
+                                     size_t num_parameters, Backend& backend) {
   AdamOptions options;
   options.lr = lr;
   options.beta1 = config.get_double_checked("beta1", options.beta1, unit_interval, "must be in [0, 1)");
   options.beta2 = config.get_double_checked("beta2", options.beta2, unit_interval, "must be in [0, 1)");
-  options.eps = config.get_double_checked(
-      "eps", options.eps, [](double x) { return x > 0; }, "must be > 0");
+  options.eps = config.get_double_checked("eps", options.eps, positive, "must be > 0");
   options.weight_decay = config.get_double_checked("weight_decay", 0.0, non_negative, "must be >= 0");
   if (config.get_bool("decoupled_weight_decay", false)) options.weight_decay_kind = WeightDecayKind::Decoupled;
-  return std::make_unique<Adam>(options, num_parameters, backend);
+  OptimizerSetup setup = read_setup(config, lr, options.weight_decay, entries, num_parameters);
+  return std::make_unique<Adam>(options, std::move(setup), backend);
 }
 
 }  // namespace
 
+Optimizer::Optimizer(OptimizerSetup setup, Backend& backend)
+    : backend_(backend), setup_(std::move(setup)), trained_spans_(merge_adjacent(setup_.ranges)) {}
+
+void Optimizer::check_buffer(const Tensor& t, const char* what) const {
+  if (t.device() != device()) {
+    throw Error(std::string("optimizer ") + name() + ": " + what + " are on " + to_string(t.device()) +
+                " but the optimizer state is on " + to_string(device()) +
+                " (create the optimizer with make_optimizer(..., backend) for the model's backend)");
+  }
+  if (t.num_elements() != num_parameters() || (num_parameters() > 0 && t.empty())) {
+    throw ShapeError(std::string("optimizer ") + name() + ": " + what + " have " + std::to_string(t.num_elements()) +
+                     " elements, expected " + std::to_string(num_parameters()) + " (the model's parameter count)");
+  }
+}
+
 void Optimizer::check_step(const Tensor& params, const Tensor& grads, float lr) const {
-  auto check = [&](const Tensor& t, const char* what) {
-    if (t.device() != device()) {
-      throw Error(std::string("optimizer ") + name() + ": " + what + " are on " + to_string(t.device()) +
-                  " but the optimizer state is on " + to_string(device()) +
-                  " (create the optimizer with make_optimizer(..., backend) for the model's backend)");
-    }
-    if (t.num_elements() != num_parameters_ || (num_parameters_ > 0 && t.empty())) {
-      throw ShapeError(std::string("optimizer ") + name() + ": " + what + " have " + std::to_string(t.num_elements()) +
-                       " elements, expected " + std::to_string(num_parameters_) + " (the model's parameter count)");
-    }
-  };
-  check(params, "params");
-  check(grads, "grads");
+  check_buffer(params, "params");
+  check_buffer(grads, "grads");
   if (!std::isfinite(lr) || lr < 0) {
     throw Error(std::string("optimizer ") + name() + ": learning rate must be finite and >= 0, got " +
                 format_number(lr));
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, size_t num_parameters, Backend& backend) {
+void Optimizer::clip_grad_norm(Tensor& grads) {
+  if (!setup_.max_grad_norm) return;
+  check_buffer(grads, "grads");
+  double sum = 0.0;
+  for (const UpdateRange& span : trained_spans_) {
+    sum += backend_.sum_squares(grads.data() + span.begin, span.end - span.begin);
+  }
+  const double norm = std::sqrt(sum);
+  last_grad_norm_ = norm;
+  // Every worker holds the same all-reduced gradients, so every worker gets the same norm and
+  // takes the same branch. torch multiplies by min(coefficient, 1): gradients within the maximum
+  // (and a NaN norm) stay as they are.
+  const double coefficient = *setup_.max_grad_norm / (norm + 1e-6);
+  if (!(coefficient < 1.0)) return;
+  for (const UpdateRange& span : trained_spans_) {
+    backend_.scale(grads.data() + span.begin, span.end - span.begin, static_cast<float>(coefficient));
+  }
+}
+
+std::string Optimizer::decay_exclusions_text(double weight_decay) const {
+  if (weight_decay <= 0 || setup_.exclusions.empty()) return "";
+  std::string text = " except";
+  for (size_t i = 0; i < setup_.exclusions.size(); ++i) text += (i ? ", " : " ") + to_string(setup_.exclusions[i]);
+  return text;
+}
+
+std::string Optimizer::common_text() const {
+  std::string text;
+  if (setup_.max_grad_norm) text += ", clip_grad_norm " + format_number(*setup_.max_grad_norm);
+  if (setup_.frozen_parameters > 0) text += ", " + std::to_string(setup_.frozen_parameters) + " parameters frozen";
+  return text;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(ConfigMap& optimizer, const std::vector<ParamEntry>& entries,
+                                          size_t num_parameters, Backend& backend) {
   const std::string type = optimizer.get_choice("type", {"adam", "sgd"});
-  const double lr = optimizer.get_double_checked(
-      "lr", std::nullopt, [](double x) { return x > 0; }, "must be > 0");
-  if (type == "sgd") return make_sgd(optimizer, lr, num_parameters, backend);
-  return make_adam(optimizer, lr, num_parameters, backend);
+  const double lr = optimizer.get_double_checked("lr", std::nullopt, positive, "must be > 0");
+  if (type == "sgd") return make_sgd(optimizer, lr, entries, num_parameters, backend);
+  return make_adam(optimizer, lr, entries, num_parameters, backend);
 }
 
 }  // namespace dptrain

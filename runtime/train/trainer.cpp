@@ -71,7 +71,8 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
                                           " outputs but the data has " + std::to_string(data_.train->num_classes()) +
                                           " classes");
   }
-  optimizer_ = make_optimizer(*config_.optimizer, model_->parameters().num_elements(), model_->backend());
+  optimizer_ = make_optimizer(*config_.optimizer, model_->parameter_entries(), model_->parameters().num_elements(),
+                              model_->backend());
   config_.optimizer->finish();
   steps_per_epoch_ = EpochPlan(data_.train->size(), config_.train.batch_size, config_.seed, 0,
                                config_.train.drop_last, Shuffle::Yes)
@@ -168,6 +169,7 @@ LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_ba
   reducer_->finish();
   {
     TimelineSpan span(options_.timeline, "optimizer", "compute");
+    optimizer_->clip_grad_norm(grads);  // the all-reduced gradients, the same on every worker
     optimizer_->step(params, grads, lr);
   }
   ++position_.global_step;

@@ -91,8 +91,9 @@ TEST_F(GpuRuntimeTest, TensorsRoundTripAndFill) {
 void compare_optimizer(const std::string& yaml) {
   const size_t n = 4099;
   ConfigMap cpu_config = ConfigMap::parse(yaml), gpu_config = ConfigMap::parse(yaml);
-  auto cpu = make_optimizer(cpu_config, n, GpuTest::cpu());
-  auto gpu = make_optimizer(gpu_config, n, GpuTest::gpu());
+  const std::vector<ParamEntry> layout = {{0, "0.dense.weight", "dense", "weight", {n}, 0}};
+  auto cpu = make_optimizer(cpu_config, layout, n, GpuTest::cpu());
+  auto gpu = make_optimizer(gpu_config, layout, n, GpuTest::gpu());
   Tensor p_cpu = random_host({n}, 11);
   Tensor p_gpu = p_cpu.to(GpuTest::gpu());
   for (uint64_t step = 0; step < 3; ++step) {
@@ -122,7 +123,7 @@ TEST_F(GpuRuntimeTest, AdamKernelsMatchCpu) {
 
 TEST_F(GpuRuntimeTest, OptimizerRejectsBuffersOnAnotherDevice) {
   ConfigMap config = ConfigMap::parse("{type: sgd, lr: 0.1}");
-  auto gpu = make_optimizer(config, 8, GpuTest::gpu());
+  auto gpu = make_optimizer(config, {{0, "0.dense.weight", "dense", "weight", {8}, 0}}, 8, GpuTest::gpu());
   Tensor host({8});
   EXPECT_THROW(gpu->step(host, host, 0.1f), Error);
 }

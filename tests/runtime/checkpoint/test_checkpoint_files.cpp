@@ -191,7 +191,7 @@ std::unique_ptr<Optimizer> build_optimizer(const std::string& body, size_t num_p
   ConfigMap root = ConfigMap::parse("optimizer:\n" + body, "run.yaml");
   ConfigMap config = root.get_map("optimizer");
   static CpuBackend cpu;
-  auto optimizer = make_optimizer(config, num_parameters, cpu);
+  auto optimizer = make_optimizer(config, padded_entries(), num_parameters, cpu);
   config.finish();
   return optimizer;
 }

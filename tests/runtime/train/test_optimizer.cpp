@@ -20,11 +20,13 @@ CpuBackend& cpu() {
   return backend;
 }
 
-// Builds an optimizer from the body of an `optimizer:` mapping, checking it as the trainer does.
+// Builds an optimizer from the body of an `optimizer:` mapping, checking it as the trainer does,
+// for a model whose one parameter fills the flat buffers.
 std::unique_ptr<Optimizer> build(const std::string& body, size_t num_parameters, Backend& backend = cpu()) {
   ConfigMap root = ConfigMap::parse("optimizer:\n" + body, "run.yaml");
   ConfigMap config = root.get_map("optimizer");
-  auto optimizer = make_optimizer(config, num_parameters, backend);
+  const std::vector<ParamEntry> layout = {{0, "0.dense.weight", "dense", "weight", {num_parameters}, 0}};
+  auto optimizer = make_optimizer(config, layout, num_parameters, backend);
   config.finish();
   return optimizer;
 }
