@@ -51,9 +51,9 @@ TEST(LayerRegistry, BuildsEveryLayerFromYaml) {
 }
 
 const std::vector<std::string> kEveryLayer{
-    "avg_pool2d", "conv2d",     "dense", "dropout", "flatten", "global_avg_pool2d",
-    "leaky_relu", "max_pool2d", "relu",  "sigmoid", "silu",    "softmax_cross_entropy",
-    "tanh"};
+    "add",        "avg_pool2d", "batchnorm2d", "concat",  "conv2d", "dense",
+    "dropout",    "flatten",    "global_avg_pool2d", "leaky_relu", "max_pool2d", "relu",
+    "sigmoid",    "silu",       "softmax_cross_entropy", "tanh"};
 
 TEST(LayerRegistry, KnowsEveryCpuLayer) { EXPECT_EQ(LayerRegistry::builtin().types("cpu"), kEveryLayer); }
 
@@ -67,8 +67,8 @@ TEST(LayerRegistry, UnknownTypeListsKnownTypes) {
   const std::string msg = config_error([] { make_layer("{type: conv3d, kernel: 3}", {1, 4, 4}); });
   EXPECT_TRUE(contains(msg, "unknown layer type 'conv3d'")) << msg;
   EXPECT_TRUE(contains(msg,
-                       "known types: avg_pool2d, conv2d, dense, dropout, flatten, global_avg_pool2d, leaky_relu, "
-                       "max_pool2d, relu, sigmoid, silu, softmax_cross_entropy, tanh"))
+                       "known types: add, avg_pool2d, batchnorm2d, concat, conv2d, dense, dropout, flatten, "
+                       "global_avg_pool2d, leaky_relu, max_pool2d, relu, sigmoid, silu, softmax_cross_entropy, tanh"))
       << msg;
 }
 
