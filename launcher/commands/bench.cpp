@@ -106,8 +106,11 @@ int run_bench_layers(const BenchLayersArgs& args) {
   Tensor input(batch_shape(n, model.input_shape()));
   Rng rng(1);
   for (size_t i = 0; i < input.num_elements(); ++i) input.data()[i] = rng.normal();
-  std::vector<Tensor> acts{input.to(device)};
+  // acts[i] is layer i's output; the model's input is `x`.
+  const Tensor x = input.to(device);
+  std::vector<Tensor> acts;
   for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()), device);
+  auto input_of = [&](size_t j) { return j == kModelInput ? &x : &acts[j]; };
   // GPU layers only queue work: wait for it before reading the clock.
   auto finish = [&device] { device.synchronize(); };
   std::vector<uint64_t> ids(n);
@@ -116,27 +119,38 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, mean of %zu iterations\n",
               args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
               context.describe_precision().c_str(), args.iterations);
-  std::printf("  %-3s %-24s %-18s %12s %12s\n", "#", "layer", "output", "forward ms", "backward ms");
+  std::printf("  %-3s %-24s %-18s %-18s %12s %12s\n", "#", "layer", "type", "output", "forward ms", "backward ms");
   double total_f = 0, total_b = 0;
   for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
     Layer& layer = *model.layers()[i];
-    Tensor dy(acts[i + 1].shape(), device), dx(acts[i].shape(), device);
+    Tensor dy(acts[i].shape(), device);
     dy.fill(0.01f);
-    layer.forward(acts[i], acts[i + 1], info);
-    layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    std::vector<const Tensor*> xs;
+    std::vector<Tensor> dx_tensors;
+    for (size_t j : model.layer_inputs(i)) {
+      xs.push_back(input_of(j));
+      dx_tensors.emplace_back(input_of(j)->shape(), device);
+    }
+    std::vector<Tensor*> dxs;
+    for (size_t k = 0; k < dx_tensors.size(); ++k) {
+      dxs.push_back(model.layer_inputs(i)[k] == kModelInput ? nullptr : &dx_tensors[k]);
+    }
+    layer.forward_inputs(xs, acts[i], info);
+    layer.backward_inputs(xs, acts[i], dy, dxs, info);
     finish();
     auto t0 = Clock::now();
-    for (size_t k = 0; k < args.iterations; ++k) layer.forward(acts[i], acts[i + 1], info);
+    for (size_t k = 0; k < args.iterations; ++k) layer.forward_inputs(xs, acts[i], info);
     finish();
     auto t1 = Clock::now();
-    for (size_t k = 0; k < args.iterations; ++k) layer.backward(acts[i], acts[i + 1], dy, i ? &dx : nullptr, info);
+    for (size_t k = 0; k < args.iterations; ++k) layer.backward_inputs(xs, acts[i], dy, dxs, info);
     finish();
     auto t2 = Clock::now();
     const double f = std::chrono::duration<double, std::milli>(t1 - t0).count() / args.iterations;
     const double b = std::chrono::duration<double, std::milli>(t2 - t1).count() / args.iterations;
     total_f += f;
     total_b += b;
-    std::printf("  %-3zu %-24s %-18s %12.3f %12.3f\n", i, layer.type(), to_string(layer.output_shape()).c_str(), f, b);
+    std::printf("  %-3zu %-24s %-18s %-18s %12.3f %12.3f\n", i, model.layer_name(i).c_str(), layer.type(),
+                to_string(layer.output_shape()).c_str(), f, b);
   }
   std::printf("  %-46s %12.3f %12.3f\n", "total (excluding loss and optimizer)", total_f, total_b);
   return 0;
