@@ -49,9 +49,26 @@ void BatchNorm2dLayer::sum_over_workers(const StepInfo& step, std::vector<double
 }
 
 void BatchNorm2dLayer::join_cross_worker_sums(Pass pass, const StepInfo& step) {
-  if (step.mode != Mode::Train) return;
-  std::vector<double> zeros(pass == Pass::Forward ? 2 * channels_ + 1 : 2 * channels_, 0.0);
-  sum_over_workers(step, zeros);
+  if (step.mode != Mode::Train || !step.batch_stats || options_.stats != BatchStats::Global) return;
+  std::vector<double> sums(pass == Pass::Forward ? 2 * channels_ + 1 : 2 * channels_, 0.0);
+  sum_over_workers(step, sums);
+  // The running statistics follow the global batch on every worker, this one included.
+  if (pass == Pass::Forward) update_running_statistics(moments_from_sums(sums));
+}
+
+void BatchNorm2dLayer::update_running_statistics(const BatchMoments& moments) {
+  const bool on_host = buffers_[0].device() == DeviceKind::CPU;
+  Tensor mean = on_host ? buffers_[0] : buffers_[0].to_host();
+  Tensor var = on_host ? buffers_[1] : buffers_[1].to_host();
+  const auto m = static_cast<float>(options_.momentum);
+  for (size_t c = 0; c < channels_; ++c) {
+    mean.data()[c] = (1 - m) * mean.data()[c] + m * moments.mean[c];
+    var.data()[c] = (1 - m) * var.data()[c] + m * moments.unbiased_var[c];
+  }
+  if (!on_host) {
+    buffers_[0].copy_from(mean);
+    buffers_[1].copy_from(var);
+  }
 }
 
 BatchNorm2dLayer::BatchMoments BatchNorm2dLayer::moments_from_sums(const std::vector<double>& sums) const {

@@ -57,6 +57,9 @@ class BatchNorm2dLayer : public Layer {
     double count = 0;
   };
   BatchMoments moments_from_sums(const std::vector<double>& sums) const;
+  // running = (1 - momentum) * running + momentum * batch, for the mean and the unbiased variance
+  // (through a host copy when the buffers are device memory).
+  void update_running_statistics(const BatchMoments& moments);
 
   BatchNorm2dOptions options_;
   size_t channels_ = 0, spatial_ = 0;  // C, and H * W per channel

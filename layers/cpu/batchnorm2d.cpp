@@ -46,13 +46,7 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
     sums[2 * channels_] = static_cast<double>(n * spatial_);
     sum_over_workers(step, sums);
     batch_ = moments_from_sums(sums);
-    const auto m = static_cast<float>(options_.momentum);
-    float* running_mean = buffers_[0].data();
-    float* running_var = buffers_[1].data();
-    for (size_t c = 0; c < channels_; ++c) {
-      running_mean[c] = (1 - m) * running_mean[c] + m * batch_.mean[c];
-      running_var[c] = (1 - m) * running_var[c] + m * batch_.unbiased_var[c];
-    }
+    update_running_statistics(batch_);
     normalize(x, y, n, batch_.mean, batch_.inv_std);
   }
 
