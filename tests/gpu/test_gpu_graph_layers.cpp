@@ -1,6 +1,6 @@
 // The layers of model graphs on the CUDA backend against the CPU layer of the same config:
-// batchnorm2d (training and evaluation, running statistics, statistics summed over workers),
-// forward and backward on random inputs.
+// batchnorm2d (training and evaluation, running statistics, statistics summed over workers) and
+// the merge layers add and concat, forward and backward on random inputs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -237,6 +237,80 @@ TEST_P(GpuBatchNormTest, PerWorkerStatisticsSumNothing) {
 
 INSTANTIATE_TEST_SUITE_P(BatchNorm2d, GpuBatchNormTest, ::testing::ValuesIn(batchnorm_cases()),
                          [](const ::testing::TestParamInfo<BatchNormCase>& info) { return info.param.name; });
+
+// One merge layer configuration to compare.
+struct MergeCase {
+  std::string name;           // test name suffix
+  std::string yaml;           // the layer's config
+  std::vector<Shape> inputs;  // per-sample input shapes
+  size_t batch;
+  std::vector<bool> wants_dx;  // which inputs get a dx (the others pass null)
+};
+
+std::vector<MergeCase> merge_cases() {
+  return {
+      {"add_two", "{type: add}", {{4, 5, 6}, {4, 5, 6}}, 3, {true, true}},
+      {"add_three_one_without_dx", "{type: add}", {{7}, {7}, {7}}, 5, {false, true, true}},
+      {"concat_channels", "{type: concat}", {{2, 4, 5}, {3, 4, 5}, {1, 4, 5}}, 3, {true, true, true}},
+      {"concat_dense", "{type: concat}", {{5}, {7}}, 4, {true, false}},
+  };
+}
+
+// Test names and failure messages show a case by its name.
+void PrintTo(const MergeCase& c, std::ostream* out) { *out << c.name; }
+
+// What one forward and backward of a merge layer produced, in its backend's memory; a dx not asked
+// for is empty.
+struct MergeResult {
+  Shape output;
+  Tensor y;
+  std::vector<Tensor> dxs;
+};
+
+MergeResult run_merge(const MergeCase& c, Backend& backend) {
+  ConfigMap options = ConfigMap::parse(c.yaml);
+  auto layer = LayerRegistry::builtin().create_from_inputs(options, c.inputs, backend);
+  std::vector<Tensor> xs;
+  std::vector<const Tensor*> x_ptrs;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    xs.push_back(random_host(batch_shape(c.batch, c.inputs[i]), 50 + i).to(backend));
+  }
+  for (const Tensor& x : xs) x_ptrs.push_back(&x);
+  MergeResult result;
+  result.output = layer->output_shape();
+  result.y = Tensor(batch_shape(c.batch, layer->output_shape()), backend);
+  const StepInfo step;
+  layer->forward_inputs(x_ptrs, result.y, step);
+
+  const Tensor dy = random_host(result.y.shape(), 60).to(backend);
+  std::vector<Tensor*> dx_ptrs;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    result.dxs.push_back(c.wants_dx[i] ? Tensor(xs[i].shape(), backend) : Tensor());
+    if (c.wants_dx[i]) result.dxs.back().fill(1234.5f);
+  }
+  for (Tensor& dx : result.dxs) dx_ptrs.push_back(dx.empty() ? nullptr : &dx);
+  layer->backward_inputs(x_ptrs, result.y, dy, dx_ptrs, step);
+  return result;
+}
+
+class GpuMergeLayerTest : public GpuTest, public ::testing::WithParamInterface<MergeCase> {};
+
+TEST_P(GpuMergeLayerTest, MatchesCpuForwardAndBackward) {
+  const MergeCase& c = GetParam();
+  const MergeResult expected = run_merge(c, cpu());
+  const MergeResult got = run_merge(c, gpu());
+  ASSERT_EQ(got.output, expected.output);
+  // Copies and in-order float sums: the same bits.
+  expect_close(got.y, expected.y, 0, c.name + " y");
+  ASSERT_EQ(got.dxs.size(), expected.dxs.size());
+  for (size_t i = 0; i < expected.dxs.size(); ++i) {
+    ASSERT_EQ(got.dxs[i].empty(), expected.dxs[i].empty()) << c.name << " dx " << i;
+    if (!expected.dxs[i].empty()) expect_close(got.dxs[i], expected.dxs[i], 0, c.name + " dx " + std::to_string(i));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(MergeLayers, GpuMergeLayerTest, ::testing::ValuesIn(merge_cases()),
+                         [](const ::testing::TestParamInfo<MergeCase>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace dptrain::testing
