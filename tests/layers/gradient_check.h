@@ -23,7 +23,7 @@ struct GradCheckOptions {
 
 // Owns a layer's parameters and gradients for tests, the way the model's flat buffers would.
 struct BoundParams {
-  std::vector<Tensor> params, grads;
+  std::vector<Tensor> params, grads, buffers;
 };
 
 inline BoundParams bind_fresh_parameters(Layer& layer, uint64_t seed) {
@@ -33,6 +33,9 @@ inline BoundParams bind_fresh_parameters(Layer& layer, uint64_t seed) {
     b.grads.emplace_back(spec.shape);
   }
   layer.bind(b.params, b.grads);
+  for (const auto& spec : layer.buffers()) b.buffers.emplace_back(spec.shape);
+  layer.bind_buffers(b.buffers);
+  layer.init_buffers();
   Rng rng(hash_key(seed, 99));
   layer.init_parameters(rng);
   // Give biases (often zero-initialised) random values too, so their use is exercised.
