@@ -14,7 +14,8 @@ struct BlockOptions {
   size_t stride = 1;
   size_t groups = 1;
   size_t repeat = 1;
-  std::optional<std::string> init;  // passed on to every convolution
+  std::optional<std::string> init;   // passed on to every convolution
+  std::optional<std::string> stats;  // passed on to every batch norm
 };
 
 BlockOptions read_block(ConfigMap& block) {
@@ -35,6 +36,7 @@ BlockOptions read_block(ConfigMap& block) {
     }
   }
   if (block.has("init")) o.init = block.get_string("init");
+  if (block.has("stats")) o.stats = block.get_choice("stats", {"global", "per_worker"});
   block.finish();
   return o;
 }
@@ -67,7 +69,11 @@ class BlockBuilder {
     return add(part, "conv2d", {input}, o);
   }
 
-  std::string bn(const std::string& part, const std::string& input) { return add(part, "batchnorm2d", {input}); }
+  std::string bn(const std::string& part, const std::string& input) {
+    YAML::Node o(YAML::NodeType::Map);
+    if (options_.stats) o["stats"] = *options_.stats;
+    return add(part, "batchnorm2d", {input}, o);
+  }
   std::string relu(const std::string& part, const std::string& input) { return add(part, "relu", {input}); }
 
   std::vector<LayerNode> take() { return std::move(nodes_); }

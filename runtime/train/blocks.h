@@ -34,7 +34,8 @@ bool is_block_type(const std::string& type);
 //     (1x1 to width), bn1, relu1, conv2 (3x3, stride, groups), bn2, relu2, conv3 (1x1 to
 //     out_channels), bn3, the same shortcut, add and relu (torchvision's ResNet v1.5).
 // With repeat: N the block is repeated N times, named "<name>.0" ... "<name>.<N-1>", the first with
-// the stride, the rest with stride 1. Convolutions have no bias; `init` is passed on to them.
+// the stride, the rest with stride 1. Convolutions have no bias; `init` is passed on to them, and
+// `stats` (global or per_worker) to the batch norms.
 // Errors (missing or bad options) are ConfigError naming the block's file, line and key.
 std::vector<LayerNode> expand_block(ConfigMap& block, const std::string& name, const std::string& input,
                                     const Shape& input_shape);
