@@ -6,6 +6,7 @@
 
 #include "layers/layer_util.h"
 #include "layers/registry.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 
@@ -52,6 +53,9 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
 
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override {
     const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+    if (batch_.mean.size() != channels_) {
+      throw UsageError("batchnorm2d: backward needs the statistics of a training forward pass first");
+    }
     const float* in = x.data();
     const float* g = dy.data();
     std::vector<double> sums(2 * channels_, 0.0);  // sum of dy, sum of dy * x_hat, per channel

@@ -102,7 +102,9 @@ void Trainer::replace_communicator(Communicator& comm) {
   batch_stats_ = std::make_unique<BatchStatsSum>(comm, deadline_);
   // Only trained gradients travel: frozen parameters lie before trained_range() in the flat buffer.
   const auto [trained_begin, trained_end] = model_->trained_range();
-  float* trained = model_->gradients().data() + trained_begin;
+  // (With every parameter frozen the range is empty: one float of the frozen part stands in.)
+  Tensor& grads = model_->gradients();
+  float* trained = grads.data() + std::min(trained_begin, grads.num_elements() - 1);
   device_comm_ = make_device_communicator(*comm_, model_->backend(), deadline_, config_.comm.device_transport);
   reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, trained,
                                                std::max<size_t>(trained_end - trained_begin, 1),
