@@ -16,6 +16,7 @@ packages=(
   libpng-dev libjpeg-dev   # image-folder data sets
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
   gnuplot-nox              # the scaling benchmark's plot (cluster/scaling/scaling.sh)
+  python3-torchvision python3-h5py python3-yaml  # torchvision parity and fine-tuning tests, scripts/convert_torchvision.py
 )
 for arg in "$@"; do
   case "$arg" in

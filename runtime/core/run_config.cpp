@@ -189,6 +189,28 @@ ElasticSettings read_elastic(ConfigMap elastic, const CheckpointSettings& checkp
   return e;
 }
 
+// The `init:` section; `skip` needs `from`. Whether the entries match the model is checked once it is built.
+InitSettings read_init(ConfigMap init) {
+  InitSettings s;
+  s.from = init.get_string("from", "");
+  s.skip = init.get_string_list("skip", std::vector<std::string>{});
+  s.freeze = init.get_string_list("freeze", std::vector<std::string>{});
+  if (s.from.empty() && !s.skip.empty()) {
+    init.fail("skip", "names what not to load from init.from, which is not set: set init.from or remove init.skip");
+  }
+  for (const auto* list : {&s.skip, &s.freeze}) {
+    for (const std::string& entry : *list) {
+      if (entry.empty() || entry == "*") {
+        init.fail(list == &s.skip ? "skip" : "freeze",
+                  "entry '" + entry + "' is empty or matches everything: name layers or parameters, e.g. [fc]");
+      }
+    }
+  }
+  init.finish();
+  s.section = std::make_shared<const ConfigMap>(std::move(init));
+  return s;
+}
+
 }  // namespace
 
 RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
@@ -208,6 +230,7 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
   cfg.comm = read_comm(top.get_map("comm"));
   cfg.checkpoint = read_checkpoint(top.get_map("checkpoint"));
   cfg.elastic = read_elastic(top.get_map("elastic"), cfg.checkpoint);
+  cfg.init = read_init(top.get_map("init"));
 
   cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
   cfg.model = top.get_map_list("model");

@@ -62,6 +62,15 @@ struct ElasticSettings {
   double handover_seconds = 60;          // longest join hand-over before the joiners are given up
 };
 
+// The `init:` section: where a fresh run's parameters start, for fine-tuning. Entries of `skip` and
+// `freeze` are parameter names, dotted prefixes ("layer1") or prefixes ending in '*' (Model's rule).
+struct InitSettings {
+  std::string from;                  // checkpoint whose parameters and buffers a fresh run starts from; empty: none
+  std::vector<std::string> skip;     // parameters and buffers not loaded from `from` (e.g. a new classifier)
+  std::vector<std::string> freeze;   // parameters not trained (passed to the Model)
+  std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys
+};
+
 // Everything a run is made from. Sections with their own builders (data, model, optimizer,
 // lr_schedule) stay ConfigMaps, consumed and checked with finish() when the run is set up.
 struct RunConfig {
@@ -76,6 +85,7 @@ struct RunConfig {
   CommSettings comm;
   CheckpointSettings checkpoint;
   ElasticSettings elastic;
+  InitSettings init;
 
   std::shared_ptr<ConfigMap> data;
   std::vector<ConfigMap> model;

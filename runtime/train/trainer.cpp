@@ -9,6 +9,7 @@
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/epoch_plan.h"
 #include "runtime/report/timeline.h"
+#include "runtime/train/fine_tune.h"
 
 namespace dptrain {
 
@@ -65,7 +66,9 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
       stop_vote_(options_.stop_signal, deadline_) {
   data_ = make_datasets(*config_.data, config_.seed);
   config_.data->finish();
-  model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.backend(), config_.seed);
+  model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.backend(), config_.seed,
+                                   config_.init.freeze);
+  check_init_entries(config_.init, *model_);
   if (model_->num_classes() < data_.train->num_classes()) {
     config_.model.back().fail("type", "the model ends in " + std::to_string(model_->num_classes()) +
                                           " outputs but the data has " + std::to_string(data_.train->num_classes()) +
@@ -85,6 +88,10 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   schedule_ = std::make_unique<LrSchedule>(*config_.lr_schedule, optimizer_->base_lr(), steps_per_epoch_, config_.train.epochs);
   config_.lr_schedule->finish();
   report_.set_rank(comm.rank());
+  // A fresh start from init.from: rank 0 loads, synchronize_start shares; resume() replaces it all.
+  if (!config_.init.from.empty() && comm.rank() == 0) {
+    report_.log("%s\n", describe_initial_state(load_initial_state(config_.init, *model_)).c_str());
+  }
   report_.open_metrics(options_.metrics_path);
   model_->set_timeline(options_.timeline);
   replicas_ = std::make_unique<ReplicaSync>(*model_, *optimizer_, config_.text, data_.train->size(), deadline_);
