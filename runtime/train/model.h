@@ -64,7 +64,8 @@ class Model {
   // The buffers and activations are `backend`'s memory (device memory on a GPU); the initial values
   // are drawn on the host, so they are the same on every backend. The model must not outlive
   // `backend`. Config errors (an unknown input, a cycle, shapes that do not merge, an output that
-  // feeds nothing, a duplicate name, a frozen entry that matches nothing) name the file, line and key.
+  // feeds nothing, a duplicate name) name the file, line and key. A `frozen` entry that matches
+  // nothing is ignored here: the caller checks its own entries (runtime/train/fine_tune.h).
   Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed,
         const std::vector<std::string>& frozen = {});
   ~Model();
