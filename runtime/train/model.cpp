@@ -312,6 +312,12 @@ void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const
   }
 }
 
+Tensor Model::logits(size_t n) const {
+  const size_t from = inputs_.back()[0];
+  if (from == kModelInput || n > capacity_) throw ShapeError("no logits of " + std::to_string(n) + " samples to read");
+  return activations_[from].leading(n);
+}
+
 void Model::idle_step(const StepInfo& info) {
   const size_t last = layers_.size() - 1;
   for (size_t i = 0; i < last; ++i) layers_[i]->join_cross_worker_sums(Pass::Forward, info);

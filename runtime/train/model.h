@@ -108,6 +108,9 @@ class Model {
   // info.batch_stats.
   LossStats step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
                  const GradsReady& ready = nullptr);
+  // The logits (N, classes) of the last step's first `n` samples: a view of the activation buffer
+  // on device(), valid until the next step.
+  Tensor logits(size_t n) const;
   // A training step for a worker with no sample in it: takes part in the layers' cross-worker sums
   // (as step would, contributing nothing) and leaves gradients() zero.
   void idle_step(const StepInfo& info);
