@@ -192,27 +192,12 @@ std::string ConfigMap::get_choice(const std::string& key, const std::vector<std:
 
 std::vector<std::string> ConfigMap::get_choice_list(const std::string& key, const std::vector<std::string>& choices,
                                                     std::optional<std::vector<std::string>> fallback) {
-  const std::optional<YAML::Node> found = lookup(key);
-  if (!found) {
-    if (fallback) return *fallback;
-    missing(key, "a list of strings");
-  }
-  std::string known;
-  for (const auto& c : choices) known += (known.empty() ? "" : ", ") + c;
-  std::vector<std::string> out;
-  auto read = [&](const YAML::Node& item) {
-    if (!item.IsScalar())
-      fail(key, "expected a list of strings (each one of: " + known + "), got " + scalar_text(item));
-    const std::string& value = item.Scalar();
-    if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
-      fail(key, "unknown entry '" + value + "' (expected each one of: " + known + ")");
-    }
-    out.push_back(value);
-  };
-  if (found->IsSequence()) {
-    for (const auto& item : *found) read(item);
-  } else {
-    read(*found);
+  std::vector<std::string> out = get_string_list(key, std::move(fallback));
+  for (const std::string& value : out) {
+    if (std::find(choices.begin(), choices.end(), value) != choices.end()) continue;
+    std::string known;
+    for (const auto& c : choices) known += (known.empty() ? "" : ", ") + c;
+    fail(key, "unknown entry '" + value + "' (expected each one of: " + known + ")");
   }
   return out;
 }
