@@ -23,16 +23,18 @@ class StopVote {
   bool after_step(double (&metrics)[3], Communicator& comm, Timeline* timeline);
   // At an epoch boundary: true when any worker was asked to stop. Collective with several workers.
   bool at_epoch_boundary(Communicator& comm);
-  // The signal that stopped the run once a vote said stop: this worker's own, or SIGTERM (what
-  // launchers send) for a peer's; 0 before.
+  // The signal that stopped the run once a vote said stop: this worker's own; else the one its
+  // peers were asked by when they all got the same (a signal forwarded to every worker may reach
+  // a peer first); else SIGTERM. 0 before.
   int stopped_by() const { return stopped_by_; }
 
  private:
   // The signal this worker was asked to stop by; 0 when none.
   int own_signal() const { return signal_ ? signal_->load() : 0; }
-  // Records the outcome of a vote whose flags summed to `flags`, to which this worker gave
-  // `own` (its signal, read once); returns whether it says stop.
-  bool count(double flags, int own);
+  // Records the outcome of a vote whose sums are `votes` (workers asked to stop, sum of their
+  // signals, sum of their squares), to which this worker gave `own` (its signal, read once);
+  // returns whether it says stop.
+  bool count(const double* votes, int own);
 
   const std::atomic<int>* signal_;
   Deadline deadline_;

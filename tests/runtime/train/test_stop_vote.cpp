@@ -12,7 +12,7 @@ namespace {
 const Deadline kDeadline = std::chrono::seconds(10);
 
 // Two workers as one process sees them: every sum adds a peer's values, `peer` (loss sum, correct,
-// samples, stop flag).
+// samples, then the peer's vote: stop flag, signal, signal squared).
 class PeerCommunicator final : public Communicator {
  public:
   using Communicator::all_reduce_sum;
@@ -23,11 +23,9 @@ class PeerCommunicator final : public Communicator {
   std::unique_ptr<CommRequest> all_reduce_sum_async(float*, size_t) override { return nullptr; }
   void all_reduce_sum(double* data, size_t count, Deadline) override {
     ++sums;
-    if (count == 1) {
-      data[0] += peer_.back();  // the vote at an epoch boundary: the flag alone
-      return;
-    }
-    for (size_t i = 0; i < count; ++i) data[i] += peer_[i];
+    // At an epoch boundary the vote travels alone.
+    const size_t first = count == 3 ? 3 : 0;
+    for (size_t i = 0; i < count; ++i) data[i] += peer_[first + i];
   }
   void broadcast(void*, size_t, size_t, Deadline) override {}
   void barrier(Deadline) override {}
@@ -65,8 +63,8 @@ TEST(StopVote, OwnSignalStopsAndIsNamed) {
   EXPECT_EQ(at_boundary.stopped_by(), SIGINT);
 }
 
-TEST(StopVote, APeersRequestStopsThisWorkerTooAsSigterm) {
-  PeerCommunicator comm({1.5, 2, 8, 1});
+TEST(StopVote, APeersRequestStopsThisWorkerTooAndIsNamedAsThePeersSignal) {
+  PeerCommunicator comm({1.5, 2, 8, 1, SIGUSR2, SIGUSR2 * SIGUSR2});
   std::atomic<int> signal{0};
   StopVote vote(&signal, kDeadline);
   double metrics[3] = {0.5, 1, 8};
@@ -75,14 +73,31 @@ TEST(StopVote, APeersRequestStopsThisWorkerTooAsSigterm) {
   EXPECT_EQ(metrics[0], 2.0);
   EXPECT_EQ(metrics[1], 3.0);
   EXPECT_EQ(metrics[2], 16.0);
-  EXPECT_EQ(vote.stopped_by(), SIGTERM);
+  EXPECT_EQ(vote.stopped_by(), SIGUSR2);
   StopVote at_boundary(&signal, kDeadline);
   EXPECT_TRUE(at_boundary.at_epoch_boundary(comm));
-  EXPECT_EQ(at_boundary.stopped_by(), SIGTERM);
+  EXPECT_EQ(at_boundary.stopped_by(), SIGUSR2);
+}
+
+TEST(StopVote, OwnSignalWinsOverAPeersOne) {
+  PeerCommunicator comm({0, 0, 0, 1, SIGUSR2, SIGUSR2 * SIGUSR2});
+  std::atomic<int> signal{SIGINT};
+  StopVote vote(&signal, kDeadline);
+  EXPECT_TRUE(vote.at_epoch_boundary(comm));
+  EXPECT_EQ(vote.stopped_by(), SIGINT);
+}
+
+TEST(StopVote, PeersAskedByDifferentSignalsAreNamedAsSigterm) {
+  // Three workers' votes summed: two peers, one asked by SIGINT and one by SIGUSR2.
+  PeerCommunicator comm({0, 0, 0, 2, SIGINT + SIGUSR2, SIGINT * SIGINT + SIGUSR2 * SIGUSR2});
+  std::atomic<int> signal{0};
+  StopVote vote(&signal, kDeadline);
+  EXPECT_TRUE(vote.at_epoch_boundary(comm));
+  EXPECT_EQ(vote.stopped_by(), SIGTERM);
 }
 
 TEST(StopVote, MetricsAreSummedWhenNobodyStops) {
-  PeerCommunicator comm({1, 2, 3, 0});
+  PeerCommunicator comm({1, 2, 3, 0, 0, 0});
   StopVote vote(nullptr, kDeadline);
   double metrics[3] = {1, 1, 1};
   EXPECT_FALSE(vote.after_step(metrics, comm, nullptr));
