@@ -62,6 +62,16 @@ void MergeLayer::backward(const Tensor&, const Tensor&, const Tensor&, Tensor*, 
 
 void LossLayer::forward(const Tensor& x, Tensor& y, const StepInfo&) { copy_unless_shared(backend_, x, y); }
 
+void LossLayer::accumulate(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) {
+  running_ += loss(logits, labels, dlogits, grad_scale);
+}
+
+LossStats LossLayer::take_sums() {
+  const LossStats taken = running_;
+  running_ = {};
+  return taken;
+}
+
 void LossLayer::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx, const StepInfo&) {
   if (dx) copy_unless_shared(backend_, dy, *dx);
 }

@@ -24,6 +24,11 @@ class CrossWorkerSum {
   virtual void sum(double* values, size_t count) = 0;
 };
 
+// When a loss layer's sums reach the host: returned by each step (Now; on a GPU the host waits for
+// the device), or added to the loss layer's running sums until they are taken (Later; the device
+// does not wait for the host in between).
+enum class LossReadout { Now, Later };
+
 // What a forward pass may need beyond its input: the mode, and the keys of its random choices.
 struct StepInfo {
   Mode mode = Mode::Train;
@@ -34,6 +39,8 @@ struct StepInfo {
   const uint64_t* sample_ids = nullptr;
   // Where batch statistics are summed over workers; null: this worker holds the whole global batch.
   CrossWorkerSum* batch_stats = nullptr;
+  // Whether the model's step returns the loss sums or adds them to the loss layer's running sums.
+  LossReadout loss_readout = LossReadout::Now;
 };
 
 // Which half of a training step a layer takes part in.
@@ -120,6 +127,13 @@ struct LossStats {
   double loss_sum = 0;      // sum of per-sample losses
   size_t correct = 0;       // samples whose arg-max prediction equals the label
   size_t count = 0;         // samples
+
+  LossStats& operator+=(const LossStats& other) {
+    loss_sum += other.loss_sum;
+    correct += other.correct;
+    count += other.count;
+    return *this;
+  }
 };
 
 // A layer that ends the model: it turns logits and labels into a loss and its gradient.
@@ -131,6 +145,12 @@ class LossLayer : public Layer {
   // logits (N, classes), labels N class indices. Writes dlogits = grad_scale * dSumLoss/dlogits
   // unless `dlogits` is null (evaluation).
   virtual LossStats loss(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale) = 0;
+  // As loss(), but the batch's sums are added to the running sums instead of being returned. Here
+  // (host sums) that is loss() added up; a GPU layer keeps them on the device, without waiting.
+  virtual void accumulate(const Tensor& logits, const int32_t* labels, Tensor* dlogits, float grad_scale);
+  // The running sums of accumulate() since the last take, which zeroes them; on a GPU this waits
+  // for the device. A bad label met on the way is reported here (Error).
+  virtual LossStats take_sums();
 
   // A loss layer passes logits through unchanged in forward (a copy through the backend unless y
   // is x), and dy to dx in backward; the gradient itself comes from `loss`.
@@ -139,6 +159,7 @@ class LossLayer : public Layer {
 
  private:
   Backend& backend_;
+  LossStats running_;  // accumulate() since the last take_sums()
 };
 
 }  // namespace dptrain

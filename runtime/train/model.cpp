@@ -262,15 +262,21 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   auto& loss_layer = static_cast<LossLayer&>(*layers_[last]);
   const size_t logits_from = inputs_[last][0];
   const Tensor& logits = *in(logits_from);
-  if (info.mode == Mode::Eval) return loss_layer.loss(logits, batch.labels, nullptr, grad_scale);
-
-  const bool any_grad = logits_from != kModelInput && requires_grad_[logits_from];
+  const bool any_grad = info.mode == Mode::Train && logits_from != kModelInput && requires_grad_[logits_from];
   Tensor dlogits = any_grad ? output_grads_[logits_from].leading(n) : Tensor();
-  const LossStats stats = loss_layer.loss(logits, batch.labels, any_grad ? &dlogits : nullptr, grad_scale);
+  LossStats stats;
+  if (info.loss_readout == LossReadout::Now) {
+    stats = loss_layer.loss(logits, batch.labels, any_grad ? &dlogits : nullptr, grad_scale);
+  } else {
+    loss_layer.accumulate(logits, batch.labels, any_grad ? &dlogits : nullptr, grad_scale);
+  }
+  if (info.mode == Mode::Eval) return stats;
   forward.end();
   if (any_grad) backward(acts, input, info, ready);
   return stats;
 }
+
+LossStats Model::take_loss_sums() { return static_cast<LossLayer&>(*layers_.back()).take_sums(); }
 
 void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const StepInfo& info,
                      const GradsReady& ready) {

@@ -105,9 +105,12 @@ class Model {
   // gradient of grad_scale * (sum of losses) in gradients() (frozen parameters' gradients are not
   // computed where nothing before them is trained), calling `ready` as each layer's trained
   // gradients are final (last layer first). Layers with cross-worker statistics call
-  // info.batch_stats.
+  // info.batch_stats. With info.loss_readout Later the loss sums are not returned (zeros) but
+  // added to the loss layer's running sums, and step does not wait for the device.
   LossStats step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
                  const GradsReady& ready = nullptr);
+  // The loss sums of the LossReadout::Later steps since the last take; waits for the device.
+  LossStats take_loss_sums();
   // The logits (N, classes) of the last step's first `n` samples: a view of the activation buffer
   // on device(), valid until the next step.
   Tensor logits(size_t n) const;

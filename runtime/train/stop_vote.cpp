@@ -1,6 +1,8 @@
 #include "runtime/train/stop_vote.h"
 
+#include <algorithm>
 #include <csignal>
+#include <vector>
 
 #include "runtime/report/timeline.h"
 
@@ -20,7 +22,7 @@ void put_vote(int own, double* slots) {
 
 StopVote::StopVote(const std::atomic<int>* signal, Deadline deadline) : signal_(signal), deadline_(deadline) {}
 
-bool StopVote::count(const double* votes, int own) {
+bool StopVote::count_votes(const double* votes, int own) {
   const double asked = votes[0];
   if (asked <= 0) return false;
   if (own) {
@@ -35,16 +37,17 @@ bool StopVote::count(const double* votes, int own) {
   return true;
 }
 
-bool StopVote::after_step(double (&metrics)[3], Communicator& comm, Timeline* timeline) {
+bool StopVote::after_step(double* metrics, size_t count, Communicator& comm, Timeline* timeline) {
   const int own = own_signal();
-  double sums[6] = {metrics[0], metrics[1], metrics[2]};
-  put_vote(own, sums + 3);
+  std::vector<double> sums(metrics, metrics + count);
+  sums.resize(count + 3);
+  put_vote(own, sums.data() + count);
   if (comm.size() > 1) {
     TimelineSpan span(timeline, "metrics all-reduce", "comm");
-    comm.all_reduce_sum(sums, 6, deadline_);
+    comm.all_reduce_sum(sums.data(), sums.size(), deadline_);
   }
-  for (int i = 0; i < 3; ++i) metrics[i] = sums[i];
-  return count(sums + 3, own);
+  std::copy(sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(count), metrics);
+  return count_votes(sums.data() + count, own);
 }
 
 bool StopVote::at_epoch_boundary(Communicator& comm) {
@@ -52,7 +55,7 @@ bool StopVote::at_epoch_boundary(Communicator& comm) {
   double votes[3];
   put_vote(own, votes);
   if (comm.size() > 1) comm.all_reduce_sum(votes, 3, deadline_);
-  return count(votes, own);
+  return count_votes(votes, own);
 }
 
 }  // namespace dptrain

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 
 #include "comm/communicator.h"
 
@@ -20,7 +21,11 @@ class StopVote {
   // After a training step: `metrics` holds this worker's loss sum, correct predictions and
   // samples, and afterwards the sums over all workers; the stop flags travel in the same
   // all-reduce. True when any worker was asked to stop. Collective with several workers.
-  bool after_step(double (&metrics)[3], Communicator& comm, Timeline* timeline);
+  bool after_step(double (&metrics)[3], Communicator& comm, Timeline* timeline) {
+    return after_step(metrics, 3, comm, timeline);
+  }
+  // The same with `count` values of this worker's in `metrics`, summed over all workers.
+  bool after_step(double* metrics, size_t count, Communicator& comm, Timeline* timeline);
   // At an epoch boundary: true when any worker was asked to stop. Collective with several workers.
   bool at_epoch_boundary(Communicator& comm);
   // The signal that stopped the run once a vote said stop: this worker's own; else the one its
@@ -34,7 +39,7 @@ class StopVote {
   // Records the outcome of a vote whose sums are `votes` (workers asked to stop, sum of their
   // signals, sum of their squares), to which this worker gave `own` (its signal, read once);
   // returns whether it says stop.
-  bool count(const double* votes, int own);
+  bool count_votes(const double* votes, int own);
 
   const std::atomic<int>* signal_;
   Deadline deadline_;

@@ -29,10 +29,14 @@ struct EpochTally {
 };
 
 // The epoch's summary over all workers (the waits are averaged: collective), logged in the rank log.
-EpochSummary summarize_epoch(const EpochTally& t, Communicator& comm, Deadline deadline, const RunReport& report) {
+// `rest`: this worker's loss sums that no step's all-reduce carried (a GPU's last ones).
+EpochSummary summarize_epoch(EpochTally& t, const LossStats& rest, Communicator& comm, Deadline deadline,
+                             const RunReport& report) {
   const size_t world = comm.size();
-  double waits[2] = {t.data_wait_seconds, t.comm_wait_seconds};
-  comm.all_reduce_sum(waits, 2, deadline);
+  double waits[5] = {t.data_wait_seconds, t.comm_wait_seconds, rest.loss_sum, static_cast<double>(rest.correct),
+                     static_cast<double>(rest.count)};
+  comm.all_reduce_sum(waits, 5, deadline);
+  for (int i = 0; i < 3; ++i) t.sums[i] += waits[2 + i];
   EpochSummary summary;
   summary.epoch = t.epoch + 1;
   summary.step = t.global_step;
@@ -107,6 +111,12 @@ void Trainer::replace_communicator(Communicator& comm) {
   comm_ = &comm;
   report_.set_rank(comm.rank());
   batch_stats_ = std::make_unique<BatchStatsSum>(comm, deadline_);
+  // Rank 0 draws the progress line: it asks for a GPU's loss sums as often as the line is redrawn.
+  std::optional<double> read_period;
+  if (comm.rank() == 0 && options_.progress == ProgressStyle::Plain) read_period = config_.train.progress_seconds;
+  if (comm.rank() == 0 && options_.progress == ProgressStyle::Terminal) read_period = 1.0;
+  const LossReadout readout = model_->device() == DeviceKind::CPU ? LossReadout::Now : LossReadout::Later;
+  metrics_ = std::make_unique<StepMetrics>(readout, [this] { return model_->take_loss_sums(); }, read_period);
   // Only trained gradients travel: frozen parameters lie before trained_range() in the flat buffer.
   const auto [trained_begin, trained_end] = model_->trained_range();
   // (With every parameter frozen the range is empty: one float of the frozen part stands in.)
@@ -163,6 +173,7 @@ std::string Trainer::describe() const {
 LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_batch) {
   StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
   if (comm_->size() > 1) info.batch_stats = batch_stats_.get();
+  info.loss_readout = metrics_->readout();
   const size_t trained_begin = model_->trained_range().first;
   const float lr = static_cast<float>(schedule_->lr(position_.global_step));
   Tensor& params = model_->parameters();
@@ -204,6 +215,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   bool stop = false;
   size_t s = t.first_step;
   double (&sums)[3] = t.sums;  // loss sum, correct, samples (all workers)
+  metrics_->start(start);
   while (s < t.steps && !stop) {
     TimelineSpan step_span(options_.timeline, "step", "train");
     step_span.arg("step", static_cast<double>(position_.global_step)).arg("epoch", static_cast<double>(epoch + 1));
@@ -214,23 +226,27 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
     if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
     const LossStats stats = train_step(batch, epoch, plan.batch_size(s));
     position_.step_in_epoch = ++s;
-    // Every worker learns of a stop request at the same step.
-    double step_sums[3] = {stats.loss_sum, static_cast<double>(stats.correct), static_cast<double>(stats.count)};
-    stop = stop_vote_.after_step(step_sums, *comm_, options_.timeline);
+    // Every worker learns of a stop request at the same step; the loss sums travel along.
+    double step_sums[StepMetrics::kSlots];
+    metrics_->fill(stats, step_sums, Clock::now());
+    stop = stop_vote_.after_step(step_sums, StepMetrics::kSlots, *comm_, options_.timeline);
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
     const double elapsed = seconds_since(start);
-    progress.update(s, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
-                    elapsed > 0 ? sums[2] / elapsed : 0);
+    if (metrics_->after_all_reduce(step_sums)) {
+      progress.update(s, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
+                      elapsed > 0 ? sums[2] / elapsed : 0);
+    }
     // Timed saves inside an epoch cost only rank 0 (the state is the same on every worker).
     if (!stop && s < t.steps && checkpoints_.due_inside_epoch()) save_checkpoint();
   }
   progress.finish_epoch();
-  t.train_seconds = seconds_since(start);
   t.end_step = s;
   t.global_step = position_.global_step;
   t.data_wait_seconds = loader.wait_seconds();
   t.comm_wait_seconds = reducer_->exposed_seconds() - comm_wait_before;
-  return summarize_epoch(t, *comm_, deadline_, report_);
+  const LossStats rest = metrics_->take_rest();
+  t.train_seconds = seconds_since(start);  // with the device's last steps, when the rest waited for them
+  return summarize_epoch(t, rest, *comm_, deadline_, report_);
 }
 
 EvalResult Trainer::evaluate() {
@@ -251,8 +267,15 @@ EvalResult Trainer::evaluate() {
   for (size_t first = begin; first < end; first += batch) {
     Batch& b = loader.next();
     if (first + batch < end) loader.prefetch(ids_from(first + batch));
-    const StepInfo info{Mode::Eval, config_.seed, 0, b.ids.data()};
+    StepInfo info{Mode::Eval, config_.seed, 0, b.ids.data()};
+    info.loss_readout = metrics_->readout();
     const LossStats stats = model_->step(b.inputs, b.labels.data(), info, 1.0f);
+    sums[0] += stats.loss_sum;
+    sums[1] += static_cast<double>(stats.correct);
+    sums[2] += static_cast<double>(stats.count);
+  }
+  if (metrics_->readout() == LossReadout::Later) {
+    const LossStats stats = model_->take_loss_sums();  // the evaluation's, on the device until now
     sums[0] += stats.loss_sum;
     sums[1] += static_cast<double>(stats.correct);
     sums[2] += static_cast<double>(stats.count);

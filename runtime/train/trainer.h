@@ -25,6 +25,7 @@
 #include "runtime/train/replica_sync.h"
 #include "runtime/train/run_report.h"
 #include "runtime/train/run_summary.h"
+#include "runtime/train/step_metrics.h"
 #include "runtime/train/stop_vote.h"
 #include "runtime/train/trainer_options.h"
 
@@ -113,6 +114,7 @@ class Trainer : private ElasticHost {
   std::unique_ptr<Communicator> device_comm_;  // gradients on a GPU: NCCL or host staging; null on the CPU
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<BatchStatsSum> batch_stats_;  // batch-norm statistics over the workers
+  std::unique_ptr<StepMetrics> metrics_;        // how the steps' loss sums reach the host
   size_t steps_per_epoch_ = 0;
   TrainingPosition position_;
   RunOutcome outcome_;
