@@ -1,6 +1,8 @@
 // CUDA batchnorm2d: per-channel sums reduced in double on the device (a fixed grid of partials per
-// channel, added on the host in order, so the same bits every time), summed over workers on the
-// host as the CPU layer does, and element-wise kernels for normalisation, running statistics and dx.
+// channel, added in order, so the same bits every time). With the batch on this worker alone the
+// partials are added and turned into moments and gradients on the device, without the host; when
+// the statistics are summed over workers they are added on the host and summed there as the CPU
+// layer does. Element-wise kernels for normalisation, running statistics and dx.
 #include "layers/batchnorm2d.h"
 
 #include <algorithm>
@@ -108,6 +110,43 @@ __global__ void inv_std_kernel(const float* var, float* inv_std, size_t channels
   }
 }
 
+// The sum of channel c's `parts` partials of sum k (0: first, 1: second), in order.
+__device__ double add_partials(const double* partials, size_t channels, unsigned parts, size_t k, size_t c) {
+  double sum = 0;
+  for (unsigned p = 0; p < parts; ++p) sum += partials[(k * channels + c) * parts + p];
+  return sum;
+}
+
+// Forward's moments from the partials of (x, x^2) over `count` values per channel, as the CPU
+// layer's moments_from_sums (no fused multiply-add, for its bits), and the running statistics.
+__global__ void moments_kernel(const double* partials, size_t channels, unsigned parts, double count, double eps,
+                               float momentum, float* mean, float* inv_std, float* unbiased_var, float* running_mean,
+                               float* running_var) {
+  for (size_t c = blockIdx.x * blockDim.x + threadIdx.x; c < channels; c += size_t{gridDim.x} * blockDim.x) {
+    const double m = add_partials(partials, channels, parts, 0, c) / count;
+    const double var = fmax(0.0, __dsub_rn(add_partials(partials, channels, parts, 1, c) / count, __dmul_rn(m, m)));
+    mean[c] = static_cast<float>(m);
+    inv_std[c] = static_cast<float>(1.0 / sqrt(var + eps));
+    unbiased_var[c] = static_cast<float>(count > 1 ? __dmul_rn(var, count) / (count - 1) : var);
+    running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean[c];
+    running_var[c] = (1 - momentum) * running_var[c] + momentum * unbiased_var[c];
+  }
+}
+
+// Backward's per-channel results from the partials of (dy, dy * x_hat) over `count` values: the
+// weight and bias gradients (both null without affine) and the means of dy and of dy * x_hat.
+__global__ void gradient_means_kernel(const double* partials, size_t channels, unsigned parts, double count,
+                                      float* weight_grad, float* bias_grad, float* mean_dy, float* mean_dy_xhat) {
+  for (size_t c = blockIdx.x * blockDim.x + threadIdx.x; c < channels; c += size_t{gridDim.x} * blockDim.x) {
+    const double dy = add_partials(partials, channels, parts, 0, c);
+    const double dy_xhat = add_partials(partials, channels, parts, 1, c);
+    if (weight_grad) weight_grad[c] = static_cast<float>(dy_xhat);
+    if (bias_grad) bias_grad[c] = static_cast<float>(dy);
+    mean_dy[c] = static_cast<float>(dy / count);
+    mean_dy_xhat[c] = static_cast<float>(dy_xhat / count);
+  }
+}
+
 // Blocks per channel of the reduction: enough to fill the GPU when there are few channels, and
 // at least a few elements per thread.
 unsigned partials_per_channel(size_t channels, size_t per_channel) {
@@ -135,10 +174,18 @@ class CudaBatchNorm2d final : public BatchNorm2dLayer {
     return static_cast<float*>(channel_.reserve(kSlots * channels_ * sizeof(float))) + s * channels_;
   }
 
-  // Per-channel [first sum (C), second sum (C)] over `n` samples, read back to the host (waits for
-  // the stream); `mean` and `inv_std` (device) only for ChannelSums::Gradients.
+  // Queues the per-channel partials of [first sum (C), second sum (C)] over `n` samples into
+  // partials_ and returns how many per channel; `mean` and `inv_std` (device) only for Gradients.
   template <ChannelSums kind>
-  std::vector<double> channel_sums(const float* a, const float* b, size_t n, const float* mean, const float* inv_std);
+  unsigned launch_channel_sums(const float* a, const float* b, size_t n, const float* mean, const float* inv_std);
+  // The sums of the `parts` partials per channel, read back to the host (waits for the stream).
+  std::vector<double> read_channel_sums(unsigned parts);
+  // Whether this step sums the statistics over workers (on the host); else all stays on the device.
+  // Forward's moments and running statistics from sums added on the host and summed over workers.
+  void update_from_host_sums(const StepInfo& step, unsigned parts, size_t n);
+  bool sums_over_workers(const StepInfo& step) const {
+    return step.batch_stats && options_.stats == BatchStats::Global;
+  }
   // Copies `count` host floats to device memory on the stream; returns once `host` has been staged
   // (pageable memory), so the caller may free it.
   void to_device(float* device, const float* host, size_t count);
@@ -154,19 +201,23 @@ class CudaBatchNorm2d final : public BatchNorm2dLayer {
 };
 
 template <ChannelSums kind>
-std::vector<double> CudaBatchNorm2d::channel_sums(const float* a, const float* b, size_t n, const float* mean,
-                                                  const float* inv_std) {
+unsigned CudaBatchNorm2d::launch_channel_sums(const float* a, const float* b, size_t n, const float* mean,
+                                              const float* inv_std) {
   const ChannelLayout layout{channels_, spatial_, n * spatial_};
   const unsigned parts = partials_per_channel(channels_, layout.per_channel);
-  const size_t count = 2 * channels_ * parts;
-  auto* partials = static_cast<double*>(partials_.reserve(count * sizeof(double)));
-  cudaStream_t stream = cuda_.stream();
+  auto* partials = static_cast<double*>(partials_.reserve(2 * channels_ * parts * sizeof(double)));
   const dim3 grid(static_cast<unsigned>(channels_), parts);
-  channel_sums_kernel<kind><<<grid, kBlockThreads, 0, stream>>>(a, b, mean, inv_std, layout, partials);
+  channel_sums_kernel<kind><<<grid, kBlockThreads, 0, cuda_.stream()>>>(a, b, mean, inv_std, layout, partials);
   DPTRAIN_CUDA_CHECK_LAUNCH();
+  return parts;
+}
+
+std::vector<double> CudaBatchNorm2d::read_channel_sums(unsigned parts) {
+  const size_t count = 2 * channels_ * parts;
   host_partials_.resize(count);
+  cudaStream_t stream = cuda_.stream();
   DPTRAIN_CUDA_CHECK(
-      cudaMemcpyAsync(host_partials_.data(), partials, count * sizeof(double), cudaMemcpyDeviceToHost, stream));
+      cudaMemcpyAsync(host_partials_.data(), partials_.get(), count * sizeof(double), cudaMemcpyDeviceToHost, stream));
   DPTRAIN_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<double> sums(2 * channels_, 0.0);
   for (size_t k = 0; k < 2 * channels_; ++k) {
@@ -194,7 +245,27 @@ void CudaBatchNorm2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) 
     DPTRAIN_CUDA_CHECK_LAUNCH();
     return;
   }
-  std::vector<double> sums = channel_sums<ChannelSums::Moments>(x.data(), nullptr, n, nullptr, nullptr);
+  const unsigned parts = launch_channel_sums<ChannelSums::Moments>(x.data(), nullptr, n, nullptr, nullptr);
+  if (!sums_over_workers(step)) {
+    batch_count_ = static_cast<double>(n * spatial_);
+    if (batch_count_ < 1) throw ShapeError("batchnorm2d: a training step with no values to normalise");
+    moments_kernel<<<grid_for(channels_), kBlockThreads, 0, stream>>>(
+        static_cast<const double*>(partials_.get()), channels_, parts, batch_count_, options_.eps,
+        static_cast<float>(options_.momentum), slot(kMean), slot(kInvStd), slot(kUnbiasedVar), buffers_[0].data(),
+        buffers_[1].data());
+    DPTRAIN_CUDA_CHECK_LAUNCH();
+  } else {
+    update_from_host_sums(step, parts, n);
+  }
+  if (count == 0) return;
+  normalize_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), y.data(), count, channels_, spatial_,
+                                                                  slot(kMean), slot(kInvStd), weight(), bias());
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void CudaBatchNorm2d::update_from_host_sums(const StepInfo& step, unsigned parts, size_t n) {
+  cudaStream_t stream = cuda_.stream();
+  std::vector<double> sums = read_channel_sums(parts);
   sums.push_back(static_cast<double>(n * spatial_));
   sum_over_workers(step, sums);
   const BatchMoments batch = moments_from_sums(sums);
@@ -207,29 +278,36 @@ void CudaBatchNorm2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) 
                                                                            slot(kMean), slot(kUnbiasedVar), channels_,
                                                                            static_cast<float>(options_.momentum));
   DPTRAIN_CUDA_CHECK_LAUNCH();
-  if (count == 0) return;
-  normalize_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), y.data(), count, channels_, spatial_,
-                                                                  slot(kMean), slot(kInvStd), weight(), bias());
-  DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBatchNorm2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   if (batch_count_ < 1) throw UsageError("batchnorm2d: backward without a training forward pass");
   cudaStream_t stream = cuda_.stream();
-  // [sum of dy (C), sum of dy * x_hat (C)]
-  std::vector<double> sums = channel_sums<ChannelSums::Gradients>(dy.data(), x.data(), n, slot(kMean), slot(kInvStd));
-  if (options_.affine) {
-    // This worker's sums: weight gradient = sum of dy * x_hat, bias gradient = sum of dy.
-    const std::vector<float> local(sums.begin(), sums.end());
-    to_device(grads_[0].data(), local.data() + channels_, channels_);
-    to_device(grads_[1].data(), local.data(), channels_);
+  // Partials of [sum of dy (C), sum of dy * x_hat (C)]
+  const unsigned parts =
+      launch_channel_sums<ChannelSums::Gradients>(dy.data(), x.data(), n, slot(kMean), slot(kInvStd));
+  if (!sums_over_workers(step)) {
+    // Gradients and means straight from the partials: this worker's batch is the whole batch.
+    gradient_means_kernel<<<grid_for(channels_), kBlockThreads, 0, stream>>>(
+        static_cast<const double*>(partials_.get()), channels_, parts, batch_count_,
+        options_.affine ? grads_[0].data() : nullptr, options_.affine ? grads_[1].data() : nullptr, slot(kMeanDy),
+        slot(kMeanDyXhat));
+    DPTRAIN_CUDA_CHECK_LAUNCH();
+  } else {
+    std::vector<double> sums = read_channel_sums(parts);
+    if (options_.affine) {
+      // This worker's sums: weight gradient = sum of dy * x_hat, bias gradient = sum of dy.
+      const std::vector<float> local(sums.begin(), sums.end());
+      to_device(grads_[0].data(), local.data() + channels_, channels_);
+      to_device(grads_[1].data(), local.data(), channels_);
+    }
+    sum_over_workers(step, sums);
+    std::vector<float> means(2 * channels_);  // (2, C): mean of dy, mean of dy * x_hat, as slots kMeanDy, kMeanDyXhat
+    for (size_t k = 0; k < 2 * channels_; ++k) means[k] = static_cast<float>(sums[k] / batch_count_);
+    upload(means, kMeanDy);
   }
-  sum_over_workers(step, sums);
   if (!dx || x.num_elements() == 0) return;
-  std::vector<float> means(2 * channels_);  // (2, C): mean of dy, mean of dy * x_hat, as slots kMeanDy, kMeanDyXhat
-  for (size_t k = 0; k < 2 * channels_; ++k) means[k] = static_cast<float>(sums[k] / batch_count_);
-  upload(means, kMeanDy);
   const size_t count = x.num_elements();
   input_gradient_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), dy.data(), dx->data(), count,
                                                                        channels_, spatial_, slot(kMean), slot(kInvStd),

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/core/precision.h"
 #include "runtime/core/tensor.h"
@@ -15,6 +16,11 @@ namespace dptrain {
 
 // Whether SGD steps along the momentum buffer (classic) or looks one step ahead (Nesterov).
 enum class MomentumKind { Classic, Nesterov };
+
+// A range [begin, end) of elements of a flat buffer.
+struct ElementSpan {
+  size_t begin = 0, end = 0;
+};
 
 // One SGD update over flat buffers (see runtime/train/optimizer.h for the formulas).
 struct SgdUpdate {
@@ -98,6 +104,11 @@ class Backend {
   virtual void scale(float* x, size_t n, float alpha) = 0;
   // The sum of x[i]^2 over [0, n), accumulated in double; waits for the compute stream (a host value).
   virtual double sum_squares(const float* x, size_t n) = 0;
+  // Gradient clipping as torch's clip_grad_norm_: *norm (one double on device()) becomes the L2
+  // norm of x over `spans` (squares summed in double, span by span in order); when
+  // max_norm / (norm + 1e-6) < 1 the spans are scaled by that coefficient. Here, with host values
+  // (sum_squares, scale); a GPU keeps the norm on the device and queues it all, without waiting.
+  virtual void clip_to_norm(float* x, const std::vector<ElementSpan>& spans, double max_norm, double* norm);
 
   // A stager for batches of up to `max_floats` input floats and `max_labels` labels.
   virtual std::unique_ptr<BatchStager> make_stager(size_t max_floats, size_t max_labels) = 0;

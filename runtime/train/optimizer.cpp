@@ -204,7 +204,9 @@ std::unique_ptr<Optimizer> make_adam(ConfigMap& config, double lr, const std::ve
 }  // namespace
 
 Optimizer::Optimizer(OptimizerSetup setup, Backend& backend)
-    : backend_(backend), setup_(std::move(setup)), trained_spans_(merge_adjacent(setup_.ranges)) {}
+    : backend_(backend), setup_(std::move(setup)) {
+  for (const UpdateRange& range : merge_adjacent(setup_.ranges)) trained_spans_.push_back({range.begin, range.end});
+}
 
 void Optimizer::check_buffer(const Tensor& t, const char* what) const {
   if (t.device() != device()) {
@@ -230,20 +232,20 @@ void Optimizer::check_step(const Tensor& params, const Tensor& grads, float lr) 
 void Optimizer::clip_grad_norm(Tensor& grads) {
   if (!setup_.max_grad_norm) return;
   check_buffer(grads, "grads");
-  double sum = 0.0;
-  for (const UpdateRange& span : trained_spans_) {
-    sum += backend_.sum_squares(grads.data() + span.begin, span.end - span.begin);
+  if (!grad_norm_) {
+    grad_norm_ = DeviceDouble(static_cast<double*>(backend_.allocate(sizeof(double))),
+                              [backend = &backend_](double* p) { backend->release(p); });
   }
-  const double norm = std::sqrt(sum);
-  last_grad_norm_ = norm;
   // Every worker holds the same all-reduced gradients, so every worker gets the same norm and
-  // takes the same branch. torch multiplies by min(coefficient, 1): gradients within the maximum
-  // (and a NaN norm) stay as they are.
-  const double coefficient = *setup_.max_grad_norm / (norm + 1e-6);
-  if (!(coefficient < 1.0)) return;
-  for (const UpdateRange& span : trained_spans_) {
-    backend_.scale(grads.data() + span.begin, span.end - span.begin, static_cast<float>(coefficient));
-  }
+  // takes the same branch; on a GPU the norm stays on the device (last_grad_norm reads it).
+  backend_.clip_to_norm(grads.data(), trained_spans_, *setup_.max_grad_norm, grad_norm_.get());
+}
+
+std::optional<double> Optimizer::last_grad_norm() const {
+  if (!grad_norm_) return std::nullopt;
+  double norm = 0;
+  backend_.copy_to_host(&norm, grad_norm_.get(), sizeof(norm));
+  return norm;
 }
 
 std::string Optimizer::decay_exclusions_text(double weight_decay) const {

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,7 +77,7 @@ class Optimizer {
   void clip_grad_norm(Tensor& grads);
   // The norm measured by the last clip_grad_norm call, before clipping; none while clipping is off
   // or before the first call.
-  std::optional<double> last_grad_norm() const { return last_grad_norm_; }
+  std::optional<double> last_grad_norm() const;
   // Named state tensors, flat and of num_parameters() elements, for checkpoints and broadcasts:
   // sgd with momentum {"momentum"}, plain sgd none, adam/adamw {"exp_avg", "exp_avg_sq"}.
   // They live on device(): copy them with Tensor::to / copy_from to read or write them on the host.
@@ -113,8 +114,10 @@ class Optimizer {
   void check_buffer(const Tensor& t, const char* what) const;
 
   OptimizerSetup setup_;
-  std::vector<UpdateRange> trained_spans_;  // ranges() with neighbours merged: where clipping measures
-  std::optional<double> last_grad_norm_;
+  std::vector<ElementSpan> trained_spans_;  // ranges() with neighbours merged: where clipping measures
+  // The last clipping's norm, one double in the backend's memory; null before the first.
+  using DeviceDouble = std::unique_ptr<double, std::function<void(double*)>>;
+  DeviceDouble grad_norm_;
 };
 
 // Reads the `optimizer:` mapping (the caller calls finish()) and builds the optimizer for flat

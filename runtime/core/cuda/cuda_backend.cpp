@@ -69,6 +69,12 @@ void CudaBackend::scale(float* x, size_t n, float alpha) { launch_scale(x, n, al
 
 double CudaBackend::sum_squares(const float* x, size_t n) { return launch_sum_squares(x, n, context_.stream()); }
 
+void CudaBackend::clip_to_norm(float* x, const std::vector<ElementSpan>& spans, double max_norm, double* norm) {
+  // Made at the first call; the spans are the same every step.
+  auto* scratch = static_cast<double*>(clip_scratch_.reserve(clip_scratch_doubles(spans.size()) * sizeof(double)));
+  launch_clip_to_norm(x, spans, max_norm, norm, scratch, context_.stream());
+}
+
 void CudaBackend::sgd_update(const SgdUpdate& update) { launch_sgd_update(update, context_.stream()); }
 
 void CudaBackend::adam_update(const AdamUpdate& update) { launch_adam_update(update, context_.stream()); }

@@ -41,6 +41,7 @@ class CudaBackend final : public Backend {
                  size_t rows) override;
   void scale(float* x, size_t n, float alpha) override;
   double sum_squares(const float* x, size_t n) override;
+  void clip_to_norm(float* x, const std::vector<ElementSpan>& spans, double max_norm, double* norm) override;
 
   void sgd_update(const SgdUpdate& update) override;
   void adam_update(const AdamUpdate& update) override;
@@ -49,6 +50,7 @@ class CudaBackend final : public Backend {
 
  private:
   CudaContext context_;
+  DeviceBuffer clip_scratch_;  // (spans * blocks + 1) double: clip_to_norm's partial sums and coefficient
 };
 
 // The CUDA context of `backend`; DeviceError when it is not a CudaBackend (what the CUDA layers

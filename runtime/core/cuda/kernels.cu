@@ -1,4 +1,4 @@
-// Element-wise kernels of the runtime: fill, bf16 casts, and the optimizer updates over the flat buffers
+// Element-wise kernels of the runtime: fill, bf16 casts, gradient clipping, and the optimizer updates over the flat buffers
 // (the same formulas, in the same float32 order, as the CPU loops of runtime/train/optimizer.cpp).
 #include "runtime/core/cuda/kernels.h"
 
@@ -50,6 +50,31 @@ __global__ void sum_squares_kernel(const float* x, size_t n, double* partials) {
     __syncthreads();
   }
   if (threadIdx.x == 0) partials[blockIdx.x] = shared[0];
+}
+
+// Blocks of the sum-of-squares kernel: one double partial each.
+constexpr unsigned kSumSquaresBlocks = 256;
+
+// *norm = sqrt of the partials added span by span (kSumSquaresBlocks each, in order, then the span
+// totals in order: the host loop's order); *coefficient = max_norm / (norm + 1e-6) as a float.
+__global__ void norm_kernel(const double* partials, size_t spans, double max_norm, double* norm, float* coefficient) {
+  double sum = 0;
+  for (size_t s = 0; s < spans; ++s) {
+    double span_sum = 0;
+    for (unsigned p = 0; p < kSumSquaresBlocks; ++p) span_sum += partials[s * kSumSquaresBlocks + p];
+    sum += span_sum;
+  }
+  const double value = sqrt(sum);
+  *norm = value;
+  const double c = max_norm / (value + 1e-6);
+  *coefficient = c < 1.0 ? static_cast<float>(c) : 1.0f;  // 1 (no scaling) also for a NaN norm
+}
+
+// x[i] *= *coefficient when it is below 1 (the clipped case); untouched otherwise.
+__global__ void clip_scale_kernel(float* x, size_t n, const float* coefficient) {
+  const float c = *coefficient;
+  if (!(c < 1.0f)) return;
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += size_t{gridDim.x} * blockDim.x) x[i] *= c;
 }
 
 __global__ void sgd_kernel(SgdUpdate u) {
@@ -113,7 +138,7 @@ void launch_scale(float* x, size_t n, float alpha, cudaStream_t stream) {
 
 double launch_sum_squares(const float* x, size_t n, cudaStream_t stream) {
   if (n == 0) return 0;
-  constexpr unsigned kBlocks = 256;
+  constexpr unsigned kBlocks = kSumSquaresBlocks;
   double* partials = nullptr;
   DPTRAIN_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partials), kBlocks * sizeof(double), stream));
   sum_squares_kernel<<<kBlocks, kBlockThreads, 0, stream>>>(x, n, partials);
@@ -125,6 +150,31 @@ double launch_sum_squares(const float* x, size_t n, cudaStream_t stream) {
   double total = 0;
   for (double p : host) total += p;
   return total;
+}
+
+size_t clip_scratch_doubles(size_t spans) { return spans * kSumSquaresBlocks + 1; }
+
+void launch_clip_to_norm(float* x, const std::vector<ElementSpan>& spans, double max_norm, double* norm,
+                         double* scratch, cudaStream_t stream) {
+  for (size_t s = 0; s < spans.size(); ++s) {
+    double* partials = scratch + s * kSumSquaresBlocks;
+    const size_t n = spans[s].end - spans[s].begin;
+    if (n == 0) {
+      DPTRAIN_CUDA_CHECK(cudaMemsetAsync(partials, 0, kSumSquaresBlocks * sizeof(double), stream));
+      continue;
+    }
+    sum_squares_kernel<<<kSumSquaresBlocks, kBlockThreads, 0, stream>>>(x + spans[s].begin, n, partials);
+    DPTRAIN_CUDA_CHECK_LAUNCH();
+  }
+  auto* coefficient = reinterpret_cast<float*>(scratch + spans.size() * kSumSquaresBlocks);
+  norm_kernel<<<1, 1, 0, stream>>>(scratch, spans.size(), max_norm, norm, coefficient);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+  for (const ElementSpan& span : spans) {
+    const size_t n = span.end - span.begin;
+    if (n == 0) continue;
+    clip_scale_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(x + span.begin, n, coefficient);
+    DPTRAIN_CUDA_CHECK_LAUNCH();
+  }
 }
 
 void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream) {

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <vector>
 
 #include "runtime/core/backend.h"
 
@@ -22,6 +23,13 @@ void launch_scale(float* x, size_t n, float alpha, cudaStream_t stream);
 // The sum of x[i]^2 (double per-block partials, added on the host in block order, so the same bits
 // every time); waits for `stream`.
 double launch_sum_squares(const float* x, size_t n, cudaStream_t stream);
+// Doubles of device scratch that launch_clip_to_norm needs for `spans` spans.
+size_t clip_scratch_doubles(size_t spans);
+// Backend::clip_to_norm on the device, queued: per-span partial sums of squares into `scratch`
+// (clip_scratch_doubles), added in span and block order into *norm, then each span scaled by the
+// coefficient when it is below 1, read on the device. The host does not wait.
+void launch_clip_to_norm(float* x, const std::vector<ElementSpan>& spans, double max_norm, double* norm,
+                         double* scratch, cudaStream_t stream);
 void launch_sgd_update(const SgdUpdate& update, cudaStream_t stream);
 void launch_adam_update(const AdamUpdate& update, cudaStream_t stream);
 
