@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <thread>
+#include <utility>
 
 #include "comm/device_communicator.h"
 #include "runtime/core/cuda/cuda_backend.h"
@@ -17,27 +18,30 @@ using Clock = std::chrono::steady_clock;
 // How long the destructor gives ncclCommFinalize before aborting instead.
 constexpr Deadline kFinalizeDeadline{10000};
 
-// A started NCCL all-reduce: done when its event on the communicator's stream is.
+// A started NCCL all-reduce: done when its completion event on the communicator's stream is.
 class NcclRequest final : public CommRequest {
  public:
-  NcclRequest(NcclCommunicator& comm, size_t count) : comm_(comm), count_(count) {}
+  NcclRequest(NcclCommunicator& comm, std::shared_ptr<CudaEvent> done, std::string what)
+      : comm_(comm), done_(std::move(done)), what_(std::move(what)) {}
 
-  CudaEvent& done_event() { return done_; }
   bool test() override {
-    if (!finished_) finished_ = done_.done();
+    comm_.check_failure();
+    if (!finished_) finished_ = done_->done();
     return finished_;
   }
+  // Orders the compute stream after the all-reduce; the watchdog holds the deadline.
   void wait(Deadline deadline) override {
-    if (finished_) return;
-    comm_.wait_event(done_, deadline, "all-reduce of " + std::to_string(count_) + " floats");
-    finished_ = true;
+    comm_.check_failure();
+    if (!ordered_) comm_.order_after(done_, deadline, what_);
+    ordered_ = true;
   }
 
  private:
   NcclCommunicator& comm_;
-  size_t count_;
-  CudaEvent done_;
-  bool finished_ = false;
+  std::shared_ptr<CudaEvent> done_;  // from the communicator's pool
+  std::string what_;                 // "all-reduce 12 (1048576 floats)"
+  bool finished_ = false;            // the host saw the event complete
+  bool ordered_ = false;             // the compute stream waits on the event
 };
 
 // Sleeps a little longer the longer a wait has lasted, so waiting leaves the CPU to others.
@@ -56,7 +60,7 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
 }
 
 NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline)
-    : host_(host), cuda_(cuda) {
+    : host_(host), cuda_(cuda), done_events_([] { return std::make_unique<CudaEvent>(); }) {
   ncclUniqueId id{};
   if (host_.rank() == 0) DPTRAIN_NCCL_CHECK(nullptr, ncclGetUniqueId(&id));
   host_.broadcast(&id, sizeof id, 0, init_deadline);
@@ -66,9 +70,15 @@ NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadli
   DPTRAIN_NCCL_CHECK(nullptr, ncclCommInitRankConfig(&comm_, static_cast<int>(host_.size()), id,
                                                      static_cast<int>(host_.rank()), &config));
   settle(init_deadline, "creating the NCCL communicator of " + std::to_string(host_.size()) + " ranks");
+  CompletionWatchdog::Hooks hooks;
+  hooks.abort = [this](const std::string& failure) { abort_from_watchdog(failure); };
+  hooks.health = [this] { return async_error(); };
+  hooks.on_thread_start = [ordinal = static_cast<int>(cuda_.ordinal())] { cudaSetDevice(ordinal); };
+  watchdog_ = std::make_unique<CompletionWatchdog>(std::move(hooks), WatchdogThread::Run);
 }
 
 NcclCommunicator::~NcclCommunicator() {
+  watchdog_.reset();  // no abort from its thread from here on
   if (comm_ && !aborted_) {
     // Flush, bounded: a peer that is gone must not hang the exit.
     const ncclResult_t finalize = ncclCommFinalize(comm_);
@@ -90,7 +100,36 @@ NcclCommunicator::~NcclCommunicator() {
 void NcclCommunicator::abort_with(const std::string& reason) {
   if (comm_ && !aborted_) ncclCommAbort(comm_);
   aborted_ = true;
+  if (abort_reason_.empty()) abort_reason_ = reason;
   throw CommError(device_where() + ": " + reason + "; the NCCL communicator was aborted");
+}
+
+void NcclCommunicator::abort_from_watchdog(const std::string& failure) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (comm_ && !aborted_) ncclCommAbort(comm_);  // the stuck kernels end, and the streams move on
+  aborted_ = true;
+  if (abort_reason_.empty()) {
+    abort_reason_ = failure + " (waiting on one of the other " + std::to_string(host_.size() - 1) +
+                    " ranks: it crashed, hung, or is slower than comm.timeout_seconds allows)";
+  }
+}
+
+std::string NcclCommunicator::async_error() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (aborted_ || !comm_) return "";
+  ncclResult_t state = ncclSuccess;
+  const ncclResult_t query = ncclCommGetAsyncError(comm_, &state);
+  if (query != ncclSuccess) return std::string("ncclCommGetAsyncError: ") + ncclGetErrorString(query);
+  if (state == ncclSuccess || state == ncclInProgress) return "";
+  const char* last = ncclGetLastError(comm_);
+  return ncclGetErrorString(state) + (last && *last ? std::string(": ") + last : "");
+}
+
+void NcclCommunicator::check_failure() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (aborted_) {
+    throw CommError(device_where() + ": " + abort_reason_ + "; the NCCL communicator was aborted");
+  }
 }
 
 void NcclCommunicator::settle(Deadline deadline, const std::string& what) {
@@ -114,39 +153,26 @@ void NcclCommunicator::settle(Deadline deadline, const std::string& what) {
   }
 }
 
-void NcclCommunicator::wait_event(const CudaEvent& done, Deadline deadline, const std::string& what) {
-  const auto limit = Clock::now() + deadline;
-  for (size_t polls = 0;; ++polls) {
-    if (done.done()) {
-      // Later compute-stream work (the optimizer) sees the reduced gradients.
-      DPTRAIN_CUDA_CHECK(cudaStreamWaitEvent(cuda_.stream(), done.get(), 0));
-      return;
-    }
-    ncclResult_t state = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &state);
-    if (state != ncclSuccess && state != ncclInProgress) {
-      abort_with(what + " failed: " + ncclGetErrorString(state));
-    }
-    if (Clock::now() >= limit) {
-      abort_with(what + " did not complete within " + std::to_string(deadline.count() / 1000.0) +
-                 " s: one of the other " + std::to_string(host_.size() - 1) +
-                 " ranks did not take part (it crashed, hung, or is slower than comm.timeout_seconds allows)");
-    }
-    back_off(polls);
-  }
+void NcclCommunicator::order_after(const std::shared_ptr<CudaEvent>& done, Deadline deadline, const std::string& what) {
+  // Later compute-stream work (the optimizer) sees the reduced gradients; the host goes on.
+  DPTRAIN_CUDA_CHECK(cudaStreamWaitEvent(cuda_.stream(), done->get(), 0));
+  watchdog_->watch([done] { return done->done(); }, CompletionWatchdog::Clock::now() + deadline,
+                   what + ", waited on for up to " + std::to_string(deadline.count() / 1000.0) + " s,");
 }
 
 std::unique_ptr<CommRequest> NcclCommunicator::all_reduce_sum_async(float* device_data, size_t count) {
-  if (aborted_) throw CommError(device_where() + ": NCCL communicator was aborted earlier: no further all-reduce");
-  auto request = std::make_unique<NcclRequest>(*this, count);
-  // The bucket is final once the work queued so far on the compute stream is done.
-  CudaEvent ready;
-  ready.record(cuda_.stream());
-  DPTRAIN_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready.get(), 0));
+  check_failure();
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string what = "all-reduce " + std::to_string(++started_) + " (" + std::to_string(count) + " floats)";
+  // The bucket is final once the work queued so far on the compute stream is done. (An event may
+  // be recorded again once a stream waits on it: the wait keeps the state it had.)
+  ready_.record(cuda_.stream());
+  DPTRAIN_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_.get(), 0));
   DPTRAIN_NCCL_CHECK(comm_, ncclAllReduce(device_data, device_data, count, ncclFloat, ncclSum, comm_, stream_));
-  settle(Deadline(60000), "queueing an all-reduce of " + std::to_string(count) + " floats");
-  request->done_event().record(stream_);
-  return request;
+  settle(Deadline(60000), "queueing " + what);
+  std::shared_ptr<CudaEvent> done = done_events_.acquire();
+  done->record(stream_);
+  return std::make_unique<NcclRequest>(*this, std::move(done), what);
 }
 
 namespace {

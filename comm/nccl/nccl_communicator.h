@@ -4,10 +4,13 @@
 #include <nccl.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/completion_watchdog.h"
+#include "comm/reuse_pool.h"
 #include "runtime/core/cuda/cuda_context.h"
 
 namespace dptrain {
@@ -21,10 +24,13 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
 // NCCL's non-blocking mode and polled, so a rank that never shows up ends in a CommError.
 //
 // Float all-reduces take device pointers: each waits (with an event) for the work queued so far
-// on the compute stream, runs on the communicator's own stream, and records an event that
-// test()/wait() poll together with ncclCommGetAsyncError. A failure or a missed deadline aborts
-// the NCCL communicator (it cannot be used again) and throws a CommError naming this rank.
-// The other collectives work on host memory and go through `host`.
+// on the compute stream, runs on the communicator's own stream, and records a completion event
+// (from a pool: none is created per call). wait() does not block the host: the compute stream
+// waits on that event, and the communicator's watchdog thread watches it against the deadline
+// together with ncclCommGetAsyncError. A failure or a missed deadline aborts the NCCL communicator
+// (it cannot be used again); the next call on this communicator or its requests throws a
+// CommError naming this rank and the all-reduce that was waited on. The other collectives work on
+// host memory and go through `host`.
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline);
@@ -51,21 +57,35 @@ class NcclCommunicator final : public Communicator {
     return host_.gather_bytes(send, root, deadline);
   }
 
-  // Polls the communicator until no operation is in progress, or `deadline` passes; on an error
-  // or a timeout aborts it and throws CommError saying what (`what`) did not finish.
-  void settle(Deadline deadline, const std::string& what);
-  // Polls `done` (and the communicator) until it completes; aborts and throws as settle() does.
-  void wait_event(const CudaEvent& done, Deadline deadline, const std::string& what);
+  // Puts the all-reduce that records `done` before the compute stream's later work (the stream
+  // waits on the event) and has the watchdog watch it until `deadline` from now; `what` names it.
+  // Does not block the host.
+  void order_after(const std::shared_ptr<CudaEvent>& done, Deadline deadline, const std::string& what);
+  // Throws the CommError of an earlier failure (the watchdog's, or an abort), if any.
+  void check_failure() const;
 
  private:
-  // Aborts the NCCL communicator and throws CommError with `reason`.
+  // Polls the communicator until no operation is in progress, or `deadline` passes; on an error
+  // or a timeout aborts it and throws CommError saying what (`what`) did not finish. Called with
+  // mutex_ held (or before the watchdog runs).
+  void settle(Deadline deadline, const std::string& what);
+  // Aborts the NCCL communicator and throws CommError with `reason` (mutex_ held).
   [[noreturn]] void abort_with(const std::string& reason);
+  // The watchdog's hooks: abort (from its thread) and the communicator's asynchronous error.
+  void abort_from_watchdog(const std::string& failure);
+  std::string async_error();
 
   Communicator& host_;
   CudaContext& cuda_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;  // all-reduces run here
+  mutable std::mutex mutex_;       // guards comm_ and aborted_ between this thread and the watchdog's
   bool aborted_ = false;
+  std::string abort_reason_;         // why it was aborted
+  CudaEvent ready_;                  // recorded on the compute stream before each all-reduce
+  ReusePool<CudaEvent> done_events_;  // each all-reduce's completion event
+  size_t started_ = 0;                // all-reduces started: the same numbering on every rank
+  std::unique_ptr<CompletionWatchdog> watchdog_;  // declared last: stopped first
 };
 
 }  // namespace dptrain
