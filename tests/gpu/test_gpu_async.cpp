@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "layers/registry.h"
 #include "runtime/core/config_map.h"
+#include "runtime/core/errors.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
