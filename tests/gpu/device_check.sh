@@ -108,6 +108,15 @@ if command -v nvidia-smi > /dev/null && nvidia-smi -L > "$logs/gpus.txt" 2>&1; t
   gpu_names=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null | paste -sd';')
 fi
 no_gpu_why="nvidia-smi $(command -v nvidia-smi > /dev/null && echo "lists $gpu_count GPUs: $(head -c 200 "$logs/gpus.txt")" || echo "is not installed")"
+if ((gpu_count == 0)); then  # without nvidia-smi, ask PyTorch
+  torch_gpus=$("$python" -c 'import torch; print(torch.cuda.device_count())' 2> /dev/null | tail -n 1)
+  if [[ $torch_gpus =~ ^[1-9][0-9]*$ ]]; then
+    gpu_count=$torch_gpus
+    gpu_names=$("$python" -c 'import torch; print(";".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))' 2> /dev/null)
+  else
+    no_gpu_why+="; PyTorch sees ${torch_gpus:-no} GPUs"
+  fi
+fi
 machine() {
   echo "GPUs: $gpu_count ($gpu_names)"; nvidia-smi 2>&1 | head -20
   echo "cores: $(nproc)"; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
@@ -150,12 +159,19 @@ find_cuda_libs() {
     -DDPTRAIN_NCCL_INCLUDE="$(dirname "$nccl_h")" -DDPTRAIN_NCCL_LIB="$nccl_lib")
   [[ -n $cublas_lib ]] && cmake_cuda+=(-DCUDA_cublas_LIBRARY="$cublas_lib")
   [[ -n $cublaslt_lib ]] && cmake_cuda+=(-DCUDA_cublasLt_LIBRARY="$cublaslt_lib")
+  # The CUDA runtime: the toolkit's, or pip's where nvcc came without one.
+  local cudart_lib=""
+  if ! compgen -G "$cuda_root/lib*/libcudart.so" > /dev/null && ! compgen -G "$cuda_root/targets/*/lib/libcudart.so" > /dev/null; then
+    cudart_lib=$(first "$pip" -name 'libcudart.so.[0-9]*')
+    [[ -n $cudart_lib ]] && cmake_cuda+=(-DCUDA_cudart_LIBRARY="$cudart_lib")
+  fi
   cuda_libdirs=""
-  for f in "$cudnn_lib" "$nccl_lib" "$cublas_lib" "$cublaslt_lib" "$nvrtc_lib"; do
+  for f in "$cudnn_lib" "$nccl_lib" "$cublas_lib" "$cublaslt_lib" "$nvrtc_lib" "$cudart_lib"; do
     [[ -n $f ]] && cuda_libdirs="${cuda_libdirs:+$cuda_libdirs:}$(dirname "$(readlink -f "$f")")"
   done
-  printf 'cudnn.h %s\nlibcudnn %s\nnccl.h %s\nlibnccl %s\nlibcublas %s\nlibcublasLt %s\nlibnvrtc %s\n' \
-    "$cudnn_h" "$cudnn_lib" "$nccl_h" "$nccl_lib" "${cublas_lib:-toolkit}" "${cublaslt_lib:-toolkit}" "${nvrtc_lib:-toolkit}"
+  printf 'cudnn.h %s\nlibcudnn %s\nnccl.h %s\nlibnccl %s\nlibcublas %s\nlibcublasLt %s\nlibnvrtc %s\nlibcudart %s\n' \
+    "$cudnn_h" "$cudnn_lib" "$nccl_h" "$nccl_lib" "${cublas_lib:-toolkit}" "${cublaslt_lib:-toolkit}" \
+    "${nvrtc_lib:-toolkit}" "${cudart_lib:-toolkit}"
   [[ -n $cudnn_h && -n $cudnn_lib && -n $nccl_h && -n $nccl_lib ]] || { echo "cuDNN or NCCL not found"; return 1; }
 }
 find_cuda_libs > "$logs/cuda-libs.txt" 2>&1 || status=1
