@@ -169,19 +169,25 @@ def read_results(path):
             r = json.loads(line)
             key = (r["model"], int(r["batch"]), r["precision"])
             entry = rates.setdefault(key, {}).setdefault(r["framework"], [])
-            entry.append(r.get("images_per_sec", r.get("error", "failed")))
+            entry.append(r)
     table = {}
     for key, frameworks in rates.items():
-        for framework, values in frameworks.items():
-            numbers = sorted(v for v in values if isinstance(v, (int, float)))
-            table.setdefault(key, {})[framework] = numbers[len(numbers) // 2] if numbers else str(values[-1])
+        for framework, records in frameworks.items():
+            measured = sorted((r for r in records if "images_per_sec" in r), key=lambda r: r["images_per_sec"])
+            if measured:
+                median = measured[len(measured) // 2]
+                table.setdefault(key, {})[framework] = float(median["images_per_sec"])
+                if median.get("train_seconds"):  # dptrain: the share of the step spent waiting for data
+                    table[key]["data_wait"] = median.get("data_wait_seconds", 0.0) / median["train_seconds"]
+            else:
+                table.setdefault(key, {})[framework] = str(records[-1].get("error", "failed"))
     return table
 
 
 def print_table(args):
     table = read_results(args.results)
     order = {name: i for i, name in enumerate(MODELS)}
-    rows = [("model", "batch", "precision", "dptrain img/s", "PyTorch img/s", "ratio", "target")]
+    rows = [("model", "batch", "precision", "dptrain img/s", "data wait", "PyTorch img/s", "ratio", "target")]
     missed = 0
     for key in sorted(table, key=lambda k: (order.get(k[0], 99), k[1], ["float32", "tf32", "bf16"].index(k[2]))):
         model, batch, precision = key
@@ -198,7 +204,8 @@ def print_table(args):
                 missed += 1
         elif target:
             missed += 1
-        rows.append((model, str(batch), precision, fmt(ours), fmt(theirs), ratio, target))
+        wait = f"{100 * table[key]['data_wait']:.0f}%" if "data_wait" in table[key] else ""
+        rows.append((model, str(batch), precision, fmt(ours), wait, fmt(theirs), ratio, target))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
