@@ -108,18 +108,33 @@ YAML::Node load_root(const std::string& yaml, const std::string& file, const std
   return root;
 }
 
+// Where the top-level `key` came from: "the config", "--set" or "the default".
+std::string source_of(const ConfigMap& top, const ConfigSource& source, const std::string& key) {
+  if (source.overridden.count(key)) return "--set";
+  return top.has(key) ? "the config" : "the default";
+}
+
+// Why `choice` ("auto", "cpu" or "cuda", from `source`) means the device it resolved to.
+std::string device_reason(const std::string& choice, const std::string& source) {
+  if (choice != "auto") return "device: " + choice + " from " + source;
+  std::string why;
+  const size_t gpus = visible_gpu_count(&why);
+  if (gpus == 0) return "auto: no GPU visible: " + why;
+  return "auto: " + std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs") + " visible";
+}
+
 // name, seed, threads, device and precision.
-void read_top_level(ConfigMap& top, RunConfig& cfg) {
+void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) {
   cfg.name = top.get_string("name", "run");
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
   cfg.threads = top.get_size("threads", 0);
   const std::string device = top.get_choice("device", {"auto", "cpu", "cuda"}, "auto");
   cfg.device = resolve_device(device);  // auto: cuda where a GPU is visible, else cpu
+  cfg.device_reason = device_reason(device, source_of(top, source, "device"));
   cfg.precision = parse_precision(top.get_choice("precision", {"float32", "tf32", "bf16"}, "float32"));
   if (cfg.precision == Precision::Bf16 && cfg.device == DeviceKind::CPU) {
-    top.fail("precision", std::string("bf16 runs on the GPU only, and this run's device is cpu") +
-                              (device == "auto" ? " (auto: no GPU visible)" : "") +
-                              ": set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
+    top.fail("precision", "bf16 runs on the GPU only, and this run's device is cpu (" + cfg.device_reason +
+                              "): set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
   }
 }
 
@@ -225,7 +240,7 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
   cfg.text = emitter.c_str();
 
   ConfigMap top(root, "", source);
-  read_top_level(top, cfg);
+  read_top_level(top, *source, cfg);
   cfg.train = read_train(top.get_map("train"));
   cfg.comm = read_comm(top.get_map("comm"));
   cfg.checkpoint = read_checkpoint(top.get_map("checkpoint"));
@@ -239,6 +254,13 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
   cfg.lr_schedule = std::make_shared<ConfigMap>(top.get_map("lr_schedule"));
   top.finish();
   return cfg;
+}
+
+std::string describe_device(const RunConfig& config, const std::string& opened) {
+  const std::string kind = to_string(config.device);
+  std::string text = kind + " (" + config.device_reason;
+  if (!opened.empty() && opened != kind) text += ", " + opened;
+  return text + ")";
 }
 
 }  // namespace dptrain

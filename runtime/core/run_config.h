@@ -80,6 +80,7 @@ struct RunConfig {
   uint64_t seed = 0;
   size_t threads = 0;    // 0 = automatic
   DeviceKind device = DeviceKind::CPU;
+  std::string device_reason;  // why `device`: "auto: 1 GPU visible", "auto: no GPU visible: ...", "device: cpu in the config"
   Precision precision = Precision::Float32;  // of convolutions and dense layers on the GPU; bf16 is GPU-only
   TrainSettings train;
   CommSettings comm;
@@ -99,5 +100,10 @@ struct RunConfig {
   static RunConfig parse(const std::string& yaml, const std::string& file,
                          const std::vector<std::string>& overrides = {});
 };
+
+// The device of a run's start-up lines, which and why: "cuda (auto: 1 GPU visible, NVIDIA H200 (device 0,
+// sm_90))", "cpu (auto: no GPU visible: cudaGetDeviceCount: no CUDA-capable device is detected)".
+// `opened` is the opened backend's description, added where it names more than the device kind.
+std::string describe_device(const RunConfig& config, const std::string& opened);
 
 }  // namespace dptrain

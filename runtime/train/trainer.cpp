@@ -140,7 +140,8 @@ std::string Trainer::hand_over() { return replicas_->share_with_joiners(*comm_, 
 std::string Trainer::describe() const {
   std::ostringstream out;
   out << "run " << config_.name << " (" << config_.file << "), seed " << config_.seed << "\n";
-  out << "workers " << comm_->size() << " (" << comm_->backend() << "), device " << to_string(context_.device())
+  out << "workers " << comm_->size() << " (" << comm_->backend() << "), device "
+      << describe_device(config_, context_.describe_device())
       << ", " << context_.num_threads() << " threads per worker, precision " << context_.describe_precision()
       << "\n";
   out << "train: " << data_.train->describe() << "\n";

@@ -1,38 +1,33 @@
 #!/usr/bin/env bash
-# Builds (or takes a prebuilt tree or bundle) and runs the GPU tests and the GPU benchmark.
+# Builds (or takes a prebuilt tree) and runs the GPU tests and the GPU benchmark on a GPU machine
+# that has the build's dependencies installed (scripts/install-deps.sh). For a machine without them,
+# see tests/gpu/prepare_device.sh and tests/gpu/device_check.sh.
 #
 # Usage:
 #   tests/gpu/run.sh                      # configure and build build-cuda/ with DPTRAIN_CUDA=ON, then run
 #   tests/gpu/run.sh --build DIR          # use the CUDA build in DIR
-#   tests/gpu/run.sh --bundle DIR         # use a folder made by tests/gpu/bundle.sh (no build tools needed)
 #
-# Runs: the GPU unit tests (failing if any test skipped: on a GPU machine a skip means the GPU was
-# not usable), the two-rank NCCL test when mpirun and two GPUs are there, and
+# Runs: the GPU unit tests (failing if a test skipped for any reason but needing no GPU: on a GPU
+# machine such a skip means the GPU was not usable; tests/gpu/check_skips.sh tells them apart),
+# the two-rank NCCL test when mpirun and two GPUs are there, and
 # `dptrain bench train configs/fashion_mnist.yaml` on the GPU at global batch 128 and 1024, once
 # per precision (each run's header and JSON name the precision in effect).
 # Environment: PRECISIONS (default "float32 tf32 bf16"), STEPS (default 50) steps per repeat.
 # Each benchmark run sets its precision with --set precision=... (docs/gpus.md, "Precision").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-mode=build
 dir="$root/build-cuda"
 case "${1:-}" in
   --build) dir=$(cd "$2" && pwd) ;;
-  --bundle) mode=bundle; dir=$(cd "$2" && pwd) ;;
   "") ;;
-  *) echo "usage: $0 [--build DIR | --bundle DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--build DIR]" >&2; exit 2 ;;
 esac
 
-if [[ $mode == bundle ]]; then
-  bin="$dir/bin"; tests="$dir/bin"; configs="$dir/configs"
-  export LD_LIBRARY_PATH="$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-else
-  if [[ -z "${1:-}" ]]; then
-    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_CUDA=ON
-    cmake --build "$dir" -j "$(nproc)" --target dptrain dptrain_gpu_tests dptrain_gpu_mpi_tests
-  fi
-  bin="$dir"; tests="$dir/tests"; configs="$root/configs"
+if [[ -z "${1:-}" ]]; then
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DDPTRAIN_CUDA=ON
+  cmake --build "$dir" -j "$(nproc)" --target dptrain dptrain_gpu_tests dptrain_gpu_mpi_tests
 fi
+bin="$dir"; tests="$dir/tests"
 
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 "$bin/dptrain" --version
@@ -41,7 +36,7 @@ echo "== GPU unit tests"
 log=$(mktemp)
 # The tests choose their precision themselves (float32, and bf16 where they say so).
 "$tests/dptrain_gpu_tests" 2>&1 | tee "$log"
-if grep -q '^\[  SKIPPED \]' "$log"; then
+if ! "$root/tests/gpu/check_skips.sh" "$log"; then
   echo "run.sh: GPU tests were skipped: this machine's GPU is not usable by this build (see the reasons above)" >&2
   exit 1
 fi
@@ -57,7 +52,7 @@ fi
 
 echo "== Benchmark: reference model (configs/fashion_mnist.yaml) on the GPU"
 # Synthetic data of Fashion-MNIST's shape, so that the data set need not be installed.
-cd "$(dirname "$configs")"
+cd "$root"
 for precision in ${PRECISIONS:-float32 tf32 bf16}; do
   for batch in 128 1024; do
     "$bin/dptrain" bench train configs/fashion_mnist.yaml --set device=cuda --set precision="$precision" \
