@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/backend.h"
+#include "runtime/core/determinism.h"
 
 namespace dptrain {
 
@@ -17,6 +18,7 @@ struct BackendRequest {
   size_t workers_on_node = 1;  // workers sharing this node's devices
   size_t local_rank = 0;       // this worker's rank among them: the device it binds to
   Precision precision = Precision::Float32;
+  Determinism determinism = Determinism::Fastest;  // of the GPU's convolution algorithms; no effect on the CPU
 };
 
 // Names of the backends this build has: "cpu", then "cuda" in CUDA builds.

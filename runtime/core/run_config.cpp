@@ -108,7 +108,7 @@ YAML::Node load_root(const std::string& yaml, const std::string& file, const std
   return root;
 }
 
-// name, seed, threads, device and precision.
+// name, seed, threads, device, precision and cudnn_deterministic.
 void read_top_level(ConfigMap& top, RunConfig& cfg) {
   cfg.name = top.get_string("name", "run");
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
@@ -121,6 +121,7 @@ void read_top_level(ConfigMap& top, RunConfig& cfg) {
                               (device == "auto" ? " (auto: no GPU visible)" : "") +
                               ": set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
   }
+  cfg.determinism = top.get_bool("cudnn_deterministic", false) ? Determinism::Required : Determinism::Fastest;
 }
 
 TrainSettings read_train(ConfigMap train) {

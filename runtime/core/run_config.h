@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/config_map.h"
+#include "runtime/core/determinism.h"
 #include "runtime/core/precision.h"
 #include "runtime/core/tensor.h"
 
@@ -81,6 +82,7 @@ struct RunConfig {
   size_t threads = 0;    // 0 = automatic
   DeviceKind device = DeviceKind::CPU;
   Precision precision = Precision::Float32;  // of convolutions and dense layers on the GPU; bf16 is GPU-only
+  Determinism determinism = Determinism::Fastest;  // `cudnn_deterministic: true` is Required; GPU-only effect
   TrainSettings train;
   CommSettings comm;
   CheckpointSettings checkpoint;

@@ -104,7 +104,7 @@ std::unique_ptr<Backend> open_cuda_backend(const BackendRequest& request) {
                      (gpus == 1 ? "" : "s") + " visible: start at most one worker per GPU (mpirun --npernode " +
                      std::to_string(gpus) + "), or set device: cpu");
   }
-  return std::make_unique<CudaBackend>(request.local_rank, request.precision);
+  return std::make_unique<CudaBackend>(request.local_rank, request.precision, request.determinism);
 }
 
 }  // namespace dptrain

@@ -16,7 +16,8 @@ namespace dptrain {
 class CudaBackend final : public Backend {
  public:
   // Binds this process to device `ordinal` (see CudaContext).
-  CudaBackend(size_t ordinal, Precision precision) : context_(ordinal, precision) {}
+  CudaBackend(size_t ordinal, Precision precision, Determinism determinism = Determinism::Fastest)
+      : context_(ordinal, precision, determinism) {}
 
   const char* name() const override { return "cuda"; }
   DeviceKind device() const override { return DeviceKind::CUDA; }
