@@ -60,8 +60,9 @@ CudaContext& cuda_context(Backend& backend);
 // `why` then saying which.
 size_t cuda_device_count(std::string* why);
 
-// A CudaBackend on the GPU of request.local_rank. UsageError when no GPU is visible or when the
-// node has more workers than GPUs; bf16 on a GPU older than sm_80 as CudaContext says.
+// A CudaBackend on the GPU gpu_for_worker (gpu_selection.h) picks: the only visible one, else the
+// local rank's. UsageError when no GPU is visible or when several are and the node has more workers
+// than GPUs; bf16 on a GPU older than sm_80 as CudaContext says.
 std::unique_ptr<Backend> open_cuda_backend(const BackendRequest& request);
 
 }  // namespace dptrain
