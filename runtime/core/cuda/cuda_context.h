@@ -57,6 +57,27 @@ class CudaContext final {
   cudnnHandle_t cudnn_ = nullptr;
 };
 
+// An owned non-blocking CUDA stream on the current device, destroyed with its owner; so a
+// constructor that throws after creating one does not leak it.
+class CudaStream {
+ public:
+  CudaStream();
+  ~CudaStream();
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+
+  cudaStream_t get() const { return stream_; }
+  // Hands the stream over: the caller destroys it from now on.
+  cudaStream_t release() {
+    cudaStream_t stream = stream_;
+    stream_ = nullptr;
+    return stream;
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
 // An owned CUDA event (timing disabled): used to order streams and to poll for completion.
 class CudaEvent {
  public:
