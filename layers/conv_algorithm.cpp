@@ -75,6 +75,12 @@ ConvAlgorithmChoice choose_conv_algorithms(const ConvCandidates& candidates, con
   return choice;
 }
 
+void mark_not_supported(std::vector<ConvAlgorithmCandidate>& candidates, int algorithm) {
+  for (auto& candidate : candidates) {
+    if (candidate.algorithm == algorithm) candidate.status = AlgorithmStatus::NotSupported;
+  }
+}
+
 std::optional<Precision> conv_fallback_precision(Precision requested) {
   if (requested == Precision::Bf16) return Precision::Float32;
   return std::nullopt;

@@ -58,6 +58,10 @@ std::optional<ConvAlgorithmCandidate> choose_conv_algorithm(const std::vector<Co
 // An algorithm for every direction, or `missing` naming the first direction without one and why.
 ConvAlgorithmChoice choose_conv_algorithms(const ConvCandidates& candidates, const ConvAlgorithmRules& rules);
 
+// Marks `algorithm` NotSupported among `candidates`: the library listed it, then refused it when
+// asked for its workspace (a heuristic answer is not a promise), so the next choice passes it over.
+void mark_not_supported(std::vector<ConvAlgorithmCandidate>& candidates, int algorithm);
+
 // The precision a convolution is planned in when the library has no algorithm for it in
 // `requested`: float32 for bf16 (cuDNN has no bf16 kernels for some shapes, such as one input
 // channel); nullopt for float32 and tf32, whose missing algorithm is an error.

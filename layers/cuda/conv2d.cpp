@@ -110,8 +110,11 @@ class CudaConv2d final : public Conv2dLayer {
   const ConvPlan& plan(size_t n);
   // Descriptors for a batch of n computing in `compute`, and cuDNN's candidates for them.
   std::unique_ptr<ConvPlan> describe(size_t n, Precision compute, ConvCandidates& candidates) const;
-  // Sets the chosen algorithms, their math types and the workspace they need on `plan`.
-  void apply(ConvPlan& plan, const ConvAlgorithms& chosen);
+  // Sets the chosen algorithms, their math types and the workspace they need on `plan`; false when
+  // cuDNN refuses one of them at the workspace query (then marked NotSupported in `candidates`).
+  bool apply(ConvPlan& plan, const ConvAlgorithms& chosen, ConvCandidates& candidates);
+  // Chooses and applies algorithms for `plan`, passing over those cuDNN refuses once asked.
+  ConvAlgorithmChoice choose(ConvPlan& plan, ConvCandidates& candidates, const ConvAlgorithmRules& rules);
   // "conv2d 1->32 channels, 3x3 kernel, on 1x28x28 inputs".
   std::string what() const;
 
@@ -177,7 +180,7 @@ std::unique_ptr<ConvPlan> CudaConv2d::describe(size_t n, Precision compute, Conv
   return plan;
 }
 
-void CudaConv2d::apply(ConvPlan& plan, const ConvAlgorithms& chosen) {
+bool CudaConv2d::apply(ConvPlan& plan, const ConvAlgorithms& chosen, ConvCandidates& candidates) {
   plan.forward_algo = static_cast<cudnnConvolutionFwdAlgo_t>(chosen.forward.algorithm);
   plan.data_algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(chosen.backward_data.algorithm);
   plan.filter_algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(chosen.backward_filter.algorithm);
@@ -188,14 +191,32 @@ void CudaConv2d::apply(ConvPlan& plan, const ConvAlgorithms& chosen) {
   // The heuristics' memory estimates can be below what the call asks for: ask each algorithm.
   cudnnHandle_t h = cuda_.cudnn();
   size_t fb = 0, db = 0, wb = 0;
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, plan.x.get(), plan.w.get(), plan.forward_conv.get(),
-                                                              plan.y.get(), plan.forward_algo, &fb));
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, plan.w.get(), plan.y.get(), plan.data_conv.get(),
-                                                                   plan.x.get(), plan.data_algo, &db));
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-      h, plan.x.get(), plan.y.get(), plan.filter_conv.get(), plan.w.get(), plan.filter_algo, &wb));
+  if (!DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionForwardWorkspaceSize(
+          h, plan.x.get(), plan.w.get(), plan.forward_conv.get(), plan.y.get(), plan.forward_algo, &fb))) {
+    mark_not_supported(candidates.forward, chosen.forward.algorithm);
+    return false;
+  }
+  if (!DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionBackwardDataWorkspaceSize(
+          h, plan.w.get(), plan.y.get(), plan.data_conv.get(), plan.x.get(), plan.data_algo, &db))) {
+    mark_not_supported(candidates.backward_data, chosen.backward_data.algorithm);
+    return false;
+  }
+  if (!DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          h, plan.x.get(), plan.y.get(), plan.filter_conv.get(), plan.w.get(), plan.filter_algo, &wb))) {
+    mark_not_supported(candidates.backward_filter, chosen.backward_filter.algorithm);
+    return false;
+  }
   plan.workspace_bytes = std::max(fb, std::max(db, wb));
   workspace_.reserve(plan.workspace_bytes);
+  return true;
+}
+
+ConvAlgorithmChoice CudaConv2d::choose(ConvPlan& plan, ConvCandidates& candidates, const ConvAlgorithmRules& rules) {
+  // Each refusal marks one more candidate NotSupported, so this ends.
+  for (;;) {
+    ConvAlgorithmChoice choice = choose_conv_algorithms(candidates, rules);
+    if (!choice.algorithms || apply(plan, *choice.algorithms, candidates)) return choice;
+  }
 }
 
 const ConvPlan& CudaConv2d::plan(size_t n) {
@@ -205,7 +226,7 @@ const ConvPlan& CudaConv2d::plan(size_t n) {
   const ConvAlgorithmRules rules{kMaxWorkspaceBytes, cuda_.determinism()};
   ConvCandidates candidates;
   std::unique_ptr<ConvPlan> made = describe(n, key.precision, candidates);
-  ConvAlgorithmChoice choice = choose_conv_algorithms(candidates, rules);
+  ConvAlgorithmChoice choice = choose(*made, candidates, rules);
   if (!choice.algorithms) {
     const std::string why = std::string("cuDNN has ") + choice.missing + " in " + to_string(key.precision) + " (" +
                             device_where() + ")";
@@ -213,7 +234,7 @@ const ConvPlan& CudaConv2d::plan(size_t n) {
     if (!fallback) throw DeviceError(what() + ": " + why);
     ConvCandidates fallback_candidates;
     made = describe(n, *fallback, fallback_candidates);
-    choice = choose_conv_algorithms(fallback_candidates, rules);
+    choice = choose(*made, fallback_candidates, rules);
     if (!choice.algorithms) {
       throw DeviceError(what() + ": " + why + ", nor in " + to_string(*fallback) + ": " + choice.missing);
     }
@@ -222,7 +243,6 @@ const ConvPlan& CudaConv2d::plan(size_t n) {
       fallback_reported_ = true;
     }
   }
-  apply(*made, *choice.algorithms);
   return plans_.insert(key, std::move(made));
 }
 

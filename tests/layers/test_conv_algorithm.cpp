@@ -88,6 +88,17 @@ TEST(ConvAlgorithm, AMissingDirectionIsNamedWithTheReasons) {
   EXPECT_TRUE(contains(choose_conv_algorithms(listed, ConvAlgorithmRules{}).missing, "no forward algorithm: 0 listed"));
 }
 
+// cuDNN may list an algorithm and then refuse it when asked for its workspace: the next one is chosen.
+TEST(ConvAlgorithm, AnAlgorithmRefusedAfterBeingListedIsPassedOver) {
+  std::vector<ConvAlgorithmCandidate> listed = {candidate(6, kOk, 0, kDet), candidate(1, kOk, 0, kDet)};
+  EXPECT_EQ(choose_conv_algorithm(listed, ConvAlgorithmRules{})->algorithm, 6);
+  mark_not_supported(listed, 6);
+  EXPECT_EQ(listed[0].status, AlgorithmStatus::NotSupported);
+  EXPECT_EQ(choose_conv_algorithm(listed, ConvAlgorithmRules{})->algorithm, 1);
+  mark_not_supported(listed, 1);
+  EXPECT_FALSE(choose_conv_algorithm(listed, ConvAlgorithmRules{}).has_value());
+}
+
 TEST(ConvAlgorithm, OnlyBf16FallsBackToFloat32) {
   EXPECT_EQ(conv_fallback_precision(Precision::Bf16), Precision::Float32);
   EXPECT_FALSE(conv_fallback_precision(Precision::Float32).has_value());
