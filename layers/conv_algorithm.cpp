@@ -40,14 +40,15 @@ std::string explain(const char* direction, const std::vector<ConvAlgorithmCandid
     text += ", " + std::to_string(too_large) + " over the " + std::to_string(rules.max_workspace_bytes >> 20) +
             " MiB workspace limit";
   }
-  if (nondeterministic) text += ", " + std::to_string(nondeterministic) + " nondeterministic (cudnn_deterministic: true)";
+  if (nondeterministic)
+    text += ", " + std::to_string(nondeterministic) + " nondeterministic (cudnn_deterministic: true)";
   return text;
 }
 
 }  // namespace
 
 std::optional<ConvAlgorithmCandidate> choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates,
-                                                             const ConvAlgorithmRules& rules) {
+                                                            const ConvAlgorithmRules& rules) {
   for (const auto& candidate : candidates) {
     if (rejection(candidate, rules) == Rejection::None) return candidate;
   }

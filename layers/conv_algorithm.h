@@ -53,7 +53,7 @@ struct ConvAlgorithmChoice {
 // The first candidate that is supported, fits the workspace limit and, where the rules require it,
 // is deterministic; nullopt when there is none.
 std::optional<ConvAlgorithmCandidate> choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates,
-                                                             const ConvAlgorithmRules& rules);
+                                                            const ConvAlgorithmRules& rules);
 
 // An algorithm for every direction, or `missing` naming the first direction without one and why.
 ConvAlgorithmChoice choose_conv_algorithms(const ConvCandidates& candidates, const ConvAlgorithmRules& rules);

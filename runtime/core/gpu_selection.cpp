@@ -9,8 +9,9 @@ namespace dptrain {
 
 size_t gpu_for_worker(size_t visible_gpus, size_t workers_on_node, size_t local_rank) {
   if (visible_gpus == 0) {
-    throw UsageError("device 'cuda' was asked for but no CUDA device is visible to this worker: set device: auto "
-                     "or cpu, or run on a machine with a GPU");
+    throw UsageError(
+        "device 'cuda' was asked for but no CUDA device is visible to this worker: set device: auto "
+        "or cpu, or run on a machine with a GPU");
   }
   if (visible_gpus == 1) return 0;
   if (workers_on_node > visible_gpus || local_rank >= visible_gpus) {

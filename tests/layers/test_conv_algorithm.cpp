@@ -27,8 +27,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 TEST(ConvAlgorithm, TheFirstSupportedCandidateThatFitsIsChosen) {
   const std::vector<ConvAlgorithmCandidate> listed = {candidate(6, kNo, 0, kDet), candidate(7, kOk, 2048 * kMiB, kDet),
-                                                      candidate(1, kOk, 4 * kMiB, kNonDet),
-                                                      candidate(0, kOk, 0, kDet)};
+                                                      candidate(1, kOk, 4 * kMiB, kNonDet), candidate(0, kOk, 0, kDet)};
   const auto chosen = choose_conv_algorithm(listed, ConvAlgorithmRules{});
   ASSERT_TRUE(chosen.has_value());
   EXPECT_EQ(chosen->algorithm, 1);
@@ -77,7 +76,8 @@ TEST(ConvAlgorithm, AMissingDirectionIsNamedWithTheReasons) {
   listed.backward_data = {candidate(1, kOk, 0, kDet)};
   listed.backward_filter = {candidate(0, kNo, 0, kNonDet), candidate(1, kNo, 0, kDet),
                             candidate(3, kOk, 4096 * kMiB, kDet), candidate(5, kOk, 0, kNonDet)};
-  const ConvAlgorithmChoice choice = choose_conv_algorithms(listed, ConvAlgorithmRules{kMiB << 10, Determinism::Required});
+  const ConvAlgorithmChoice choice =
+      choose_conv_algorithms(listed, ConvAlgorithmRules{kMiB << 10, Determinism::Required});
   EXPECT_FALSE(choice.algorithms.has_value());
   EXPECT_TRUE(contains(choice.missing, "no backward-filter algorithm: 4 listed")) << choice.missing;
   EXPECT_TRUE(contains(choice.missing, "2 not supported")) << choice.missing;

@@ -23,8 +23,7 @@ TEST(RunConfigDeterminism, DefaultsToTheFastestAlgorithms) {
 TEST(RunConfigDeterminism, TrueAsksForDeterministicAlgorithms) {
   EXPECT_EQ(RunConfig::parse(kCpuConfig + "cudnn_deterministic: true\n", "demo.yaml").determinism,
             Determinism::Required);
-  EXPECT_EQ(RunConfig::parse(kCpuConfig, "demo.yaml", {"cudnn_deterministic=true"}).determinism,
-            Determinism::Required);
+  EXPECT_EQ(RunConfig::parse(kCpuConfig, "demo.yaml", {"cudnn_deterministic=true"}).determinism, Determinism::Required);
 }
 
 TEST(RunConfigDeterminism, ANonBooleanNamesTheFileLineAndKey) {
