@@ -64,17 +64,24 @@ NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadli
   ncclUniqueId id{};
   if (host_.rank() == 0) DPTRAIN_NCCL_CHECK(nullptr, ncclGetUniqueId(&id));
   host_.broadcast(&id, sizeof id, 0, init_deadline);
-  DPTRAIN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  // Owned here until the communicator exists: the destructor does not run when this constructor throws.
+  CudaStream stream;
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
-  DPTRAIN_NCCL_CHECK(nullptr, ncclCommInitRankConfig(&comm_, static_cast<int>(host_.size()), id,
-                                                     static_cast<int>(host_.rank()), &config));
+  try {
+    DPTRAIN_NCCL_CHECK(nullptr, ncclCommInitRankConfig(&comm_, static_cast<int>(host_.size()), id,
+                                                       static_cast<int>(host_.rank()), &config));
+  } catch (...) {
+    if (comm_) ncclCommAbort(comm_);
+    throw;
+  }
   settle(init_deadline, "creating the NCCL communicator of " + std::to_string(host_.size()) + " ranks");
   CompletionWatchdog::Hooks hooks;
   hooks.abort = [this](const std::string& failure) { abort_from_watchdog(failure); };
   hooks.health = [this] { return async_error(); };
   hooks.on_thread_start = [ordinal = static_cast<int>(cuda_.ordinal())] { cudaSetDevice(ordinal); };
   watchdog_ = std::make_unique<CompletionWatchdog>(std::move(hooks), WatchdogThread::Run);
+  stream_ = stream.release();
 }
 
 NcclCommunicator::~NcclCommunicator() {

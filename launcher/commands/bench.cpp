@@ -98,7 +98,7 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
 
 int run_bench_layers(const BenchLayersArgs& args) {
   RunConfig config = RunConfig::load(args.config, args.overrides);
-  Context context(config.device, config.threads, 1, std::nullopt, config.precision);
+  Context context(config.device, config.threads, 1, std::nullopt, config.precision, config.determinism);
   const DataSplits data = make_datasets(*config.data, config.seed);
   Model model(config.model, data.train->sample_shape(), context.backend(), config.seed);
   const size_t n = args.batch ? args.batch : config.train.batch_size;

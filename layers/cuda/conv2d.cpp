@@ -1,17 +1,25 @@
-// CUDA conv2d: cuDNN forward, backward data and backward filter, algorithms from cuDNN's
-// heuristics, one workspace owned by the layer and reused by every call. With precision bf16 the
-// convolutions read and write bf16 copies (float32 accumulation); the layer's tensors stay float32.
+// CUDA conv2d: cuDNN forward, backward data and backward filter. Each (batch, precision) gets a
+// plan: descriptors and one algorithm per direction chosen from cuDNN's heuristics (by
+// layers/conv_algorithm.h), with the math type cuDNN reported for it set on that direction's
+// descriptor. Plans are kept per batch, so switching between the training and the evaluation batch
+// plans nothing again. With precision bf16 the convolutions read and write bf16 copies (float32
+// accumulation) and the layer's tensors stay float32; where cuDNN has no bf16 algorithm for the
+// shape (one input channel, on some GPUs), the layer computes in float32 and says so once.
 #include "layers/conv2d.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "layers/conv_algorithm.h"
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
 #include "layers/registry.h"
 #include "runtime/core/cuda/bf16_buffer.h"
 #include "runtime/core/cuda/cuda_backend.h"
+#include "runtime/core/plan_cache.h"
 
 namespace dptrain {
 
@@ -19,20 +27,11 @@ namespace {
 
 // Algorithms whose workspace exceeds this are passed over for the next heuristic choice.
 constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
+// Plans kept per layer: the training and the evaluation batch, each with its smaller last batch
+// and uneven per-worker slices, in up to two precisions.
+constexpr size_t kPlansKept = 8;
 
-// The first heuristic result that is supported and fits the workspace limit.
-template <typename Perf>
-Perf pick(const std::vector<Perf>& results, int count, const char* what, Precision precision) {
-  for (int i = 0; i < count; ++i) {
-    if (results[i].status == CUDNN_STATUS_SUCCESS && results[i].memory <= kMaxWorkspaceBytes) return results[i];
-  }
-  throw DeviceError(std::string("conv2d: cuDNN offers no ") + what + " algorithm for this shape in " +
-                    to_string(precision) + " within " + std::to_string(kMaxWorkspaceBytes >> 20) +
-                    " MiB of workspace" + (precision == Precision::Bf16 ? " (bf16 needs sm_80 or newer)" : "") +
-                    " (" + device_where() + ")");
-}
-
-// cuDNN's element type and math mode for a precision.
+// cuDNN's element type and the math type the heuristics are asked with, for a precision.
 cudnnDataType_t data_type(Precision precision) {
   return precision == Precision::Bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
@@ -48,54 +47,108 @@ cudnnMathType_t math_type(Precision precision) {
   return CUDNN_FMA_MATH;
 }
 
+// cuDNN's heuristic answers in the terms of conv_algorithm.h.
+template <typename Perf>
+std::vector<ConvAlgorithmCandidate> to_candidates(const std::vector<Perf>& results, int count) {
+  std::vector<ConvAlgorithmCandidate> out;
+  for (int i = 0; i < count; ++i) {
+    const Perf& r = results[i];
+    out.push_back({static_cast<int>(r.algo),
+                   r.status == CUDNN_STATUS_SUCCESS ? AlgorithmStatus::Supported : AlgorithmStatus::NotSupported,
+                   r.memory,
+                   r.determinism == CUDNN_DETERMINISTIC ? Reproducibility::Deterministic
+                                                        : Reproducibility::NonDeterministic,
+                   static_cast<int>(r.mathType)});
+  }
+  return out;
+}
+
+// A heuristics query's status: false for NOT_SUPPORTED (any of its sub-codes), which means "no
+// algorithm" and is reported by the choice; any other failure throws as DPTRAIN_CUDNN_CHECK does.
+bool listed(cudnnStatus_t status, const char* call, const char* file, int line) {
+  if (CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED) return false;
+  cudnn_check(status, call, file, line);
+  return true;
+}
+#define DPTRAIN_CUDNN_LISTED(call) listed((call), #call, __FILE__, __LINE__)
+
+// The batch and the context's precision a plan was made for (the layer's other shapes are fixed).
+struct ConvPlanKey {
+  size_t batch = 0;
+  Precision precision = Precision::Float32;
+  bool operator==(const ConvPlanKey& other) const { return batch == other.batch && precision == other.precision; }
+};
+
+// What one (batch, precision) runs with. Each direction has its own convolution descriptor so that
+// each carries the math type cuDNN reported for its algorithm.
+struct ConvPlan {
+  Precision compute = Precision::Float32;  // the context's precision, or float32 as the bf16 fallback
+  TensorDescriptor x, y;                   // in the compute precision
+  TensorDescriptor out;                    // y in float32, for the bias
+  FilterDescriptor w;                      // in the compute precision
+  ConvolutionDescriptor forward_conv, data_conv, filter_conv;
+  cudnnConvolutionFwdAlgo_t forward_algo{};
+  cudnnConvolutionBwdDataAlgo_t data_algo{};
+  cudnnConvolutionBwdFilterAlgo_t filter_algo{};
+  size_t workspace_bytes = 0;  // the largest of the three algorithms' needs
+};
+
 // conv2d on the GPU through cuDNN.
 class CudaConv2d final : public Conv2dLayer {
  public:
   CudaConv2d(const Conv2dOptions& options, const Shape& input_shape, CudaContext& cuda)
-      : Conv2dLayer(options, input_shape), cuda_(cuda) {}
+      : Conv2dLayer(options, input_shape), cuda_(cuda), plans_(kPlansKept) {
+    bias_desc_.set(1, options_.out_channels, 1, 1);
+  }
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
-  bool bf16() const { return planned_precision_ == Precision::Bf16; }
-  // Sets the descriptors for a batch of n and picks the algorithms, unless already done for n
-  // in the context's current precision.
-  void plan(size_t n);
+  // The plan for a batch of n in the context's current precision, made on first use.
+  const ConvPlan& plan(size_t n);
+  // Descriptors for a batch of n computing in `compute`, and cuDNN's candidates for them.
+  std::unique_ptr<ConvPlan> describe(size_t n, Precision compute, ConvCandidates& candidates) const;
+  // Sets the chosen algorithms, their math types and the workspace they need on `plan`; false when
+  // cuDNN refuses one of them at the workspace query (then marked NotSupported in `candidates`).
+  bool apply(ConvPlan& plan, const ConvAlgorithms& chosen, ConvCandidates& candidates);
+  // Chooses and applies algorithms for `plan`, passing over those cuDNN refuses once asked.
+  ConvAlgorithmChoice choose(ConvPlan& plan, ConvCandidates& candidates, const ConvAlgorithmRules& rules);
+  // "conv2d 1->32 channels, 3x3 kernel, on 1x28x28 inputs".
+  std::string what() const;
 
   CudaContext& cuda_;
-  // x, y and w in the compute precision; out and bias always float32 (the bias terms).
-  TensorDescriptor x_desc_, y_desc_, out_desc_, bias_desc_;
-  FilterDescriptor w_desc_;
-  ConvolutionDescriptor conv_desc_;
-  cudnnConvolutionFwdAlgo_t fwd_algo_{};
-  cudnnConvolutionBwdDataAlgo_t bwd_data_algo_{};
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo_{};
-  size_t workspace_bytes_ = 0;  // the largest of the three algorithms' needs
-  DeviceBuffer workspace_;
+  TensorDescriptor bias_desc_;  // (1, C_out, 1, 1), float32
+  PlanCache<ConvPlanKey, ConvPlan> plans_;
+  DeviceBuffer workspace_;  // shared by every plan: as large as the largest needs
   // bf16 copies: the input (x, then dx), the output (y, then dy) and the filter (w, then dw).
   Bf16Buffer x16_, y16_, w16_;
-  size_t planned_batch_ = 0;
-  Precision planned_precision_ = Precision::Float32;
+  bool fallback_reported_ = false;
 };
 
-void CudaConv2d::plan(size_t n) {
-  const Precision precision = cuda_.precision();
-  if (n == planned_batch_ && precision == planned_precision_) return;
+std::string CudaConv2d::what() const {
+  return "conv2d " + std::to_string(in_channels_) + "->" + std::to_string(options_.out_channels) + " channels, " +
+         std::to_string(options_.kernel) + "x" + std::to_string(options_.kernel) + " kernel, on " +
+         std::to_string(in_channels_) + "x" + std::to_string(in_height_) + "x" + std::to_string(in_width_) + " inputs";
+}
+
+std::unique_ptr<ConvPlan> CudaConv2d::describe(size_t n, Precision compute, ConvCandidates& candidates) const {
+  auto plan = std::make_unique<ConvPlan>();
+  plan->compute = compute;
   const size_t cout = options_.out_channels;
-  const cudnnDataType_t type = data_type(precision);
-  x_desc_.set(n, in_channels_, in_height_, in_width_, type);
-  y_desc_.set(n, cout, out_height_, out_width_, type);
-  out_desc_.set(n, cout, out_height_, out_width_);
-  bias_desc_.set(1, cout, 1, 1);
-  w_desc_.set(cout, group_in_channels(), options_.kernel, options_.kernel, type);
-  conv_desc_.set(options_.padding, options_.stride, options_.dilation, options_.groups, math_type(precision));
+  const cudnnDataType_t type = data_type(compute);
+  plan->x.set(n, in_channels_, in_height_, in_width_, type);
+  plan->y.set(n, cout, out_height_, out_width_, type);
+  plan->out.set(n, cout, out_height_, out_width_);
+  plan->w.set(cout, group_in_channels(), options_.kernel, options_.kernel, type);
+  for (ConvolutionDescriptor* conv : {&plan->forward_conv, &plan->data_conv, &plan->filter_conv}) {
+    conv->set(options_.padding, options_.stride, options_.dilation, options_.groups, math_type(compute));
+  }
 
   int dims[4] = {};
-  DPTRAIN_CUDNN_CHECK(
-      cudnnGetConvolution2dForwardOutputDim(conv_desc_.get(), x_desc_.get(), w_desc_.get(), &dims[0], &dims[1],
-                                            &dims[2], &dims[3]));
+  DPTRAIN_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(plan->forward_conv.get(), plan->x.get(), plan->w.get(),
+                                                            &dims[0], &dims[1], &dims[2], &dims[3]));
   if (static_cast<size_t>(dims[2]) != out_height_ || static_cast<size_t>(dims[3]) != out_width_) {
     throw DeviceError("conv2d: cuDNN computes a " + std::to_string(dims[2]) + "x" + std::to_string(dims[3]) +
                       " output where the layer expects " + std::to_string(out_height_) + "x" +
@@ -105,89 +158,144 @@ void CudaConv2d::plan(size_t n) {
   cudnnHandle_t h = cuda_.cudnn();
   int found = 0;
   std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x_desc_.get(), w_desc_.get(), conv_desc_.get(),
-                                                             y_desc_.get(), static_cast<int>(fwd.size()), &found,
-                                                             fwd.data()));
-  const auto f = pick(fwd, found, "forward", precision);
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bwd_data(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_desc_.get(), y_desc_.get(), conv_desc_.get(),
-                                                                  x_desc_.get(), static_cast<int>(bwd_data.size()),
-                                                                  &found, bwd_data.data()));
-  const auto d = pick(bwd_data, found, "backward-data", precision);
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bwd_filter(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_desc_.get(), y_desc_.get(), conv_desc_.get(),
-                                                                    w_desc_.get(), static_cast<int>(bwd_filter.size()),
-                                                                    &found, bwd_filter.data()));
-  const auto w = pick(bwd_filter, found, "backward-filter", precision);
-  fwd_algo_ = f.algo;
-  bwd_data_algo_ = d.algo;
-  bwd_filter_algo_ = w.algo;
+  if (DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionForwardAlgorithm_v7(h, plan->x.get(), plan->w.get(),
+                                                                  plan->forward_conv.get(), plan->y.get(),
+                                                                  static_cast<int>(fwd.size()), &found, fwd.data()))) {
+    candidates.forward = to_candidates(fwd, found);
+  }
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> data(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
+  if (DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, plan->w.get(), plan->y.get(),
+                                                                       plan->data_conv.get(), plan->x.get(),
+                                                                       static_cast<int>(data.size()), &found,
+                                                                       data.data()))) {
+    candidates.backward_data = to_candidates(data, found);
+  }
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> filter(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
+  if (DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, plan->x.get(), plan->y.get(),
+                                                                         plan->filter_conv.get(), plan->w.get(),
+                                                                         static_cast<int>(filter.size()), &found,
+                                                                         filter.data()))) {
+    candidates.backward_filter = to_candidates(filter, found);
+  }
+  return plan;
+}
+
+bool CudaConv2d::apply(ConvPlan& plan, const ConvAlgorithms& chosen, ConvCandidates& candidates) {
+  plan.forward_algo = static_cast<cudnnConvolutionFwdAlgo_t>(chosen.forward.algorithm);
+  plan.data_algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(chosen.backward_data.algorithm);
+  plan.filter_algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(chosen.backward_filter.algorithm);
+  plan.forward_conv.set_math_type(static_cast<cudnnMathType_t>(chosen.forward.math_type));
+  plan.data_conv.set_math_type(static_cast<cudnnMathType_t>(chosen.backward_data.math_type));
+  plan.filter_conv.set_math_type(static_cast<cudnnMathType_t>(chosen.backward_filter.math_type));
 
   // The heuristics' memory estimates can be below what the call asks for: ask each algorithm.
+  cudnnHandle_t h = cuda_.cudnn();
   size_t fb = 0, db = 0, wb = 0;
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x_desc_.get(), w_desc_.get(), conv_desc_.get(),
-                                                              y_desc_.get(), fwd_algo_, &fb));
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, w_desc_.get(), y_desc_.get(), conv_desc_.get(),
-                                                                   x_desc_.get(), bwd_data_algo_, &db));
-  DPTRAIN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, x_desc_.get(), y_desc_.get(),
-                                                                     conv_desc_.get(), w_desc_.get(),
-                                                                     bwd_filter_algo_, &wb));
-  workspace_bytes_ = std::max(fb, std::max(db, wb));
-  workspace_.reserve(workspace_bytes_);
-  planned_batch_ = n;
-  planned_precision_ = precision;
+  if (!DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionForwardWorkspaceSize(
+          h, plan.x.get(), plan.w.get(), plan.forward_conv.get(), plan.y.get(), plan.forward_algo, &fb))) {
+    mark_not_supported(candidates.forward, chosen.forward.algorithm);
+    return false;
+  }
+  if (!DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionBackwardDataWorkspaceSize(
+          h, plan.w.get(), plan.y.get(), plan.data_conv.get(), plan.x.get(), plan.data_algo, &db))) {
+    mark_not_supported(candidates.backward_data, chosen.backward_data.algorithm);
+    return false;
+  }
+  if (!DPTRAIN_CUDNN_LISTED(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          h, plan.x.get(), plan.y.get(), plan.filter_conv.get(), plan.w.get(), plan.filter_algo, &wb))) {
+    mark_not_supported(candidates.backward_filter, chosen.backward_filter.algorithm);
+    return false;
+  }
+  plan.workspace_bytes = std::max(fb, std::max(db, wb));
+  workspace_.reserve(plan.workspace_bytes);
+  return true;
+}
+
+ConvAlgorithmChoice CudaConv2d::choose(ConvPlan& plan, ConvCandidates& candidates, const ConvAlgorithmRules& rules) {
+  // Each refusal marks one more candidate NotSupported, so this ends.
+  for (;;) {
+    ConvAlgorithmChoice choice = choose_conv_algorithms(candidates, rules);
+    if (!choice.algorithms || apply(plan, *choice.algorithms, candidates)) return choice;
+  }
+}
+
+const ConvPlan& CudaConv2d::plan(size_t n) {
+  const ConvPlanKey key{n, cuda_.precision()};
+  if (const ConvPlan* known = plans_.find(key)) return *known;
+
+  const ConvAlgorithmRules rules{kMaxWorkspaceBytes, cuda_.determinism()};
+  ConvCandidates candidates;
+  std::unique_ptr<ConvPlan> made = describe(n, key.precision, candidates);
+  ConvAlgorithmChoice choice = choose(*made, candidates, rules);
+  if (!choice.algorithms) {
+    const std::string why = std::string("cuDNN has ") + choice.missing + " in " + to_string(key.precision) + " (" +
+                            device_where() + ")";
+    const auto fallback = conv_fallback_precision(key.precision);
+    if (!fallback) throw DeviceError(what() + ": " + why);
+    ConvCandidates fallback_candidates;
+    made = describe(n, *fallback, fallback_candidates);
+    choice = choose(*made, fallback_candidates, rules);
+    if (!choice.algorithms) {
+      throw DeviceError(what() + ": " + why + ", nor in " + to_string(*fallback) + ": " + choice.missing);
+    }
+    if (!fallback_reported_) {
+      std::fprintf(stderr, "dptrain: note: %s computes in %s: %s\n", what().c_str(), to_string(*fallback), why.c_str());
+      fallback_reported_ = true;
+    }
+  }
+  return plans_.insert(key, std::move(made));
 }
 
 void CudaConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
   if (n == 0) return;
-  plan(n);
+  const ConvPlan& p = plan(n);
+  const bool bf16 = p.compute == Precision::Bf16;
   cudnnHandle_t h = cuda_.cudnn();
   cudaStream_t stream = cuda_.stream();
   const Tensor& w = params_.at(0);
-  const void* x_in = bf16() ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
-  const void* w_in = bf16() ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
-  void* y_out = bf16() ? static_cast<void*>(y16_.reserve(y.num_elements())) : y.data();
+  const void* x_in = bf16 ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
+  const void* w_in = bf16 ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
+  void* y_out = bf16 ? static_cast<void*>(y16_.reserve(y.num_elements())) : y.data();
   const float one = 1.0f, zero = 0.0f;
-  DPTRAIN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, x_desc_.get(), x_in, w_desc_.get(), w_in, conv_desc_.get(),
-                                              fwd_algo_, workspace_.get(), workspace_bytes_, &zero, y_desc_.get(),
+  DPTRAIN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x.get(), x_in, p.w.get(), w_in, p.forward_conv.get(),
+                                              p.forward_algo, workspace_.get(), p.workspace_bytes, &zero, p.y.get(),
                                               y_out));
-  if (bf16()) y16_.cast_to(y.data(), y.num_elements(), stream);
+  if (bf16) y16_.cast_to(y.data(), y.num_elements(), stream);
   if (has_bias()) {
-    DPTRAIN_CUDNN_CHECK(
-        cudnnAddTensor(h, &one, bias_desc_.get(), params_.at(1).data(), &one, out_desc_.get(), y.data()));
+    DPTRAIN_CUDNN_CHECK(cudnnAddTensor(h, &one, bias_desc_.get(), params_.at(1).data(), &one, p.out.get(), y.data()));
   }
 }
 
 void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   if (n == 0) return;
-  plan(n);
+  const ConvPlan& p = plan(n);
+  const bool bf16 = p.compute == Precision::Bf16;
   cudnnHandle_t h = cuda_.cudnn();
   cudaStream_t stream = cuda_.stream();
   const Tensor& w = params_.at(0);
   Tensor& dw = grads_.at(0);
   const float one = 1.0f, zero = 0.0f;
   if (has_bias()) {
-    DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, out_desc_.get(), dy.data(), &zero, bias_desc_.get(),
+    DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.out.get(), dy.data(), &zero, bias_desc_.get(),
                                                      grads_.at(1).data()));
   }
   // Everything below runs in order on one stream, so each bf16 copy may be reused once read.
-  const void* x_in = bf16() ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
-  const void* dy_in =
-      bf16() ? y16_.cast_from(dy.data(), dy.num_elements(), stream) : static_cast<const void*>(dy.data());
-  void* dw_out = bf16() ? static_cast<void*>(w16_.reserve(dw.num_elements())) : dw.data();
-  DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, x_desc_.get(), x_in, y_desc_.get(), dy_in,
-                                                     conv_desc_.get(), bwd_filter_algo_, workspace_.get(),
-                                                     workspace_bytes_, &zero, w_desc_.get(), dw_out));
-  if (bf16()) w16_.cast_to(dw.data(), dw.num_elements(), stream);
+  const void* x_in = bf16 ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
+  const void* dy_in = bf16 ? y16_.cast_from(dy.data(), dy.num_elements(), stream) : static_cast<const void*>(dy.data());
+  void* dw_out = bf16 ? static_cast<void*>(w16_.reserve(dw.num_elements())) : dw.data();
+  DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x.get(), x_in, p.y.get(), dy_in, p.filter_conv.get(),
+                                                     p.filter_algo, workspace_.get(), p.workspace_bytes, &zero,
+                                                     p.w.get(), dw_out));
+  if (bf16) w16_.cast_to(dw.data(), dw.num_elements(), stream);
   if (!dx) return;
-  const void* w_in = bf16() ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
-  void* dx_out = bf16() ? static_cast<void*>(x16_.reserve(dx->num_elements())) : dx->data();
-  DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, w_desc_.get(), w_in, y_desc_.get(), dy_in,
-                                                   conv_desc_.get(), bwd_data_algo_, workspace_.get(),
-                                                   workspace_bytes_, &zero, x_desc_.get(), dx_out));
-  if (bf16()) x16_.cast_to(dx->data(), dx->num_elements(), stream);
+  const void* w_in = bf16 ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
+  void* dx_out = bf16 ? static_cast<void*>(x16_.reserve(dx->num_elements())) : dx->data();
+  DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w.get(), w_in, p.y.get(), dy_in, p.data_conv.get(),
+                                                   p.data_algo, workspace_.get(), p.workspace_bytes, &zero, p.x.get(),
+                                                   dx_out));
+  if (bf16) x16_.cast_to(dx->data(), dx->num_elements(), stream);
 }
 
 std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {

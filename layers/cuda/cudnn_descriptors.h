@@ -61,8 +61,11 @@ class ConvolutionDescriptor {
     DPTRAIN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(desc_, p, p, s, s, d, d, CUDNN_CROSS_CORRELATION,
                                                         CUDNN_DATA_FLOAT));
     DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(desc_, static_cast<int>(groups)));
-    DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionMathType(desc_, math));
+    set_math_type(math);
   }
+  // The math type an algorithm runs with: what the descriptor was set up with, or the one cuDNN
+  // reported for the algorithm chosen (cudnnConvolution*AlgoPerf_t::mathType), written back.
+  void set_math_type(cudnnMathType_t math) { DPTRAIN_CUDNN_CHECK(cudnnSetConvolutionMathType(desc_, math)); }
   cudnnConvolutionDescriptor_t get() const { return desc_; }
 
  private:

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/backend.h"
+#include "runtime/core/determinism.h"
 
 namespace dptrain {
 
@@ -17,6 +18,7 @@ struct BackendRequest {
   size_t workers_on_node = 1;  // workers sharing this node's devices
   size_t local_rank = 0;       // this worker's rank among them: the device it binds to
   Precision precision = Precision::Float32;
+  Determinism determinism = Determinism::Fastest;  // of the GPU's convolution algorithms; no effect on the CPU
 };
 
 // Names of the backends this build has: "cpu", then "cuda" in CUDA builds.
@@ -27,10 +29,10 @@ std::vector<std::string> built_backends();
 // prints and never throws.
 size_t visible_device_count(DeviceKind device, std::string* why = nullptr);
 
-// The backend for `device`, bound for this worker (for a GPU: the device of its local rank, with
-// its streams and library handles). UsageError when this build lacks the backend, when no device
-// is visible, when the node has more workers than devices, or when the backend cannot compute in
-// request.precision.
+// The backend for `device`, bound for this worker (for a GPU: gpu_for_worker's device, with its
+// streams and library handles). UsageError when this build lacks the backend, when no device is
+// visible, when several are and the node has more workers than devices, or when the backend cannot
+// compute in request.precision.
 std::unique_ptr<Backend> open_backend(DeviceKind device, const BackendRequest& request);
 
 // GPUs this process can use: visible_device_count(DeviceKind::CUDA, why).

@@ -21,9 +21,11 @@ class Context {
   // `num_threads` 0 means default_thread_count(workers_on_node). `local_rank` defaults to
   // local_rank_from_environment(). For CUDA, a UsageError when no GPU is visible or when this node
   // has more workers than GPUs. `precision` is the GPU's: the CPU computes float32 (tf32 is
-  // accepted there and changes nothing), and bf16 on the CPU is a UsageError.
+  // accepted there and changes nothing), and bf16 on the CPU is a UsageError. `determinism` limits
+  // the GPU's convolution algorithms (the CPU is deterministic either way).
   explicit Context(DeviceKind device = DeviceKind::CPU, size_t num_threads = 0, size_t workers_on_node = 1,
-                   std::optional<size_t> local_rank = std::nullopt, Precision precision = Precision::Float32);
+                   std::optional<size_t> local_rank = std::nullopt, Precision precision = Precision::Float32,
+                   Determinism determinism = Determinism::Fastest);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

@@ -123,7 +123,7 @@ std::string device_reason(const std::string& choice, const std::string& source) 
   return "auto: " + std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs") + " visible";
 }
 
-// name, seed, threads, device and precision.
+// name, seed, threads, device, precision and cudnn_deterministic.
 void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) {
   cfg.name = top.get_string("name", "run");
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
@@ -136,6 +136,7 @@ void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) 
     top.fail("precision", "bf16 runs on the GPU only, and this run's device is cpu (" + cfg.device_reason +
                               "): set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
   }
+  cfg.determinism = top.get_bool("cudnn_deterministic", false) ? Determinism::Required : Determinism::Fastest;
 }
 
 TrainSettings read_train(ConfigMap train) {

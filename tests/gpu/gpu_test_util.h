@@ -24,9 +24,12 @@ inline std::string no_gpu_reason() {
 }
 
 // Base of the tests that need a GPU: creates one CUDA Context for all of them, and skips every
-// test with "no CUDA device visible: <reason>" where there is none.
+// test with "no CUDA device visible: <reason>" where there is none. The context is destroyed by
+// GpuContextEnvironment when the tests are done.
 class GpuTest : public ::testing::Test {
  public:
+  // Destroys the shared context (its streams and cuDNN/cuBLAS handles), if there is one.
+  static void release_shared_context() { context().reset(); }
   // The shared context's CUDA backend (only once SetUp did not skip).
   static Backend& gpu() { return context()->backend(); }
   // The CPU backend, the oracle.
@@ -48,6 +51,17 @@ class GpuTest : public ::testing::Test {
     return shared;
   }
 };
+
+// Destroys the shared GPU context in gtest's global TearDown, after the last test and while the
+// CUDA runtime and the libraries are certainly loaded; at static destruction they may not be.
+class GpuContextEnvironment final : public ::testing::Environment {
+ public:
+  void TearDown() override { GpuTest::release_shared_context(); }
+};
+
+// Registered once per test program, before main runs the tests.
+inline ::testing::Environment* const kGpuContextEnvironment =
+    ::testing::AddGlobalTestEnvironment(new GpuContextEnvironment);
 
 // A host tensor of standard normal values drawn from `key`.
 inline Tensor random_host(const Shape& shape, uint64_t key) {

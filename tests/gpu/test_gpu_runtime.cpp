@@ -38,9 +38,16 @@ TEST(DeviceChoice, CudaWithoutAGpuIsAClearUsageError) {
   }
 }
 
-TEST(DeviceChoice, MoreWorkersThanGpusIsAClearUsageError) {
+// One visible GPU is each worker's own (Slurm --gpus-per-task=1); among several, more workers than
+// GPUs is an error.
+TEST(DeviceChoice, WorkersBeyondTheVisibleGpus) {
   const size_t gpus = visible_gpu_count();
   if (gpus == 0) GTEST_SKIP() << "no CUDA device visible: " << no_gpu_reason();
+  if (gpus == 1) {
+    Context context(DeviceKind::CUDA, 1, 4, 3);
+    EXPECT_EQ(cuda_context(context.backend()).ordinal(), 0u);
+    return;
+  }
   try {
     Context context(DeviceKind::CUDA, 1, gpus + 1, 0);
     FAIL() << "Context(cuda) accepted " << gpus + 1 << " workers on " << gpus << " GPUs";

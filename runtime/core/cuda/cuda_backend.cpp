@@ -6,6 +6,7 @@
 #include "runtime/core/cuda/batch_stager.h"
 #include "runtime/core/cuda/cuda_check.h"
 #include "runtime/core/cuda/kernels.h"
+#include "runtime/core/gpu_selection.h"
 
 namespace dptrain {
 
@@ -104,13 +105,8 @@ std::unique_ptr<Backend> open_cuda_backend(const BackendRequest& request) {
     throw UsageError("device 'cuda' was asked for but no CUDA device is visible (" + why +
                      "): set device: auto or cpu, or run on a machine with a GPU");
   }
-  if (request.workers_on_node > gpus || request.local_rank >= gpus) {
-    const size_t workers = std::max(request.workers_on_node, request.local_rank + 1);
-    throw UsageError(std::to_string(workers) + " workers on this node but only " + std::to_string(gpus) + " GPU" +
-                     (gpus == 1 ? "" : "s") + " visible: start at most one worker per GPU (mpirun --npernode " +
-                     std::to_string(gpus) + "), or set device: cpu");
-  }
-  return std::make_unique<CudaBackend>(request.local_rank, request.precision);
+  return std::make_unique<CudaBackend>(gpu_for_worker(gpus, request.workers_on_node, request.local_rank),
+                                       request.precision, request.determinism);
 }
 
 }  // namespace dptrain

@@ -16,7 +16,8 @@ namespace dptrain {
 class CudaBackend final : public Backend {
  public:
   // Binds this process to device `ordinal` (see CudaContext).
-  CudaBackend(size_t ordinal, Precision precision) : context_(ordinal, precision) {}
+  CudaBackend(size_t ordinal, Precision precision, Determinism determinism = Determinism::Fastest)
+      : context_(ordinal, precision, determinism) {}
 
   const char* name() const override { return "cuda"; }
   DeviceKind device() const override { return DeviceKind::CUDA; }
@@ -61,8 +62,9 @@ CudaContext& cuda_context(Backend& backend);
 // `why` then saying which.
 size_t cuda_device_count(std::string* why);
 
-// A CudaBackend on the GPU of request.local_rank. UsageError when no GPU is visible or when the
-// node has more workers than GPUs; bf16 on a GPU older than sm_80 as CudaContext says.
+// A CudaBackend on the GPU gpu_for_worker (gpu_selection.h) picks: the only visible one, else the
+// local rank's. UsageError when no GPU is visible or when several are and the node has more workers
+// than GPUs; bf16 on a GPU older than sm_80 as CudaContext says.
 std::unique_ptr<Backend> open_cuda_backend(const BackendRequest& request);
 
 }  // namespace dptrain

@@ -4,7 +4,8 @@
 
 namespace dptrain {
 
-CudaContext::CudaContext(size_t ordinal, Precision precision) : ordinal_(ordinal), precision_(precision) {
+CudaContext::CudaContext(size_t ordinal, Precision precision, Determinism determinism)
+    : ordinal_(ordinal), precision_(precision), determinism_(determinism) {
   DPTRAIN_CUDA_CHECK(cudaSetDevice(static_cast<int>(ordinal)));
   cudaDeviceProp props{};
   DPTRAIN_CUDA_CHECK(cudaGetDeviceProperties(&props, static_cast<int>(ordinal)));
@@ -16,6 +17,10 @@ CudaContext::CudaContext(size_t ordinal, Precision precision) : ordinal_(ordinal
     DPTRAIN_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     DPTRAIN_CUBLAS_CHECK(cublasCreate(&cublas_));
     DPTRAIN_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // cuBLAS sums without atomics unless allowed; say so where repeatable runs are asked for.
+    if (determinism_ == Determinism::Required) {
+      DPTRAIN_CUBLAS_CHECK(cublasSetAtomicsMode(cublas_, CUBLAS_ATOMICS_NOT_ALLOWED));
+    }
     DPTRAIN_CUDNN_CHECK(cudnnCreate(&cudnn_));
     DPTRAIN_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
     set_precision(precision_);
@@ -41,7 +46,8 @@ void CudaContext::release() noexcept {
 
 std::string CudaContext::describe() const {
   return name_ + " (device " + std::to_string(ordinal_) + ", sm_" + std::to_string(major_) + std::to_string(minor_) +
-         (precision_ == Precision::Float32 ? "" : std::string(", ") + to_string(precision_)) + ")";
+         (precision_ == Precision::Float32 ? "" : std::string(", ") + to_string(precision_)) +
+         (determinism_ == Determinism::Required ? ", deterministic" : "") + ")";
 }
 
 void CudaContext::set_precision(Precision precision) {
@@ -53,6 +59,12 @@ void CudaContext::set_precision(Precision precision) {
   // bf16 products choose tensor cores themselves (cublasGemmEx); the mode matters for float32 ones.
   DPTRAIN_CUBLAS_CHECK(cublasSetMathMode(
       cublas_, precision == Precision::Tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+
+CudaStream::CudaStream() { DPTRAIN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+
+CudaStream::~CudaStream() {
+  if (stream_) cudaStreamDestroy(stream_);
 }
 
 CudaEvent::CudaEvent() { DPTRAIN_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }

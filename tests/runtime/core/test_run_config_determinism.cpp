@@ -1,0 +1,48 @@
+// The `cudnn_deterministic` key: off by default, true asks for deterministic GPU algorithms only,
+// anything but a boolean is an error naming the file, line and key; the CPU accepts it unchanged.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "runtime/core/context.h"
+#include "runtime/core/errors.h"
+#include "runtime/core/run_config.h"
+#include "tests/runtime/core/run_config_test_util.h"
+
+namespace dptrain {
+namespace {
+
+const std::string kCpuConfig = "device: cpu\n" + run_config_test::kMinimalConfig;
+
+TEST(RunConfigDeterminism, DefaultsToTheFastestAlgorithms) {
+  EXPECT_EQ(RunConfig::parse(kCpuConfig, "demo.yaml").determinism, Determinism::Fastest);
+  EXPECT_EQ(RunConfig::parse(kCpuConfig + "cudnn_deterministic: false\n", "demo.yaml").determinism,
+            Determinism::Fastest);
+}
+
+TEST(RunConfigDeterminism, TrueAsksForDeterministicAlgorithms) {
+  EXPECT_EQ(RunConfig::parse(kCpuConfig + "cudnn_deterministic: true\n", "demo.yaml").determinism,
+            Determinism::Required);
+  EXPECT_EQ(RunConfig::parse(kCpuConfig, "demo.yaml", {"cudnn_deterministic=true"}).determinism, Determinism::Required);
+}
+
+TEST(RunConfigDeterminism, ANonBooleanNamesTheFileLineAndKey) {
+  try {
+    RunConfig::parse(kCpuConfig + "cudnn_deterministic: always\n", "demo.yaml");
+    FAIL() << "cudnn_deterministic: always was accepted";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("demo.yaml:15"), std::string::npos) << msg;  // the line it is on
+    EXPECT_NE(msg.find("cudnn_deterministic"), std::string::npos) << msg;
+  }
+}
+
+TEST(RunConfigDeterminism, TheCpuAcceptsItAndIsDeterministicAnyway) {
+  Context context(DeviceKind::CPU, 1, 1, 0, Precision::Float32, Determinism::Required);
+  EXPECT_EQ(context.describe_device(), "cpu");
+  EXPECT_STREQ(to_string(Determinism::Required), "deterministic");
+  EXPECT_STREQ(to_string(Determinism::Fastest), "fastest");
+}
+
+}  // namespace
+}  // namespace dptrain
