@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +38,12 @@ class GpuTest : public ::testing::Test {
   static Backend& cpu() {
     static CpuBackend backend;
     return backend;
+  }
+  // Labels on the device, as raw int32 bits inside a float tensor of the same byte size.
+  static Tensor device_labels(const std::vector<int32_t>& labels) {
+    Tensor bits({labels.size()});
+    std::memcpy(bits.data(), labels.data(), labels.size() * sizeof(int32_t));
+    return bits.to(gpu());
   }
 
  protected:

@@ -15,15 +15,7 @@
 namespace dptrain::testing {
 namespace {
 
-class GpuAsyncTest : public GpuTest {
- protected:
-  // Labels on the device, as raw int32 bits inside a float tensor of the same byte size.
-  static Tensor device_labels(const std::vector<int32_t>& labels) {
-    Tensor bits({labels.size()});
-    std::memcpy(bits.data(), labels.data(), labels.size() * sizeof(int32_t));
-    return bits.to(gpu());
-  }
-};
+class GpuAsyncTest : public GpuTest {};
 
 TEST_F(GpuAsyncTest, RunningLossSumsMatchTheCpuOverSeveralBatchesAndStartAgainAfterATake) {
   ConfigMap options = ConfigMap::parse("{type: softmax_cross_entropy}");

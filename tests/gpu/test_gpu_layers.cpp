@@ -112,15 +112,7 @@ TEST_P(GpuLayerTest, MatchesCpuForwardAndBackward) {
 INSTANTIATE_TEST_SUITE_P(AllLayers, GpuLayerTest, ::testing::ValuesIn(layer_cases()),
                          [](const ::testing::TestParamInfo<LayerCase>& info) { return info.param.name; });
 
-class GpuLossTest : public GpuTest {
- protected:
-  // Labels on the device, as raw int32 bits inside a float tensor of the same byte size.
-  static Tensor device_labels(const std::vector<int32_t>& labels) {
-    Tensor bits({labels.size()});
-    std::memcpy(bits.data(), labels.data(), labels.size() * sizeof(int32_t));
-    return bits.to(gpu());
-  }
-};
+class GpuLossTest : public GpuTest {};
 
 TEST_F(GpuLossTest, SoftmaxCrossEntropyMatchesCpu) {
   ConfigMap options = ConfigMap::parse("{type: softmax_cross_entropy}");

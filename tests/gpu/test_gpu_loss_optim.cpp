@@ -13,15 +13,7 @@
 namespace dptrain::testing {
 namespace {
 
-class GpuLossOptimTest : public GpuTest {
- protected:
-  // Labels on the device, as raw int32 bits inside a float tensor of the same byte size.
-  static Tensor device_labels(const std::vector<int32_t>& labels) {
-    Tensor bits({labels.size()});
-    std::memcpy(bits.data(), labels.data(), labels.size() * sizeof(int32_t));
-    return bits.to(gpu());
-  }
-};
+class GpuLossOptimTest : public GpuTest {};
 
 TEST_F(GpuLossOptimTest, LabelSmoothedLossMatchesCpu) {
   for (const char* yaml :
