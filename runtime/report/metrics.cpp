@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "runtime/core/errors.h"
@@ -76,7 +77,15 @@ void MetricsWriter::write(const MetricsRecord& record) {
   if (!out_) throw Error("--metrics " + path_ + ": write failed (disk full?)");
 }
 
+bool started_by_mpi_launcher() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    if (std::getenv(name)) return true;
+  }
+  return false;
+}
+
 ProgressStyle detect_progress_style(std::FILE* out) {
+  if (started_by_mpi_launcher()) return ProgressStyle::Plain;
   return isatty(fileno(out)) ? ProgressStyle::Terminal : ProgressStyle::Plain;
 }
 

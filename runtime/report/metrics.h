@@ -62,8 +62,13 @@ class ProgressReporter {
   bool drawn_ = false;
 };
 
-// Terminal when `out` is a terminal, Plain otherwise.
+// Terminal when `out` is a terminal and no MPI launcher started this process, Plain otherwise:
+// mpirun gives its ranks a pseudo-terminal even when its own output goes to a file, so a rank
+// cannot tell where its lines end up.
 ProgressStyle detect_progress_style(std::FILE* out);
+
+// Whether an MPI launcher (Open MPI's mpirun, or any PMIx or PMI one) started this process.
+bool started_by_mpi_launcher();
 
 // "1m05s", "12.3s": a duration for people.
 std::string format_duration(double seconds);

@@ -1,8 +1,13 @@
 // Metrics records and progress output.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/report/metrics.h"
 
@@ -15,6 +20,59 @@ std::string read_all(std::FILE* f) {
   char buf[512];
   while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
   return out;
+}
+
+// Sets (or, with nullopt, unsets) environment variables for the lifetime of the object.
+class ScopedEnvironment {
+ public:
+  void set(const char* name, std::optional<std::string> value) {
+    const char* old = std::getenv(name);
+    saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+    if (value) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnvironment() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second) {
+        setenv(it->first, it->second->c_str(), 1);
+      } else {
+        unsetenv(it->first);
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+
+TEST(Progress, AutoRedrawsOnlyOnATerminalNotStartedByAnMpiLauncher) {
+  ScopedEnvironment env;
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) env.set(name, std::nullopt);
+  std::FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  EXPECT_EQ(detect_progress_style(file), ProgressStyle::Plain);
+  std::fclose(file);
+
+  // A pseudo-terminal, as mpirun gives its ranks even when its own output goes to a file.
+  const int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0) << "posix_openpt failed";
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  std::FILE* terminal = std::fopen(ptsname(master), "w");
+  ASSERT_NE(terminal, nullptr);
+  EXPECT_EQ(detect_progress_style(terminal), ProgressStyle::Terminal);
+  EXPECT_FALSE(started_by_mpi_launcher());
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    ScopedEnvironment launched;
+    launched.set(name, "1");
+    EXPECT_TRUE(started_by_mpi_launcher()) << name;
+    EXPECT_EQ(detect_progress_style(terminal), ProgressStyle::Plain) << name;
+  }
+  std::fclose(terminal);
+  close(master);
 }
 
 TEST(MetricsRecord, WritesOneJsonObject) {
