@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/parse_number.h"
 #include "runtime/core/signals.h"
 
 namespace dptrain::launcher {
@@ -26,8 +27,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 
 // A positive decimal signal number; 0 for anything else.
 int parse_signal_number(const std::string& text) {
-  if (text.empty() || text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
-  return std::stoi(text);
+  return static_cast<int>(parse_decimal(text, 999).value_or(0));
 }
 
 }  // namespace

@@ -4,15 +4,18 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "launcher/supervisor/launch_command.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/parse_number.h"
 
 namespace dptrain::launcher {
 
@@ -20,8 +23,9 @@ namespace {
 
 // A non-negative count from `text` ("" or junk: nullopt-like 0 with ok = false).
 bool parse_count(const std::string& text, size_t* value) {
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
-  *value = std::stoul(text);
+  const std::optional<uint64_t> count = parse_decimal(text, SIZE_MAX);
+  if (!count) return false;
+  *value = static_cast<size_t>(*count);
   return true;
 }
 

@@ -5,15 +5,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/parse_number.h"
 
 namespace dptrain {
 
@@ -31,8 +34,10 @@ bool parse_checkpoint_name(const std::string& name, uint64_t* epoch, uint64_t* g
   static const std::regex pattern(R"(ckpt-e([0-9]{1,19})-s([0-9]{1,19})\.h5)");
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return false;
-  *epoch = std::stoull(match[1].str());
-  *global_step = std::stoull(match[2].str());
+  const std::optional<uint64_t> e = parse_decimal(match[1].str()), s = parse_decimal(match[2].str());
+  if (!e || !s) return false;
+  *epoch = *e;
+  *global_step = *s;
   return true;
 }
 
@@ -41,7 +46,9 @@ bool parse_temp_name(const std::string& name, long* pid) {
   static const std::regex pattern(R"(\.ckpt-.*\.h5\.tmp-([0-9]{1,9}))");
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return false;
-  *pid = std::stol(match[1].str());
+  const std::optional<uint64_t> number = parse_decimal(match[1].str());
+  if (!number) return false;
+  *pid = static_cast<long>(*number);
   return true;
 }
 
@@ -67,8 +74,9 @@ double process_start_seconds() {
       std::getline(proc_stat, line);
     }
     const long ticks = ::sysconf(_SC_CLK_TCK);
-    if (boot <= 0 || ticks <= 0) return 0.0;
-    return boot + std::stod(fields[19]) / static_cast<double>(ticks);
+    const std::optional<uint64_t> started = parse_decimal(fields[19]);
+    if (boot <= 0 || ticks <= 0 || !started) return 0.0;
+    return boot + static_cast<double>(*started) / static_cast<double>(ticks);
   }();
   return start;
 }

@@ -1,18 +1,17 @@
 #include "runtime/core/run_config.h"
 
+#include <cstdint>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "runtime/core/backend_registry.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/parse_number.h"
 
 namespace dptrain {
 
 namespace {
-
-bool is_index(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-}
 
 // Applies one "a.b.c=value" override to `root`; returns the dotted key as ConfigMap paths
 // spell it ("model[3].units" for "model.3.units").
@@ -43,15 +42,16 @@ std::string apply_override(YAML::Node& root, const std::string& assignment, cons
     const std::string& part = parts[i];
     const bool last = i + 1 == parts.size();
     if (node.IsSequence()) {
-      if (!is_index(part) || std::stoul(part) >= node.size()) {
+      const std::optional<uint64_t> index = parse_decimal(part);
+      if (!index || *index >= node.size()) {
         throw ConfigError("--set " + key + ": '" + path + "' is a list of " + std::to_string(node.size()) +
                           " entries; '" + part + "' is not an index into it");
       }
       path += "[" + part + "]";
       if (last) {
-        node[std::stoul(part)] = value;
+        node[static_cast<size_t>(*index)] = value;
       } else {
-        node.reset(node[std::stoul(part)]);
+        node.reset(node[static_cast<size_t>(*index)]);
       }
       continue;
     }

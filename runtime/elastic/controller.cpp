@@ -124,7 +124,10 @@ std::vector<size_t> ElasticController::vote_on_leavers(ElasticHost& host) {
   std::vector<double> votes(n, 0.0);
   if (leave_signal_ && leave_signal_->load() && !(me == 0 && refused_own_leave_)) votes[me] = 1;
   if (me == 0 && !dir_.run_dir().empty()) {
-    for (size_t r : dir_.take_leave_requests()) {
+    std::vector<std::string> rejected;
+    const std::vector<size_t> requests = dir_.take_leave_requests(&rejected);
+    for (const std::string& why : rejected) host.report().log("ignored a leave request: %s\n", why.c_str());
+    for (size_t r : requests) {
       if (r < n && !(r == 0 && refused_own_leave_)) {
         votes[r] = 1;
       } else if (r >= n) {

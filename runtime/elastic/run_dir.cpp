@@ -3,13 +3,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/parse_number.h"
 
 namespace fs = std::filesystem;
 
@@ -107,15 +110,26 @@ void ElasticDir::request_leave(size_t rank) const {
   write_atomically(path("requests/" + std::string(kLeavePrefix) + std::to_string(rank)), "leave\n");
 }
 
-std::vector<size_t> ElasticDir::take_leave_requests() const {
+std::vector<size_t> ElasticDir::take_leave_requests(std::vector<std::string>* rejected) const {
   std::vector<size_t> ranks;
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(path("requests"), error)) {
     const std::string name = entry.path().filename().string();
     if (name.rfind(kLeavePrefix, 0) != 0) continue;
-    const std::string number = name.substr(std::strlen(kLeavePrefix));
-    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos) continue;
-    ranks.push_back(std::stoul(number));
+    const std::optional<uint64_t> rank = parse_decimal(name.substr(std::strlen(kLeavePrefix)), SIZE_MAX);
+    if (!rank) {
+      const fs::path aside = path("requests/rejected");
+      fs::create_directories(aside, error);
+      fs::rename(entry.path(), aside / name, error);
+      if (error) fs::remove(entry.path(), error);
+      if (rejected) {
+        rejected->push_back(entry.path().string() + ": not a rank number (expected " + kLeavePrefix +
+                            "RANK, as `dptrain ctl leave --rank RANK` writes); " +
+                            (error ? std::string("removed") : "moved to " + (aside / name).string()) + ", ignored");
+      }
+      continue;
+    }
+    ranks.push_back(static_cast<size_t>(*rank));
     fs::remove(entry.path(), error);
   }
   std::sort(ranks.begin(), ranks.end());

@@ -34,8 +34,10 @@ class ElasticDir {
 
   // `dptrain ctl leave`: ask worker `rank` to leave at the next epoch boundary.
   void request_leave(size_t rank) const;
-  // The ranks asked to leave (the requests are removed as they are read).
-  std::vector<size_t> take_leave_requests() const;
+  // The ranks asked to leave (the requests are removed as they are read). A request file whose
+  // name holds no rank number (junk, or a number too large for one) is moved into
+  // requests/rejected/ and, with `rejected`, described there, so that it cannot stop the job again.
+  std::vector<size_t> take_leave_requests(std::vector<std::string>* rejected = nullptr) const;
   // Leave requests left over from an earlier run of the job are void.
   void clear_leave_requests() const;
 

@@ -180,6 +180,12 @@ TEST(RunConfigOverrides, MalformedSetIsRejected) {
             std::string::npos);
   EXPECT_NE(config_error([] { RunConfig::parse(kValid, "demo.yaml", {"model.7.units=3"}); }).find("not an index"),
             std::string::npos);
+  // An index past what any number type holds is a config error too, not an internal one.
+  for (const char* set : {"model.99999999999999999999.units=3", "model.-1.units=3", "model.+0.units=3"}) {
+    EXPECT_NE(config_error([set] { RunConfig::parse(kValid, "demo.yaml", {set}); }).find("not an index"),
+              std::string::npos)
+        << set;
+  }
   EXPECT_NE(config_error([] { RunConfig::parse(kValid, "demo.yaml", {"seed.x=3"}); }).find("is a value, not a mapping"),
             std::string::npos);
 }
