@@ -121,11 +121,12 @@ std::vector<size_t> ElasticDir::take_leave_requests(std::vector<std::string>* re
       const fs::path aside = path("requests/rejected");
       fs::create_directories(aside, error);
       fs::rename(entry.path(), aside / name, error);
-      if (error) fs::remove(entry.path(), error);
+      const bool moved = !error;
+      if (!moved) fs::remove(entry.path(), error);
       if (rejected) {
         rejected->push_back(entry.path().string() + ": not a rank number (expected " + kLeavePrefix +
                             "RANK, as `dptrain ctl leave --rank RANK` writes); " +
-                            (error ? std::string("removed") : "moved to " + (aside / name).string()) + ", ignored");
+                            (moved ? "moved to " + (aside / name).string() : std::string("removed")) + ", ignored");
       }
       continue;
     }
