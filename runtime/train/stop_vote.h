@@ -18,13 +18,9 @@ class StopVote {
   // `signal`: set to the signal number by this worker's handler; nullptr: never asked to stop.
   StopVote(const std::atomic<int>* signal, Deadline deadline);
 
-  // After a training step: `metrics` holds this worker's loss sum, correct predictions and
-  // samples, and afterwards the sums over all workers; the stop flags travel in the same
-  // all-reduce. True when any worker was asked to stop. Collective with several workers.
-  bool after_step(double (&metrics)[3], Communicator& comm, Timeline* timeline) {
-    return after_step(metrics, 3, comm, timeline);
-  }
-  // The same with `count` values of this worker's in `metrics`, summed over all workers.
+  // After a training step: `metrics` holds `count` values of this worker's (the step's loss sums,
+  // see StepMetrics), and afterwards their sums over all workers; the stop flags travel in the
+  // same all-reduce. True when any worker was asked to stop. Collective with several workers.
   bool after_step(double* metrics, size_t count, Communicator& comm, Timeline* timeline);
   // At an epoch boundary: true when any worker was asked to stop. Collective with several workers.
   bool at_epoch_boundary(Communicator& comm);

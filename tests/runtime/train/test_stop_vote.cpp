@@ -41,13 +41,13 @@ TEST(StopVote, NobodyAskedMeansTrainOn) {
   std::atomic<int> signal{0};
   StopVote vote(&signal, kDeadline);
   double metrics[3] = {2.5, 3, 4};
-  EXPECT_FALSE(vote.after_step(metrics, comm, nullptr));
+  EXPECT_FALSE(vote.after_step(metrics, 3, comm, nullptr));
   EXPECT_EQ(metrics[0], 2.5);
   EXPECT_EQ(metrics[2], 4);
   EXPECT_FALSE(vote.at_epoch_boundary(comm));
   EXPECT_EQ(vote.stopped_by(), 0);
   StopVote never(nullptr, kDeadline);  // no signal handler at all
-  EXPECT_FALSE(never.after_step(metrics, comm, nullptr));
+  EXPECT_FALSE(never.after_step(metrics, 3, comm, nullptr));
   EXPECT_FALSE(never.at_epoch_boundary(comm));
 }
 
@@ -56,7 +56,7 @@ TEST(StopVote, OwnSignalStopsAndIsNamed) {
   std::atomic<int> signal{SIGINT};
   StopVote vote(&signal, kDeadline);
   double metrics[3] = {1, 1, 1};
-  EXPECT_TRUE(vote.after_step(metrics, comm, nullptr));
+  EXPECT_TRUE(vote.after_step(metrics, 3, comm, nullptr));
   EXPECT_EQ(vote.stopped_by(), SIGINT);
   StopVote at_boundary(&signal, kDeadline);
   EXPECT_TRUE(at_boundary.at_epoch_boundary(comm));
@@ -68,7 +68,7 @@ TEST(StopVote, APeersRequestStopsThisWorkerTooAndIsNamedAsThePeersSignal) {
   std::atomic<int> signal{0};
   StopVote vote(&signal, kDeadline);
   double metrics[3] = {0.5, 1, 8};
-  EXPECT_TRUE(vote.after_step(metrics, comm, nullptr));
+  EXPECT_TRUE(vote.after_step(metrics, 3, comm, nullptr));
   EXPECT_EQ(comm.sums, 1u);  // the flag travels with the step's metrics
   EXPECT_EQ(metrics[0], 2.0);
   EXPECT_EQ(metrics[1], 3.0);
@@ -100,7 +100,7 @@ TEST(StopVote, MetricsAreSummedWhenNobodyStops) {
   PeerCommunicator comm({1, 2, 3, 0, 0, 0});
   StopVote vote(nullptr, kDeadline);
   double metrics[3] = {1, 1, 1};
-  EXPECT_FALSE(vote.after_step(metrics, comm, nullptr));
+  EXPECT_FALSE(vote.after_step(metrics, 3, comm, nullptr));
   EXPECT_EQ(metrics[2], 4.0);
   EXPECT_FALSE(vote.at_epoch_boundary(comm));
   EXPECT_EQ(vote.stopped_by(), 0);
