@@ -4,10 +4,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <thread>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/fault_hooks.h"
 #include "runtime/elastic/controller.h"
 
 namespace dptrain::launcher {
@@ -15,15 +15,6 @@ namespace dptrain::launcher {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-#ifdef DPTRAIN_FAULT_INJECTION
-// A test hook, built only with -DDPTRAIN_FAULT_INJECTION=ON: DPTRAIN_FAULT=NAME makes this worker
-// die at the point called NAME.
-bool fault(const char* name) {
-  const char* value = std::getenv("DPTRAIN_FAULT");
-  return value != nullptr && std::strcmp(value, name) == 0;
-}
-#endif
 
 }  // namespace
 
@@ -82,9 +73,7 @@ std::string ElasticController::join(ElasticHost& host, std::chrono::seconds wait
   members.insert(members.end(), own.begin(), own.end());
   current_->stop_monitoring();
   adopt(host, std::move(next), std::move(members));
-#ifdef DPTRAIN_FAULT_INJECTION
-  if (fault("exit-in-handover")) std::_Exit(9);
-#endif
+  if (fault_hooks::armed("exit-in-handover")) std::_Exit(9);  // a test hook: die in the hand-over
   const std::string problem = host.hand_over();
   if (!problem.empty()) throw ConfigError("the job in " + dir_.run_dir() + " did not take this worker: " + problem);
   epoch_ = host.position().epoch;

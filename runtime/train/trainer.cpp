@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <sstream>
+#include <thread>
 
 #include "comm/device_communicator.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/fault_hooks.h"
 #include "runtime/data/augment.h"
 #include "runtime/data/batch_loader.h"
 #include "runtime/data/epoch_plan.h"
@@ -218,7 +220,11 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   size_t s = t.first_step;
   double (&sums)[3] = t.sums;  // loss sum, correct, samples (all workers)
   metrics_->start(start);
+  // A test hook: DPTRAIN_FAULT=step-floor-us=N makes every step last at least N microseconds, so
+  // that tests which join and leave between epochs get epochs long enough on any machine.
+  const std::optional<uint64_t> step_floor_us = fault_hooks::value("step-floor-us");
   while (s < t.steps && !stop) {
+    const auto step_start = Clock::now();
     TimelineSpan step_span(options_.timeline, "step", "train");
     step_span.arg("step", static_cast<double>(position_.global_step)).arg("epoch", static_cast<double>(epoch + 1));
     TimelineSpan data_wait(options_.timeline, "data wait", "data", TimelineTrack::Data);
@@ -227,6 +233,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
     if (s + 1 < t.steps) loader.prefetch(plan.slice(s + 1, rank, world), epoch);
     if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
     const LossStats stats = train_step(batch, epoch, plan.batch_size(s));
+    if (step_floor_us) std::this_thread::sleep_until(step_start + std::chrono::microseconds(*step_floor_us));
     position_.step_in_epoch = ++s;
     // Every worker learns of a stop request at the same step; the loss sums travel along.
     double step_sums[StepMetrics::kSlots];

@@ -53,8 +53,7 @@ const std::string kStableModel = R"(model:
   - {type: softmax_cross_entropy}
 )";
 
-// One to two seconds an epoch with two or three workers (by default); `samples` and `train` set
-// the data set's size and the train section.
+// `samples` and `train` set the data set's size and the train section.
 std::string config_text(const std::string& dir, const std::string& elastic, size_t samples,
                         const std::string& train) {
   return R"(name: elastic
@@ -69,15 +68,21 @@ checkpoint: {dir: )" + dir + R"(}
 elastic: )" + elastic + "\n";
 }
 
-// One elastic job's folder, config and ompi-server.
+// One elastic job's folder, config and ompi-server. Every step of the job lasts at least
+// kEpochSeconds / steps per epoch (a test hook), so that on any machine a joiner comes in and a
+// leave request is served while epochs remain.
 class ElasticRun {
  public:
-  ElasticRun(const std::string& name, const std::string& elastic, size_t samples = 48000,
-             const std::string& train = "{batch_size: 25, epochs: 4}")
-      : temp_(name) {
+  static constexpr double kEpochSeconds = 2.0;
+
+  ElasticRun(const std::string& name, const std::string& elastic, size_t samples = 48000, size_t batch = 25,
+             size_t epochs = 4)
+      : temp_(name),
+        step_floor_us_(static_cast<size_t>(kEpochSeconds * 1e6 * static_cast<double>(batch) / static_cast<double>(samples))) {
     run_dir_ = temp_.path() + "/run";
     fs::create_directories(run_dir_);
     config_ = temp_.path() + "/elastic.yaml";
+    const std::string train = "{batch_size: " + std::to_string(batch) + ", epochs: " + std::to_string(epochs) + "}";
     std::ofstream(config_) << config_text(run_dir_, elastic, samples, train);
     server_ = std::make_unique<Background>(kEnv + "ompi-server --no-daemonize -r " + uri(), temp_.path() + "/server.log");
     wait_until([&] { return fs::exists(uri()); }, 20);
@@ -95,7 +100,7 @@ class ElasticRun {
   // `options`: more options for `dptrain train`.
   std::unique_ptr<Background> start_job(size_t workers, const std::string& options = "") const {
     return std::make_unique<Background>(
-        mpirun(workers) + "train " + config_ + " --progress off --metrics " + path("metrics.jsonl") + options,
+        mpirun(workers, "DPTRAIN_FAULT=step-floor-us=" + std::to_string(step_floor_us_) + " ") + "train " + config_ + " --progress off --metrics " + path("metrics.jsonl") + options,
         path("job.log"));
   }
   std::unique_ptr<Background> start_joiner(size_t workers, const std::string& log, const std::string& env = "") const {
@@ -126,6 +131,7 @@ class ElasticRun {
 
  private:
   TempDir temp_;
+  size_t step_floor_us_;
   std::string run_dir_;
   std::string config_;
   std::unique_ptr<Background> server_;
@@ -196,9 +202,8 @@ TEST(ElasticE2E, TwoToThreeToTwoWorkersFollowsTheFixedTwoWorkerTrajectory) {
 // With --timeline, a worker that joins records from its hand-over on, one that leaves sends its
 // events to rank 0 first, and the merged file has a track for every worker the run had.
 TEST(ElasticE2E, TheTimelineHasATrackForEveryWorkerThatJoinedOrLeft) {
-  constexpr size_t kSamples = 24000, kBatch = 200, kEpochs = 8, kStepsPerEpoch = kSamples / kBatch;
-  ElasticRun run("elastic-timeline", "{enabled: true, max_workers: 3}", kSamples,
-                 "{batch_size: " + std::to_string(kBatch) + ", epochs: " + std::to_string(kEpochs) + "}");
+  constexpr size_t kSamples = 24000, kBatch = 200, kEpochs = 6, kStepsPerEpoch = kSamples / kBatch;
+  ElasticRun run("elastic-timeline", "{enabled: true, max_workers: 3}", kSamples, kBatch, kEpochs);
   auto job = run.start_job(2, " --timeline " + run.path("timeline.json"));
   ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
   auto joiner = run.start_joiner(1, "joiner.log");
