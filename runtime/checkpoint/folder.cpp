@@ -41,9 +41,10 @@ bool parse_checkpoint_name(const std::string& name, uint64_t* epoch, uint64_t* g
   return true;
 }
 
-// The pid in the name of a checkpoint writer's temporary file, ".ckpt-...h5.tmp-PID"; false for any other name.
+// The pid in the name of a checkpoint writer's temporary file, ".ckpt-...h5.tmp-PID-RANDOM" (or ".ckpt-...h5.tmp-PID"
+// from versions before the random part); false for any other name.
 bool parse_temp_name(const std::string& name, long* pid) {
-  static const std::regex pattern(R"(\.ckpt-.*\.h5\.tmp-([0-9]{1,9}))");
+  static const std::regex pattern(R"(\.ckpt-.*\.h5\.tmp-([0-9]{1,9})(-[a-z0-9]{1,32})?)");
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return false;
   const std::optional<uint64_t> number = parse_decimal(match[1].str());

@@ -13,6 +13,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/format.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/data/hdf5_util.h"
 
 namespace dptrain {
@@ -209,17 +210,6 @@ class Writer {
   std::string path_;
 };
 
-// Flushes `file` to disk; CheckpointError naming `path` otherwise.
-void sync_file(const std::string& file, const std::string& path) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    const std::string reason = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    throw CheckpointError(path, "cannot sync " + file + " to disk (" + reason + ")" + kNothingWritten);
-  }
-  ::close(fd);
-}
-
 }  // namespace
 
 std::string checkpoint_file_name(uint64_t epoch, uint64_t global_step) {
@@ -243,17 +233,17 @@ void write_checkpoint(const std::string& path, const CheckpointState& state) {
   if (fs::is_directory(out, ec)) {
     throw CheckpointError(path, "is a folder; remove it or choose another name" + std::string(kNothingWritten));
   }
-  const std::string temp = (folder / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
-  fs::remove(temp, ec);  // a leftover of an earlier process that had this pid
   try {
-    Writer(path).write_file(temp, state);
-    sync_file(temp, path);
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      throw CheckpointError(path, "cannot rename " + temp + " to it (" + std::strerror(errno) + ")" + kNothingWritten);
-    }
-  } catch (...) {
-    fs::remove(temp, ec);
+    // Created exclusively and owner-only first, so that HDF5's truncating open below writes into this
+    // new file and never into one planted at the name; the mode stays 0600.
+    PrivateTempFile temp(path);
+    temp.close();
+    Writer(path).write_file(temp.path(), state);
+    temp.publish();
+  } catch (const CheckpointError&) {
     throw;
+  } catch (const Error& e) {
+    throw CheckpointError(path, e.what() + std::string(kNothingWritten));
   }
   // Makes the rename durable. The file itself is already on disk, and without this the folder at worst
   // shows the previous checkpoint after a power loss, so a folder that cannot be synced is no error.
@@ -265,10 +255,10 @@ void write_checkpoint(const std::string& path, const CheckpointState& state) {
 }
 
 std::string save_checkpoint(const std::string& dir, const CheckpointState& state) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    throw CheckpointError(dir, "cannot create the checkpoint folder (" + ec.message() + ")" + kNothingWritten);
+  try {
+    make_private_directories(dir);
+  } catch (const Error& e) {
+    throw CheckpointError(dir, "cannot create the checkpoint folder (" + std::string(e.what()) + ")" + kNothingWritten);
   }
   const std::string path = (fs::path(dir) / checkpoint_file_name(state.epoch, state.global_step)).string();
   write_checkpoint(path, state);
