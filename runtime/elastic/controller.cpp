@@ -163,7 +163,10 @@ ElasticController::Decision ElasticController::decide(ElasticHost& host, size_t 
   size_t total = remaining;
   while (true) {
     if (e.enabled) {
-      for (JoinRequest& request : read_join_requests(dir_, std::chrono::seconds(15))) {
+      std::vector<std::string> rejected;
+      std::vector<JoinRequest> requests = read_join_requests(dir_, std::chrono::seconds(15), &rejected);
+      for (const std::string& why : rejected) host.report().log("ignored a join request: %s\n", why.c_str());
+      for (JoinRequest& request : requests) {
         const size_t k = request.workers.size();
         if (e.max_workers != 0 && total + k > e.max_workers) {
           const std::string reason = "refused: the job has " + std::to_string(total) + " worker(s) and elastic.max_workers is " +

@@ -33,7 +33,9 @@ std::string ElasticController::ask_to_join(std::chrono::seconds wait) {
       std::fflush(stdout);
       auto touched = Clock::now();
       while (true) {
-        std::optional<std::string> got = take_join_answer(dir_, name);
+        std::vector<std::string> rejected;
+        std::optional<std::string> got = take_join_answer(dir_, name, &rejected);
+        for (const std::string& why : rejected) std::fprintf(stderr, "dptrain join: ignored an answer: %s\n", why.c_str());
         if (got && *got != "pending") {
           answer = *got;
           break;
