@@ -8,6 +8,7 @@
 
 #include "comm/mpi/mpi_communicator.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 
 namespace dptrain::launcher {
 
@@ -28,11 +29,15 @@ Workers::~Workers() {
 }
 
 std::FILE* Workers::open_rank_log(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError("--log-dir " + dir + ": cannot create the folder: " + ec.message());
   const std::string path = (std::filesystem::path(dir) / ("rank-" + std::to_string(rank()) + ".log")).string();
-  rank_log_ = std::fopen(path.c_str(), "a");
+  try {
+    make_private_directories(dir);
+    const int fd = open_private_append(path);  // owner-only, never through a symlink
+    rank_log_ = ::fdopen(fd, "a");
+    if (!rank_log_) ::close(fd);
+  } catch (const Error& e) {
+    throw UsageError("--log-dir " + dir + ": " + e.what());
+  }
   if (!rank_log_) throw UsageError("--log-dir: cannot open " + path + " for writing: " + std::strerror(errno));
   return rank_log_;
 }

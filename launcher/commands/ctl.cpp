@@ -3,11 +3,13 @@
 
 #include "launcher/commands/elastic_commands.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/elastic/run_dir.h"
 
 namespace dptrain::launcher {
 
 int run_ctl_leave(const CtlArgs& args) {
+  check_private_folder(args.run_dir, "--run-dir");
   const ElasticDir dir(args.run_dir);
   const std::vector<WorkerInfo> members = dir.read_members();
   if (members.empty()) {

@@ -12,6 +12,7 @@
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/core/run_config.h"
 #include "runtime/elastic/controller.h"
 #include "runtime/report/timeline.h"
@@ -48,6 +49,7 @@ int run_join(const JoinArgs& args, Workers& workers) {
                      args.run_dir + "/ompi-server.uri dptrain join --run-dir " + args.run_dir);
   }
   if (!args.log_dir.empty()) workers.open_rank_log(args.log_dir);
+  check_private_folder(args.run_dir, "--run-dir");
   const ElasticDir dir(args.run_dir);
   if (!dir.port()) {
     throw UsageError(args.run_dir + " has no running elastic job (" + dir.path("port") +

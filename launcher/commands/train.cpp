@@ -12,6 +12,7 @@
 #include "launcher/workers.h"
 #include "runtime/core/context.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/core/run_config.h"
 #include "runtime/elastic/controller.h"
 #include "runtime/report/timeline.h"
@@ -29,12 +30,22 @@ ProgressStyle progress_style(const std::string& choice) {
   return ProgressStyle::Off;
 }
 
+// Refuses, before anything is trained, a checkpoint.dir or elastic.run_dir that other users can write: they
+// could plant requests or replace checkpoints there. Folders that do not exist yet are created owner-only later.
+void check_run_folders(const RunConfig& config) {
+  check_private_folder(config.checkpoint.dir, config.file + ": checkpoint.dir");
+  if (config.elastic.run_dir != config.checkpoint.dir) {
+    check_private_folder(config.elastic.run_dir, config.file + ": elastic.run_dir");
+  }
+}
+
 }  // namespace
 
 int run_train(const TrainArgs& args, Workers& workers) {
   if (!args.log_dir.empty()) workers.open_rank_log(args.log_dir);
   if (!args.timeline.empty() && workers.rank() == 0) check_timeline_path(args.timeline);
   RunConfig config = RunConfig::load(args.config, args.overrides);
+  check_run_folders(config);
   if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
   const Deadline deadline(static_cast<int64_t>(config.comm.timeout_seconds * 1000));
   const std::string world = workers.describe(config.threads, deadline);

@@ -16,6 +16,7 @@
 #include "launcher/supervisor/slots.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/core/run_config.h"
 #include "runtime/core/signals.h"
 #include "runtime/report/metrics.h"
@@ -57,9 +58,7 @@ JobPlan plan_job(const LaunchArgs& args, const RunConfig& config) {
   plan.executable = fs::read_symlink("/proc/self/exe").string();
   plan.checkpoint_dir = config.checkpoint.dir;
   plan.status_path = (fs::path(config.checkpoint.dir) / "launch-status").string();
-  std::error_code ec;
-  fs::create_directories(config.checkpoint.dir, ec);
-  if (ec) throw ConfigError("checkpoint.dir " + config.checkpoint.dir + ": cannot create the folder: " + ec.message());
+  prepare_private_folder(config.checkpoint.dir, args.config + ": checkpoint.dir");
   available_slots(args);  // a hostfile that cannot be read is a mistake to report now
   return plan;
 }
@@ -90,10 +89,7 @@ class Supervisor {
   // ompi-server runs for as long as the supervisor does; restarted when it died.
   void keep_name_server() {
     if (name_server_ && !name_server_->exited()) return;
-    std::error_code ec;
-    fs::create_directories(config_.elastic.run_dir, ec);
-    if (ec)
-      throw ConfigError("elastic.run_dir " + config_.elastic.run_dir + ": cannot create the folder: " + ec.message());
+    prepare_private_folder(config_.elastic.run_dir, args_.config + ": elastic.run_dir");
     const std::string uri_file = (fs::path(config_.elastic.run_dir) / "ompi-server.uri").string();
     name_server_ = start_name_server(plan_, uri_file);
     plan_.ompi_server = "file:" + uri_file;

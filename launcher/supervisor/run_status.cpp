@@ -5,10 +5,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include "runtime/core/errors.h"
 #include "runtime/core/parse_number.h"
+#include "runtime/core/private_files.h"
 #include "runtime/core/signals.h"
 
 namespace dptrain::launcher {
@@ -78,24 +78,17 @@ std::optional<RunStatus> parse_run_status(const std::string& line) {
 
 void write_run_status(const std::string& path, const RunStatus& status) {
   if (path.empty()) return;
-  const std::string temporary = path + ".tmp." + std::to_string(getpid());
-  const std::string text = to_string(status) + "\n";
-  std::FILE* out = std::fopen(temporary.c_str(), "w");
-  bool ok = out && std::fwrite(text.data(), 1, text.size(), out) == text.size();
-  if (out) ok = (std::fflush(out) == 0) && (fsync(fileno(out)) == 0) && ok;
-  if (out) ok = (std::fclose(out) == 0) && ok;
-  if (ok) ok = std::rename(temporary.c_str(), path.c_str()) == 0;
-  if (!ok) {
-    std::fprintf(stderr, "dptrain: warning: --exit-status %s: cannot write it (%s)\n", path.c_str(),
-                 std::strerror(errno));
-    std::remove(temporary.c_str());
+  try {
+    write_private_file(path, to_string(status) + "\n");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dptrain: warning: --exit-status %s: cannot write it (%s)\n", path.c_str(), e.what());
   }
 }
 
 std::optional<RunStatus> read_run_status(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) return std::nullopt;
+  const std::optional<std::string> text = read_small_file(path, 64 * 1024);
+  if (!text || text->empty()) return std::nullopt;
+  std::string line = text->substr(0, text->find('\n'));
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
   return parse_run_status(line);
 }

@@ -101,6 +101,15 @@ void check_private_folder(const std::string& path, const std::string& what) {
   }
 }
 
+void prepare_private_folder(const std::string& path, const std::string& what) {
+  check_private_folder(path, what);
+  try {
+    make_private_directories(path);
+  } catch (const Error& e) {
+    throw ConfigError(what + " " + path + ": " + e.what());
+  }
+}
+
 std::string temp_name_prefix(const std::string& final_path) {
   const fs::path target(final_path);
   return "." + target.filename().string() + ".tmp-";

@@ -27,6 +27,10 @@ void make_private_directories(const std::string& path);
 // `what` says where the folder was named, e.g. "configs/x.yaml: checkpoint.dir".
 void check_private_folder(const std::string& path, const std::string& what);
 
+// check_private_folder, then make_private_directories: the folder a run writes into, refused when others
+// can write it and created owner-only when missing. ConfigError "WHAT PATH: ..." either way.
+void prepare_private_folder(const std::string& path, const std::string& what);
+
 // The mode bits (07777) of `path` itself (lstat), or nullopt when it does not exist.
 std::optional<mode_t> path_mode(const std::string& path);
 

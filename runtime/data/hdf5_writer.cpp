@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/data/hdf5_util.h"
 
 namespace dptrain {
@@ -126,7 +127,7 @@ void write_file(const std::string& temp, const Dataset& train, const Dataset& te
                 const std::string& source, const WriteTarget& target) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Hdf5Quiet quiet;
-  H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, target,
+  H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, target,
                           "create the temporary file " + temp);
   write_split(file.get(), "/train", train, "training", chunk, target);
   write_split(file.get(), "/test", test, "test", chunk, target);
@@ -137,15 +138,6 @@ void write_file(const std::string& temp, const Dataset& train, const Dataset& te
   write_strings_attribute(file.get(), "source", {source}, true, target);
   write_int_attribute(file.get(), "dptrain_data_format", 1, target);
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0 || !file.close()) target.fail("cannot finish the file");
-}
-
-void fsync_file(const std::string& path, const WriteTarget& target) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw DataError(target.path + ": cannot sync " + path + " to disk; nothing was written to " + target.path);
-  }
-  ::close(fd);
 }
 
 }  // namespace
@@ -174,18 +166,21 @@ Hdf5WriteSummary write_hdf5_splits(const std::string& path, const Dataset& train
   if (chunk == 0) chunk = std::max<size_t>(1, kChunkBytes / num_elements(shape));
   chunk = std::max<size_t>(1, std::min(chunk, std::max(train.size(), test.size())));
 
-  const std::string temp = (folder / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
-  fs::remove(temp, ec);
   try {
-    write_file(temp, train, test, chunk, options.source, target);
-    fsync_file(temp, target);
-    fs::rename(temp, out);
-  } catch (const fs::filesystem_error& e) {
-    fs::remove(temp, ec);
-    throw DataError(path + ": cannot move the finished file into place (" + e.what() + "); nothing was written");
-  } catch (...) {
-    fs::remove(temp, ec);
+    // Created exclusively (a planted file or symlink at the name is never opened) and then filled by HDF5's
+    // truncating open; readable as the umask allows, like any file made for others to read.
+    PrivateTempFile temp(path, FileAccess::Umask);
+    temp.close();
+    write_file(temp.path(), train, test, chunk, options.source, target);
+    try {
+      temp.publish();
+    } catch (const Error& e) {
+      throw DataError(path + ": cannot move the finished file into place (" + e.what() + "); nothing was written");
+    }
+  } catch (const DataError&) {
     throw;
+  } catch (const Error& e) {
+    throw DataError(std::string(e.what()) + "; nothing was written to " + path);
   }
   // Make the rename itself durable; the data is already safe, so a folder that cannot be synced is no error.
   const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 
 namespace dptrain {
 
@@ -66,15 +67,26 @@ std::string MetricsRecord::to_json() const {
   return out + "}";
 }
 
-MetricsWriter::MetricsWriter(const std::string& path) : out_(path, std::ios::app), path_(path) {
-  if (!out_) throw UsageError("--metrics " + path + ": cannot open for writing (check that the folder exists)");
+MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
+  int fd = -1;
+  try {
+    fd = open_private_append(path);
+  } catch (const Error& e) {
+    throw UsageError("--metrics " + std::string(e.what()) + "; check that the folder exists");
+  }
+  out_.reset(::fdopen(fd, "a"));
+  if (!out_) {
+    ::close(fd);
+    throw UsageError("--metrics " + path + ": cannot open for writing");
+  }
 }
 
 void MetricsWriter::write(const MetricsRecord& record) {
-  if (!out_.is_open()) return;
-  out_ << record.to_json() << '\n';
-  out_.flush();
-  if (!out_) throw Error("--metrics " + path_ + ": write failed (disk full?)");
+  if (!out_) return;
+  const std::string line = record.to_json() + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), out_.get()) != line.size() || std::fflush(out_.get()) != 0) {
+    throw Error("--metrics " + path_ + ": write failed (disk full?)");
+  }
 }
 
 bool started_by_mpi_launcher() {

@@ -3,7 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,16 +23,20 @@ class MetricsRecord {
   std::vector<std::pair<std::string, std::string>> fields_;  // key, JSON-encoded value
 };
 
-// Appends records to a .jsonl file, one object a line, flushed after each so a crash loses none.
+// Appends records to a .jsonl file, one object a line, flushed after each so a crash loses none. A new
+// file is created owner-only; a symlink or FIFO at the path is refused.
 class MetricsWriter {
  public:
   MetricsWriter() = default;  // writes nothing
   explicit MetricsWriter(const std::string& path);
   void write(const MetricsRecord& record);
-  bool enabled() const { return out_.is_open(); }
+  bool enabled() const { return out_ != nullptr; }
 
  private:
-  std::ofstream out_;
+  struct Close {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
+  std::unique_ptr<std::FILE, Close> out_;
   std::string path_;
 };
 

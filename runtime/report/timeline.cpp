@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "runtime/core/errors.h"
 #include "runtime/core/host.h"
+#include "runtime/core/private_files.h"
 
 namespace dptrain {
 
@@ -251,15 +253,6 @@ void TimelineSpan::end() {
   timeline_ = nullptr;
 }
 
-namespace {
-
-std::string temp_path_for(const std::string& path) {
-  const std::filesystem::path p(path);
-  return (p.parent_path() / ("." + p.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
-}
-
-}  // namespace
-
 void check_timeline_path(const std::string& path) {
   const std::filesystem::path p(path);
   if (path.empty() || p.filename().empty()) {
@@ -270,22 +263,25 @@ void check_timeline_path(const std::string& path) {
     throw UsageError("--timeline " + path + ": is a folder; give a file name, e.g. --timeline " +
                      (p / "timeline.json").string());
   }
-  const std::string temp = temp_path_for(path);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    const std::string folder = p.parent_path().empty() ? "." : p.parent_path().string();
-    throw UsageError("--timeline " + path + ": cannot write in " + folder + " (" + std::strerror(errno) +
-                     "); choose a path in a writable folder that exists");
+  try {
+    PrivateTempFile probe(path);  // removed again at once
+  } catch (const Error& e) {
+    throw UsageError("--timeline " + std::string(e.what()) + "; choose a path in a writable folder that exists");
   }
-  ::close(fd);
-  std::filesystem::remove(temp, ec);
 }
 
 size_t write_timeline_file(const std::vector<std::string>& all, size_t world_size, const std::string& path) {
-  const std::string temp = temp_path_for(path);
-  std::FILE* file = std::fopen(temp.c_str(), "w");
+  std::unique_ptr<PrivateTempFile> temp;
+  try {
+    temp = std::make_unique<PrivateTempFile>(path);
+  } catch (const Error& e) {
+    throw UsageError("--timeline " + std::string(e.what()));
+  }
+  const int fd = ::dup(temp->fd());
+  std::FILE* file = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
   if (!file) {
-    throw UsageError("--timeline " + path + ": cannot create " + temp + ": " + std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+    throw UsageError("--timeline " + path + ": cannot write " + temp->path() + ": " + std::strerror(errno));
   }
   size_t events = 0;
   std::string ranks;
@@ -309,18 +305,16 @@ size_t write_timeline_file(const std::vector<std::string>& all, size_t world_siz
                "\"ranks\": [\n%s\n]}\n",
                DPTRAIN_VERSION, world_size, all.size(), ranks.c_str());
   const bool write_failed = std::ferror(file) != 0;
-  const bool sync_failed = std::fflush(file) != 0 || ::fsync(fileno(file)) != 0;
+  const bool flush_failed = std::fflush(file) != 0;
   const int saved = errno;
   std::fclose(file);
-  std::error_code ec;
-  if (write_failed || sync_failed) {
-    std::filesystem::remove(temp, ec);
-    throw UsageError("--timeline " + path + ": writing " + temp + " failed: " + std::strerror(saved));
+  if (write_failed || flush_failed) {
+    throw UsageError("--timeline " + path + ": writing " + temp->path() + " failed: " + std::strerror(saved));
   }
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::filesystem::remove(temp, ec);
-    throw UsageError("--timeline " + path + ": cannot rename " + temp + " into place: " + ec.message());
+  try {
+    temp->publish();
+  } catch (const Error& e) {
+    throw UsageError("--timeline " + std::string(e.what()));
   }
   return events;
 }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/train/run_report.h"
 
 namespace dptrain {
@@ -53,9 +54,7 @@ void CheckpointPolicy::check_folder_for_new_run(const std::string& config_file) 
   const std::string& dir = settings_.dir;
   if (dir.empty()) return;
   const std::string where = config_file + ": checkpoint.dir '" + dir + "'";
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw ConfigError(where + ": cannot create the folder (" + ec.message() + "); choose a writable folder");
+  prepare_private_folder(dir, config_file + ": checkpoint.dir");  // owner-only when created
   const std::vector<CheckpointFile> existing = list_checkpoints(dir);
   if (!existing.empty()) {
     throw ConfigError(where + " already holds " + std::to_string(existing.size()) + " checkpoint(s) of an earlier run " +
@@ -63,11 +62,11 @@ void CheckpointPolicy::check_folder_for_new_run(const std::string& config_file) 
                       "checkpoint.dir, or move them away to start from the beginning");
   }
   // Fail now rather than after the first epoch.
-  const std::string probe = (fs::path(dir) / (".dptrain-write-test-" + std::to_string(::getpid()))).string();
-  std::FILE* file = std::fopen(probe.c_str(), "w");
-  if (!file) throw ConfigError(where + ": cannot write into the folder; choose a writable folder");
-  std::fclose(file);
-  fs::remove(probe, ec);
+  try {
+    PrivateTempFile probe((fs::path(dir) / ".dptrain-write-test").string());  // removed again at once
+  } catch (const Error&) {
+    throw ConfigError(where + ": cannot write into the folder; choose a writable folder");
+  }
 }
 
 std::string CheckpointPolicy::write(const CheckpointState& state, RunReport& report) {
