@@ -1,12 +1,15 @@
 // RunStatus: the one serializer and parser of the status file between `dptrain train` and `dptrain launch`.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include "launcher/supervisor/run_status.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "tests/test_util.h"
 
 namespace dptrain::launcher {
@@ -76,6 +79,19 @@ TEST(RunStatus, WrittenAtomicallyAndReadBack) {
   EXPECT_EQ(test_util::read_file(path), "refused: bad config\n");
   std::ofstream(path) << "something else\n";
   EXPECT_FALSE(read_run_status(path).has_value());
+}
+
+TEST(RunStatus, OwnerOnlyAndNeverWrittenThroughAPlantedSymlink) {
+  test_util::TempDir dir;
+  const std::string path = dir.file("launch-status");
+  std::ofstream(dir.file("victim")) << "precious\n";
+  std::filesystem::create_symlink(dir.file("victim"), path);
+  std::filesystem::create_symlink(dir.file("victim"), path + ".tmp." + std::to_string(::getpid()));
+  EXPECT_FALSE(read_run_status(path).has_value());  // a symlink is not read either
+  write_run_status(path, RunStatus::completed());
+  EXPECT_EQ(test_util::read_file(dir.file("victim")), "precious\n");
+  EXPECT_EQ(test_util::read_file(path), "completed\n");
+  EXPECT_EQ(path_mode(path).value_or(0), 0600u);
 }
 
 }  // namespace

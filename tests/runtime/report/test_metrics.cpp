@@ -5,11 +5,16 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/report/metrics.h"
+#include "tests/test_util.h"
 
 namespace dptrain {
 namespace {
@@ -47,6 +52,22 @@ class ScopedEnvironment {
  private:
   std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
 };
+
+TEST(MetricsWriter, AppendsToAnOwnerOnlyFileAndRefusesASymlink) {
+  test_util::TempDir dir;
+  const std::string path = dir.file("metrics.jsonl");
+  {
+    MetricsWriter writer(path);
+    writer.write(MetricsRecord("epoch").add("loss", 0.5));
+  }
+  MetricsWriter(path).write(MetricsRecord("epoch").add("loss", 0.25));
+  EXPECT_EQ(test_util::read_file(path), "{\"event\": \"epoch\", \"loss\": 0.5}\n{\"event\": \"epoch\", \"loss\": 0.25}\n");
+  EXPECT_EQ(path_mode(path).value_or(0), 0600u);
+  std::ofstream(dir.file("victim")) << "precious\n";
+  std::filesystem::create_symlink(dir.file("victim"), dir.file("link.jsonl"));
+  EXPECT_THROW(MetricsWriter(dir.file("link.jsonl")), UsageError);
+  EXPECT_EQ(test_util::read_file(dir.file("victim")), "precious\n");
+}
 
 TEST(Progress, AutoRedrawsOnlyOnATerminalNotStartedByAnMpiLauncher) {
   ScopedEnvironment env;

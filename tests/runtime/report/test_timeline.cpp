@@ -13,6 +13,7 @@
 #include "comm/reducer.h"
 #include "comm/timeline_merge.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/private_files.h"
 #include "runtime/report/timeline.h"
 #include "tests/json_value.h"
 #include "tests/test_util.h"
@@ -141,6 +142,22 @@ TEST(Timeline, MergedFileIsAChromeTraceWithNamedProcessAndThreads) {
   size_t files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file();
   EXPECT_EQ(files, 1u);
+}
+
+TEST(TimelinePath, TheFileIsOwnerOnlyAndAPlantedSymlinkIsNotFollowed) {
+  SingleProcessCommunicator comm;
+  Timeline timeline;
+  start_timeline(timeline, comm, std::chrono::seconds(1));
+  const std::string dir = temp_dir("symlink");
+  const std::string path = dir + "/trace.json";
+  std::ofstream(dir + "/victim") << "precious\n";
+  std::filesystem::create_symlink(dir + "/victim", path);
+  std::filesystem::create_symlink(dir + "/victim", dir + "/.trace.json.tmp-" + std::to_string(::getpid()));
+  check_timeline_path(path);
+  write_merged_timeline(timeline, comm, path, std::chrono::seconds(5));
+  EXPECT_EQ(read_file(dir + "/victim"), "precious\n");
+  EXPECT_FALSE(std::filesystem::is_symlink(path));
+  EXPECT_EQ(path_mode(path).value_or(0), 0600u);
 }
 
 TEST(TimelinePath, AMissingFolderOrAFolderIsRefusedWithThePath) {
