@@ -61,7 +61,8 @@ TEST(MetricsWriter, AppendsToAnOwnerOnlyFileAndRefusesASymlink) {
     writer.write(MetricsRecord("epoch").add("loss", 0.5));
   }
   MetricsWriter(path).write(MetricsRecord("epoch").add("loss", 0.25));
-  EXPECT_EQ(test_util::read_file(path), "{\"event\": \"epoch\", \"loss\": 0.5}\n{\"event\": \"epoch\", \"loss\": 0.25}\n");
+  EXPECT_EQ(test_util::read_file(path),
+            "{\"event\": \"epoch\", \"loss\": 0.5}\n{\"event\": \"epoch\", \"loss\": 0.25}\n");
   EXPECT_EQ(path_mode(path).value_or(0), 0600u);
   std::ofstream(dir.file("victim")) << "precious\n";
   std::filesystem::create_symlink(dir.file("victim"), dir.file("link.jsonl"));
