@@ -8,18 +8,21 @@
 #include "tests/fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const dptrain::fuzz::MemoryFile file(data, size);
+  const dptrain::fuzz::TempFile file(data, size);
   try {
     (void)dptrain::read_checkpoint(file.path(), dptrain::CheckpointContents::Everything);
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
+    dptrain::fuzz::refused(error);
   }
   try {
     (void)dptrain::verify_checkpoint(file.path());
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
+    dptrain::fuzz::refused(error);
   }
   try {
     (void)dptrain::checkpoint_layout(file.path());
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
+    dptrain::fuzz::refused(error);
   }
   return 0;
 }

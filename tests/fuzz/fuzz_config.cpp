@@ -7,6 +7,7 @@
 
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
+#include "tests/fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string yaml(reinterpret_cast<const char*>(data), size);
@@ -27,8 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     dptrain::RunConfig config = dptrain::RunConfig::parse(yaml, "fuzz.yaml", overrides);
     (void)config;
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
     // A refused config is the expected outcome; a crash, a leak or another exception type is not.
+    dptrain::fuzz::refused(error);
   }
   return 0;
 }

@@ -10,7 +10,7 @@
 #include "tests/fuzz/fuzz_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const dptrain::fuzz::MemoryFile file(data, size);
+  const dptrain::fuzz::TempFile file(data, size);
   dptrain::Hdf5Source source;
   source.file = file.path();
   try {
@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < std::min<size_t>(set.size(), 3); ++i) set.get(i, sample.data(), &label);
     if (set.size() > 3) set.get(set.size() - 1, sample.data(), &label);
     (void)set.describe();
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
+    dptrain::fuzz::refused(error);
   }
   return 0;
 }

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const dptrain::IdxArray array = dptrain::read_idx(file.path());
     if (dptrain::num_elements(array.dims) != array.data.size()) __builtin_trap();  // the reader's promise
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
+    dptrain::fuzz::refused(error);
   }
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "runtime/core/errors.h"
 #include "runtime/elastic/run_dir.h"
+#include "tests/fuzz/fuzz_file.h"
 
 namespace fs = std::filesystem;
 
@@ -59,7 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)dptrain::launcher::read_join_requests(run.dir, std::chrono::seconds(3600));
     (void)dptrain::launcher::parse_join_request(name, text);
     (void)run.dir.read_members();
-  } catch (const dptrain::Error&) {
+  } catch (const dptrain::Error& error) {
+    dptrain::fuzz::refused(error);
   }
   std::error_code error;
   for (const auto& entry : fs::directory_iterator(requests, error)) fs::remove_all(entry.path(), error);
