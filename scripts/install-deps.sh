@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ninja-build
+  clang libclang-rt-14-dev libomp-14-dev  # the sanitizer build and its fuzz targets (ASan, UBSan, libFuzzer; cmake/sanitize.cmake)
   libyaml-cpp-dev          # configs
   libhdf5-dev hdf5-tools   # checkpoints, h5dump for tests
   libopenmpi-dev openmpi-bin

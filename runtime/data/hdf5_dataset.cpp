@@ -231,6 +231,15 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
   if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     std::vector<hsize_t> chunk_dims(dims.size());
     if (H5Pget_chunk(dcpl.get(), static_cast<int>(dims.size()), chunk_dims.data()) >= 0) chunk = chunk_dims[0];
+    // A chunk wider than the image, or of a gigabyte, is damage that HDF5 would read past its buffers.
+    bool fits = chunk >= 1 && chunk <= (size_t{1} << 30) / std::max<size_t>(1, sample_bytes);
+    for (size_t d = 1; d < dims.size(); ++d) fits = fits && chunk_dims[d] >= 1 && chunk_dims[d] <= dims[d];
+    if (!fits) {
+      std::string shape;
+      for (size_t d = 0; d < dims.size(); ++d) shape += (d ? ", " : "") + std::to_string(chunk_dims[d]);
+      throw DataError(where_images + ": chunks of (" + shape + ") do not fit the dataset's samples; the file is " +
+                      "damaged: convert the data again (dptrain data convert)");
+    }
   }
   block_ = std::max<size_t>(1, chunk * std::max<size_t>(1, kBlockBytes / std::max<size_t>(1, chunk * sample_bytes)));
   block_ = std::max<size_t>(1, std::min(block_, size_));

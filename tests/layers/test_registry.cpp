@@ -96,7 +96,8 @@ TEST(LayerRegistry, BadValuesNameTheKey) {
       {"{type: max_pool2d, kernel: 2, padding: 2}", "'padding'"},
   };
   for (const auto& [yaml, key] : cases) {
-    const std::string msg = config_error([&] { make_layer(yaml, {2, 8, 8}); });
+    const std::string& text = yaml;  // a lambda may not capture a structured binding before C++20 (clang)
+    const std::string msg = config_error([&] { make_layer(text, {2, 8, 8}); });
     EXPECT_TRUE(contains(msg, key)) << yaml << " -> " << msg;
   }
 }
