@@ -84,8 +84,8 @@ MemoryBudget memory_budget() {
   take_smaller(&budget, available, 0, "available physical memory");
   const std::string cgroup = cgroup_dir();
   if (!cgroup.empty()) {
-    take_smaller(&budget, cgroup_value(cgroup + "/memory.max"), zero_if_unknown(cgroup_value(cgroup + "/memory.current")),
-                 "the cgroup's memory.max");
+    take_smaller(&budget, cgroup_value(cgroup + "/memory.max"),
+                 zero_if_unknown(cgroup_value(cgroup + "/memory.current")), "the cgroup's memory.max");
   }
   take_smaller(&budget, rlimit_of(RLIMIT_AS), zero_if_unknown(proc_kb("/proc/self/status", "VmSize")), "ulimit -v");
   take_smaller(&budget, rlimit_of(RLIMIT_DATA), zero_if_unknown(proc_kb("/proc/self/status", "VmData")), "ulimit -d");

@@ -112,10 +112,10 @@ void check_stored(hid_t dataset, size_t logical_bytes, const std::string& where,
                   size_t file_bytes) {
   size_t stored = 0;
   if (hdf5_storage_holds(dataset, logical_bytes, &stored)) return;
-  throw DataError(where + " declares shape " + dims_text(dims) + " (" + byte_size_text(logical_bytes) +
-                  "), but the file stores only " + byte_size_text(stored) + " of it (the file holds " +
-                  byte_size_text(file_bytes) +
-                  "); the file is damaged or was not written completely (write it again, e.g. with dptrain data convert)");
+  throw DataError(
+      where + " declares shape " + dims_text(dims) + " (" + byte_size_text(logical_bytes) +
+      "), but the file stores only " + byte_size_text(stored) + " of it (the file holds " + byte_size_text(file_bytes) +
+      "); the file is damaged or was not written completely (write it again, e.g. with dptrain data convert)");
 }
 
 std::vector<float> per_channel(const std::vector<float>& v, const char* key, size_t channels,

@@ -60,8 +60,7 @@ bool hdf5_storage_holds(hid_t dataset, size_t logical_bytes, size_t* stored) {
   H5Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
   const int filters = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
   H5Eclear2(H5E_DEFAULT);
-  const size_t can_hold =
-      filters > 0 && *stored <= SIZE_MAX / kMaxFilterRatio ? *stored * kMaxFilterRatio : *stored;
+  const size_t can_hold = filters > 0 && *stored <= SIZE_MAX / kMaxFilterRatio ? *stored * kMaxFilterRatio : *stored;
   return logical_bytes <= can_hold;
 }
 

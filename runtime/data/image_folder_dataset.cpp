@@ -63,9 +63,9 @@ ImageFolder::ImageFolder(std::string dir, const ImageFolderOptions& options) : d
   }
   if (s[1] > kMaxImageSide || s[2] > kMaxImageSide || s[1] * s[2] > kMaxImagePixels) {
     throw ShapeError("image folder " + dir_ + ": data.shape " + to_string(s) + " asks for images of " +
-                     std::to_string(s[1]) + " x " + std::to_string(s[2]) + " pixels, more than dptrain decodes (at most " +
-                     std::to_string(kMaxImageSide) + " a side and " + std::to_string(kMaxImagePixels) +
-                     " in all); lower data.shape");
+                     std::to_string(s[1]) + " x " + std::to_string(s[2]) +
+                     " pixels, more than dptrain decodes (at most " + std::to_string(kMaxImageSide) + " a side and " +
+                     std::to_string(kMaxImagePixels) + " in all); lower data.shape");
   }
   sample_bytes_ = checked_bytes({s[0], s[1], s[2]}, "one image of data.shape " + to_string(s), "data.shape");
   scan();
@@ -123,14 +123,15 @@ void ImageFolder::decode_all() {
   size_t threads = options_.threads > 0 ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min({threads, n, size_t{16}});
   if (cache) {
-    reserve(n * sample_bytes_, "the decoded images of " + dir_ + " (" + std::to_string(n) + " of data.shape " +
-                                   to_string(s) + ", kept as they fit in data.cache_mb)",
+    reserve(n * sample_bytes_,
+            "the decoded images of " + dir_ + " (" + std::to_string(n) + " of data.shape " + to_string(s) +
+                ", kept as they fit in data.cache_mb)",
             "data.cache_mb");
     cache_.assign(n * sample_bytes_, 0);
   } else {
     reserve(checked_bytes({threads, sample_bytes_}, "the decoding buffers", "data.shape"),
-            "the decoding buffers of " + dir_ + " (" + std::to_string(threads) + " images of data.shape " + to_string(s) +
-                ")",
+            "the decoding buffers of " + dir_ + " (" + std::to_string(threads) + " images of data.shape " +
+                to_string(s) + ")",
             "data.shape");
   }
   std::vector<std::string> errors(n);  // why image i failed, or empty

@@ -58,7 +58,6 @@ bool refuse_size(CodecMessage* message, ImageCodec codec, uint64_t width, uint64
   return true;
 }
 
-
 // ---- PNG -----------------------------------------------------------------------------------------
 
 // The bytes libpng reads from, and how far it got.

@@ -207,8 +207,9 @@ TEST(ImageFolderTraining, AHugeDataShapeIsOneMessageNamingItNotACrash) {
   recipe.per_class = 3;
   recipe.size = 8;
   write_image_folder(dir.path() / "images", recipe);
-  const CommandResult r = run_command(kBinary + " train " + kTutorial + " --set data.dir=" +
-                                      (dir.path() / "images").string() + " --set 'data.shape=[3,100000,100000]'");
+  const CommandResult r =
+      run_command(kBinary + " train " + kTutorial + " --set data.dir=" + (dir.path() / "images").string() +
+                  " --set 'data.shape=[3,100000,100000]'");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("data.shape"));
   EXPECT_THAT(r.output, HasSubstr("asks for images of 100000 x 100000 pixels, more than dptrain decodes"));

@@ -18,15 +18,15 @@
 namespace dptrain {
 namespace {
 
-using ::testing::HasSubstr;
 using test_util::error_of;
+using ::testing::HasSubstr;
 
 // A fresh folder under the system temp dir, removed when the test ends.
 struct TempFolder {
   TempFolder() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = std::filesystem::temp_directory_path() / ("dptrain_budget_" + std::string(info->name()) + "_" +
-                                                     std::to_string(getpid()));
+    path = std::filesystem::temp_directory_path() /
+           ("dptrain_budget_" + std::string(info->name()) + "_" + std::to_string(getpid()));
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }
@@ -58,8 +58,9 @@ TEST(MemoryBudget, AnAllocationBeyondItNamesWhatHowMuchAndTheKey) {
 TEST(MemoryBudget, ProductsThatOverflowAreAnAllocationError) {
   EXPECT_EQ(checked_bytes({3, 4, 5}, "x", "data.shape"), 60u);
   EXPECT_EQ(checked_bytes({0, std::numeric_limits<size_t>::max(), 2}, "x", "data.shape"), 0u);
-  const std::string msg = error_of<AllocationError>(
-      [] { checked_bytes({size_t{1} << 40, size_t{1} << 40}, "one image of data.shape", "data.shape"); });
+  const std::string msg = error_of<AllocationError>([] {
+    checked_bytes({size_t{1} << 40, size_t{1} << 40}, "one image of data.shape", "data.shape");
+  });
   EXPECT_THAT(msg, HasSubstr("one image of data.shape: its size overflows"));
 }
 

@@ -24,12 +24,12 @@
 namespace dptrain {
 namespace {
 
-using ::testing::HasSubstr;
+using test_util::error_of;
 using testing::Gzip;
+using ::testing::HasSubstr;
 using testing::idx_bytes;
 using testing::ScratchDir;
 using testing::write_file;
-using test_util::error_of;
 
 // ---- IDX -------------------------------------------------------------------------------------------
 
@@ -71,9 +71,8 @@ TEST(BoundedIdx, ADirectoryOrADeviceAsTheFileIsNamedAtOnce) {
 TEST(BoundedIdx, ADirectoryNamedByTheConfigNamesTheKey) {
   ScratchDir dir;
   std::filesystem::create_directories(dir.file("train-images"));
-  ConfigMap top = ConfigMap::parse("data:\n  type: idx\n  dir: " + dir.path().string() +
-                                       "\n  train_images: train-images\n",
-                                   "run.yaml");
+  ConfigMap top = ConfigMap::parse(
+      "data:\n  type: idx\n  dir: " + dir.path().string() + "\n  train_images: train-images\n", "run.yaml");
   ConfigMap data = top.get_map("data");
   const std::string msg = error_of<DataError>([&] { make_datasets(data, 1); });
   EXPECT_THAT(msg, HasSubstr(dir.file("train-images") + ": is a directory, not a file (named by"));
@@ -220,9 +219,8 @@ TEST(BoundedImages, AHugeDataShapeForAnImageFolderNamesDataShape) {
   EXPECT_THAT(error_of<ShapeError>([&] { ImageFolder(dir.path().string(), options); }),
               HasSubstr("data.shape (3, 100000, 100000) asks for images of 100000 x 100000 pixels"));
 
-  ConfigMap top = ConfigMap::parse("data:\n  type: image_folder\n  dir: " + dir.path().string() +
-                                       "\n  shape: [3, 100000, 100000]\n",
-                                   "run.yaml");
+  ConfigMap top = ConfigMap::parse(
+      "data:\n  type: image_folder\n  dir: " + dir.path().string() + "\n  shape: [3, 100000, 100000]\n", "run.yaml");
   ConfigMap data = top.get_map("data");
   const std::string msg = error_of<ConfigError>([&] { make_datasets(data, 1); });
   EXPECT_THAT(msg, HasSubstr("data.shape"));
