@@ -1,5 +1,7 @@
 #include "comm/completion_watchdog.h"
 
+#include <exception>
+#include <string>
 #include <utility>
 
 #include "runtime/core/errors.h"
@@ -23,6 +25,7 @@ CompletionWatchdog::~CompletionWatchdog() {
 void CompletionWatchdog::watch(Done done, Clock::time_point deadline, std::string what) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (thread_error_) std::rethrow_exception(thread_error_);
     if (!failure_.empty()) throw CommError(failure_);
     watched_.push_back({std::move(done), deadline, std::move(what)});
   }
@@ -84,6 +87,7 @@ void CompletionWatchdog::fail(const std::string& failure) {
 
 void CompletionWatchdog::check() const {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (thread_error_) std::rethrow_exception(thread_error_);
   if (!failure_.empty()) throw CommError(failure_);
 }
 
@@ -98,6 +102,28 @@ size_t CompletionWatchdog::pending() const {
 }
 
 void CompletionWatchdog::run() {
+  try {
+    serve();
+  } catch (...) {  // kept for check() and watch() on the waiting threads, never out of this one
+    std::string failure = "the completion watchdog stopped";
+    try {
+      std::rethrow_exception(std::current_exception());
+    } catch (const std::exception& e) {
+      failure += std::string(": ") + e.what();
+    } catch (...) {
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      thread_error_ = std::current_exception();
+    }
+    try {
+      fail(failure);  // nothing watches the pending operations any more: abort them
+    } catch (...) {
+    }
+  }
+}
+
+void CompletionWatchdog::serve() {
   if (hooks_.on_thread_start) hooks_.on_thread_start();
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {

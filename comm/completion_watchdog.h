@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -67,7 +68,9 @@ class CompletionWatchdog {
   };
   // Records `failure` and aborts the transport, once.
   void fail(const std::string& failure);
+  // The thread: serve() until stopped; what escapes it is kept in thread_error_ and aborts the transport.
   void run();
+  void serve();
 
   Hooks hooks_;
   std::chrono::microseconds period_;
@@ -75,6 +78,7 @@ class CompletionWatchdog {
   std::condition_variable wake_;
   std::vector<Watched> watched_;
   std::string failure_;
+  std::exception_ptr thread_error_;  // what stopped the thread; check() and watch() rethrow it
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -44,8 +44,17 @@ int run_as_worker(const Dispatch& dispatch, launcher::Workers& workers, const st
     workers.fail(e.what(), 1);
     return 1;
   } catch (const std::bad_alloc& e) {
-    record(e, "out of memory");
-    workers.fail("out of memory (try a smaller train.batch_size)", 1);
+    // Batch-sized buffers are checked before they are allocated (AllocationError names the key): this
+    // one was not, so nothing says the batch is the cause.
+    std::string command = "dptrain";
+    for (const auto& entry : dispatch) {
+      if (entry.first->parsed()) command += " " + entry.first->get_name();
+    }
+    const std::string message = "out of memory while running " + command +
+                                " (an allocation outside the checked buffers failed; free memory or raise the "
+                                "memory limit, or use a smaller data set or model)";
+    record(e, message);
+    workers.fail(message.c_str(), 1);
     return 1;
   } catch (const std::exception& e) {
     const std::string message = std::string("internal error: ") + e.what();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <exception>
 #include <thread>
 
 #include "comm/mpi/peer_monitor.h"
@@ -113,13 +114,15 @@ struct MpiCommunicator::Task {
   std::mutex mutex;
   std::condition_variable done;
   std::atomic<int> state{Pending};
-  std::string error;  // set before state becomes Failed
-  CommTiming timing;  // set by the collective thread before state leaves Pending
+  std::string error;             // set before state becomes Failed
+  std::exception_ptr exception;  // what the collective thread threw, other than a CommError; rethrown by the waiter
+  CommTiming timing;             // set by the collective thread before state leaves Pending
 
-  void finish(State s, std::string message = {}) {
+  void finish(State s, std::string message = {}, std::exception_ptr thrown = nullptr) {
     {
       std::lock_guard<std::mutex> lock(mutex);
       error = std::move(message);
+      exception = std::move(thrown);
       state.store(s, std::memory_order_release);
     }
     done.notify_all();
@@ -130,7 +133,10 @@ namespace {
 
 bool ThreadedRequest::test() {
   const int state = task_->state.load(std::memory_order_acquire);
-  if (state == MpiCommunicator::Task::Failed) throw CommError(task_->error);
+  if (state == MpiCommunicator::Task::Failed) {
+    if (task_->exception) std::rethrow_exception(task_->exception);
+    throw CommError(task_->error);
+  }
   return state == MpiCommunicator::Task::Done;
 }
 
@@ -289,6 +295,7 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
     queue->in_mpi = true;
     lock.unlock();
     std::string error;
+    std::exception_ptr thrown;
     task->timing.start = Clock::now();
     try {
       for (size_t first = 0; first < task->count; first += kMaxCount) {
@@ -297,11 +304,14 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
       }
     } catch (const CommError& e) {
       error = e.what();
+    } catch (...) {  // handed to the waiting thread, never out of this one
+      error = "the collective thread failed";
+      thrown = std::current_exception();
     }
     task->timing.end = Clock::now();
     lock.lock();
     queue->in_mpi = false;
-    task->finish(error.empty() ? Task::Done : Task::Failed, error);
+    task->finish(error.empty() ? Task::Done : Task::Failed, error, thrown);
   }
 }
 

@@ -107,6 +107,7 @@ std::vector<LostPeer> PeerMonitor::lost() const {
 void PeerMonitor::check(const std::string& what) const {
   if (!any_lost()) return;
   std::lock_guard<std::mutex> lock(lost_mutex_);
+  if (thread_error_) std::rethrow_exception(thread_error_);
   if (lost_.empty()) {
     throw CommError(mpi_where() + ": heartbeats failed (" + failure_ + ") while waiting in " + what);
   }
@@ -158,6 +159,10 @@ void PeerMonitor::run() {
   } catch (const CommError& e) {
     std::lock_guard<std::mutex> lock(lost_mutex_);
     failure_ = e.what();
+    any_lost_.store(true, std::memory_order_release);
+  } catch (...) {  // anything else is handed to the next check() on a waiting thread, never out of this one
+    std::lock_guard<std::mutex> lock(lost_mutex_);
+    thread_error_ = std::current_exception();
     any_lost_.store(true, std::memory_order_release);
   }
 }

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -97,6 +98,7 @@ class PeerMonitor {
   mutable std::mutex lost_mutex_;
   std::vector<LostPeer> lost_;         // under lost_mutex_
   std::string failure_;                // under lost_mutex_: an MPI error of the monitor itself
+  std::exception_ptr thread_error_;    // under lost_mutex_: anything else that stopped the heartbeat thread
   std::atomic<bool> any_lost_{false};  // lost_ or failure_ is not empty
 };
 

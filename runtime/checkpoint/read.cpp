@@ -1,5 +1,7 @@
 // Reading and checking checkpoints: every failure becomes a CheckpointError that names the file,
 // what is wrong with it and what to do.
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -7,6 +9,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/format.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 #include "runtime/data/hdf5_util.h"
 
 namespace dptrain {
@@ -173,6 +176,26 @@ class Reader {
   }
   [[noreturn]] void invalid(const std::string& what) const { throw CheckpointError(path_, what); }
 
+  // Refuses, before anything is allocated for it, a dataset of `shape` values of `value_bytes` each that
+  // the file does not store (a shape far larger than its data) or that memory cannot take; returns the
+  // number of values.
+  size_t check_declared(hid_t dataset, const Shape& shape, size_t value_bytes, const std::string& where) const {
+    size_t values = 1;
+    for (size_t d : shape) {
+      if (d != 0 && values > SIZE_MAX / d / std::max<size_t>(value_bytes, 1)) {
+        invalid("dataset " + where + " has shape " + to_string(shape) + ", too large to address" + kDamaged);
+      }
+      values *= d;
+    }
+    size_t stored = 0;
+    if (!hdf5_storage_holds(dataset, values * value_bytes, &stored)) {
+      invalid("dataset " + where + " has shape " + to_string(shape) + " (" + byte_size_text(values * value_bytes) +
+              "), but the file stores only " + byte_size_text(stored) + " of it" + kDamaged);
+    }
+    reserve(values * value_bytes, "dataset " + where + " of checkpoint " + path_, "");
+    return values;
+  }
+
   H5Handle check(hid_t id, H5Handle::Closer closer, const std::string& what) const {
     if (id < 0) fail("cannot " + what);
     return H5Handle(id, closer);
@@ -281,6 +304,8 @@ class Reader {
       H5Dvlen_reclaim(memory.get(), space.get(), H5P_DEFAULT, &text);
       return value;
     }
+    check_declared(dataset.get(), {1}, H5Tget_size(type.get()), where);
+    check_declared(dataset.get(), {1}, H5Tget_size(type.get()), where);
     std::string buffer(H5Tget_size(type.get()), '\0');
     if (H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0) {
       fail("dataset " + where + " cannot be read");
@@ -299,8 +324,9 @@ class Reader {
     return Shape(dims.begin(), dims.end());
   }
 
+  // With `like`, the shape must be like's (checked before the values are read).
   CheckpointTensor read_tensor(hid_t group, const std::string& group_path, const std::string& name,
-                               CheckpointContents contents) const {
+                               CheckpointContents contents, const CheckpointTensor* like = nullptr) const {
     const std::string where = group_path + "/" + name;
     H5Handle dataset = check(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose, "open " + where + " as a dataset");
     H5Handle type = check(H5Dget_type(dataset.get()), H5Tclose, "read the type of " + where);
@@ -311,8 +337,12 @@ class Reader {
       invalid("dataset " + where + " is a " + dtype_name(type.get()) + " of shape " + to_string(tensor.shape) +
               ", not a float32 array" + kIncomplete);
     }
+    if (like && tensor.shape != like->shape) {
+      invalid("dataset " + where + " has shape " + to_string(tensor.shape) + ", but /parameters/" + like->name +
+              " has shape " + to_string(like->shape) + "; they must be the same" + kIncomplete);
+    }
     if (contents == CheckpointContents::Everything) {
-      tensor.values.resize(num_elements(tensor.shape));
+      tensor.values.resize(check_declared(dataset.get(), tensor.shape, sizeof(float), where));
       if (H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.values.data()) < 0) {
         fail("dataset " + where + " cannot be read");
       }
@@ -335,13 +365,7 @@ class Reader {
         invalid("has no dataset " + where + "/" + parameter.name + ": optimizer state '" + name +
                 "' needs one tensor per parameter" + kIncomplete);
       }
-      CheckpointTensor tensor = read_tensor(group.get(), where, parameter.name, contents);
-      if (tensor.shape != parameter.shape) {
-        invalid("dataset " + where + "/" + parameter.name + " has shape " + to_string(tensor.shape) +
-                ", but /parameters/" + parameter.name + " has shape " + to_string(parameter.shape) +
-                "; they must be the same" + kIncomplete);
-      }
-      state.tensors.push_back(std::move(tensor));
+      state.tensors.push_back(read_tensor(group.get(), where, parameter.name, contents, &parameter));
     }
     if (!unmatched.empty()) {
       invalid("has " + where + "/" + *unmatched.begin() + ", which matches no dataset in /parameters" + kIncomplete);
@@ -355,6 +379,7 @@ class Reader {
     const hssize_t points = H5Sget_simple_extent_npoints(space.get());
     if (points < 0) fail("cannot read the shape of " + where);
     if (points == 0 || H5Sget_simple_extent_type(space.get()) == H5S_NULL) return;
+    check_declared(dataset, {static_cast<size_t>(points)}, H5Tget_size(type.get()), where);
     std::vector<unsigned char> buffer(static_cast<size_t>(points) * H5Tget_size(type.get()));
     if (H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0) {
       fail("dataset " + where + " cannot be read");

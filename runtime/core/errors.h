@@ -51,6 +51,18 @@ class PeerLostError : public CommError {
   std::vector<size_t> ranks_;
 };
 
+// A planned allocation larger than the memory the run may use, or than its input file can hold: the
+// message names what was being allocated, how much, and the config key that set its size.
+class AllocationError : public Error {
+ public:
+  AllocationError(const std::string& message, std::string key) : Error(message), key_(std::move(key)) {}
+  // The config key that set the size ("train.batch_size", "data.shape"), or empty.
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
 // A command line that cannot be carried out as given.
 class UsageError : public Error {
  public:

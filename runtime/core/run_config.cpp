@@ -7,6 +7,7 @@
 
 #include "runtime/core/backend_registry.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 #include "runtime/core/parse_number.h"
 
 namespace dptrain {
@@ -72,11 +73,25 @@ std::string apply_override(YAML::Node& root, const std::string& assignment, cons
 }  // namespace
 
 RunConfig RunConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  // Refused before reading: what is not a regular file (a directory, /dev/zero, a FIFO) or is far larger
+  // than any config.
+  constexpr size_t kMaxConfigBytes = size_t{16} << 20;
+  size_t size = 0;
+  std::string why;
+  if (!regular_file_size(path, &size, &why)) {
+    if (why.empty()) throw ConfigError(path + ": cannot open config file (check the path)");
+    throw ConfigError(path + ": the config file " + why + " (check the path: give a YAML file)");
+  }
+  if (size > kMaxConfigBytes) {
+    throw ConfigError(path + ": the config file holds " + byte_size_text(size) + ", more than the " +
+                      byte_size_text(kMaxConfigBytes) + " a config may have (check the path: give a YAML file)");
+  }
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open config file (check the path)");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse(buffer.str(), path, overrides);
+  std::string text(size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return parse(text, path, overrides);
 }
 
 const char* to_string(DeviceTransport transport) {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 
 namespace dptrain {
 
@@ -21,11 +22,20 @@ BatchLoader::BatchLoader(const Dataset& dataset, size_t max_batch, const Augment
       max_batch_(max_batch),
       sample_shape_(dataset.sample_shape()),
       per_sample_(num_elements(sample_shape_)) {
-  for (auto& s : storage_) s = Tensor(batch_shape(max_batch, sample_shape_));
   num_threads_ = decode_threads > 0 ? decode_threads : default_decode_threads(dataset);
+  // One sample in each of the two slots and each thread's scratch must fit whatever the batch; the
+  // batch then sets the rest.
+  const std::string shape = to_string(sample_shape_);
+  const size_t sample_bytes = checked_bytes({per_sample_, sizeof(float)}, "one sample of " + shape, "data.shape");
+  reserve(checked_bytes({2 + (augment ? num_threads_ : 0), sample_bytes}, "the loader's samples", "data.shape"),
+          "the loader's buffers for one sample of " + shape, "data.shape");
+  reserve(checked_bytes({2, max_batch, sample_bytes}, "the loader's batches", "train.batch_size"),
+          "the loader's two batches of " + std::to_string(max_batch) + " samples of " + shape, "train.batch_size");
+  for (auto& s : storage_) s = Tensor(batch_shape(max_batch, sample_shape_));
+  scratch_.resize(num_threads_, std::vector<float>(augment_ ? per_sample_ : 0));
   threads_.reserve(num_threads_);
   try {
-    for (size_t t = 0; t < num_threads_; ++t) threads_.emplace_back([this] { work(); });
+    for (size_t t = 0; t < num_threads_; ++t) threads_.emplace_back([this, t] { work(scratch_[t].data()); });
   } catch (...) {  // a thread could not be started: stop the others before giving up
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -41,7 +51,7 @@ BatchLoader::~BatchLoader() {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     // Let a pending batch finish: its slot must stay valid while threads write to it.
-    if (pending_) job_finished_.wait(lock, [this] { return threads_finished_ == num_threads_; });
+    if (pending_) job_finished_.wait(lock, [this] { return job_done(); });
     stop_ = true;
   }
   job_posted_.notify_all();
@@ -55,8 +65,18 @@ void BatchLoader::load(Batch& batch, size_t position, uint64_t epoch, float* scr
   if (augment_) augment_->apply(out, sample_shape_, seed_, epoch, id, scratch);
 }
 
-void BatchLoader::work() {
-  std::vector<float> scratch(augment_ ? per_sample_ : 0);
+void BatchLoader::work(float* scratch) {
+  try {
+    serve(scratch);
+  } catch (...) {  // not from a sample (those are kept per position): this thread stops, next() rethrows it
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!thread_error_) thread_error_ = std::current_exception();
+    ++threads_stopped_;
+    job_finished_.notify_all();
+  }
+}
+
+void BatchLoader::serve(float* scratch) {
   uint64_t done = 0;
   for (;;) {
     Batch* batch;
@@ -72,7 +92,7 @@ void BatchLoader::work() {
     const size_t n = batch->ids.size();
     for (size_t i; (i = next_position_.fetch_add(1)) < n;) {
       try {
-        load(*batch, i, epoch, scratch.data());
+        load(*batch, i, epoch, scratch);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!error_ || i < error_position_) {
@@ -82,7 +102,8 @@ void BatchLoader::work() {
       }
     }
     std::lock_guard<std::mutex> lock(mutex_);
-    if (++threads_finished_ == num_threads_) job_finished_.notify_all();
+    ++threads_finished_;
+    if (job_done()) job_finished_.notify_all();
   }
 }
 
@@ -115,9 +136,10 @@ Batch& BatchLoader::next() {
   std::exception_ptr error;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    job_finished_.wait(lock, [this] { return threads_finished_ == num_threads_; });
+    job_finished_.wait(lock, [this] { return job_done(); });
     pending_ = false;
     error = std::exchange(error_, nullptr);
+    if (thread_error_) error = thread_error_;
   }
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (error) std::rethrow_exception(error);

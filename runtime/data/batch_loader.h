@@ -24,7 +24,10 @@ struct Batch {
 
 // Double-buffered loading: `prefetch` starts filling one slot in the background; `next` waits
 // for it and hands it over, valid until the next call to `next`. Errors (a bad file) surface
-// from `next` as the exception the data set threw (the one of the lowest failing position).
+// from `next` as the exception the data set threw (the one of the lowest failing position); nothing
+// thrown on a pool thread ends the process. The constructor checks its buffers against the memory
+// budget first: AllocationError naming data.shape when one sample does not fit, train.batch_size when
+// the batch does not.
 //
 // A pool of `decode_threads` threads, owned by the loader and joined by its destructor, shares each
 // batch sample by sample. Every sample lands at its own position and its augmentation is keyed by
@@ -52,8 +55,12 @@ class BatchLoader {
   static size_t default_decode_threads(const Dataset& dataset);
 
  private:
-  void work();
+  // A pool thread: serve() until stopped; an exception that escapes it is kept for next() to rethrow.
+  void work(float* scratch);
+  void serve(float* scratch);
   void load(Batch& batch, size_t position, uint64_t epoch, float* scratch);
+  // Every thread finished the current job or stopped on an error. Hold mutex_.
+  bool job_done() const { return threads_finished_ + threads_stopped_ >= num_threads_; }
 
   const Dataset& dataset_;
   const Augmentation* augment_;
@@ -63,6 +70,7 @@ class BatchLoader {
   size_t per_sample_;
   Batch slots_[2];
   Tensor storage_[2];     // (max_batch, C, H, W) per slot
+  std::vector<std::vector<float>> scratch_;  // (C, H, W) per thread, for the augmentation
   size_t filling_ = 0;    // slot the pending prefetch writes
   bool pending_ = false;  // a prefetch has been started and not yet collected by next()
   double wait_seconds_ = 0;
@@ -78,6 +86,8 @@ class BatchLoader {
   size_t threads_finished_ = 0;
   size_t error_position_ = 0;
   std::exception_ptr error_;
+  std::exception_ptr thread_error_;  // what stopped a pool thread; rethrown by every later next()
+  size_t threads_stopped_ = 0;
   bool stop_ = false;
   size_t num_threads_ = 1;
   std::vector<std::thread> threads_;

@@ -6,12 +6,14 @@
 #include <vector>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 #include "runtime/data/augment.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/hdf5_dataset.h"
 #include "runtime/data/idx.h"
 #include "runtime/data/idx_dataset.h"
 #include "runtime/data/image_folder_dataset.h"
+#include "runtime/data/image_limits.h"
 #include "runtime/data/synthetic_dataset.h"
 
 namespace dptrain {
@@ -59,6 +61,11 @@ IdxArray read_idx_key(ConfigMap& data, const std::string& dir, const std::string
     const std::string hint = idx_install_hint(path);
     throw DataError(path + ": no such file (named by " + data.where(key) + ", relative to data.dir)" +
                     (hint.empty() ? "" : "; " + hint));
+  }
+  size_t size = 0;
+  std::string why;
+  if (!regular_file_size(path, &size, &why) && !why.empty()) {
+    throw DataError(path + ": " + why + " (named by " + data.where(key) + "); point it at an IDX file");
   }
   return read_idx(path);
 }
@@ -151,6 +158,11 @@ DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uin
   const Shape& s = options.shape;
   if (s.size() != 3 || (s[0] != 1 && s[0] != 3) || s[1] == 0 || s[2] == 0) {
     data.fail("shape", "expected [C, H, W] with C = 1 (grey) or 3 (RGB) and H, W > 0, got " + to_string(s));
+  }
+  if (s[1] > kMaxImageSide || s[2] > kMaxImageSide || s[1] * s[2] > kMaxImagePixels) {
+    data.fail("shape", "asks for images of " + std::to_string(s[1]) + " x " + std::to_string(s[2]) +
+                           " pixels, more than dptrain decodes (at most " + std::to_string(kMaxImageSide) +
+                           " a side and " + std::to_string(kMaxImagePixels) + " in all)");
   }
   check_channels(data, norm, s[0], "");
   const std::string resize = data.get_choice("resize", {"crop", "stretch"}, std::string("crop"));

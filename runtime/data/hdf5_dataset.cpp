@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 
 namespace dptrain {
 
@@ -105,6 +106,18 @@ std::vector<std::string> read_strings_attribute(hid_t file, const char* name) {
   return out;
 }
 
+// Refuses a dataset whose declared `logical_bytes` its stored bytes cannot hold: a few hundred kilobytes
+// that declare billions of samples (chunks never written, or an extent set beyond the data).
+void check_stored(hid_t dataset, size_t logical_bytes, const std::string& where, const std::vector<hsize_t>& dims,
+                  size_t file_bytes) {
+  size_t stored = 0;
+  if (hdf5_storage_holds(dataset, logical_bytes, &stored)) return;
+  throw DataError(
+      where + " declares shape " + dims_text(dims) + " (" + byte_size_text(logical_bytes) +
+      "), but the file stores only " + byte_size_text(stored) + " of it (the file holds " + byte_size_text(file_bytes) +
+      "); the file is damaged or was not written completely (write it again, e.g. with dptrain data convert)");
+}
+
 std::vector<float> per_channel(const std::vector<float>& v, const char* key, size_t channels,
                                const std::string& where) {
   if (v.size() == channels) return v;
@@ -134,6 +147,11 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
   const std::string& f = source_.file;
   std::error_code ec;
   if (!std::filesystem::exists(f, ec)) throw DataError(f + ": no such file");
+  size_t file_bytes = 0;
+  std::string why;
+  if (!regular_file_size(f, &file_bytes, &why) && !why.empty()) {
+    throw DataError(f + ": " + why + "; expected an HDF5 file");
+  }
   if (H5Fis_hdf5(f.c_str()) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     throw DataError(f + ": not an HDF5 file (dptrain data convert writes one from IDX files or an image folder)");
@@ -181,6 +199,11 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
   if (channels_ == 0 || height_ == 0 || width_ == 0) {
     throw DataError(where_images + " has an empty sample shape " + dims_text(dims));
   }
+  const size_t value_bytes = pixels_ == Hdf5Pixels::Uint8 ? 1 : sizeof(float);
+  const size_t sample_bytes =
+      checked_bytes({channels_, height_, width_, value_bytes}, "one sample of " + where_images, source_.images_key);
+  check_stored(images_.get(), checked_bytes({size_, sample_bytes}, "the images of " + where_images, source_.images_key),
+               where_images, dims, file_bytes);
 
   // Labels: (N) integers, read whole.
   const std::vector<hsize_t> label_dims = dims_of(labels.get());
@@ -198,6 +221,10 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
                     std::to_string(label_dims[0]) + " labels; they must be the same length (check " +
                     source_.images_key + " and " + source_.labels_key + " name a matching pair)");
   }
+  check_stored(labels.get(), checked_bytes({size_, H5Tget_size(label_type.get())}, "the labels", source_.labels_key),
+               where_labels, label_dims, file_bytes);
+  reserve(checked_bytes({size_, sizeof(int64_t) + sizeof(int32_t)}, "the labels", source_.labels_key),
+          "the " + std::to_string(size_) + " labels of " + where_labels, source_.labels_key);
   std::vector<int64_t> raw_labels(size_);
   if (H5Dread(labels.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw_labels.data()) < 0) {
     throw DataError(where_labels + ": cannot read the labels (HDF5: " + hdf5_error_message() +
@@ -206,8 +233,14 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
 
   int64_t file_classes = 0;
   class_names_ = read_strings_attribute(file_.get(), "class_names");
-  const bool has_attribute = read_int_attribute(file_.get(), "num_classes", &file_classes) && file_classes > 0;
+  const bool has_attribute = read_int_attribute(file_.get(), "num_classes", &file_classes);
   H5Eclear2(H5E_DEFAULT);
+  constexpr int64_t kMaxClasses = int64_t{1} << 31;
+  if (has_attribute && num_classes == 0 && (file_classes <= 0 || file_classes > kMaxClasses)) {
+    throw DataError(f + ": the root attribute num_classes is " + std::to_string(file_classes) +
+                    "; it must be a class count in 1.." + std::to_string(kMaxClasses) +
+                    " (fix the file, or set data.classes to the number of classes)");
+  }
   const int64_t max_label = raw_labels.empty() ? 0 : *std::max_element(raw_labels.begin(), raw_labels.end());
   num_classes_ = num_classes > 0 ? num_classes
                  : has_attribute ? static_cast<size_t>(file_classes)
@@ -225,7 +258,6 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
   if (class_names_.size() != num_classes_) class_names_.clear();
 
   // Blocks: a whole number of the file's chunks along N, about kBlockBytes.
-  const size_t sample_bytes = channels_ * height_ * width_ * (pixels_ == Hdf5Pixels::Uint8 ? 1 : sizeof(float));
   size_t chunk = 1;
   H5Handle dcpl(H5Dget_create_plist(images_.get()), H5Pclose);
   if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {

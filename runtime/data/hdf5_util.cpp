@@ -1,5 +1,7 @@
 #include "runtime/data/hdf5_util.h"
 
+#include <cstdint>
+
 namespace dptrain {
 
 namespace {
@@ -51,6 +53,16 @@ std::string tidy(std::string message) {
 }
 
 }  // namespace
+
+bool hdf5_storage_holds(hid_t dataset, size_t logical_bytes, size_t* stored) {
+  constexpr size_t kMaxFilterRatio = 1040;
+  *stored = static_cast<size_t>(H5Dget_storage_size(dataset));
+  H5Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  const int filters = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
+  H5Eclear2(H5E_DEFAULT);
+  const size_t can_hold = filters > 0 && *stored <= SIZE_MAX / kMaxFilterRatio ? *stored * kMaxFilterRatio : *stored;
+  return logical_bytes <= can_hold;
+}
 
 std::string hdf5_error_message() {
   std::string message;

@@ -63,6 +63,12 @@ class Hdf5Quiet {
   void* saved_data_ = nullptr;
 };
 
+// Whether `dataset` stores enough bytes in its file for `logical_bytes` of values: at least that many
+// without filters, at least 1/1040 of them with filters (deflate, the strongest one in use, expands at
+// most 1032 times). False for a dataset declared far larger than its data: chunks never written, an
+// extent set beyond what was stored. `*stored` receives the stored bytes. Hold hdf5_mutex().
+bool hdf5_storage_holds(hid_t dataset, size_t logical_bytes, size_t* stored);
+
 // The most specific message on HDF5's error stack, e.g. "unable to open file: name = 'x.h5', errno = 2,
 // ...", or "no details" when the stack is empty. Clears the stack.
 std::string hdf5_error_message();

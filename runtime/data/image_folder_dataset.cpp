@@ -4,15 +4,20 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <system_error>
 #include <thread>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 #include "runtime/core/rng.h"
 #include "runtime/data/image_io.h"
+#include "runtime/data/image_limits.h"
 
 namespace dptrain {
 
@@ -56,7 +61,13 @@ ImageFolder::ImageFolder(std::string dir, const ImageFolderOptions& options) : d
                      std::to_string(options_.shorter_side) +
                      " needs ResizeMode::Crop and at least the sample's height and width, " + to_string(s));
   }
-  sample_bytes_ = num_elements(s);
+  if (s[1] > kMaxImageSide || s[2] > kMaxImageSide || s[1] * s[2] > kMaxImagePixels) {
+    throw ShapeError("image folder " + dir_ + ": data.shape " + to_string(s) + " asks for images of " +
+                     std::to_string(s[1]) + " x " + std::to_string(s[2]) +
+                     " pixels, more than dptrain decodes (at most " + std::to_string(kMaxImageSide) + " a side and " +
+                     std::to_string(kMaxImagePixels) + " in all); lower data.shape");
+  }
+  sample_bytes_ = checked_bytes({s[0], s[1], s[2]}, "one image of data.shape " + to_string(s), "data.shape");
   scan();
   decode_all();
 }
@@ -106,26 +117,47 @@ void ImageFolder::scan() {
 
 void ImageFolder::decode_all() {
   const size_t n = paths_.size();
-  const bool cache = options_.cache_mb > 0 && n * sample_bytes_ <= (options_.cache_mb << 20);
-  if (cache) cache_.assign(n * sample_bytes_, 0);
-  std::vector<std::string> errors(n);  // why image i failed, or empty
-
   const Shape& s = options_.shape;
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    std::vector<uint8_t> scratch(cache ? 0 : sample_bytes_);
-    for (size_t i; (i = next.fetch_add(1)) < n;) {
-      try {
-        const Image image = read_image(paths_[i]);
-        fit_image(image, s[0], s[1], s[2], options_.resize, cache ? cache_.data() + i * sample_bytes_ : scratch.data(),
-                  options_.shorter_side);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
+  const size_t cache_limit = options_.cache_mb > SIZE_MAX >> 20 ? SIZE_MAX : options_.cache_mb << 20;
+  const bool cache = options_.cache_mb > 0 && n <= cache_limit / sample_bytes_;
   size_t threads = options_.threads > 0 ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min({threads, n, size_t{16}});
+  if (cache) {
+    reserve(n * sample_bytes_,
+            "the decoded images of " + dir_ + " (" + std::to_string(n) + " of data.shape " + to_string(s) +
+                ", kept as they fit in data.cache_mb)",
+            "data.cache_mb");
+    cache_.assign(n * sample_bytes_, 0);
+  } else {
+    reserve(checked_bytes({threads, sample_bytes_}, "the decoding buffers", "data.shape"),
+            "the decoding buffers of " + dir_ + " (" + std::to_string(threads) + " images of data.shape " +
+                to_string(s) + ")",
+            "data.shape");
+  }
+  std::vector<std::string> errors(n);  // why image i failed, or empty
+
+  // A bad image is recorded and decoding goes on; anything else stops every thread and is rethrown here.
+  std::atomic<size_t> next{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  auto work = [&] {
+    try {
+      std::vector<uint8_t> scratch(cache ? 0 : sample_bytes_);
+      for (size_t i; (i = next.fetch_add(1)) < n;) {
+        try {
+          const Image image = read_image(paths_[i]);
+          fit_image(image, s[0], s[1], s[2], options_.resize,
+                    cache ? cache_.data() + i * sample_bytes_ : scratch.data(), options_.shorter_side);
+        } catch (const Error& e) {  // a file that cannot be read, decoded or fitted
+          errors[i] = e.what();
+        }
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+      next.store(n);
+    }
+  };
   std::vector<std::thread> pool;
   try {
     for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
@@ -134,6 +166,7 @@ void ImageFolder::decode_all() {
   }
   work();
   for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
 
   const size_t bad =
       static_cast<size_t>(std::count_if(errors.begin(), errors.end(), [](auto& e) { return !e.empty(); }));

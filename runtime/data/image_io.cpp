@@ -19,14 +19,12 @@
 #include <memory>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
+#include "runtime/data/image_limits.h"
 
 namespace dptrain {
 
 namespace {
-
-// Largest accepted side and pixel count: a corrupt header must not make us allocate gigabytes.
-constexpr uint32_t kMaxSide = 1u << 15;
-constexpr uint64_t kMaxPixels = uint64_t{1} << 28;
 
 // A decoded image in malloc'd memory, as the C-style decoders return it.
 struct RawImage {
@@ -39,10 +37,25 @@ struct RawImage {
 // Where an error callback leaves the library's message.
 struct CodecMessage {
   char text[JMSG_LENGTH_MAX > 256 ? JMSG_LENGTH_MAX : 256] = {0};
+  bool refused = false;  // the header's size was refused before decoding: `text` is the whole reason
 };
 
 void set_message(CodecMessage* message, const char* text) {
   std::snprintf(message->text, sizeof message->text, "%s", text);
+}
+
+uint32_t be32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
+}
+
+// Whether the header's size is refused; if so, `message` says why. No object outlives the call, so the
+// caller may longjmp right after.
+bool refuse_size(CodecMessage* message, ImageCodec codec, uint64_t width, uint64_t height, size_t file_bytes) {
+  const std::string reason = image_size_refusal(codec, width, height, file_bytes);
+  if (reason.empty()) return false;
+  set_message(message, reason.c_str());
+  message->refused = true;
+  return true;
 }
 
 // ---- PNG -----------------------------------------------------------------------------------------
@@ -91,7 +104,7 @@ bool png_decode_raw(const uint8_t* data, size_t size, RawImage* out, CodecMessag
     return false;
   }
   png_set_read_fn(png, &source, png_read_bytes);
-  png_set_user_limits(png, kMaxSide, kMaxSide);
+  png_set_user_limits(png, kMaxImageSide, kMaxImageSide);
   png_read_info(png, info);
   const int color = png_get_color_type(png, info);
   const int depth = png_get_bit_depth(png, info);
@@ -107,7 +120,7 @@ bool png_decode_raw(const uint8_t* data, size_t size, RawImage* out, CodecMessag
   const uint32_t channels = png_get_channels(png, info);
   const size_t row_bytes = png_get_rowbytes(png, info);
   if (channels != 1 && channels != 3) png_error(png, "unexpected channel count after conversion");
-  if (uint64_t{width} * height > kMaxPixels) png_error(png, "image too large");
+  if (uint64_t{width} * height > kMaxImagePixels) png_error(png, "image too large");
   if (row_bytes != size_t{width} * channels) png_error(png, "unexpected row size after conversion");
   pixels = static_cast<uint8_t*>(std::malloc(row_bytes * height + 1));
   rows = static_cast<png_bytep*>(std::malloc(sizeof(png_bytep) * (height + 1)));
@@ -224,9 +237,9 @@ bool jpeg_decode_raw(const uint8_t* data, size_t size, RawImage* out, JpegDecode
   jpeg_mem_src(&state->cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&state->cinfo, TRUE);
   state->cinfo.out_color_space = state->cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  if (state->cinfo.image_width > kMaxSide || state->cinfo.image_height > kMaxSide ||
-      uint64_t{state->cinfo.image_width} * state->cinfo.image_height > kMaxPixels) {
-    ERREXIT(&state->cinfo, JERR_IMAGE_TOO_BIG);
+  if (refuse_size(&state->errors.message, ImageCodec::Jpeg, state->cinfo.image_width, state->cinfo.image_height,
+                  size)) {
+    std::longjmp(state->errors.jump, 1);
   }
   jpeg_start_decompress(&state->cinfo);
   const uint32_t width = state->cinfo.output_width, height = state->cinfo.output_height;
@@ -294,8 +307,9 @@ Image take(RawImage raw) {
 }
 
 void check_encodable(const Image& image) {
-  if ((image.channels != 1 && image.channels != 3) || image.width == 0 || image.height == 0 || image.width > kMaxSide ||
-      image.height > kMaxSide || image.pixels.size() != image.width * image.height * image.channels) {
+  if ((image.channels != 1 && image.channels != 3) || image.width == 0 || image.height == 0 ||
+      image.width > kMaxImageSide || image.height > kMaxImageSide ||
+      image.pixels.size() != image.width * image.height * image.channels) {
     throw DataError("cannot encode an image of " + std::to_string(image.width) + " x " + std::to_string(image.height) +
                     " x " + std::to_string(image.channels) + " with " + std::to_string(image.pixels.size()) +
                     " bytes (needs 1 or 3 channels and matching bytes)");
@@ -316,6 +330,11 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
   switch (detect_image_format(data, size)) {
     case ImageFormat::Png: {
       CodecMessage message;
+      // IHDR, the first chunk, holds the size: checked before libpng reads on (it would read up to the data).
+      if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0 &&
+          refuse_size(&message, ImageCodec::Png, be32(data + 16), be32(data + 20), size)) {
+        throw DataError(name + ": " + message.text);
+      }
       if (!png_decode_raw(data, size, &raw, &message)) {
         throw DataError(name + ": cannot decode PNG (libpng: " + message.text + ")");
       }
@@ -324,6 +343,7 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
     case ImageFormat::Jpeg: {
       auto state = std::make_unique<JpegDecodeState>();
       if (!jpeg_decode_raw(data, size, &raw, state.get())) {
+        if (state->errors.message.refused) throw DataError(name + ": " + state->errors.message.text);
         throw DataError(name + ": cannot decode JPEG (libjpeg: " + state->errors.message.text + ")");
       }
       if (state->errors.incomplete) {
@@ -385,6 +405,10 @@ void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  size_t file_bytes = 0;
+  std::string why;
+  if (!regular_file_size(path, &file_bytes, &why) && !why.empty()) throw DataError(path + ": " + why);
+  reserve(file_bytes, "the contents of " + path, "");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw DataError(path + ": cannot open the file (missing, or not readable)");
   const std::streamoff size = in.tellg();

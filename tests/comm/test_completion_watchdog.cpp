@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -113,6 +114,26 @@ TEST(CompletionWatchdog, StopsItsThreadWhenDestroyedWithOperationsPending) {
     watchdog.watch([] { return false; }, Clock::now() + seconds(600), "all-reduce 1 (8 floats)");
   }
   EXPECT_LT(Clock::now() - start, seconds(5));
+}
+
+TEST(CompletionWatchdog, AnExceptionOnItsThreadReachesTheCallerAndAbortsTheTransport) {
+  std::atomic<int> aborts{0};
+  CompletionWatchdog::Hooks hooks;
+  hooks.abort = [&](const std::string&) { ++aborts; };
+  hooks.on_thread_start = [] { throw std::runtime_error("no device for the watchdog"); };
+  CompletionWatchdog watchdog(std::move(hooks), WatchdogThread::Run);
+  const auto limit = Clock::now() + seconds(10);
+  while (aborts.load() == 0 && Clock::now() < limit) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_NE(watchdog.failure().find("no device for the watchdog"), std::string::npos) << watchdog.failure();
+  EXPECT_EQ(aborts.load(), 1);
+  try {
+    watchdog.check();
+    ADD_FAILURE() << "check() did not rethrow the thread's exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "no device for the watchdog");
+  }
+  EXPECT_THROW(watchdog.watch([] { return true; }, Clock::now() + seconds(1), "all-reduce 1 (8 floats)"),
+               std::runtime_error);
 }
 
 }  // namespace

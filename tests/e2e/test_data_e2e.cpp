@@ -1,6 +1,6 @@
 // End to end through the dptrain binary: `dptrain data convert` from IDX files and from an image folder
 // (read back, and by h5dump/h5ls), its guarantees for existing output files, and the image-folder CNN
-// config learning a generated image folder.
+// config learning a generated image folder, and a data.shape too large to decode refused with one message.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -198,6 +198,22 @@ TEST(ImageFolderTraining, TutorialCnnLearnsAGeneratedImageFolder) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const double accuracy = final_test_accuracy(metrics);
   EXPECT_GT(accuracy, 0.6) << r.output;  // four classes: chance is 0.25
+}
+
+TEST(ImageFolderTraining, AHugeDataShapeIsOneMessageNamingItNotACrash) {
+  ScratchDir dir;
+  FolderRecipe recipe;
+  recipe.classes = 2;
+  recipe.per_class = 3;
+  recipe.size = 8;
+  write_image_folder(dir.path() / "images", recipe);
+  const CommandResult r =
+      run_command(kBinary + " train " + kTutorial + " --set data.dir=" + (dir.path() / "images").string() +
+                  " --set 'data.shape=[3,100000,100000]'");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("data.shape"));
+  EXPECT_THAT(r.output, HasSubstr("asks for images of 100000 x 100000 pixels, more than dptrain decodes"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("terminate called")));
 }
 
 }  // namespace

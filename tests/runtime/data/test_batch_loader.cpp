@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <iterator>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -114,6 +115,53 @@ TEST(BatchLoader, PoolSharesTheWorkOfSlowSamples) {
   };
   const double one = seconds(1), four = seconds(4);  // sleeping threads: no CPU needed
   EXPECT_LT(four, one * 0.6) << "1 thread " << one << " s, 4 threads " << four << " s";
+}
+
+// A data set of the given sample shape whose get() throws something that is not a dptrain error, as a
+// bug or an exhausted allocator would.
+class ThrowingDataset : public Dataset {
+ public:
+  explicit ThrowingDataset(Shape shape = {1, 2, 3}) : shape_(std::move(shape)) {}
+  size_t size() const override { return 8; }
+  Shape sample_shape() const override { return shape_; }
+  size_t num_classes() const override { return 2; }
+  void get(size_t, float*, int32_t*) const override { throw std::logic_error("decoder state corrupted"); }
+  std::string describe() const override { return "throwing"; }
+
+ private:
+  Shape shape_;
+};
+
+TEST(BatchLoader, AnyExceptionOnAWorkerThreadReachesTheCaller) {
+  const ThrowingDataset data;
+  BatchLoader loader(data, 4, nullptr, 0, 3);
+  loader.prefetch({0, 1, 2, 3});
+  try {
+    loader.next();
+    ADD_FAILURE() << "no error";
+  } catch (const std::logic_error& e) {
+    EXPECT_STREQ(e.what(), "decoder state corrupted");
+  }
+}
+
+TEST(BatchLoader, BuffersBeyondTheMemoryBudgetNameTheKeyThatSetsThem) {
+  const ThrowingDataset huge_sample({1, size_t{1} << 22, size_t{1} << 22});  // 64 TiB of floats
+  try {
+    BatchLoader loader(huge_sample, 1);
+    ADD_FAILURE() << "no error";
+  } catch (const AllocationError& e) {
+    EXPECT_EQ(e.key(), "data.shape");
+    EXPECT_THAT(e.what(), HasSubstr("one sample of (1, 4194304, 4194304)"));
+    EXPECT_THAT(e.what(), HasSubstr("lower data.shape"));
+  }
+  const ThrowingDataset small_sample;
+  try {
+    BatchLoader loader(small_sample, size_t{1} << 50);
+    ADD_FAILURE() << "no error";
+  } catch (const AllocationError& e) {
+    EXPECT_EQ(e.key(), "train.batch_size");
+    EXPECT_THAT(e.what(), HasSubstr("lower train.batch_size"));
+  }
 }
 
 TEST(BatchLoader, ErrorsSurfaceFromNextAndTheLoaderGoesOn) {
