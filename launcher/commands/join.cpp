@@ -72,6 +72,7 @@ int run_join(const JoinArgs& args, Workers& workers) {
     if (workers.rank() == 0) std::fprintf(stderr, "dptrain join: not joined: %s\n", refusal.c_str());
     return kExitNotJoined;
   }
+  stop_after_a_step_from_now();
   const RunOutcome outcome = run.run();
   // The job keeps a timeline (the hand-over said so): this worker's events go to rank 0's file.
   if (elastic.joined_timeline() && outcome.end != RunEnd::Left) {
