@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/core/errors.h"
+
 namespace dptrain {
 
 namespace {
@@ -34,6 +36,13 @@ std::optional<std::string> non_finite_dataset(const CheckpointState& state) {
     if (auto bad = first_in(optimizer.tensors, "/optimizer/" + optimizer.name)) return bad;
   }
   return std::nullopt;
+}
+
+void refuse_non_finite(const std::string& path, const CheckpointState& state) {
+  const std::optional<std::string> bad = non_finite_dataset(state);
+  if (!bad) return;
+  throw CheckpointError(path, *bad + " holds a non-finite value: the run had diverged, or the file was edited; "
+                                     "resume from an earlier checkpoint");
 }
 
 }  // namespace dptrain

@@ -13,4 +13,8 @@ namespace dptrain {
 // "dataset /parameters/0.dense.weight (element 3 of 40: nan)"; nullopt when every value is finite.
 std::optional<std::string> non_finite_dataset(const CheckpointState& state);
 
+// Throws CheckpointError naming `path` and the dataset when `state` (read from `path` to resume or
+// evaluate) holds nan or inf: such a file was written by a run that diverged, or was edited.
+void refuse_non_finite(const std::string& path, const CheckpointState& state);
+
 }  // namespace dptrain

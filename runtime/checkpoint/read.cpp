@@ -2,11 +2,9 @@
 // what is wrong with it and what to do.
 #include <filesystem>
 #include <mutex>
-#include <optional>
 #include <set>
 
 #include "runtime/checkpoint/checkpoint.h"
-#include "runtime/checkpoint/finite_values.h"
 #include "runtime/checkpoint/format.h"
 #include "runtime/core/errors.h"
 #include "runtime/data/hdf5_util.h"
@@ -371,24 +369,13 @@ class Reader {
   H5Handle root_;
 };
 
-// A checkpoint whose parameters, buffers or optimizer state hold nan or inf was written by a run
-// that diverged (or was edited): resuming from it would only spread them. Refused naming the dataset.
-void refuse_non_finite(const std::string& path, const CheckpointState& state) {
-  const std::optional<std::string> bad = non_finite_dataset(state);
-  if (!bad) return;
-  throw CheckpointError(path, *bad + " holds a non-finite value: the run had diverged, or the file was edited; "
-                                     "resume from an earlier checkpoint");
-}
-
 }  // namespace
 
 CheckpointState read_checkpoint(const std::string& path, CheckpointContents contents) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Hdf5Quiet quiet;
   Reader reader(path);
-  CheckpointState state = reader.read(contents);
-  if (contents == CheckpointContents::Everything) refuse_non_finite(path, state);
-  return state;
+  return reader.read(contents);
 }
 
 size_t verify_checkpoint(const std::string& path) {

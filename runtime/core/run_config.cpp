@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <fstream>
-#include <map>
 #include <optional>
 #include <sstream>
 
@@ -114,16 +113,8 @@ YAML::Node load_root(const std::string& yaml, const std::string& file, const std
   if (!root.IsMap()) throw ConfigError(file + ": the config must be a mapping of sections (data, model, train, ...)");
   refuse_duplicate_keys(root, file);
   source.file = file;
-  std::map<std::string, std::string> given;  // dotted key -> the --set that gave it
-  for (const auto& assignment : overrides) {
-    const std::string key = apply_override(root, assignment, file);
-    const auto [first, inserted] = given.emplace(key, assignment);
-    if (!inserted) {
-      throw ConfigError("--set " + key + " is given twice (--set " + first->second + " and --set " + assignment +
-                        "): give it once");
-    }
-    source.overridden.insert(key);
-  }
+  // A key set twice on the command line takes the last value, as scripts that extend a base command expect.
+  for (const auto& assignment : overrides) source.overridden.insert(apply_override(root, assignment, file));
   return root;
 }
 

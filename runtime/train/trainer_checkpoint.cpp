@@ -40,6 +40,7 @@ bool Trainer::resume(const std::string& what) {
   if (comm_->rank() == 0) {
     from = find_resume_point(what, config_, report_);
     if (from.found()) {
+      refuse_non_finite(from.path, from.state);
       check_resumable(from.path, from.state,
                       {config_.seed, config_.train.batch_size, data_.train->size(), steps_per_epoch_});
       Tensor params = model_->host_parameters();
@@ -69,6 +70,7 @@ TrainingPosition Trainer::load_parameters(const std::string& path) {
   TrainingPosition at;
   if (comm_->rank() == 0) {
     const CheckpointState state = read_checkpoint(path);
+    refuse_non_finite(path, state);
     Tensor params = model_->host_parameters();
     tensors_to_flat(state.parameters, model_->parameter_entries(), params, path);
     model_->load_parameters(params);

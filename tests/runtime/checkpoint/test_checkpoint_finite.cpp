@@ -1,5 +1,5 @@
-// A checkpoint holding nan or inf in its parameters, buffers or optimizer state is refused when read
-// for resuming or evaluating, naming the file and the dataset; its header still reads (for inspect).
+// A checkpoint holding nan or inf in its parameters, buffers or optimizer state is refused for resuming
+// or evaluating, naming the file and the dataset; the file itself still reads (for inspect).
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -36,12 +36,12 @@ TEST(CheckpointFinite, NanParameterIsRefusedNamingFileAndDataset) {
   std::vector<float> values = state.parameters[1].values;
   values[2] = std::numeric_limits<float>::quiet_NaN();
   overwrite(path, "/parameters/0.conv2d.bias", values);
-  const std::string message = checkpoint_error([&] { read_checkpoint(path); });
+  const std::string message = checkpoint_error([&] { refuse_non_finite(path, read_checkpoint(path)); });
   EXPECT_NE(message.find(path + ": dataset /parameters/0.conv2d.bias (element 2 of 4: nan) holds a non-finite value"),
             std::string::npos)
       << message;
   EXPECT_NE(message.find("resume from an earlier checkpoint"), std::string::npos) << message;
-  EXPECT_NO_THROW(read_checkpoint(path, CheckpointContents::Header));
+  EXPECT_NO_THROW(read_checkpoint(path));  // the file itself reads (inspect shows it); resuming refuses it
 }
 
 TEST(CheckpointFinite, InfOptimizerStateIsRefused) {
@@ -52,7 +52,7 @@ TEST(CheckpointFinite, InfOptimizerStateIsRefused) {
   std::vector<float> values = state.optimizer_state[1].tensors[2].values;
   values.back() = -std::numeric_limits<float>::infinity();
   overwrite(path, "/optimizer/exp_avg_sq/3.dense.weight", values);
-  const std::string message = checkpoint_error([&] { read_checkpoint(path); });
+  const std::string message = checkpoint_error([&] { refuse_non_finite(path, read_checkpoint(path)); });
   EXPECT_NE(message.find("dataset /optimizer/exp_avg_sq/3.dense.weight (element 359 of 360: -inf)"), std::string::npos)
       << message;
 }
