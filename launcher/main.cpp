@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "launcher/commands/cli_checks.h"
 #include "launcher/commands/commands.h"
 #include "launcher/commands/data_command.h"
 #include "launcher/commands/elastic_commands.h"
@@ -92,7 +93,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return launcher::report_parse_error(app, e);
   }
   // The supervisor is not a worker: it starts mpirun and never joins an MPI job itself.
   if (launch_cmd->parsed()) return launcher::run_launch(launch);

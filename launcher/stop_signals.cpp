@@ -12,6 +12,7 @@ namespace {
 std::atomic<int> stop_signal{0};
 std::atomic<int> leave_signal{0};
 bool announce_stop = false;
+std::atomic<bool> training{false};  // stop_after_a_step_from_now() was called
 
 void say(const char* text, size_t length) {
   ssize_t ignored = ::write(STDERR_FILENO, text, length);
@@ -20,6 +21,13 @@ void say(const char* text, size_t length) {
 
 extern "C" void on_stop_signal(int signal) {
   int none = 0;
+  if (!training.load()) {
+    static const char setup[] = "dptrain: stop signal received during set-up: ending now (nothing to save yet)\n";
+    if (announce_stop) say(setup, sizeof(setup) - 1);
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+    return;
+  }
   if (!stop_signal.compare_exchange_strong(none, signal)) {
     // Asked twice: the default action (terminate) now.
     std::signal(signal, SIG_DFL);
@@ -59,6 +67,8 @@ const std::atomic<int>& install_stop_handlers(bool announce) {
   for (int signal : {SIGTERM, SIGINT, SIGUSR2}) sigaction(signal, &action, nullptr);
   return stop_signal;
 }
+
+void stop_after_a_step_from_now() { training.store(true); }
 
 const std::atomic<int>& install_leave_handler() {
   struct sigaction action {};

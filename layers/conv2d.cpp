@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "layers/layer_util.h"
 #include "runtime/core/errors.h"
 
 namespace dptrain {
@@ -11,7 +12,7 @@ Conv2dOptions Conv2dOptions::read(ConfigMap& options, const Shape& input_shape) 
   o.out_channels = read_positive(options, "out_channels");
   o.kernel = read_positive(options, "kernel");
   o.stride = read_positive(options, "stride", 1);
-  o.padding = options.get_size("padding", 0);
+  o.padding = options.get_count("padding", 0, CountRange{0, kMaxLayerSize, ""});
   o.dilation = read_positive(options, "dilation", 1);
   o.groups = read_positive(options, "groups", 1);
   o.bias = read_bias(options);

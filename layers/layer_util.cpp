@@ -32,9 +32,7 @@ BiasTerm read_bias(ConfigMap& options) {
 }
 
 size_t read_positive(ConfigMap& options, const std::string& key, std::optional<size_t> fallback) {
-  const size_t value = options.get_size(key, fallback);
-  if (value == 0) options.fail(key, "must be at least 1");
-  return value;
+  return options.get_count(key, fallback, CountRange{1, kMaxLayerSize, ""});
 }
 
 size_t window_output_size(size_t in, size_t kernel, size_t stride, size_t padding, const char* axis) {

@@ -17,7 +17,10 @@ enum class BiasTerm { Enabled, Disabled };
 // Reads the optional `bias` key (true or false, default true).
 BiasTerm read_bias(ConfigMap& options);
 
-// Reads `key` as an integer >= 1 (required when `fallback` is empty).
+// The largest size (units, channels, kernel, stride, padding) a layer option takes: larger is a typing mistake.
+constexpr size_t kMaxLayerSize = size_t{1} << 24;
+
+// Reads `key` as an integer in [1, kMaxLayerSize] (required when `fallback` is empty).
 size_t read_positive(ConfigMap& options, const std::string& key, std::optional<size_t> fallback = std::nullopt);
 
 // Output length of a sliding window along one axis (floor mode, as PyTorch's default):

@@ -9,7 +9,7 @@ Pool2dOptions Pool2dOptions::read(ConfigMap& options) {
   Pool2dOptions o;
   o.kernel = read_positive(options, "kernel");
   o.stride = read_positive(options, "stride", o.kernel);
-  o.padding = options.get_size("padding", 0);
+  o.padding = options.get_count("padding", 0, CountRange{0, kMaxLayerSize, ""});
   if (2 * o.padding > o.kernel) {
     options.fail("padding", "must be at most half the kernel (" + std::to_string(o.kernel / 2) + "), got " +
                                 std::to_string(o.padding));

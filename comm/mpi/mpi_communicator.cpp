@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <thread>
@@ -82,9 +83,9 @@ class MpiRequest final : public CommRequest {
 // A request served by the collective thread.
 class ThreadedRequest final : public CommRequest {
  public:
-  ThreadedRequest(std::shared_ptr<MpiCommunicator::Task> task, std::string what,
+  ThreadedRequest(std::shared_ptr<MpiCommunicator::Task> task, std::string what, size_t world,
                   std::shared_ptr<const PeerMonitor> monitor)
-      : task_(std::move(task)), what_(std::move(what)), monitor_(std::move(monitor)) {}
+      : task_(std::move(task)), what_(std::move(what)), world_(world), monitor_(std::move(monitor)) {}
   bool test() override;
   void wait(Deadline deadline) override;
   CommTiming timing() const override;
@@ -92,6 +93,7 @@ class ThreadedRequest final : public CommRequest {
  private:
   std::shared_ptr<MpiCommunicator::Task> task_;
   std::string what_;
+  size_t world_;  // ranks of the communicator
   std::shared_ptr<const PeerMonitor> monitor_;
 };
 
@@ -164,12 +166,7 @@ void ThreadedRequest::wait(Deadline deadline) {
     });
   }
   lock.unlock();
-  if (!finished) {
-    const double seconds = std::chrono::duration<double>(deadline).count();
-    throw CommError(mpi_where() + ": " + what_ + " did not complete within " + std::to_string(seconds) +
-                    " s: another rank did not take part (it crashed, hung, or is slower than "
-                    "comm.timeout_seconds allows)");
-  }
+  if (!finished) throw CommError(collective_timeout(what_, deadline, world_, monitor_.get()));
   test();
 }
 
@@ -179,6 +176,21 @@ CommTiming ThreadedRequest::timing() const {
 }
 
 }  // namespace
+
+std::string collective_timeout(const std::string& what, Deadline deadline, size_t world, const PeerMonitor* monitor) {
+  char seconds[32];
+  std::snprintf(seconds, sizeof(seconds), "%g", std::chrono::duration<double>(deadline).count());
+  const size_t others = world > 0 ? world - 1 : 0;
+  std::string message = mpi_where() + ": " + what + " did not complete within " + seconds + " s (comm.timeout_seconds): " +
+                        (others == 1 ? std::string("the other rank") : "one of the other " + std::to_string(others) + " ranks") +
+                        " of this " + std::to_string(world) + "-rank communicator did not take part";
+  if (monitor) {
+    return message + "; every rank still sends heartbeats, so it is alive but hung, or slower than comm.timeout_seconds "
+                     "allows";
+  }
+  return message + " (it crashed, hung, or is slower than comm.timeout_seconds allows). Heartbeats are off, so which "
+                   "rank is not known: set comm.heartbeat_seconds (e.g. 10) to have a lost rank named within that time";
+}
 
 // Polls `request` until it completes or `deadline` passes. Spins briefly (a peer is usually just
 // behind), then sleeps between polls so a waiting worker leaves the CPU to those still computing.
@@ -191,12 +203,7 @@ void wait_request(MPI_Request* request, Deadline deadline, size_t world, const s
     DPTRAIN_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
     if (done) return;
     if (monitor && monitor->any_lost()) monitor->check(what);
-    if (Clock::now() >= limit) {
-      const double seconds = std::chrono::duration<double>(deadline).count();
-      throw CommError(mpi_where() + ": " + what + " did not complete within " + std::to_string(seconds) +
-                      " s: one of the other " + std::to_string(world - 1) +
-                      " ranks did not take part (it crashed, hung, or is slower than comm.timeout_seconds allows)");
-    }
+    if (Clock::now() >= limit) throw CommError(collective_timeout(what, deadline, world, monitor));
     if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
   }
 }
@@ -326,7 +333,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, 
       queue_->tasks.push_back(task);
     }
     queue_->wake.notify_one();
-    return std::make_unique<ThreadedRequest>(std::move(task), what, monitor_);
+    return std::make_unique<ThreadedRequest>(std::move(task), what, size_, monitor_);
   }
   std::vector<MPI_Request> requests;
   for (size_t first = 0; first < count; first += kMaxCount) {

@@ -26,6 +26,12 @@ void mpi_check(int code, const char* call, const char* file, int line);
 // "rank R on HOST" for messages; before MPI is initialised, "HOST".
 std::string mpi_where();
 
+// The message of a collective `what` on a `world`-rank communicator that did not complete within
+// `deadline`: the collective, the communicator, and (without a `monitor`: heartbeats off) how to have
+// the missing rank named.
+std::string collective_timeout(const std::string& what, Deadline deadline, size_t world,
+                               const PeerMonitor* monitor);
+
 // Polls `request` until it completes or `deadline` passes; then throws CommError naming this
 // rank, `what` and the peers (`world` ranks in all) one of which did not take part. With a
 // `monitor`, throws PeerLostError as soon as it knows of a worker that stopped answering.

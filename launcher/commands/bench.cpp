@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "comm/communicator.h"
+#include "launcher/commands/cli_checks.h"
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
 #include "runtime/core/backend.h"
@@ -164,9 +165,9 @@ BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args) {
   cmds.train = bench->add_subcommand("train", "Training throughput (images/s) of a config's model");
   cmds.train->add_option("config", train.config, "YAML run config")->required();
   cmds.train->add_option("--set", train.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
-  cmds.train->add_option("--steps", train.steps, "Timed steps per repeat")->check(CLI::PositiveNumber);
+  cmds.train->add_option("--steps", train.steps, "Timed steps per repeat")->check(in_range(1, kNoLimit));
   cmds.train->add_option("--warmup", train.warmup, "Untimed epochs of --steps steps before timing (default 1)");
-  cmds.train->add_option("--repeats", train.repeats, "How many timed repeats")->check(CLI::PositiveNumber);
+  cmds.train->add_option("--repeats", train.repeats, "How many timed repeats")->check(in_range(1, kNoLimit));
   cmds.train->add_option("--data", train.data, "synthetic (default) or config (the config's own data)")
       ->check(CLI::IsMember({"synthetic", "config"}));
   cmds.train->add_flag("--json", train.json, "Print one JSON object per repeat");
@@ -175,17 +176,17 @@ BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args) {
   cmds.layers->add_option("config", layers.config, "YAML run config")->required();
   cmds.layers->add_option("--set", layers.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
   cmds.layers->add_option("--batch", layers.batch, "Batch size (default: train.batch_size)");
-  cmds.layers->add_option("--iterations", layers.iterations, "Timed iterations")->check(CLI::PositiveNumber);
+  cmds.layers->add_option("--iterations", layers.iterations, "Timed iterations")->check(in_range(1, kNoLimit));
   BenchAllreduceArgs& allreduce = args.allreduce;
   cmds.allreduce = bench->add_subcommand("allreduce", "Gradient all-reduce time and bandwidth, 4 KiB to 64 MiB");
   cmds.allreduce->add_option("--min-bytes", allreduce.min_bytes, "Smallest message (default 4096)")
-      ->check(CLI::PositiveNumber);
+      ->check(in_range(1, kNoLimit));
   cmds.allreduce->add_option("--max-bytes", allreduce.max_bytes, "Largest message (default 67108864)")
-      ->check(CLI::PositiveNumber);
+      ->check(in_range(1, kNoLimit));
   cmds.allreduce->add_option("--iterations", allreduce.iterations, "Timed repetitions per size")
-      ->check(CLI::PositiveNumber);
+      ->check(in_range(1, kNoLimit));
   cmds.allreduce->add_option("--bucket-mb", allreduce.bucket_mb, "Bucket size of the bucketed column, MiB (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(above(0, 4096));
   return cmds;
 }
 

@@ -7,6 +7,7 @@
 
 #include "comm/mpi/mpi_communicator.h"
 #include "comm/timeline_merge.h"
+#include "launcher/commands/cli_checks.h"
 #include "launcher/commands/elastic_commands.h"
 #include "launcher/stop_signals.h"
 #include "launcher/workers.h"
@@ -27,7 +28,7 @@ ElasticCommands add_elastic_commands(CLI::App& app, JoinArgs& join, CtlArgs& ctl
               "file:DIR/ompi-server.uri dptrain join --run-dir DIR)");
   commands.join->add_option("--run-dir", join.run_dir, "The running job's elastic.run_dir")->required();
   commands.join->add_option("--wait", join.wait_seconds, "Longest wait for the job's next epoch boundary, seconds")
-      ->check(CLI::PositiveNumber);
+      ->check(seconds(Zero::Refused));
   commands.join->add_option("--log-dir", join.log_dir, "Every joining worker also logs to DIR/rank-<rank>.log");
 
   CLI::App* ctl_cmd = app.add_subcommand("ctl", "Requests to a running job");
@@ -36,7 +37,7 @@ ElasticCommands add_elastic_commands(CLI::App& app, JoinArgs& join, CtlArgs& ctl
   commands.ctl_leave->add_option("--run-dir", ctl.run_dir, "The running job's elastic.run_dir")->required();
   commands.ctl_leave->add_option("--rank", ctl.rank, "The worker's current rank (see ctl status)")
       ->required()
-      ->check(CLI::NonNegativeNumber);
+      ->check(in_range(0, kNoLimit));
   commands.ctl_status = ctl_cmd->add_subcommand("status", "The running job's current workers");
   commands.ctl_status->add_option("--run-dir", ctl.run_dir, "The running job's elastic.run_dir")->required();
   return commands;
@@ -71,8 +72,9 @@ int run_join(const JoinArgs& args, Workers& workers) {
       elastic.join(run.elastic_host(), std::chrono::seconds(static_cast<int64_t>(args.wait_seconds)));
   if (!refusal.empty()) {
     if (workers.rank() == 0) std::fprintf(stderr, "dptrain join: not joined: %s\n", refusal.c_str());
-    return 2;
+    return kExitNotJoined;
   }
+  stop_after_a_step_from_now();
   const RunOutcome outcome = run.run();
   // The job keeps a timeline (the hand-over said so): this worker's events go to rank 0's file.
   if (elastic.joined_timeline() && outcome.end != RunEnd::Left) {

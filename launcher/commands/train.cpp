@@ -42,6 +42,8 @@ void check_run_folders(const RunConfig& config) {
 }  // namespace
 
 int run_train(const TrainArgs& args, Workers& workers) {
+  // First of all, so that a stop signal during set-up (which may block) ends the process at once.
+  const std::atomic<int>* stop_signal = args.dry_run ? nullptr : &install_stop_handlers(workers.rank() == 0);
   if (!args.log_dir.empty()) workers.open_rank_log(args.log_dir);
   if (!args.timeline.empty() && workers.rank() == 0) check_timeline_path(args.timeline);
   RunConfig config = RunConfig::load(args.config, args.overrides);
@@ -60,7 +62,7 @@ int run_train(const TrainArgs& args, Workers& workers) {
   options.progress = progress_style(args.progress);
   options.rank_log = workers.rank_log();
   options.workers_on_node = workers.local().size;
-  if (!args.dry_run) options.stop_signal = &install_stop_handlers(workers.rank() == 0);
+  options.stop_signal = stop_signal;
   std::unique_ptr<Timeline> timeline;
   if (!args.timeline.empty()) timeline = std::make_unique<Timeline>();
   options.timeline = timeline.get();
@@ -85,6 +87,7 @@ int run_train(const TrainArgs& args, Workers& workers) {
   if (!args.resume.empty()) run.resume(args.resume);
   if (elastic) elastic->publish(run.elastic_host());
   if (timeline) start_timeline(*timeline, workers.comm(), deadline);
+  stop_after_a_step_from_now();
   const RunOutcome outcome = run.run();
   if (timeline && outcome.end != RunEnd::Left) {
     const size_t events = write_merged_timeline(*timeline, comm(), args.timeline, deadline);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "launcher/commands/cli_checks.h"
 #include "launcher/supervisor/child_process.h"
 #include "launcher/supervisor/launch_command.h"
 #include "launcher/supervisor/mpirun_job.h"
@@ -213,9 +214,9 @@ CLI::App* add_launch_command(CLI::App& app, LaunchArgs& args) {
   auto* cmd = app.add_subcommand(
       "launch", "Run the training job under mpirun and relaunch it from its newest checkpoint when it fails");
   cmd->add_option("config", args.config, "YAML run config (checkpoint.dir required)")->required();
-  cmd->add_option("--np", args.np, "Workers to start")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--np", args.np, "Workers to start")->required()->check(in_range(1, kNoLimit));
   cmd->add_option("--min-np", args.min_np, "Give up when fewer workers can be placed (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(in_range(1, kNoLimit));
   cmd->add_option("--max-restarts", args.max_restarts, "Relaunches after failures (default 3)");
   cmd->add_option("--hostfile", args.hostfile, "Open MPI hostfile; its slots= are re-read before every launch");
   cmd->add_option("--mpirun", args.mpirun, "mpirun program (default: mpirun on PATH)");
@@ -225,12 +226,12 @@ CLI::App* add_launch_command(CLI::App& app, LaunchArgs& args) {
   cmd->add_option("--progress", args.progress, "Progress while an epoch runs: auto, terminal, plain, off")
       ->check(CLI::IsMember({"auto", "terminal", "plain", "off"}));
   cmd->add_option("--stop-timeout", args.stop_timeout, "Seconds the workers get to save and stop (default 300)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds(Zero::Allowed));
   cmd->add_option("--grace", args.grace_seconds,
                   "Seconds mpirun may run on after the job reported its end (default 30)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds(Zero::Allowed));
   cmd->add_option("--restart-delay", args.restart_delay, "Seconds between a failure and the relaunch (default 2)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds(Zero::Allowed));
   cmd->add_option("mpirun_args", args.mpirun_args, "After --: more mpirun options, e.g. -- --bind-to none");
   return cmd;
 }

@@ -17,6 +17,18 @@ std::string describe_node(const YAML::Node& node) {
   return "nothing";
 }
 
+// The first control character of `text` (a NUL byte, a newline, an escape), as "0x00 at
+// character 4"; empty when there is none. Names and paths never hold one.
+std::string control_character(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != 0x7f) continue;
+    static const char* const hex = "0123456789abcdef";
+    return std::string("0x") + hex[c >> 4] + hex[c & 15] + " at character " + std::to_string(i + 1);
+  }
+  return std::string();
+}
+
 }  // namespace
 
 std::string format_number(double value) {
@@ -176,6 +188,8 @@ std::string ConfigMap::get_string(const std::string& key, std::optional<std::str
   }
   const YAML::Node& n = *found;
   if (!n.IsScalar()) fail(key, "expected a string, got " + scalar_text(n));
+  const std::string control = control_character(n.Scalar());
+  if (!control.empty()) fail(key, "holds a control character (" + control + "): write the value without it");
   return n.Scalar();
 }
 
@@ -259,6 +273,8 @@ std::vector<std::string> ConfigMap::get_string_list(const std::string& key,
   std::vector<std::string> out;
   auto read = [&](const YAML::Node& item) {
     if (!item.IsScalar() || item.Scalar().empty()) fail(key, "expected a list of strings, got " + scalar_text(item));
+    const std::string control = control_character(item.Scalar());
+    if (!control.empty()) fail(key, "an entry holds a control character (" + control + "): write it without");
     out.push_back(item.Scalar());
   };
   if (n.IsSequence()) {

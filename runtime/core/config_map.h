@@ -16,6 +16,38 @@ namespace dptrain {
 // A number as people write it in configs: 0.05, 1e-08, 3.
 std::string format_number(double value);
 
+// Whether the lower end of a NumberRange is itself allowed.
+enum class LowerBound { Inclusive, Exclusive };
+// Whether 0 is accepted besides the range, meaning "off" (checkpoint.every_minutes: 0).
+enum class ZeroIs { Refused, Off };
+
+// The values a number from a config may take, and its unit as messages name it.
+struct NumberRange {
+  double min = 0;
+  double max = 0;
+  std::string unit;                          // "seconds", "MiB"; empty: a plain number
+  LowerBound lower = LowerBound::Inclusive;
+  ZeroIs zero = ZeroIs::Refused;
+};
+
+// The values a count (threads, samples, epochs) from a config may take.
+struct CountRange {
+  size_t min = 0;
+  size_t max = 0;
+  std::string unit;  // "threads", "samples"; empty: a plain count
+  ZeroIs zero = ZeroIs::Refused;
+};
+
+// The longest duration a config may give: 7 days. Longer waits are mistakes, and they would
+// overflow the clocks they are converted to.
+constexpr double kMaxConfigSeconds = 7 * 24 * 3600.0;
+// A duration in seconds: greater than 0 (or 0 meaning off) and at most kMaxConfigSeconds.
+NumberRange seconds_range(ZeroIs zero = ZeroIs::Refused);
+// What `range` accepts, as a message says it: "must be greater than 0 and at most 604800 seconds (7 days)".
+std::string describe(const NumberRange& range);
+// The bound of `range` that `value` misses: "must be at least 1 samples", "must be at most 1024 threads".
+std::string describe(const CountRange& range, size_t value);
+
 // Where a config came from: the file name, and which dotted keys were replaced by --set.
 struct ConfigSource {
   std::string file;
@@ -40,6 +72,10 @@ class ConfigMap {
   // A number that must satisfy `ok`; otherwise fails with `rule` (e.g. "must be in [0, 1)") and the value.
   double get_double_checked(const std::string& key, std::optional<double> fallback,
                             const std::function<bool(double)>& ok, const std::string& rule);
+  // A finite number within `range`; otherwise fails naming the key, the range and the value.
+  double get_number(const std::string& key, std::optional<double> fallback, const NumberRange& range);
+  // A non-negative integer within `range`; otherwise fails naming the key, the range and the value.
+  size_t get_count(const std::string& key, std::optional<size_t> fallback, const CountRange& range);
   bool get_bool(const std::string& key, std::optional<bool> fallback = std::nullopt);
   std::string get_string(const std::string& key, std::optional<std::string> fallback = std::nullopt);
   // A string that must be one of `choices`.

@@ -5,7 +5,14 @@
 #include <optional>
 #include <sstream>
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <limits>
+
 #include "runtime/core/backend_registry.h"
+#include "runtime/core/config_duplicates.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/memory_budget.h"
 #include "runtime/core/parse_number.h"
@@ -29,6 +36,7 @@ std::string apply_override(YAML::Node& root, const std::string& assignment, cons
   } catch (const YAML::Exception& e) {
     throw ConfigError("--set " + key + ": value '" + value_text + "' is not valid YAML: " + e.msg);
   }
+  refuse_duplicate_keys(value, "--set " + key, key);
 
   std::vector<std::string> parts;
   std::stringstream ss(key);
@@ -118,7 +126,9 @@ YAML::Node load_root(const std::string& yaml, const std::string& file, const std
     throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }
   if (!root.IsMap()) throw ConfigError(file + ": the config must be a mapping of sections (data, model, train, ...)");
+  refuse_duplicate_keys(root, file);
   source.file = file;
+  // A key set twice on the command line takes the last value, as scripts that extend a base command expect.
   for (const auto& assignment : overrides) source.overridden.insert(apply_override(root, assignment, file));
   return root;
 }
@@ -138,11 +148,34 @@ std::string device_reason(const std::string& choice, const std::string& source) 
   return "auto: " + std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs") + " visible";
 }
 
+// Cores this worker may run on (its CPU affinity), at least 1.
+size_t usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<size_t>(CPU_COUNT(&set));
+  return static_cast<size_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+// A count with no practical upper end other than what memory can hold.
+constexpr size_t kManyItems = size_t{1} << 40;
+
+// `threads`: 0 (automatic) or up to 4 threads a core (and at most 1024); more than the cores is a warning.
+size_t read_threads(ConfigMap& top, std::vector<std::string>& warnings) {
+  const size_t cores = usable_cores();
+  const size_t most = std::min<size_t>(1024, 4 * cores);
+  const size_t threads = top.get_count("threads", 0, CountRange{1, most, "threads", ZeroIs::Off});
+  if (threads > cores) {
+    warnings.push_back(top.where("threads") + ": " + std::to_string(threads) + " threads per worker on " +
+                       std::to_string(cores) + (cores == 1 ? " core" : " cores") +
+                       ": the threads share cores and run slower; 0 chooses one per core");
+  }
+  return threads;
+}
+
 // name, seed, threads, device, precision and cudnn_deterministic.
 void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) {
   cfg.name = top.get_string("name", "run");
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
-  cfg.threads = top.get_size("threads", 0);
+  cfg.threads = read_threads(top, cfg.warnings);
   const std::string device = top.get_choice("device", {"auto", "cpu", "cuda"}, "auto");
   cfg.device = resolve_device(device);  // auto: cuda where a GPU is visible, else cpu
   cfg.device_reason = device_reason(device, source_of(top, source, "device"));
@@ -156,26 +189,22 @@ void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) 
 
 TrainSettings read_train(ConfigMap train) {
   TrainSettings t;
-  t.batch_size = train.get_size("batch_size");
-  if (t.batch_size == 0) train.fail("batch_size", "must be at least 1");
-  t.epochs = train.get_size("epochs");
+  t.batch_size = train.get_count("batch_size", std::nullopt, CountRange{1, kManyItems, "samples"});
+  t.epochs = train.get_count("epochs", std::nullopt, CountRange{0, kManyItems, "epochs"});
   t.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
-  t.eval_batch_size = train.get_size("eval_batch_size", 1000);
-  if (t.eval_batch_size == 0) train.fail("eval_batch_size", "must be at least 1");
-  t.progress_seconds = train.get_double("progress_seconds", 10.0);
-  if (t.progress_seconds <= 0) train.fail("progress_seconds", "must be greater than 0");
+  t.eval_batch_size = train.get_count("eval_batch_size", 1000, CountRange{1, kManyItems, "samples"});
+  t.progress_seconds = train.get_number("progress_seconds", 10.0, seconds_range());
   train.finish();
+  t.section = std::make_shared<const ConfigMap>(std::move(train));
   return t;
 }
 
 CommSettings read_comm(ConfigMap comm) {
   CommSettings c;
-  c.bucket_mb = comm.get_double_checked(
-      "bucket_mb", 1.0, [](double v) { return v > 0 && v <= 4096; }, "must be in (0, 4096] MiB");
-  c.timeout_seconds = comm.get_double_checked(
-      "timeout_seconds", 300.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
-  c.heartbeat_seconds = comm.get_double_checked(
-      "heartbeat_seconds", 10.0, [](double v) { return v == 0 || v >= 1; }, "must be 0 (off) or at least 1 second");
+  c.bucket_mb = comm.get_number("bucket_mb", 1.0, NumberRange{0, 4096, "MiB", LowerBound::Exclusive});
+  c.timeout_seconds = comm.get_number("timeout_seconds", 300.0, seconds_range());
+  c.heartbeat_seconds = comm.get_number("heartbeat_seconds", 10.0,
+                                        NumberRange{1, kMaxConfigSeconds, "seconds", LowerBound::Inclusive, ZeroIs::Off});
   const std::string transport = comm.get_choice("device_transport", {"auto", "nccl", "staging"}, "auto");
   for (DeviceTransport t : {DeviceTransport::Auto, DeviceTransport::Nccl, DeviceTransport::Staging}) {
     if (transport == to_string(t)) c.device_transport = t;
@@ -187,31 +216,30 @@ CommSettings read_comm(ConfigMap comm) {
 CheckpointSettings read_checkpoint(ConfigMap checkpoint) {
   CheckpointSettings c;
   c.dir = checkpoint.get_string("dir", "");
-  c.every_epochs = checkpoint.get_size("every_epochs", 1);
-  if (c.every_epochs == 0) checkpoint.fail("every_epochs", "must be at least 1");
-  c.keep = checkpoint.get_size("keep", 3);
-  if (c.keep == 0) checkpoint.fail("keep", "must be at least 1 (the newest checkpoint is always kept)");
-  c.every_minutes = checkpoint.get_double_checked(
-      "every_minutes", 0.0, [](double v) { return v >= 0; }, "must be 0 (off) or a positive number of minutes");
+  c.every_epochs = checkpoint.get_count("every_epochs", 1, CountRange{1, kManyItems, "epochs"});
+  c.keep = checkpoint.get_count("keep", 3, CountRange{1, kManyItems, "checkpoints"});
+  c.every_minutes = checkpoint.get_number(
+      "every_minutes", 0.0, NumberRange{0, kMaxConfigSeconds / 60, "minutes", LowerBound::Exclusive, ZeroIs::Off});
   checkpoint.finish();
   return c;
 }
+
+// More workers than any job has: a larger count is a typing mistake.
+constexpr size_t kMaxWorkers = size_t{1} << 20;
 
 // The `elastic:` section; its run_dir defaults to the checkpoint folder, which it needs.
 ElasticSettings read_elastic(ConfigMap elastic, const CheckpointSettings& checkpoint) {
   ElasticSettings e;
   e.enabled = elastic.get_bool("enabled", false);
-  e.min_workers = elastic.get_size("min_workers", 1);
-  if (e.min_workers == 0) elastic.fail("min_workers", "must be at least 1");
-  e.max_workers = elastic.get_size("max_workers", 0);
+  e.min_workers = elastic.get_count("min_workers", 1, CountRange{1, kMaxWorkers, "workers"});
+  e.max_workers = elastic.get_count("max_workers", 0, CountRange{1, kMaxWorkers, "workers", ZeroIs::Off});
   if (e.max_workers != 0 && e.max_workers < e.min_workers) {
     elastic.fail("max_workers", "must be 0 (no limit) or at least min_workers (" + std::to_string(e.min_workers) + ")");
   }
   e.run_dir = elastic.get_string("run_dir", checkpoint.dir);
-  e.wait_seconds = elastic.get_double_checked(
-      "wait_seconds", 300.0, [](double v) { return v >= 0; }, "must be 0 or more seconds");
-  e.handover_seconds = elastic.get_double_checked(
-      "handover_seconds", 60.0, [](double v) { return v > 0; }, "must be greater than 0 seconds");
+  e.wait_seconds = elastic.get_number("wait_seconds", 300.0,
+                                      NumberRange{0, kMaxConfigSeconds, "seconds", LowerBound::Inclusive});
+  e.handover_seconds = elastic.get_number("handover_seconds", 60.0, seconds_range());
   if (e.enabled && checkpoint.dir.empty()) {
     elastic.fail("enabled", "an elastic job needs checkpoint.dir (joiners and restarts continue from checkpoints): "
                             "set checkpoint.dir");

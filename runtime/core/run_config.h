@@ -25,6 +25,7 @@ struct TrainSettings {
   DropLast drop_last = DropLast::No;   // train on or drop the last, smaller global batch
   size_t eval_batch_size = 1000;
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
+  std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys
 };
 
 // How gradients in device memory are all-reduced (`comm.device_transport`).
@@ -79,7 +80,8 @@ struct RunConfig {
   std::string text;      // the effective config (overrides applied) as YAML, for records
   std::string name;
   uint64_t seed = 0;
-  size_t threads = 0;    // 0 = automatic
+  size_t threads = 0;    // 0 = automatic; at most 4 a core (and 1024)
+  std::vector<std::string> warnings;  // "FILE:LINE: key 'threads': ...": accepted, but likely a mistake
   DeviceKind device = DeviceKind::CPU;
   std::string device_reason;  // why `device`: "auto: 1 GPU visible", "auto: no GPU visible: ...", "device: cpu in the config"
   Precision precision = Precision::Float32;  // of convolutions and dense layers on the GPU; bf16 is GPU-only

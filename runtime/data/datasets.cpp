@@ -20,6 +20,11 @@ namespace dptrain {
 
 namespace {
 
+// Classes a data set may have: 0 (found from the labels or the file) or up to 2^24.
+const CountRange kClasses{1, size_t{1} << 24, "classes", ZeroIs::Off};
+// The decoded-image cache: 0 (none) or up to 1 TiB.
+const CountRange kCacheMiB{1, size_t{1} << 20, "MiB", ZeroIs::Off};
+
 const char* const kDefaultDir = "/usr/share/datasets/fashion-mnist";
 
 // Per-channel normalisation as written in the config, checked against the channel count.
@@ -85,7 +90,7 @@ std::unique_ptr<Dataset> make_idx_part(ConfigMap& data, const std::string& dir, 
 
 DataSplits make_idx(ConfigMap& data, const NormalizationKeys& norm) {
   const std::string dir = data.get_string("dir", std::string(kDefaultDir));
-  const size_t classes = data.get_size("classes", size_t{10});  // 0: max training label + 1
+  const size_t classes = data.get_count("classes", size_t{10}, kClasses);  // 0: max training label + 1
   check_channels(data, norm, 1, " for IDX images, which have one");
   const float mean = static_cast<float>(norm.mean[0]), std = static_cast<float>(norm.std[0]);
 
@@ -109,7 +114,7 @@ DataSplits make_synthetic(ConfigMap& data, const NormalizationKeys& norm, uint64
   train.num_samples = data.get_size("train_samples", size_t{60000});
   const size_t test_samples = data.get_size("test_samples", size_t{10000});
   train.sample_shape = data.get_size_list("shape", std::vector<size_t>{1, 28, 28});
-  train.num_classes = data.get_size("classes", size_t{10});
+  train.num_classes = data.get_count("classes", size_t{10}, kClasses);
   const double noise = data.get_double("noise", 1.0);
 
   if (train.num_samples == 0) data.fail("train_samples", "must be at least 1");
@@ -169,7 +174,7 @@ DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uin
   options.resize = resize == "crop" ? ResizeMode::Crop : ResizeMode::Stretch;
   const std::string on_bad_image = data.get_choice("on_bad_image", {"fail", "skip"}, std::string("fail"));
   options.on_bad_image = on_bad_image == "fail" ? BadImagePolicy::Fail : BadImagePolicy::Skip;
-  options.cache_mb = data.get_size("cache_mb", size_t{1024});
+  options.cache_mb = data.get_count("cache_mb", size_t{1024}, kCacheMiB);
   const size_t eval_resize = data.get_size("eval_resize", size_t{0});
   if (data.has("eval_resize")) {
     if (eval_resize < std::max(s[1], s[2])) {
@@ -215,6 +220,12 @@ DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uin
     }
     FolderSplit split = split_image_folder(*folder, fraction, seed);
     const size_t train_size = split.train.size(), validation_size = split.validation.size();
+    if (validation_size == 0 || train_size == 0) {
+      data.fail("validation_fraction",
+                format_number(fraction) + " of the " + std::to_string(folder->size()) + " images of " + dir +
+                    " leaves " + (validation_size == 0 ? "no test image" : "no training image") +
+                    ": choose a fraction that leaves both, or give data.test_dir");
+    }
     out.train = std::make_unique<ImageFolderDataset>(folder, std::move(split.train), FolderPart::Train, validation_size,
                                                      mean, std);
     out.test = std::make_unique<ImageFolderDataset>(eval_folder, std::move(split.validation), FolderPart::Validation,
@@ -248,8 +259,8 @@ DataSplits make_hdf5(ConfigMap& data, const NormalizationKeys& norm) {
                    "data.train_labels"};
   Hdf5Source test{test_file, data.get_string("test_images", std::string("/test/images")),
                   data.get_string("test_labels", std::string("/test/labels")), "data.test_images", "data.test_labels"};
-  const size_t classes = data.get_size("classes", size_t{0});  // 0: the file's num_classes, else max label + 1
-  const size_t cache_mb = data.get_size("cache_mb", size_t{1024});
+  const size_t classes = data.get_count("classes", size_t{0}, kClasses);  // 0: the file's num_classes, else max label + 1
+  const size_t cache_mb = data.get_count("cache_mb", size_t{1024}, kCacheMiB);
   for (const auto& [key, path] :
        {std::pair<const char*, std::string>{data.has("train_file") ? "train_file" : "file", train_file},
         {data.has("test_file") ? "test_file" : "file", test_file}}) {

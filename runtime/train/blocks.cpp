@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "layers/layer_util.h"
+
 namespace dptrain {
 
 namespace {
@@ -21,15 +23,14 @@ struct BlockOptions {
 BlockOptions read_block(ConfigMap& block) {
   BlockOptions o;
   o.type = block.get_choice("type", {"basic_block", "bottleneck"});
-  o.out_channels = block.get_size("out_channels");
-  if (o.out_channels == 0) block.fail("out_channels", "must be >= 1");
-  o.stride = block.get_size("stride", 1);
-  if (o.stride == 0) block.fail("stride", "must be >= 1");
-  o.repeat = block.get_size("repeat", 1);
-  if (o.repeat == 0) block.fail("repeat", "must be >= 1");
+  const CountRange size{1, kMaxLayerSize, ""};
+  o.out_channels = block.get_count("out_channels", std::nullopt, size);
+  o.stride = block.get_count("stride", 1, size);
+  o.repeat = block.get_count("repeat", 1, CountRange{1, 4096, "blocks"});
   if (o.type == "bottleneck") {
     o.width = block.get_size("width", o.out_channels / 4);
     if (o.width == 0) block.fail("width", "must be >= 1 (out_channels / 4 by default)");
+    if (o.width > kMaxLayerSize) block.fail("width", describe(size, o.width) + ", got " + std::to_string(o.width));
     o.groups = block.get_size("groups", 1);
     if (o.groups == 0 || o.width % o.groups != 0) {
       block.fail("groups", "must be >= 1 and divide the width " + std::to_string(o.width));

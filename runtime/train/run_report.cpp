@@ -146,6 +146,15 @@ void RunReport::stopped(const RunOutcome& outcome, const TrainingPosition& at, s
                      .add("checkpoint", checkpoint));
 }
 
+void RunReport::diverged(const std::string& message, const TrainingPosition& at, size_t world_size) {
+  metrics_.write(MetricsRecord("diverged")
+                     .add("reason", message)
+                     .add("epoch", static_cast<double>(at.epoch))
+                     .add("step_in_epoch", static_cast<double>(at.step_in_epoch))
+                     .add("step", static_cast<double>(at.global_step))
+                     .add("world_size", static_cast<double>(world_size)));
+}
+
 void RunReport::resumed(const std::string& path, const TrainingPosition& at, size_t epochs, size_t steps_per_epoch,
                         size_t saved_world_size, size_t world_size) {
   log("resumed from %s: %s (global step %llu); saved by %llu worker(s), now %zu\n", path.c_str(),

@@ -52,6 +52,9 @@ class RunReport {
   // The run stopped early at `at` (`checkpoint`: the checkpoint of that position, "" when none).
   void stopped(const RunOutcome& outcome, const TrainingPosition& at, size_t steps_per_epoch, size_t world_size,
                const std::string& checkpoint);
+  // Training diverged at `at` (a non-finite loss, gradient or parameter): `message` on the console and a
+  // "diverged" record with it as `reason`.
+  void diverged(const std::string& message, const TrainingPosition& at, size_t world_size);
   // The run continues from checkpoint `path`, saved by `saved_world_size` workers.
   void resumed(const std::string& path, const TrainingPosition& at, size_t epochs, size_t steps_per_epoch,
                size_t saved_world_size, size_t world_size);

@@ -59,6 +59,17 @@ EpochSummary summarize_epoch(EpochTally& t, const LossStats& rest, Communicator&
   return summary;
 }
 
+// A global batch larger than the training set: with drop_last no step is left (refused where the
+// steps are counted); without, every step trains on the whole set, which is allowed with a warning,
+// since the batch size (and the learning rate tuned for it) is then not what trains.
+void warn_batch_beyond_data(RunConfig& config, size_t train_size) {
+  const TrainSettings& train = config.train;
+  if (train.batch_size <= train_size || train.drop_last == DropLast::Yes) return;
+  const std::string where = train.section ? train.section->where("batch_size") : "train.batch_size";
+  config.warnings.push_back(where + ": " + std::to_string(train.batch_size) + " is larger than the training set (" +
+                            std::to_string(train_size) + " samples): every step trains on the whole set");
+}
+
 }  // namespace
 
 Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
@@ -73,6 +84,7 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
       stop_vote_(options_.stop_signal, deadline_) {
   data_ = make_datasets(*config_.data, config_.seed);
   config_.data->finish();
+  warn_batch_beyond_data(config_, data_.train->size());
   model_ = std::make_unique<Model>(config_.model, data_.train->sample_shape(), context_.backend(), config_.seed,
                                    config_.init.freeze);
   check_init_entries(config_.init, *model_);
@@ -88,9 +100,12 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
                                config_.train.drop_last, Shuffle::Yes)
                          .num_steps();
   if (steps_per_epoch_ == 0) {
-    throw ConfigError(config_.file + ": train.batch_size " + std::to_string(config_.train.batch_size) +
-                      " with drop_last leaves no step in an epoch of " + std::to_string(data_.train->size()) +
-                      " samples");
+    const std::string rule = std::to_string(config_.train.batch_size) +
+                             " with train.drop_last leaves no step in an epoch of the training set's " +
+                             std::to_string(data_.train->size()) + " samples: set train.batch_size to at most " +
+                             std::to_string(data_.train->size()) + ", or drop_last: false";
+    if (config_.train.section) config_.train.section->fail("batch_size", rule);
+    throw ConfigError(config_.file + ": train.batch_size " + rule);
   }
   schedule_ = std::make_unique<LrSchedule>(*config_.lr_schedule, optimizer_->base_lr(), steps_per_epoch_, config_.train.epochs);
   config_.lr_schedule->finish();
@@ -142,6 +157,7 @@ std::string Trainer::hand_over() { return replicas_->share_with_joiners(*comm_, 
 
 std::string Trainer::describe() const {
   std::ostringstream out;
+  for (const std::string& warning : config_.warnings) out << "warning: " << warning << "\n";
   out << "run " << config_.name << " (" << config_.file << "), seed " << config_.seed << "\n";
   out << "workers " << comm_->size() << " (" << comm_->backend() << "), device "
       << describe_device(config_, context_.describe_device())
@@ -235,10 +251,12 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
     const LossStats stats = train_step(batch, epoch, plan.batch_size(s));
     if (step_floor_us) std::this_thread::sleep_until(step_start + std::chrono::microseconds(*step_floor_us));
     position_.step_in_epoch = ++s;
+    if (model_->device() == DeviceKind::CPU) check_finite_update();  // on a GPU: the loss, when read back
     // Every worker learns of a stop request at the same step; the loss sums travel along.
     double step_sums[StepMetrics::kSlots];
     metrics_->fill(stats, step_sums, Clock::now());
     stop = stop_vote_.after_step(step_sums, StepMetrics::kSlots, *comm_, options_.timeline);
+    check_finite_loss(step_sums[0]);
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
     const double elapsed = seconds_since(start);
     if (metrics_->after_all_reduce(step_sums)) {
@@ -319,6 +337,7 @@ std::vector<EpochSummary> Trainer::run() {
   for (size_t epoch = position_.epoch; epoch < config_.train.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     summaries.push_back(train_epoch(epoch, epoch == position_.epoch ? position_.step_in_epoch : 0));
+    check_finite_loss(summaries.back().loss);  // with a GPU's last loss sums, read at the epoch's end
     if (!summaries.back().complete) {
       stop();
       return summaries;

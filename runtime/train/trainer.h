@@ -97,6 +97,15 @@ class Trainer : private ElasticHost {
   void load_buffers(const CheckpointState& state, const std::string& path);
   // Ends the run early, stopped (after saving a checkpoint of this position) for `reason`.
   void stop(const std::string& reason = "");
+  // On the CPU, after the update of the step just done: its all-reduced gradients and the updated
+  // parameters are finite (the same on every worker), or the run stops with diverged().
+  void check_finite_update();
+  // The loss sum read back after the step just done (all workers' sums, or 0 when none was read
+  // back) is finite, or the run stops with diverged().
+  void check_finite_loss(double loss_sum);
+  // Stops the run whose training produced `what`: a "diverged" metrics record, then DivergedError
+  // naming the step. Nothing is saved, so the newest checkpoint stays the last good one.
+  [[noreturn]] void diverged(const std::string& what);
 
   RunConfig& config_;
   Communicator* comm_;
@@ -118,6 +127,7 @@ class Trainer : private ElasticHost {
   size_t steps_per_epoch_ = 0;
   TrainingPosition position_;
   RunOutcome outcome_;
+  uint64_t last_finite_loss_step_ = 0;  // global step of the newest loss read back finite
 };
 
 }  // namespace dptrain

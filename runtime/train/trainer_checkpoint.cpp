@@ -1,5 +1,6 @@
 // The Trainer's checkpoints: the state of the position it has reached, saving it, resuming from a
 // saved one, and loading a checkpoint's parameters for evaluation.
+#include "runtime/checkpoint/finite_values.h"
 #include "runtime/train/model_state.h"
 #include "runtime/train/resume_point.h"
 #include "runtime/train/trainer.h"
@@ -28,7 +29,10 @@ CheckpointState Trainer::checkpoint_state() const {
 std::string Trainer::save_checkpoint() {
   if (comm_->rank() != 0 || !checkpoints_.enabled()) return "";
   if (const std::string* saved = checkpoints_.saved_at(position_.global_step)) return *saved;
-  return checkpoints_.write(checkpoint_state(), report_);
+  CheckpointState state = checkpoint_state();
+  // A GPU's parameters are seen on the host only here: a diverged state never replaces a good checkpoint.
+  if (const auto bad = non_finite_dataset(state)) diverged("the state to save has " + *bad + ", so it was not saved");
+  return checkpoints_.write(state, report_);
 }
 
 bool Trainer::resume(const std::string& what) {
@@ -36,6 +40,7 @@ bool Trainer::resume(const std::string& what) {
   if (comm_->rank() == 0) {
     from = find_resume_point(what, config_, report_);
     if (from.found()) {
+      refuse_non_finite(from.path, from.state);
       check_resumable(from.path, from.state,
                       {config_.seed, config_.train.batch_size, data_.train->size(), steps_per_epoch_});
       Tensor params = model_->host_parameters();
@@ -65,6 +70,7 @@ TrainingPosition Trainer::load_parameters(const std::string& path) {
   TrainingPosition at;
   if (comm_->rank() == 0) {
     const CheckpointState state = read_checkpoint(path);
+    refuse_non_finite(path, state);
     Tensor params = model_->host_parameters();
     tensors_to_flat(state.parameters, model_->parameter_entries(), params, path);
     model_->load_parameters(params);

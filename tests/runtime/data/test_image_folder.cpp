@@ -437,9 +437,9 @@ TEST(ImageFolderConfig, KeyErrorsNameTheKey) {
               HasSubstr("key 'data.resize': unknown value 'squash' (expected one of: crop, stretch)"));
   EXPECT_THAT(error_of<ConfigError>([&] { build(base + "  shape: [3, 4, 4]\n  on_bad_image: ignore\n"); }),
               HasSubstr("key 'data.on_bad_image'"));
-  EXPECT_THAT(error_of<ConfigError>([&] { build(base + "  shape: [3, 4, 4]\n  train_images: x\n"); }),
+  EXPECT_THAT(error_of<ConfigError>([&] { build(base + "  shape: [3, 4, 4]\n  validation_fraction: 0.5\n  train_images: x\n"); }),
               HasSubstr("key 'data.train_images': unknown key"));
-  EXPECT_THAT(error_of<ConfigError>([&] { build(base + "  shape: [3, 4, 4]\n  augment: {flip: true}\n"); }),
+  EXPECT_THAT(error_of<ConfigError>([&] { build(base + "  shape: [3, 4, 4]\n  validation_fraction: 0.5\n  augment: {flip: true}\n"); }),
               HasSubstr("key 'data.augment.flip': unknown key"));
   const std::string missing = "data:\n  type: image_folder\n  dir: " + dir.file("absent") + "\n  shape: [3, 4, 4]\n";
   const std::string msg = error_of<DataError>([&] { build(missing); });
