@@ -12,7 +12,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using namespace std::chrono_literals;
 using test_util::TempDir;
