@@ -14,13 +14,20 @@ namespace dptrain {
 // Whether a forward pass is for training (dropout active) or evaluation.
 enum class Mode { Train, Eval };
 
+// Where the values a CrossWorkerSum sums lie: host memory (the sum is complete when sum() returns),
+// or device memory of the backend's compute stream (the sum is queued after the work queued there
+// so far; later work on that stream sees it, and the host does not wait).
+enum class SumMemory { Host, Device };
+
 // Sums small vectors of batch statistics over every worker that shares the global batch, so that a
 // layer such as batch normalisation sees the whole global batch whatever the number of workers.
 // Collective: every worker calls sum() in the same order, the same number of times, per step.
 class CrossWorkerSum {
  public:
   virtual ~CrossWorkerSum() = default;
-  // values[0, count) (host memory) becomes the sum of every worker's values[0, count).
+  // Where sum() takes its values.
+  virtual SumMemory memory() const { return SumMemory::Host; }
+  // values[0, count) (in memory()) becomes the sum of every worker's values[0, count).
   virtual void sum(double* values, size_t count) = 0;
 };
 

@@ -324,16 +324,18 @@ Tensor Model::logits(size_t n) const {
   return activations_[from].leading(n);
 }
 
-void Model::idle_step(const StepInfo& info) {
+void Model::idle_step(const StepInfo& info, const GradsReady& ready) {
+  grads_.zero();  // before any range is handed to `ready`
   const size_t last = layers_.size() - 1;
   for (size_t i = 0; i < last; ++i) layers_[i]->join_cross_worker_sums(Pass::Forward, info);
   const size_t logits_from = inputs_[last][0];
-  if (logits_from != kModelInput && requires_grad_[logits_from]) {
-    for (size_t i = last; i-- > 0;) {
-      if (requires_grad_[i]) layers_[i]->join_cross_worker_sums(Pass::Backward, info);
-    }
+  if (logits_from == kModelInput || !requires_grad_[logits_from]) return;
+  // As backward(): each layer's sums, then its trained range.
+  for (size_t i = last; i-- > 0;) {
+    if (!requires_grad_[i]) continue;
+    layers_[i]->join_cross_worker_sums(Pass::Backward, info);
+    if (ready && layer_ranges_[i].first != layer_ranges_[i].second) ready(layer_ranges_[i].first, layer_ranges_[i].second);
   }
-  grads_.zero();
 }
 
 std::string Model::summary() const {

@@ -115,8 +115,10 @@ class Model {
   // on device(), valid until the next step.
   Tensor logits(size_t n) const;
   // A training step for a worker with no sample in it: takes part in the layers' cross-worker sums
-  // (as step would, contributing nothing) and leaves gradients() zero.
-  void idle_step(const StepInfo& info);
+  // (as step would, contributing nothing) and leaves gradients() zero, calling `ready` for the same
+  // ranges at the same points between those sums as step's backward pass does, so that collectives
+  // started from `ready` (gradient buckets) and the sums come in the same order on every worker.
+  void idle_step(const StepInfo& info, const GradsReady& ready = nullptr);
 
   // A table of layers, output shapes and parameter counts.
   std::string summary() const;
