@@ -53,6 +53,15 @@ struct StepInfo {
 // Which half of a training step a layer takes part in.
 enum class Pass { Forward, Backward };
 
+// The element types of a layer's activations: what forward reads (every input; backward writes dx
+// in it) and what it writes (y; backward reads dy in it).
+struct ActivationTypes {
+  DType input = DType::Float32;
+  DType output = DType::Float32;
+  bool operator==(const ActivationTypes& other) const { return input == other.input && output == other.output; }
+  bool operator!=(const ActivationTypes& other) const { return !(*this == other); }
+};
+
 // Name and per-layer shape of one parameter tensor, e.g. {"weight", (32, 1, 3, 3)}.
 struct ParamSpec {
   std::string name;
@@ -84,6 +93,13 @@ class Layer {
   void bind_buffers(std::vector<Tensor> buffers);
   // Sets the bound buffers to their initial values (host memory during model construction).
   virtual void init_buffers() {}
+
+  // The types this layer reads and writes when its (first) input arrives as `offered`: float32 by
+  // default; layers that compute in bf16 on a GPU read (and may write) bf16 whatever is offered, and
+  // element-wise layers with bf16 kernels follow what is offered. Asked once, when the model is
+  // built: the model converts wherever a producer's output type differs from what its consumer
+  // reads, so the layer's forward and backward get exactly these types.
+  virtual ActivationTypes activation_types(DType offered) const { return {}; }
 
   // How many inputs the layer takes: 1, except for merge layers (add, concat).
   virtual size_t num_inputs() const { return 1; }

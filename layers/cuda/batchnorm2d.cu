@@ -5,6 +5,8 @@
 // (BatchStatsLayout) that the step's CrossWorkerSum sums in place on the compute stream's order, and
 // the moments and gradients come from it on the device: the host never waits. Summed over workers in
 // host memory (MPI staging), the partials are read back and summed as the CPU layer does.
+// Activations may be float32 or bf16 (it follows the type it is offered); statistics are float32 and
+// double either way.
 // The kernels are in layers/cuda/batchnorm2d_kernels.cuh.
 #include "layers/batchnorm2d.h"
 
@@ -33,6 +35,8 @@ class CudaBatchNorm2d final : public BatchNorm2dLayer {
   CudaBatchNorm2d(const BatchNorm2dOptions& options, const Shape& input_shape, CudaContext& cuda)
       : BatchNorm2dLayer(options, input_shape), cuda_(cuda) {}
 
+  // The type it is offered, float32 or bf16 (statistics, scale and shift stay float32).
+  ActivationTypes activation_types(DType offered) const override { return {offered, offered}; }
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
   void join_cross_worker_sums(Pass pass, const StepInfo& step) override;
@@ -58,7 +62,9 @@ class CudaBatchNorm2d final : public BatchNorm2dLayer {
   // Queues the per-channel partials of [first sum (C), second sum (C)] over `n` samples into
   // partials_ and returns how many per channel; `mean` and `inv_std` (device) only for Gradients.
   template <ChannelSums kind>
-  unsigned launch_channel_sums(const float* a, const float* b, size_t n, const float* mean, const float* inv_std);
+  unsigned launch_channel_sums(const Tensor& a, const Tensor* b, size_t n, const float* mean, const float* inv_std);
+  // y = x * scale + shift per channel, in the activations' type (float32 or bf16).
+  void launch_normalize(const Tensor& x, Tensor& y, const float* mean, const float* inv_std);
   // The sums of the `parts` partials per channel, read back to the host (waits for the stream).
   std::vector<double> read_channel_sums(unsigned parts);
   // Forward's moments and running statistics from sums added on the host and summed over workers.
@@ -85,15 +91,36 @@ class CudaBatchNorm2d final : public BatchNorm2dLayer {
 };
 
 template <ChannelSums kind>
-unsigned CudaBatchNorm2d::launch_channel_sums(const float* a, const float* b, size_t n, const float* mean,
+unsigned CudaBatchNorm2d::launch_channel_sums(const Tensor& a, const Tensor* b, size_t n, const float* mean,
                                               const float* inv_std) {
   const ChannelLayout layout{channels_, spatial_, n * spatial_};
   const unsigned parts = partials_per_channel(channels_, layout.per_channel);
   auto* partials = static_cast<double*>(partials_.reserve(2 * channels_ * parts * sizeof(double)));
   const dim3 grid(static_cast<unsigned>(channels_), parts);
-  channel_sums_kernel<kind><<<grid, kBlockThreads, 0, cuda_.stream()>>>(a, b, mean, inv_std, layout, partials);
+  if (a.dtype() == DType::BFloat16) {
+    const auto* b16 = b ? static_cast<const __nv_bfloat16*>(b->raw()) : nullptr;
+    channel_sums_kernel<kind, __nv_bfloat16><<<grid, kBlockThreads, 0, cuda_.stream()>>>(
+        static_cast<const __nv_bfloat16*>(a.raw()), b16, mean, inv_std, layout, partials);
+  } else {
+    channel_sums_kernel<kind, float><<<grid, kBlockThreads, 0, cuda_.stream()>>>(a.data(), b ? b->data() : nullptr,
+                                                                                 mean, inv_std, layout, partials);
+  }
   DPTRAIN_CUDA_CHECK_LAUNCH();
   return parts;
+}
+
+void CudaBatchNorm2d::launch_normalize(const Tensor& x, Tensor& y, const float* mean, const float* inv_std) {
+  const size_t count = x.num_elements();
+  cudaStream_t stream = cuda_.stream();
+  if (x.dtype() == DType::BFloat16) {
+    normalize_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x.raw()),
+                                                                    static_cast<__nv_bfloat16*>(y.raw()), count,
+                                                                    channels_, spatial_, mean, inv_std, weight(), bias());
+  } else {
+    normalize_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), y.data(), count, channels_, spatial_,
+                                                                    mean, inv_std, weight(), bias());
+  }
+  DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 
 std::vector<double> CudaBatchNorm2d::read_channel_sums(unsigned parts) {
@@ -124,12 +151,10 @@ void CudaBatchNorm2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) 
                                                                       options_.eps);
     DPTRAIN_CUDA_CHECK_LAUNCH();
     if (count == 0) return;
-    normalize_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), y.data(), count, channels_, spatial_,
-                                                                    buffers_[0].data(), inv_std, weight(), bias());
-    DPTRAIN_CUDA_CHECK_LAUNCH();
+    launch_normalize(x, y, buffers_[0].data(), inv_std);
     return;
   }
-  const unsigned parts = launch_channel_sums<ChannelSums::Moments>(x.data(), nullptr, n, nullptr, nullptr);
+  const unsigned parts = launch_channel_sums<ChannelSums::Moments>(x, nullptr, n, nullptr, nullptr);
   switch (stats_path(step)) {
     case StatsPath::Local:
       batch_count_ = static_cast<double>(n * spatial_);
@@ -148,9 +173,7 @@ void CudaBatchNorm2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) 
       break;
   }
   if (count == 0) return;
-  normalize_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), y.data(), count, channels_, spatial_,
-                                                                  slot(kMean), slot(kInvStd), weight(), bias());
-  DPTRAIN_CUDA_CHECK_LAUNCH();
+  launch_normalize(x, y, slot(kMean), slot(kInvStd));
 }
 
 void CudaBatchNorm2d::update_from_host_sums(const StepInfo& step, unsigned parts, size_t n) {
@@ -190,7 +213,7 @@ void CudaBatchNorm2d::backward(const Tensor& x, const Tensor& y, const Tensor& d
   cudaStream_t stream = cuda_.stream();
   // Partials of [sum of dy (C), sum of dy * x_hat (C)]
   const unsigned parts =
-      launch_channel_sums<ChannelSums::Gradients>(dy.data(), x.data(), n, slot(kMean), slot(kInvStd));
+      launch_channel_sums<ChannelSums::Gradients>(dy, &x, n, slot(kMean), slot(kInvStd));
   const auto* partials = static_cast<const double*>(partials_.get());
   switch (stats_path(step)) {
     case StatsPath::Local:
@@ -227,9 +250,16 @@ void CudaBatchNorm2d::backward(const Tensor& x, const Tensor& y, const Tensor& d
   }
   if (!dx || x.num_elements() == 0) return;
   const size_t count = x.num_elements();
-  input_gradient_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(x.data(), dy.data(), dx->data(), count,
-                                                                       channels_, spatial_, slot(kMean), slot(kInvStd),
-                                                                       weight(), slot(kMeanDy), slot(kMeanDyXhat));
+  if (x.dtype() == DType::BFloat16) {
+    input_gradient_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(x.raw()), static_cast<const __nv_bfloat16*>(dy.raw()),
+        static_cast<__nv_bfloat16*>(dx->raw()), count, channels_, spatial_, slot(kMean), slot(kInvStd), weight(),
+        slot(kMeanDy), slot(kMeanDyXhat));
+  } else {
+    input_gradient_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(
+        x.data(), dy.data(), dx->data(), count, channels_, spatial_, slot(kMean), slot(kInvStd), weight(),
+        slot(kMeanDy), slot(kMeanDyXhat));
+  }
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 

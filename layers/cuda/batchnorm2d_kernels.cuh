@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "layers/batchnorm2d.h"
+#include "runtime/core/cuda/element_types.cuh"
 #include "runtime/core/cuda/kernels.h"
 
 namespace dptrain::batchnorm2d_kernels {
@@ -27,20 +28,21 @@ struct ChannelLayout {
 // Block (c, p) of a (C, P) grid sums its share of channel c into partials[(k * C + c) * P + p],
 // k = 0 for the first sum and 1 for the second, in double.
 // Moments: a = x (sum x, sum x^2). Gradients: a = dy, b = x (sum dy, sum dy * (x - mean) * inv_std).
-template <ChannelSums kind>
-__global__ void channel_sums_kernel(const float* a, const float* b, const float* mean, const float* inv_std,
+// T: the activations' type (float32 or bf16); sums in double either way.
+template <ChannelSums kind, typename T>
+__global__ void channel_sums_kernel(const T* a, const T* b, const float* mean, const float* inv_std,
                                     ChannelLayout layout, double* partials) {
   __shared__ double first[kBlockThreads], second[kBlockThreads];
   const size_t c = blockIdx.x, parts = gridDim.y;
   double s0 = 0, s1 = 0;
   for (size_t i = blockIdx.y * size_t{blockDim.x} + threadIdx.x; i < layout.per_channel; i += parts * blockDim.x) {
     const size_t at = layout.at(c, i);
-    const float v = a[at];
+    const float v = widen(a[at]);
     s0 += v;
     if constexpr (kind == ChannelSums::Moments) {
       s1 += static_cast<double>(v) * v;
     } else {
-      const float x_hat = (b[at] - mean[c]) * inv_std[c];
+      const float x_hat = (widen(b[at]) - mean[c]) * inv_std[c];
       s1 += static_cast<double>(v) * x_hat;
     }
   }
@@ -62,25 +64,27 @@ __global__ void channel_sums_kernel(const float* a, const float* b, const float*
 
 // y = x * scale + shift with scale = weight * inv_std and shift = bias - mean * scale, per channel
 // (weight and bias null without affine), as the CPU layer computes them.
-__global__ void normalize_kernel(const float* x, float* y, size_t count, size_t channels, size_t spatial,
+template <typename T>
+__global__ void normalize_kernel(const T* x, T* y, size_t count, size_t channels, size_t spatial,
                                  const float* mean, const float* inv_std, const float* weight, const float* bias) {
   for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
     const size_t c = (i / spatial) % channels;
     const float scale = (weight ? weight[c] : 1.0f) * inv_std[c];
     const float shift = (bias ? bias[c] : 0.0f) - mean[c] * scale;
-    y[i] = x[i] * scale + shift;
+    y[i] = narrow<T>(widen(x[i]) * scale + shift);
   }
 }
 
 // dx = weight * inv_std * (dy - mean_dy - x_hat * mean_dy_xhat), per channel, with global means.
-__global__ void input_gradient_kernel(const float* x, const float* dy, float* dx, size_t count, size_t channels,
+template <typename T>
+__global__ void input_gradient_kernel(const T* x, const T* dy, T* dx, size_t count, size_t channels,
                                       size_t spatial, const float* mean, const float* inv_std, const float* weight,
                                       const float* mean_dy, const float* mean_dy_xhat) {
   for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
     const size_t c = (i / spatial) % channels;
     const float scale = (weight ? weight[c] : 1.0f) * inv_std[c];
-    const float x_hat = (x[i] - mean[c]) * inv_std[c];
-    dx[i] = scale * (dy[i] - mean_dy[c] - x_hat * mean_dy_xhat[c]);
+    const float x_hat = (widen(x[i]) - mean[c]) * inv_std[c];
+    dx[i] = narrow<T>(scale * (widen(dy[i]) - mean_dy[c] - x_hat * mean_dy_xhat[c]));
   }
 }
 
