@@ -56,13 +56,18 @@ DType read_type(ConfigMap& options, const std::string& key) {
   return options.get_choice(key, {"float32", "bf16"}, "float32") == "bf16" ? DType::BFloat16 : DType::Float32;
 }
 
-const bool kRegistered = [] {
-  LayerRegistry::builtin().add("test_cast", "cpu", [](ConfigMap& options, const Shape& shape, Backend& backend) {
-    const DType in = read_type(options, "in"), out = read_type(options, "out");
-    return std::make_unique<CastLayer>(shape, ActivationTypes{in, out}, backend);
-  });
-  return true;
-}();
+// Adds `test_cast` to the built-in registry for one test, and takes it out again so that no other
+// test (the registry's own among them) sees it.
+class ModelActivationTypes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LayerRegistry::builtin().add("test_cast", "cpu", [](ConfigMap& options, const Shape& shape, Backend& backend) {
+      const DType in = read_type(options, "in"), out = read_type(options, "out");
+      return std::make_unique<CastLayer>(shape, ActivationTypes{in, out}, backend);
+    });
+  }
+  void TearDown() override { LayerRegistry::builtin().remove("test_cast", "cpu"); }
+};
 
 std::unique_ptr<Model> build(const std::string& yaml, const Shape& input) {
   ConfigMap root = ConfigMap::parse("model:\n" + yaml, "types.yaml");
@@ -100,7 +105,7 @@ StepResult train_step(Model& model) {
   return r;
 }
 
-TEST(ModelActivationTypes, TheCpuPlansFloat32EverywhereAndConvertsNothing) {
+TEST_F(ModelActivationTypes, TheCpuPlansFloat32EverywhereAndConvertsNothing) {
   auto model = build(branching_model("float32", "float32"), {5});
   for (size_t i = 0; i < model->layers().size(); ++i) {
     EXPECT_EQ(model->activation_types(i), ActivationTypes{}) << model->layer_name(i);
@@ -109,7 +114,7 @@ TEST(ModelActivationTypes, TheCpuPlansFloat32EverywhereAndConvertsNothing) {
   EXPECT_EQ(model->describe_activation_types(), "activations float32");
 }
 
-TEST(ModelActivationTypes, ConversionsGoWhereAProducerWritesAnotherTypeThanItsConsumerReads) {
+TEST_F(ModelActivationTypes, ConversionsGoWhereAProducerWritesAnotherTypeThanItsConsumerReads) {
   auto model = build(branching_model("bf16", "bf16"), {5});
   // b reads bf16 from a (float32): converted. add d follows b (bf16): c's float32 output converted.
   // dense e reads float32 from d (bf16): converted. relu c reads a's float32: not converted.
@@ -127,7 +132,7 @@ TEST(ModelActivationTypes, ConversionsGoWhereAProducerWritesAnotherTypeThanItsCo
             "activations: 2 of 5 layers write bf16; inputs converted for b (to bf16), d (to bf16), e (to float32)");
 }
 
-TEST(ModelActivationTypes, AStepThroughBf16ActivationsStaysWithinBf16OfTheFloat32Step) {
+TEST_F(ModelActivationTypes, AStepThroughBf16ActivationsStaysWithinBf16OfTheFloat32Step) {
   auto reference = build(branching_model("float32", "float32"), {5});
   auto mixed = build(branching_model("bf16", "bf16"), {5});
   const StepResult want = train_step(*reference);
@@ -146,7 +151,7 @@ TEST(ModelActivationTypes, AStepThroughBf16ActivationsStaysWithinBf16OfTheFloat3
   EXPECT_GT(diff, 0.0);
 }
 
-TEST(ModelActivationTypes, Float32CastsLeaveAStepBitForBit) {
+TEST_F(ModelActivationTypes, Float32CastsLeaveAStepBitForBit) {
   // The same model with a float32 cast and with a plain copy (flatten) in its place: the same bits.
   auto with = build(branching_model("float32", "float32"), {5});
   auto without = build("  - {type: dense, name: a, units: 6}\n"
@@ -161,7 +166,7 @@ TEST(ModelActivationTypes, Float32CastsLeaveAStepBitForBit) {
   EXPECT_EQ(a.grads, b.grads);
 }
 
-TEST(ModelActivationTypes, LogitsAreReadInFloat32WhereTheLastLayerWritesBf16) {
+TEST_F(ModelActivationTypes, LogitsAreReadInFloat32WhereTheLastLayerWritesBf16) {
   auto model = build("  - {type: dense, units: 3}\n"
                      "  - {type: test_cast, in: float32, out: bf16}\n"
                      "  - {type: softmax_cross_entropy}\n",
