@@ -19,7 +19,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // A second worker whose values are `other` (its first `count` for each call), added in host memory.
 class OtherWorkerSum final : public CrossWorkerSum {

@@ -7,7 +7,7 @@
 #include "runtime/train/batch_stats_sum.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // A device communicator that also sums batch statistics in its own memory, as NCCL does (here the
 // identity: one worker).

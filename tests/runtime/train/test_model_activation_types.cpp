@@ -18,7 +18,7 @@
 #include "runtime/train/model.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 CpuBackend& cpu() {
   static CpuBackend backend;
