@@ -20,6 +20,9 @@ using testing::parse_json;
 
 const std::string kBenchBinary = DPTRAIN_BINARY;
 const std::string kBenchSmoke = std::string(DPTRAIN_SOURCE_DIR) + "/configs/synthetic_smoke.yaml";
+const std::string kBenchMpirun =
+    "env OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo OMPI_ALLOW_RUN_AS_ROOT=1 "
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe --bind-to none -np 2 ";
 
 // The last `count` blank-separated cells of a table row ("" for each one missing).
 std::vector<std::string> last_cells(const std::string& row, size_t count) {
@@ -49,6 +52,17 @@ TEST(BenchPeak, JsonHasTheMeasuredRateSizeThreadsAndRepeats) {
   EXPECT_GT(line["gflops"].number, 0);
   EXPECT_GE(line["best_gflops"].number, line["gflops"].number);
   EXPECT_EQ(line["job_gflops"].number, line["gflops"].number);
+}
+
+TEST(BenchPeak, UnderMpirunEveryWorkerMeasuresAndRankZeroPrintsTheSum) {
+  const CommandResult r =
+      run_command(kBenchMpirun + kBenchBinary + " bench peak --size 128 --repeats 1 --threads 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find('{'), r.output.rfind('{')) << "one line, from rank 0:\n" << r.output;
+  const JsonValue line = last_json_line(r.output);
+  EXPECT_EQ(line["workers"].number, 2);
+  // Rank 0's median plus rank 1's (a positive rate).
+  EXPECT_GT(line["job_gflops"].number, line["gflops"].number);
 }
 
 TEST(BenchPeak, TextNamesTheProductAndTheRate) {
