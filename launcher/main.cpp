@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
       {bench_cmds.train, [&] { return launcher::run_bench_train(bench.train, w); }},
       {bench_cmds.layers, [&] { return launcher::run_bench_layers(bench.layers); }},
       {bench_cmds.allreduce, [&] { return launcher::run_bench_allreduce(bench.allreduce, w); }},
+      {bench_cmds.peak, [&] { return launcher::run_bench_peak(bench.peak, w); }},
       {data_convert_cmd, [&] { return launcher::run_data_convert(data_convert); }},
   };
   return run_as_worker(dispatch, w, train_cmd->parsed() ? train.exit_status : std::string());

@@ -38,6 +38,16 @@ AddLayer::AddLayer(std::vector<Shape> input_shapes, Backend& backend)
   output_shape_ = input_shapes_[0];
 }
 
+LayerWork AddLayer::work(InputGradient dx) const {
+  const double elements = static_cast<double>(num_elements(output_shape_));
+  const double further = static_cast<double>(input_shapes_.size() - 1);
+  LayerWork w;
+  w.forward_flops = further * elements;
+  w.forward_bytes = kFloatBytes * elements * (2 + 3 * further);  // copy; then read xi and y, write y
+  w.backward_bytes = dx == InputGradient::Computed ? 2 * kFloatBytes * elements * (further + 1) : 0;
+  return w;
+}
+
 void AddLayer::forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo&) {
   check_inputs(*this, xs, y);
   const size_t count = y.num_elements();

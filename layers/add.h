@@ -19,6 +19,9 @@ class AddLayer final : public MergeLayer {
   // The type it is offered, for every input and the output (bf16 sums are added in float32 and
   // rounded once per input, through Backend::convert).
   ActivationTypes activation_types(DType offered) const override { return {offered, offered}; }
+  // Memory-bound. Forward copies x0 into y and adds each further input to it (one FLOP an element
+  // each); backward copies dy into every dx.
+  LayerWork work(InputGradient dx) const override;
   void forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo& step) override;
   void backward_inputs(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& dy,
                        const std::vector<Tensor*>& dxs, const StepInfo& step) override;

@@ -13,6 +13,9 @@ class AvgPool2dLayer : public Pool2dLayer {
   AvgPool2dLayer(const Pool2dOptions& options, const Shape& input_shape)
       : Pool2dLayer(options, input_shape, "avg_pool2d") {}
   const char* type() const override { return "avg_pool2d"; }
+  // Memory-bound. Forward sums each window and scales it (kernel^2 FLOPs an output, windows clipped
+  // at the border counted whole); backward spreads each scaled dy over its window (as many).
+  LayerWork work(InputGradient dx) const override;
 };
 
 }  // namespace dptrain

@@ -25,6 +25,20 @@ BatchNorm2dLayer::BatchNorm2dLayer(const BatchNorm2dOptions& options, const Shap
   layout_ = BatchStatsLayout{channels_};
 }
 
+LayerWork BatchNorm2dLayer::work(InputGradient dx) const {
+  const double elements = static_cast<double>(channels_ * spatial_);
+  LayerWork w;
+  w.forward_flops = 5 * elements;
+  w.forward_bytes = 3 * kFloatBytes * elements;
+  w.backward_flops = 5 * elements;
+  w.backward_bytes = 2 * kFloatBytes * elements;
+  if (dx == InputGradient::Computed) {
+    w.backward_flops += 6 * elements;
+    w.backward_bytes += 3 * kFloatBytes * elements;
+  }
+  return w;
+}
+
 std::vector<ParamSpec> BatchNorm2dLayer::parameters() const {
   if (!options_.affine) return {};
   return {{"weight", {channels_}}, {"bias", {channels_}}};

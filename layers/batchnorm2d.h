@@ -63,6 +63,11 @@ class BatchNorm2dLayer : public Layer {
   void init_parameters(Rng& rng) override;
   void init_buffers() override;
   void join_cross_worker_sums(Pass pass, const StepInfo& step) override;
+  // Memory-bound. Per element: forward (training) sums x and x^2 (3 FLOPs) and normalises
+  // (x * scale + shift, 2), reading x twice and writing y; backward sums dy and dy * x_hat
+  // (5 FLOPs, reading x and dy) and, when dx is Computed, writes dx from them (6 FLOPs, reading x
+  // and dy again).
+  LayerWork work(InputGradient dx) const override;
 
   const BatchNorm2dOptions& options() const { return options_; }
   const BatchStatsLayout& stats_layout() const { return layout_; }

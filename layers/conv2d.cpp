@@ -57,6 +57,25 @@ std::vector<ParamSpec> Conv2dLayer::parameters() const {
   return specs;
 }
 
+LayerWork Conv2dLayer::work(InputGradient dx) const {
+  const double outputs = static_cast<double>(options_.out_channels * out_height_ * out_width_);
+  const double product = 2 * outputs * static_cast<double>(group_in_channels() * options_.kernel * options_.kernel);
+  const double bias = options_.bias == BiasTerm::Enabled ? outputs : 0;
+  const double in = kFloatBytes * static_cast<double>(in_channels_ * in_height_ * in_width_);
+  const double out = kFloatBytes * outputs;
+  LayerWork w;
+  w.bound = WorkBound::Arithmetic;
+  w.forward_flops = product + bias;
+  w.forward_bytes = in + out;
+  w.backward_flops = product + bias;  // weight and bias gradients: reads x and dy
+  w.backward_bytes = in + out;
+  if (dx == InputGradient::Computed) {
+    w.backward_flops += product;
+    w.backward_bytes += in;
+  }
+  return w;
+}
+
 void Conv2dLayer::init_parameters(Rng& rng) {
   const size_t taps = options_.kernel * options_.kernel;
   Tensor* bias = options_.bias == BiasTerm::Enabled ? &params_.at(1) : nullptr;

@@ -39,6 +39,11 @@ class Conv2dLayer : public Layer {
   // Weight and bias by options().init with fan_in = C / groups * kernel^2 and
   // fan_out = out_channels * kernel^2.
   void init_parameters(Rng& rng) override;
+  // Arithmetic-bound. Forward: 2 * Cout * Ho * Wo * (C / groups) * kernel^2 FLOPs (taps over
+  // padding included, as the GEMM computes them) plus Cout * Ho * Wo bias adds. Backward: the
+  // weight gradient (as many FLOPs as forward's product) and the bias gradient, plus the data
+  // gradient (as many again) when dx is Computed.
+  LayerWork work(InputGradient dx) const override;
 
   const Conv2dOptions& options() const { return options_; }
   // Input channels per group, C / groups.

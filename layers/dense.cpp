@@ -26,6 +26,25 @@ std::vector<ParamSpec> DenseLayer::parameters() const {
   return specs;
 }
 
+LayerWork DenseLayer::work(InputGradient dx) const {
+  const double units = static_cast<double>(options_.units);
+  const double product = 2 * units * static_cast<double>(in_features_);
+  const double bias = options_.bias == BiasTerm::Enabled ? units : 0;
+  const double in = kFloatBytes * static_cast<double>(in_features_);
+  const double out = kFloatBytes * units;
+  LayerWork w;
+  w.bound = WorkBound::Arithmetic;
+  w.forward_flops = product + bias;
+  w.forward_bytes = in + out;
+  w.backward_flops = product + bias;
+  w.backward_bytes = in + out;
+  if (dx == InputGradient::Computed) {
+    w.backward_flops += product;
+    w.backward_bytes += in;
+  }
+  return w;
+}
+
 void DenseLayer::init_parameters(Rng& rng) {
   Tensor* bias = options_.bias == BiasTerm::Enabled ? &params_.at(1) : nullptr;
   init_weight_and_bias(options_.init, {in_features_, options_.units}, params_.at(0), bias, rng);

@@ -28,6 +28,10 @@ class DenseLayer : public Layer {
   std::vector<ParamSpec> parameters() const override;
   // Weight and bias by options().init with fan_in = F, fan_out = units.
   void init_parameters(Rng& rng) override;
+  // Arithmetic-bound. Forward: 2 * units * F FLOPs plus units bias adds; backward: the weight
+  // gradient (2 * units * F) and bias gradient (units), plus the data gradient (2 * units * F) when
+  // dx is Computed.
+  LayerWork work(InputGradient dx) const override;
 
   const DenseOptions& options() const { return options_; }
   size_t in_features() const { return in_features_; }

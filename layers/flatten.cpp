@@ -14,6 +14,14 @@ FlattenLayer::FlattenLayer(const Shape& input_shape, Backend& backend) : backend
   output_shape_ = {num_elements(input_shape)};
 }
 
+LayerWork FlattenLayer::work(InputGradient dx) const {
+  const double bytes = 2 * kFloatBytes * static_cast<double>(num_elements(input_shape_));
+  LayerWork w;
+  w.forward_bytes = bytes;
+  w.backward_bytes = dx == InputGradient::Computed ? bytes : 0;
+  return w;
+}
+
 void FlattenLayer::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   check_forward_shapes(*this, x, y);
   copy_unless_shared(backend_, x, y);

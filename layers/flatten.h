@@ -14,6 +14,8 @@ class FlattenLayer final : public Layer {
   const char* type() const override { return "flatten"; }
   // Any type it is offered: a copy.
   ActivationTypes activation_types(DType offered) const override { return {offered, offered}; }
+  // Memory-bound copies: x to y, and dy to dx when dx is Computed.
+  LayerWork work(InputGradient dx) const override;
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;

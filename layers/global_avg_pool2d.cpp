@@ -17,4 +17,14 @@ GlobalAvgPool2dLayer::GlobalAvgPool2dLayer(const Shape& input_shape) {
   output_shape_ = {channels_, 1, 1};
 }
 
+LayerWork GlobalAvgPool2dLayer::work(InputGradient dx) const {
+  LayerWork w = Layer::work(dx);
+  const double elements = static_cast<double>(channels_ * height_ * width_);
+  w.forward_flops = elements;
+  w.backward_flops = dx == InputGradient::Computed ? elements : 0;
+  // Backward reads dy, not x.
+  if (dx == InputGradient::Computed) w.backward_bytes = kFloatBytes * (elements + static_cast<double>(channels_));
+  return w;
+}
+
 }  // namespace dptrain

@@ -47,9 +47,28 @@ void Layer::backward_inputs(const std::vector<const Tensor*>& xs, const Tensor& 
   backward(*xs[0], y, dy, dxs[0], step);
 }
 
+LayerWork Layer::work(InputGradient dx) const {
+  const double in = kFloatBytes * static_cast<double>(num_elements(input_shape_));
+  const double out = kFloatBytes * static_cast<double>(num_elements(output_shape_));
+  LayerWork w;
+  w.forward_bytes = in + out;
+  w.backward_bytes = dx == InputGradient::Computed ? in + out + in : 0;
+  return w;
+}
+
 MergeLayer::MergeLayer(std::vector<Shape> input_shapes) : input_shapes_(std::move(input_shapes)) {
   if (input_shapes_.empty()) throw ShapeError("a merge layer needs at least one input");
   input_shape_ = input_shapes_[0];
+}
+
+LayerWork MergeLayer::work(InputGradient dx) const {
+  double in = 0;
+  for (const Shape& shape : input_shapes_) in += kFloatBytes * static_cast<double>(num_elements(shape));
+  LayerWork w;
+  // Every input copied into its place in y, and dy's part of each copied back.
+  w.forward_bytes = 2 * in;
+  w.backward_bytes = dx == InputGradient::Computed ? 2 * in : 0;
+  return w;
 }
 
 void MergeLayer::forward(const Tensor&, Tensor&, const StepInfo&) {

@@ -62,6 +62,37 @@ struct ActivationTypes {
   bool operator!=(const ActivationTypes& other) const { return !(*this == other); }
 };
 
+// Whether a backward pass computes the gradient of the layer's input (dx), or only its parameters'
+// gradients (a layer that reads only the model's input, such as the first convolution).
+enum class InputGradient { Computed, Skipped };
+
+// What bounds a layer's speed: its arithmetic (convolution, dense: read its rate in GFLOP/s) or
+// the memory it streams through (element-wise layers, pooling, merges: read it in GB/s).
+enum class WorkBound { Arithmetic, Memory };
+
+// Bytes of one float32 activation element, as LayerWork counts them.
+inline constexpr double kFloatBytes = 4;
+
+// The work of one sample through one layer in a training step, counted from the layer's shapes.
+// FLOPs count a multiply-add as 2; bytes count the float32 activations and activation gradients
+// read and written (4 bytes an element; parameters, read once per batch, are left out).
+struct LayerWork {
+  WorkBound bound = WorkBound::Memory;
+  double forward_flops = 0;
+  double forward_bytes = 0;
+  double backward_flops = 0;  // with InputGradient::Skipped, without the dx part
+  double backward_bytes = 0;
+
+  double flops() const { return forward_flops + backward_flops; }
+  LayerWork& operator+=(const LayerWork& other) {
+    forward_flops += other.forward_flops;
+    forward_bytes += other.forward_bytes;
+    backward_flops += other.backward_flops;
+    backward_bytes += other.backward_bytes;
+    return *this;
+  }
+};
+
 // Name and per-layer shape of one parameter tensor, e.g. {"weight", (32, 1, 3, 3)}.
 struct ParamSpec {
   std::string name;
@@ -101,6 +132,11 @@ class Layer {
   // reads, so the layer's forward and backward get exactly these types.
   virtual ActivationTypes activation_types(DType offered) const { return {}; }
 
+  // Per-sample work of a training step's forward and backward pass. This default is an element-wise
+  // layer (memory-bound, no FLOPs counted): forward reads x and writes y; backward reads x and dy
+  // and writes dx, or does nothing when `dx` is Skipped.
+  virtual LayerWork work(InputGradient dx) const;
+
   // How many inputs the layer takes: 1, except for merge layers (add, concat).
   virtual size_t num_inputs() const { return 1; }
   // Forward and backward over all inputs: xs[i] is input i (N, ...input i's shape); dxs[i] (each
@@ -132,6 +168,9 @@ class Layer {
 class MergeLayer : public Layer {
  public:
   size_t num_inputs() const override { return input_shapes_.size(); }
+  // Copies (as concat): forward writes every input into y, backward dy's parts into every dx.
+  // Computed: every input gets its dx.
+  LayerWork work(InputGradient dx) const override;
   // Per-sample shape of each input.
   const std::vector<Shape>& input_shapes() const { return input_shapes_; }
 

@@ -1,5 +1,6 @@
 #include "layers/pool2d.h"
 
+#include "layers/avg_pool2d.h"
 #include "layers/layer_util.h"
 #include "runtime/core/errors.h"
 
@@ -30,6 +31,15 @@ Pool2dLayer::Pool2dLayer(const Pool2dOptions& options, const Shape& input_shape,
   out_width_ = window_output_size(in_width_, options_.kernel, options_.stride, options_.padding, "width");
   input_shape_ = input_shape;
   output_shape_ = {channels_, out_height_, out_width_};
+}
+
+LayerWork AvgPool2dLayer::work(InputGradient dx) const {
+  LayerWork w = Layer::work(dx);
+  const double window_flops =
+      static_cast<double>(channels_ * out_height_ * out_width_ * options_.kernel * options_.kernel);
+  w.forward_flops = window_flops;
+  w.backward_flops = dx == InputGradient::Computed ? window_flops : 0;
+  return w;
 }
 
 }  // namespace dptrain

@@ -1,9 +1,14 @@
 #!/usr/bin/python3
-"""Training throughput of the dptrain reference CNN in PyTorch eager mode, for side-by-side comparison.
+"""Training throughput of a dptrain config's model in PyTorch eager mode, for side-by-side comparison.
 
-Same model as configs/fashion_mnist.yaml: conv3x3(1->32,p1)-ReLU-maxpool2-conv3x3(32->64,p1)-ReLU-maxpool2-
-dense(3136->128)-ReLU-dense(128->10), softmax cross-entropy, SGD with momentum, on synthetic 1x28x28 input.
-Prints one JSON line: {"framework": "pytorch", "images_per_sec": ...}.
+--model cnn: configs/fashion_mnist.yaml, conv3x3(1->32,p1)-ReLU-maxpool2-conv3x3(32->64,p1)-ReLU-maxpool2-
+  dense(3136->128)-ReLU-dense(128->10); SGD lr 0.05, Nesterov momentum 0.9, weight decay 5e-4.
+--model resnet20: configs/resnet20_fashion_mnist.yaml, conv3x3(1->16, no bias)-BN-ReLU, three stages of
+  three basic blocks (16, 32, 64 channels; the first block of stages 2 and 3 has stride 2 and a
+  1x1 conv + BN shortcut), global average pool, dense(64->10); SGD lr 0.1, Nesterov momentum 0.9,
+  weight decay 5e-4 (not on biases and batch-norm parameters).
+Both train with softmax cross-entropy on synthetic 1x28x28 input, as `dptrain bench train` does.
+Prints one JSON line: {"framework": "pytorch", "model": ..., "images_per_sec": ...}.
 """
 import argparse
 import json
@@ -13,8 +18,59 @@ import torch
 import torch.nn as nn
 
 
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: two 3x3 convs with batch norm, a projection shortcut where the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU()
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+def resnet20():
+    layers = [nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers.append(BasicBlock(cin, cout, stride if b == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def optimizer(name, model):
+    if name == "cnn":
+        return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    # weight_decay_exclude: [bias, norm]
+    decay, no_decay = [], []
+    for pname, p in model.named_parameters():
+        (no_decay if p.ndim == 1 else decay).append(p)
+    return torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
+                           lr=0.1, momentum=0.9, nesterov=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=["cnn", "resnet20"], default="cnn")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=5)
@@ -23,11 +79,9 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model = resnet20() if args.model == "resnet20" else cnn()
+    model.train()
+    opt = optimizer(args.model, model)
     loss_fn = nn.CrossEntropyLoss()
     x = torch.randn(args.batch, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch,))
@@ -44,7 +98,8 @@ def main():
     for _ in range(args.steps):
         step()
     dt = time.perf_counter() - t0
-    print(json.dumps({"framework": "pytorch", "version": torch.__version__, "batch": args.batch,
+    print(json.dumps({"framework": "pytorch", "model": args.model, "version": torch.__version__,
+                      "parameters": sum(p.numel() for p in model.parameters()), "batch": args.batch,
                       "threads": args.threads, "steps": args.steps,
                       "images_per_sec": args.batch * args.steps / dt}))
 

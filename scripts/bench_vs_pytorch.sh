@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
 # Side-by-side training throughput: dptrain against PyTorch eager on CPU (Debian's python3-torch),
-# same reference model, same global batch, same threads, alternating runs so both see the same machine.
-# Usage: scripts/bench_vs_pytorch.sh [rounds=5] [batch=128] [threads=2]
+# same model, same global batch, same threads, synthetic 1x28x28 data, alternating runs so both see
+# the same machine; the median of the rounds (at least 5). Each round also prints the load average
+# and dptrain's share of the GEMM peak measured in that run.
+# Usage: scripts/bench_vs_pytorch.sh [rounds=5] [batch=128] [threads=2] [model=cnn|resnet20]
+#   cnn: configs/fashion_mnist.yaml; resnet20: configs/resnet20_fashion_mnist.yaml.
+#   STEPS=N sets the timed steps per run (default 50 for cnn, 10 for resnet20).
 # Needs a built ./build/dptrain and `scripts/install-deps.sh --bench` (python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-5}; batch=${2:-128}; threads=${3:-2}
+rounds=${1:-5}; batch=${2:-128}; threads=${3:-2}; model=${4:-cnn}
 bin=${DPTRAIN_BIN:-./build/dptrain}
-steps=50
+case "$model" in
+  cnn) config=configs/fashion_mnist.yaml; steps=${STEPS:-50} ;;
+  resnet20) config=configs/resnet20_fashion_mnist.yaml; steps=${STEPS:-10} ;;
+  *) echo "bench_vs_pytorch.sh: model must be cnn or resnet20, got '$model'" >&2; exit 2 ;;
+esac
+if ! [[ "$rounds" =~ ^[0-9]+$ ]] || ((rounds < 5)); then
+  echo "bench_vs_pytorch.sh: rounds must be at least 5 (the median of fewer is not robust here), got '$rounds'" >&2
+  exit 2
+fi
+field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 
-dp=(); pt=()
+echo "model $model ($config), batch $batch, $threads threads, $steps steps per run, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+dp=(); pt=(); ratios=()
 for ((i = 1; i <= rounds; i++)); do
-  d=$("$bin" bench train configs/fashion_mnist.yaml --set train.batch_size="$batch" --set threads="$threads" \
-        --steps "$steps" --repeats 1 --json | sed -n 's/.*"images_per_sec": \([0-9.]*\).*/\1/p')
-  p=$(OMP_NUM_THREADS="$threads" /usr/bin/python3 scripts/bench_pytorch.py --batch "$batch" --threads "$threads" \
-        --steps "$steps" | sed -n 's/.*"images_per_sec": \([0-9.]*\).*/\1/p')
-  printf 'round %d: dptrain %8.0f img/s   pytorch %8.0f img/s   ratio %.2f\n' "$i" "$d" "$p" "$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')"
-  dp+=("$d"); pt+=("$p")
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  d_json=$("$bin" bench train "$config" --set train.batch_size="$batch" --set threads="$threads" \
+             --steps "$steps" --repeats 1 --json)
+  d=$(field images_per_sec <<<"$d_json"); share=$(field peak_share <<<"$d_json"); peak=$(field peak_gflops <<<"$d_json")
+  p=$(OMP_NUM_THREADS="$threads" /usr/bin/python3 scripts/bench_pytorch.py --model "$model" --batch "$batch" \
+        --threads "$threads" --steps "$steps" | field images_per_sec)
+  printf 'round %d: dptrain %7.0f img/s (%4.1f%% of GEMM peak %5.1f GFLOP/s)   pytorch %7.0f img/s   ratio %.2f   load %s\n' \
+    "$i" "$d" "$(awk -v s="${share:-0}" 'BEGIN {print 100 * s}')" "${peak:-0}" "$p" \
+    "$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')" "$load"
+  dp+=("$d"); pt+=("$p"); ratios+=("$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 md=$(median "${dp[@]}"); mp=$(median "${pt[@]}")
-printf 'median:  dptrain %8.0f img/s   pytorch %8.0f img/s   ratio %.2f  (batch %s, %s threads)\n' \
-  "$md" "$mp" "$(awk -v a="$md" -v b="$mp" 'BEGIN {print a / b}')" "$batch" "$threads"
+# The median of the rounds' ratios pairs each dptrain run with the PyTorch run beside it, so a burst
+# of load that hits one round counts once.
+printf 'median:  dptrain %7.0f img/s   pytorch %7.0f img/s   ratio of medians %.2f   median ratio of rounds %.2f\n' \
+  "$md" "$mp" "$(awk -v a="$md" -v b="$mp" 'BEGIN {print a / b}')" "$(median "${ratios[@]}")"
+echo "($model, batch $batch, $threads threads, $rounds rounds; load now $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <sstream>
+#include <string>
 
 #include "comm/communicator.h"
+#include "launcher/commands/bench_peak.h"
 #include "launcher/commands/cli_checks.h"
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
@@ -31,6 +33,26 @@ std::string synthetic_data_override(RunConfig& config, size_t train_samples) {
   for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
   out << "], classes: " << data.train->num_classes() << "}";
   return out.str();
+}
+
+// Timed products of the GEMM peak that bench train measures.
+constexpr size_t kPeakRepeats = 5;
+
+// `value` printed with `format` when `known`, else JSON's null.
+std::string json_number(bool known, double value, const char* format) {
+  if (!known) return "null";
+  char text[64];
+  std::snprintf(text, sizeof(text), format, value);
+  return text;
+}
+
+// A rate column of bench layers: `amount` (FLOPs or bytes) per `ms` milliseconds, in G per second;
+// "-" where the column does not apply or there was nothing to do.
+std::string rate_cell(bool applies, double amount, double ms) {
+  if (!applies || amount <= 0 || ms <= 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f", amount / (ms * 1e-3) / 1e9);
+  return text;
 }
 
 double median(std::vector<double> v) {
@@ -69,22 +91,32 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   }
   // Untimed epochs first: first touch of buffers, thread start-up.
   for (size_t w = 0; w < args.warmup; ++w) run.train_epoch(w);
+  const double flops_per_image = run.training_work().flops();
+  // The CPU workers' GEMM peak, measured now, between warm-up and the timed repeats.
+  const bool peak_measured = args.peak_size > 0 && context.device() == DeviceKind::CPU;
+  const double peak_gflops =
+      peak_measured ? measure_job_gemm_peak(workers, args.peak_size, threads, kPeakRepeats).total_gflops : 0.0;
   std::vector<double> rates;
   for (size_t r = 0; r < args.repeats; ++r) {
     const EpochSummary s = run.train_epoch(args.warmup + r);
     const double steps = static_cast<double>(steps_per_repeat);
     rates.push_back(s.images_per_sec);
+    const double achieved_gflops = s.images_per_sec * flops_per_image / 1e9;
     if (args.json) {
+      const double rss_mib = static_cast<double>(job_peak_resident_bytes(workers)) / (1 << 20);
       // comm_wait_seconds: the gradient all-reduce left to wait for after the backward pass (not
       // hidden behind computation), mean over workers, whole repeat; also per step and as a share.
       print("{\"framework\": \"dptrain\", \"device\": \"%s\", \"precision\": \"%s\", \"batch\": %zu, "
             "\"workers\": %zu, \"threads\": %zu, \"steps\": %zu, "
             "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f, "
             "\"step_seconds\": %.6f, \"comm_exposed_seconds_per_step\": %.6f, \"comm_share\": %.5f, "
-            "\"data_wait_seconds\": %.4f}\n",
+            "\"data_wait_seconds\": %.4f, \"mflop_per_image\": %.4f, \"gflops\": %.3f, \"peak_gflops\": %s, "
+            "\"peak_share\": %s, \"peak_rss_mib\": %.1f}\n",
             to_string(context.device()), precision, batch, world, threads, steps_per_repeat, s.images_per_sec,
             s.comm_wait_seconds, s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
-            s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds);
+            s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds,
+            flops_per_image / 1e6, achieved_gflops, json_number(peak_measured, peak_gflops, "%.2f").c_str(),
+            json_number(peak_measured, achieved_gflops / peak_gflops, "%.4f").c_str(), rss_mib);
     } else {
       const double share = 100.0 / std::max(1e-9, s.train_seconds);
       print("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%, comm wait %.1f%%)\n", r + 1,
@@ -93,7 +125,23 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
     }
     std::fflush(stdout);
   }
-  if (!args.json) print("median: %.0f images/s\n", median(rates));
+  if (args.json) return 0;
+  const double median_rate = median(rates);
+  const double achieved_gflops = median_rate * flops_per_image / 1e9;
+  print("median: %.0f images/s\n", median_rate);
+  print("model: %.2f MFLOP per training image (forward+backward), %.2f GFLOP/s achieved", flops_per_image / 1e6,
+        achieved_gflops);
+  if (peak_measured) {
+    print(", %.1f%% of the GEMM peak %.1f GFLOP/s measured now", 100.0 * achieved_gflops / peak_gflops, peak_gflops);
+    if (world > 1) print(" (%zu workers together)", world);
+    print("\n");
+  } else if (context.device() == DeviceKind::CPU) {
+    print(" (GEMM peak not measured: --peak-size 0)\n");
+  } else {
+    print(" (the GEMM peak is the CPU's: not measured on a GPU)\n");
+  }
+  print("peak resident memory: %.1f MiB (the largest worker's)\n",
+        static_cast<double>(job_peak_resident_bytes(workers)) / (1 << 20));
   return 0;
 }
 
@@ -123,8 +171,11 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, mean of %zu iterations\n",
               args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
               context.describe_precision().c_str(), args.iterations);
-  std::printf("  %-3s %-24s %-18s %-18s %12s %12s\n", "#", "layer", "type", "output", "forward ms", "backward ms");
-  double total_f = 0, total_b = 0;
+  std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "#", "layer", "type", "output", "forward ms",
+              "backward ms", "fwd", "bwd", "fwd", "bwd");
+  std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "", "", "", "", "", "", "GFLOP/s", "GFLOP/s",
+              "GB/s", "GB/s");
+  double total_f = 0, total_b = 0, total_flops = 0;
   for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
     Layer& layer = *model.layers()[i];
     const ActivationTypes types = model.activation_types(i);
@@ -165,10 +216,21 @@ int run_bench_layers(const BenchLayersArgs& args) {
     const double b = std::chrono::duration<double, std::milli>(t2 - t1).count() / args.iterations;
     total_f += f;
     total_b += b;
-    std::printf("  %-3zu %-24s %-18s %-18s %12.3f %12.3f\n", i, model.layer_name(i).c_str(), layer.type(),
-                to_string(layer.output_shape()).c_str(), f, b);
+    // Arithmetic-bound layers in GFLOP/s, memory-bound ones in GB/s, from the work of the batch.
+    const bool computes_dx = std::any_of(dxs.begin(), dxs.end(), [](const Tensor* t) { return t != nullptr; });
+    const LayerWork work = layer.work(computes_dx ? InputGradient::Computed : InputGradient::Skipped);
+    const bool arithmetic = work.bound == WorkBound::Arithmetic;
+    const double batch = static_cast<double>(n);
+    total_flops += batch * work.flops();
+    std::printf("  %-3zu %-24s %-18s %-18s %12.3f %12.3f %9s %9s %9s %9s\n", i, model.layer_name(i).c_str(),
+                layer.type(), to_string(layer.output_shape()).c_str(), f, b,
+                rate_cell(arithmetic, batch * work.forward_flops, f).c_str(),
+                rate_cell(arithmetic, batch * work.backward_flops, b).c_str(),
+                rate_cell(!arithmetic, batch * work.forward_bytes, f).c_str(),
+                rate_cell(!arithmetic, batch * work.backward_bytes, b).c_str());
   }
-  std::printf("  %-46s %12.3f %12.3f\n", "total (excluding loss and optimizer)", total_f, total_b);
+  std::printf("  %-66s %12.3f %12.3f %9s\n", "total (excluding loss and optimizer); all FLOPs over all time", total_f,
+              total_b, rate_cell(true, total_flops, total_f + total_b).c_str());
   return 0;
 }
 
@@ -186,6 +248,9 @@ BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args) {
   cmds.train->add_option("--data", train.data, "synthetic (default) or config (the config's own data)")
       ->check(CLI::IsMember({"synthetic", "config"}));
   cmds.train->add_flag("--json", train.json, "Print one JSON object per repeat");
+  cmds.train->add_option("--peak-size", train.peak_size,
+                         "S of the S x S GEMM peak measured before the repeats (default 2048; 0: not measured)")
+      ->check(in_range(0, 16384));
   BenchLayersArgs& layers = args.layers;
   cmds.layers = bench->add_subcommand("layers", "Forward and backward time of every layer");
   cmds.layers->add_option("config", layers.config, "YAML run config")->required();
@@ -202,6 +267,14 @@ BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args) {
       ->check(in_range(1, kNoLimit));
   cmds.allreduce->add_option("--bucket-mb", allreduce.bucket_mb, "Bucket size of the bucketed column, MiB (default 1)")
       ->check(above(0, 4096));
+  BenchPeakArgs& peak = args.peak;
+  cmds.peak = bench->add_subcommand("peak", "Single-precision GEMM rate (GFLOP/s) of this machine's BLAS");
+  cmds.peak->add_option("--threads", peak.threads, "BLAS threads (default: as a run would use)")
+      ->check(in_range(1, 4096));
+  cmds.peak->add_option("--size", peak.size, "S of the S x S x S products (default 2048)")->check(in_range(1, 16384));
+  cmds.peak->add_option("--repeats", peak.repeats, "Timed products; the median is reported (default 5)")
+      ->check(in_range(1, 1000));
+  cmds.peak->add_flag("--json", peak.json, "Print one JSON object");
   return cmds;
 }
 

@@ -40,6 +40,7 @@ struct BenchTrainArgs {
   size_t repeats = 3;
   std::string data = "synthetic";  // synthetic | config
   bool json = false;       // one JSON line per repeat instead of a table
+  size_t peak_size = 2048; // S of the GEMM peak measured before the repeats; 0: not measured
 };
 
 // Options of `dptrain bench layers`.
@@ -48,6 +49,14 @@ struct BenchLayersArgs {
   std::vector<std::string> overrides;
   size_t batch = 0;        // 0: the config's train.batch_size
   size_t iterations = 20;
+};
+
+// Options of `dptrain bench peak`.
+struct BenchPeakArgs {
+  size_t threads = 0;   // 0: default_thread_count() for the workers on this node
+  size_t size = 2048;   // S of the S x S x S products
+  size_t repeats = 5;   // timed products; the median is reported
+  bool json = false;    // one JSON object instead of text
 };
 
 // Options of `dptrain bench allreduce`.
@@ -59,11 +68,12 @@ struct BenchAllreduceArgs {
   double timeout_seconds = 120;
 };
 
-// The options of the three `dptrain bench` subcommands.
+// The options of the four `dptrain bench` subcommands.
 struct BenchArgs {
   BenchTrainArgs train;
   BenchLayersArgs layers;
   BenchAllreduceArgs allreduce;
+  BenchPeakArgs peak;
 };
 
 // The subcommands `add_bench_commands` registered, to tell which one was parsed.
@@ -71,6 +81,7 @@ struct BenchCommands {
   CLI::App* train = nullptr;
   CLI::App* layers = nullptr;
   CLI::App* allreduce = nullptr;
+  CLI::App* peak = nullptr;
 };
 
 class Workers;
@@ -86,5 +97,6 @@ int run_eval(const EvalArgs& args, Workers& workers);
 int run_bench_train(const BenchTrainArgs& args, Workers& workers);
 int run_bench_layers(const BenchLayersArgs& args);
 int run_bench_allreduce(const BenchAllreduceArgs& args, Workers& workers);
+int run_bench_peak(const BenchPeakArgs& args, Workers& workers);
 
 }  // namespace dptrain::launcher

@@ -131,6 +131,11 @@ class Model {
   // layers write bf16 and which inputs the model converts.
   std::string describe_activation_types() const;
 
+  // Per-sample work of one training step, Layer::work summed over the layers as step() runs them:
+  // no backward for a layer whose output needs no gradient, and no dx for a layer whose inputs need
+  // none (one reading only the model's input, or frozen layers before it).
+  LayerWork training_work() const;
+
   // A table of layers, output shapes and parameter counts.
   std::string summary() const;
 

@@ -29,6 +29,8 @@ EpochSummary TrainingRun::train_epoch(size_t epoch) { return trainer_->train_epo
 
 const Context& TrainingRun::context() const { return trainer_->context(); }
 
+LayerWork TrainingRun::training_work() const { return trainer_->model().training_work(); }
+
 size_t TrainingRun::train_samples() const { return trainer_->train_set().size(); }
 
 ElasticHost& TrainingRun::elastic_host() { return trainer_->elastic_host(); }

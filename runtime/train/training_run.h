@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "layers/layer.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
 #include "runtime/train/epoch_boundary.h"
@@ -44,6 +45,8 @@ class TrainingRun {
   EpochSummary train_epoch(size_t epoch);
   const Context& context() const;
   size_t train_samples() const;
+  // Per-sample work of one training step of the model (Model::training_work).
+  LayerWork training_work() const;
   ElasticHost& elastic_host();
 
  private:
