@@ -131,8 +131,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCases,
                                            ConvCase{2, 4, 9, 9, 4, 3, 1, 2, true, 2, 4},    // dilated depthwise
                                            ConvCase{1, 3, 5, 7, 4, 3, 1, 1, true},          // batch 1, "same", wide
                                            ConvCase{3, 2, 6, 5, 3, 5, 1, 2, false},         // batch 3, "same" 5x5
-                                           ConvCase{5, 4, 7, 6, 6, 3, 1, 2, true, 2, 2},    // batch 5, "same" dilated, groups
-                                           ConvCase{3, 2, 2, 3, 2, 5, 1, 2, true}));        // kernel wider than the image
+                                           ConvCase{3, 2, 2, 3, 2, 5, 1, 2, true},          // kernel wider than image
+                                           ConvCase{5, 4, 7, 6, 6, 3, 1, 2, true, 2, 2}));  // batch 5, dilated, groups
 
 TEST(Conv2d, HandComputedCase) {
   // x = [[1 2 3] [4 5 6] [7 8 9]], w = [[1 2] [3 4]], bias 0.5.

@@ -24,8 +24,9 @@ struct Im2colCase {
 
   ConvGeometry geometry() const {
     const size_t span = dilation * (kernel - 1) + 1;
-    return {channels, height, width, kernel, stride, padding, (height + 2 * padding - span) / stride + 1,
-            (width + 2 * padding - span) / stride + 1, dilation};
+    const size_t out_height = (height + 2 * padding - span) / stride + 1;
+    const size_t out_width = (width + 2 * padding - span) / stride + 1;
+    return {channels, height, width, kernel, stride, padding, out_height, out_width, dilation};
   }
 };
 
@@ -116,17 +117,17 @@ TEST_P(Im2colCases, FoldIsTheAdjointOfUnfold) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, Im2colCases,
-                         ::testing::Values(Im2colCase{2, 6, 6, 3, 1, 1, 1},   // "same" 3x3
-                                           Im2colCase{3, 5, 9, 3, 1, 1, 1},   // "same", wide
-                                           Im2colCase{2, 9, 4, 5, 1, 2, 1},   // "same" 5x5, tall
-                                           Im2colCase{2, 7, 6, 3, 1, 2, 2},   // "same", dilation 2
-                                           Im2colCase{1, 8, 8, 3, 1, 3, 3},   // "same", dilation 3
-                                           Im2colCase{2, 1, 1, 3, 1, 1, 1},   // 1x1 image, every tap but one outside
-                                           Im2colCase{1, 2, 3, 5, 1, 2, 1},   // kernel wider than the image
-                                           Im2colCase{3, 4, 5, 1, 1, 0, 1},   // 1x1 kernel
-                                           Im2colCase{2, 7, 5, 3, 2, 1, 1},   // stride 2: row by row
-                                           Im2colCase{2, 6, 6, 3, 1, 0, 1},   // no padding, smaller output
-                                           Im2colCase{1, 5, 5, 3, 1, 2, 1},   // padding beyond "same"
+                         ::testing::Values(Im2colCase{2, 6, 6, 3, 1, 1, 1},     // "same" 3x3
+                                           Im2colCase{3, 5, 9, 3, 1, 1, 1},     // "same", wide
+                                           Im2colCase{2, 9, 4, 5, 1, 2, 1},     // "same" 5x5, tall
+                                           Im2colCase{2, 7, 6, 3, 1, 2, 2},     // "same", dilation 2
+                                           Im2colCase{1, 8, 8, 3, 1, 3, 3},     // "same", dilation 3
+                                           Im2colCase{2, 1, 1, 3, 1, 1, 1},     // 1x1 image, every tap but one outside
+                                           Im2colCase{1, 2, 3, 5, 1, 2, 1},     // kernel wider than the image
+                                           Im2colCase{3, 4, 5, 1, 1, 0, 1},     // 1x1 kernel
+                                           Im2colCase{2, 7, 5, 3, 2, 1, 1},     // stride 2: row by row
+                                           Im2colCase{2, 6, 6, 3, 1, 0, 1},     // no padding, smaller output
+                                           Im2colCase{1, 5, 5, 3, 1, 2, 1},     // padding beyond "same"
                                            Im2colCase{2, 11, 9, 3, 2, 0, 3}));  // dilation 3, stride 2
 
 }  // namespace DPTRAIN_TEST_UNIT
