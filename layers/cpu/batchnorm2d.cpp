@@ -1,6 +1,8 @@
-// CPU batchnorm2d: per-channel loops in double accumulation, split over channels across threads.
+// CPU batchnorm2d: per-channel loops split over channels across threads; each (H, W) plane is summed
+// in vectorised float and the plane sums are added in double.
 #include "layers/batchnorm2d.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -11,6 +13,45 @@
 namespace dptrain {
 
 namespace {
+
+// Float lanes vectorise where double ones run at half width and convert every value: runs of at
+// most kChunk values are summed in float (keeping about six digits) and the runs are added in double.
+constexpr size_t kChunk = 1024;
+
+// Per-channel accumulators: the sum of some values and of a second, weighted quantity.
+struct ChannelSums {
+  double sum = 0, weighted = 0;
+};
+
+// Adds x[0, count) to sums.sum and x * x to sums.weighted.
+void add_plane(const float* x, size_t count, ChannelSums& sums) {
+  for (size_t begin = 0; begin < count; begin += kChunk) {
+    const size_t end = std::min(count, begin + kChunk);
+    float sum = 0, squares = 0;
+#pragma omp simd reduction(+ : sum, squares)
+    for (size_t i = begin; i < end; ++i) {
+      sum += x[i];
+      squares += x[i] * x[i];
+    }
+    sums.sum += sum;
+    sums.weighted += squares;
+  }
+}
+
+// Adds dy[0, count) to sums.sum and dy * (x - mean) to sums.weighted.
+void add_gradient_plane(const float* dy, const float* x, float mean, size_t count, ChannelSums& sums) {
+  for (size_t begin = 0; begin < count; begin += kChunk) {
+    const size_t end = std::min(count, begin + kChunk);
+    float sum = 0, products = 0;
+#pragma omp simd reduction(+ : sum, products)
+    for (size_t i = begin; i < end; ++i) {
+      sum += dy[i];
+      products += dy[i] * (x[i] - mean);
+    }
+    sums.sum += sum;
+    sums.weighted += products;
+  }
+}
 
 // batchnorm2d on the CPU. Forward keeps the batch mean, 1/std and count that backward needs.
 class CpuBatchNorm2d final : public BatchNorm2dLayer {
@@ -33,16 +74,10 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
     const auto channels = static_cast<int64_t>(channels_);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < channels; ++c) {
-      double sum = 0, squares = 0;
-      for (size_t s = 0; s < n; ++s) {
-        const float* row = in + (s * channels_ + c) * spatial_;
-        for (size_t i = 0; i < spatial_; ++i) {
-          sum += row[i];
-          squares += static_cast<double>(row[i]) * row[i];
-        }
-      }
-      sums[c] = sum;
-      sums[channels_ + c] = squares;
+      ChannelSums channel;  // of x and x * x
+      for (size_t s = 0; s < n; ++s) add_plane(in + (s * channels_ + c) * spatial_, spatial_, channel);
+      sums[c] = channel.sum;
+      sums[channels_ + c] = channel.weighted;
     }
     sums[2 * channels_] = static_cast<double>(n * spatial_);
     sum_over_workers(step, sums);
@@ -63,16 +98,13 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < channels; ++c) {
       const float mean = batch_.mean[c], inv_std = batch_.inv_std[c];
-      double sum_dy = 0, sum_dy_xhat = 0;
+      ChannelSums channel;  // of dy and dy * (x - mean), where x_hat = (x - mean) * inv_std
       for (size_t s = 0; s < n; ++s) {
         const size_t at = (s * channels_ + c) * spatial_;
-        for (size_t i = 0; i < spatial_; ++i) {
-          sum_dy += g[at + i];
-          sum_dy_xhat += static_cast<double>(g[at + i]) * ((in[at + i] - mean) * inv_std);
-        }
+        add_gradient_plane(g + at, in + at, mean, spatial_, channel);
       }
-      sums[c] = sum_dy;
-      sums[channels_ + c] = sum_dy_xhat;
+      sums[c] = channel.sum;
+      sums[channels_ + c] = channel.weighted * inv_std;
     }
     if (options_.affine) {
       for (size_t c = 0; c < channels_; ++c) {

@@ -38,8 +38,12 @@ class CpuConv2d final : public Conv2dLayer {
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
-  // Unfolds one channel group x (C / groups, H, W) of a sample into `col` via the thread's
-  // zero-bordered `padded` copy.
+  // Floats of the padded copy unfold needs: none where it reads x directly.
+  size_t padded_floats() const {
+    return geometry_.padding == 0 || geometry_.is_same_size() ? 0 : geometry_.padded_size();
+  }
+  // Unfolds one channel group x (C / groups, H, W) of a sample into `col`: straight from x for a
+  // same-size convolution, else via the thread's zero-bordered `padded` copy.
   void unfold(const float* x, float* padded, float* col) const;
   // For one sample xn (C, H, W) with output gradient dyn (Cout, Ho, Wo): adds its weight and bias
   // gradients to the thread's dw (Cout, C / groups * K * K) and db (Cout), and writes its input
@@ -56,6 +60,10 @@ class CpuConv2d final : public Conv2dLayer {
 };
 
 void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
+  if (geometry_.is_same_size()) {
+    im2col_same_size(x, geometry_, col);
+    return;
+  }
   if (geometry_.padding == 0) {
     im2col(x, geometry_, col);
     return;
@@ -71,7 +79,7 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t groups = options_.groups, group_cout = group_out_channels(), group_in = geometry_.image_size();
   const bool pointwise = geometry_.is_pointwise();
   const auto threads = static_cast<size_t>(omp_get_max_threads());
-  const size_t padded_size = geometry_.padding ? geometry_.padded_size() : 0;
+  const size_t padded_size = padded_floats();
   if (!pointwise) columns_.reserve(threads, rows * pixels);
   padded_.reserve(threads, padded_size);
   const float* w = params_.at(0).data();                         // (Cout, C / groups * K * K)
@@ -167,7 +175,7 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t wsize = cout * rows;
   const auto threads = static_cast<size_t>(omp_get_max_threads());
-  const size_t padded_size = geometry_.padding ? geometry_.padded_size() : 0;
+  const size_t padded_size = padded_floats();
   columns_.reserve(threads, rows * pixels);
   padded_.reserve(threads, padded_size);
   weight_grads_.reserve(threads, wsize + cout);

@@ -19,6 +19,9 @@ struct ConvGeometry {
   size_t col_cols() const { return out_height * out_width; }
   // A 1x1, stride-1, unpadded convolution: the image already is its column matrix.
   bool is_pointwise() const { return kernel == 1 && stride == 1 && padding == 0; }
+  // A stride-1 convolution whose output is as large as its input ("same" padding): every row of
+  // the column matrix is then the image plane shifted by one constant offset.
+  bool is_same_size() const { return stride == 1 && out_height == height && out_width == width; }
   size_t image_size() const { return channels * height * width; }
 };
 
@@ -32,8 +35,14 @@ void pad_image(const float* x, const ConvGeometry& g, float* padded);
 // Working on a padded copy keeps bounds checks out of the inner loops, which are short row copies.
 void im2col(const float* padded, const ConvGeometry& g, float* col);
 
+// The same col as im2col for a same-size geometry, read straight from the unpadded x (C, H, W):
+// each row is one copy of the shifted plane with the entries that fall outside the image zeroed.
+void im2col_same_size(const float* x, const ConvGeometry& g, float* col);
+
 // The adjoint of im2col on the unpadded image: adds every entry of col (C * K * K, Ho * Wo) that
 // came from inside the image into its x (C, H, W) entry. x is accumulated into, not overwritten.
-void col2im_add(const float* col, const ConvGeometry& g, float* x);
+// col is scratch: its entries that lie outside the image may be zeroed. A same-size geometry adds
+// each row of col as one shifted plane; any other adds row by row.
+void col2im_add(float* col, const ConvGeometry& g, float* x);
 
 }  // namespace dptrain

@@ -128,7 +128,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCases,
                                            ConvCase{2, 2, 9, 8, 3, 3, 1, 2, true, 2},       // dilation 2, "same"
                                            ConvCase{2, 2, 11, 9, 2, 3, 2, 0, false, 3},     // dilation 3, stride 2
                                            ConvCase{2, 2, 8, 8, 3, 2, 1, 1, true, 2},       // even kernel, dilated
-                                           ConvCase{2, 4, 9, 9, 4, 3, 1, 2, true, 2, 4}));  // dilated depthwise
+                                           ConvCase{2, 4, 9, 9, 4, 3, 1, 2, true, 2, 4},    // dilated depthwise
+                                           ConvCase{1, 3, 5, 7, 4, 3, 1, 1, true},          // batch 1, "same", wide
+                                           ConvCase{3, 2, 6, 5, 3, 5, 1, 2, false},         // batch 3, "same" 5x5
+                                           ConvCase{3, 2, 2, 3, 2, 5, 1, 2, true},          // kernel wider than image
+                                           ConvCase{5, 4, 7, 6, 6, 3, 1, 2, true, 2, 2}));  // batch 5, dilated, groups
 
 TEST(Conv2d, HandComputedCase) {
   // x = [[1 2 3] [4 5 6] [7 8 9]], w = [[1 2] [3 4]], bias 0.5.
@@ -190,6 +194,36 @@ TEST(Conv2d, SampleResultDoesNotDependOnBatchOrThreads) {
   Tensor y_again({6, 4, 8, 8});
   layer->forward(big, y_again, {});
   for (size_t i = 0; i < y_big.num_elements(); ++i) ASSERT_EQ(y_again.data()[i], y_big.data()[i]) << i;
+}
+
+TEST(Conv2d, GradientsDoNotDependOnBatchSplitOrThreads) {
+  // Batches that split unevenly over the threads: every sample's input gradient is the one it gets
+  // alone on one thread, and the weight gradient is the sum of the samples' own.
+  const std::string yaml = "{type: conv2d, out_channels: 4, kernel: 3, padding: 1}";
+  for (const size_t n : {1, 2, 3, 5}) {
+    auto layer = make_layer(yaml, {3, 6, 7});
+    BoundParams p = bind_fresh_parameters(*layer, 8);
+    Tensor x = random_tensor({n, 3, 6, 7}, 9), y({n, 4, 6, 7}), dx(x.shape());
+    Tensor dy = random_tensor(y.shape(), 10);
+    layer->forward(x, y, {});
+    layer->backward(x, y, dy, &dx, {});
+    const Tensor batch_grad = p.grads[0].to_host();
+    std::vector<double> summed(batch_grad.num_elements(), 0.0);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (size_t s = 0; s < n; ++s) {
+      Tensor xs = Tensor::view(x.data() + s * 126, {1, 3, 6, 7}), ys({1, 4, 6, 7}), dxs({1, 3, 6, 7});
+      Tensor dys = Tensor::view(dy.data() + s * 168, {1, 4, 6, 7});
+      layer->forward(xs, ys, {});
+      layer->backward(xs, ys, dys, &dxs, {});
+      for (size_t i = 0; i < 126; ++i) {
+        ASSERT_EQ(dxs.data()[i], dx.data()[s * 126 + i]) << "batch " << n << " sample " << s;
+      }
+      for (size_t i = 0; i < summed.size(); ++i) summed[i] += p.grads[0].data()[i];
+    }
+    omp_set_num_threads(threads);
+    expect_near_all(batch_grad, summed, 1e-5, ("dweight, batch " + std::to_string(n)).c_str());
+  }
 }
 
 TEST(Conv2d, HeUniformInitialisation) {
