@@ -10,11 +10,6 @@
 #include "layers/cpu/im2col.h"
 #include "tests/layers/layer_test_util.h"
 
-// Outside a unity build the helpers stay local to this file.
-#ifndef DPTRAIN_TEST_UNIT
-#define DPTRAIN_TEST_UNIT
-#endif
-
 namespace dptrain::testing {
 namespace DPTRAIN_TEST_UNIT {
 
