@@ -35,7 +35,7 @@ struct Batch;
 
 // Sets up a run from its config (every section is checked here, before any training) and trains it.
 // It implements ElasticHost privately: the elastic controller gets that view through elastic_host().
-class Trainer : private ElasticHost {
+class Trainer final : private ElasticHost {
  public:
   Trainer(RunConfig& config, Communicator& comm, TrainerOptions options = {});
   ~Trainer();

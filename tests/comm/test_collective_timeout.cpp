@@ -7,7 +7,7 @@
 #include "comm/mpi/mpi_communicator.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(CollectiveTimeout, WithoutHeartbeatsSaysHowToNameTheMissingRank) {
   const std::string message = collective_timeout("all-reduce of 12 floats", Deadline(300000), 3, nullptr);

@@ -10,7 +10,7 @@
 #include "runtime/core/errors.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using Clock = CompletionWatchdog::Clock;
 using std::chrono::seconds;

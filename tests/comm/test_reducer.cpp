@@ -11,7 +11,7 @@
 #include "comm/reducer.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(MakeBuckets, CoverTheBufferFromTheEndInAlignedPiecesNoLargerThanAsked) {
   for (size_t count : {1ul, 15ul, 16ul, 17ul, 1000ul, 421642ul}) {

@@ -6,7 +6,7 @@
 #include "comm/reuse_pool.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(ReusePool, ObjectsAreMadeOnlyWhenNoneIsFreeAndComeBackWhenTheirLastHandleGoes) {
   int made = 0;

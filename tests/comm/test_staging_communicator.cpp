@@ -15,7 +15,7 @@
 #include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 constexpr Deadline kDeadline{std::chrono::seconds(10)};
 

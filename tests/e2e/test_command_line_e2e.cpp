@@ -6,7 +6,7 @@
 #include "tests/e2e/run_command.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using e2e::CommandResult;
 using e2e::run_command;

@@ -20,7 +20,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using Clock = std::chrono::steady_clock;
 using e2e::Background;

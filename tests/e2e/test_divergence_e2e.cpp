@@ -13,7 +13,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 namespace fs = std::filesystem;
 using e2e::CommandResult;

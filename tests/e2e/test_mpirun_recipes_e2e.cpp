@@ -7,7 +7,7 @@
 #include "tests/e2e/run_command.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const std::string kSource = DPTRAIN_SOURCE_DIR;
 const std::string kScript = kSource + "/cluster/mpirun/dptrain-mpirun.sh ";

@@ -15,7 +15,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const std::string kSource = DPTRAIN_SOURCE_DIR;
 const std::string kSmoke = kSource + "/configs/synthetic_smoke.yaml";

@@ -14,7 +14,7 @@
 #include "tests/e2e/run_command.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 namespace fs = std::filesystem;
 using e2e::CommandResult;

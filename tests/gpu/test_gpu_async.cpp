@@ -13,7 +13,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 class GpuAsyncTest : public GpuTest {};
 

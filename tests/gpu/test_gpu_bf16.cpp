@@ -15,7 +15,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Whether a comparison also demands visible bf16 rounding (float32 results would be too close).
 enum class Rounding { MustShow, Any };

@@ -9,7 +9,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 
 void expect_contains(const std::string& text, const std::string& part) {

@@ -14,7 +14,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const char* const kConv = "{type: conv2d, out_channels: 16, kernel: 3, padding: 1}";
 const Shape kInput{8, 12, 12};

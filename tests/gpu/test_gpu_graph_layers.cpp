@@ -15,7 +15,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Stands in for a second worker holding the same samples: every sum doubles, so the global batch
 // is this batch twice. Records the length of each call.

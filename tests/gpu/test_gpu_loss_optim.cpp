@@ -11,7 +11,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 class GpuLossOptimTest : public GpuTest {};
 

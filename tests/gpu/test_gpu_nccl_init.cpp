@@ -14,7 +14,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // A host communicator that describes an impossible job (rank 1 of 0 ranks), so that
 // ncclCommInitRankConfig refuses it at once with ncclInvalidArgument, without any network wait.

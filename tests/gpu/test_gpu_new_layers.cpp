@@ -12,7 +12,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // One layer configuration to compare.
 struct NewLayerCase {

@@ -15,7 +15,7 @@
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // These run on every machine: they check what happens without a GPU, or with one.
 TEST(DeviceChoice, AutoIsCudaExactlyWhenAGpuIsVisible) {

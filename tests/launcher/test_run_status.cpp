@@ -13,7 +13,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain::launcher {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(RunStatus, EveryOutcomeSurvivesItsLine) {
   const RunStatus statuses[] = {

@@ -13,7 +13,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // One activation's expected y and dx for x = {-2, -0.5, 0, 0.5, 3} and dy = {1, 2, 3, 4, 5}
 // (computed in double precision from PyTorch's definitions).

@@ -14,7 +14,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using testing::bind_fresh_parameters;
 using testing::expect_gradients_match;

@@ -12,7 +12,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Direct-loop convolution and its gradients: the reference the GEMM version must match.
 struct NaiveConv {

@@ -11,7 +11,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // The ConfigError message building `yaml` on `input_shape` throws; fails the test when none is thrown.
 std::string config_error(const std::string& yaml, const Shape& input_shape) {

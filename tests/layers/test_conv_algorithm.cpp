@@ -9,7 +9,7 @@
 #include "layers/conv_algorithm.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 constexpr size_t kMiB = size_t{1} << 20;
 

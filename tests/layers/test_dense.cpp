@@ -8,7 +8,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Forward and backward of dense against direct loops, for an input of shape `in` (any rank).
 void check_against_loops(const std::string& yaml, const Shape& in, size_t batch, bool bias) {

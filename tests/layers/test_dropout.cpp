@@ -8,7 +8,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 constexpr size_t kFeatures = 2000;
 

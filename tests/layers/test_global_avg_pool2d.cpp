@@ -9,7 +9,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(GlobalAvgPool2d, ForwardAndBackwardByHand) {
   auto layer = make_layer("{type: global_avg_pool2d}", {2, 2, 3});

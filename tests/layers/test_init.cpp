@@ -13,7 +13,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Moments of a tensor's values.
 struct Moments {

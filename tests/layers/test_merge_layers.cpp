@@ -8,7 +8,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using testing::cpu_backend;
 

@@ -11,7 +11,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 struct PoolCase {
   size_t n, c, h, w, k, stride, pad;

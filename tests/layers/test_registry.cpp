@@ -13,7 +13,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // The message of the ConfigError that `f` throws (fails the test if it throws none, or another).
 template <typename F>

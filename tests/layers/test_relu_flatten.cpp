@@ -7,7 +7,7 @@
 #include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(Relu, ForwardAndBackwardByHand) {
   auto layer = make_layer("{type: relu}", {5});

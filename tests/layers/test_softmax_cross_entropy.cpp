@@ -9,7 +9,7 @@
 #include "tests/layers/layer_test_util.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 std::unique_ptr<LossLayer> make_loss(size_t classes, const std::string& yaml = "{type: softmax_cross_entropy}") {
   auto layer = make_layer(yaml, {classes});

@@ -15,7 +15,7 @@
 #include "tests/mpi/mpi_test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using mpi_test::first_ranks;
 using mpi_test::kConfig;

@@ -12,7 +12,7 @@
 #include "runtime/core/errors.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const Deadline kDeadline = std::chrono::seconds(60);
 

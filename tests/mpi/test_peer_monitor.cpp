@@ -17,7 +17,7 @@
 #include "tests/mpi/mpi_test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using Clock = std::chrono::steady_clock;
 const Deadline kDeadline = std::chrono::seconds(60);

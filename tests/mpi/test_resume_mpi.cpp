@@ -19,7 +19,7 @@
 #include "tests/mpi/mpi_test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 namespace fs = std::filesystem;
 using mpi_test::first_ranks;

@@ -16,7 +16,7 @@
 #include "tests/json_value.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const Deadline kDeadline = std::chrono::seconds(60);
 

@@ -17,7 +17,7 @@
 #include "tests/runtime/core/host_backend.h"
 
 namespace dptrain::testing {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 constexpr Deadline kDeadline{std::chrono::seconds(60)};
 

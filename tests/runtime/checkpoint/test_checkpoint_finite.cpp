@@ -13,7 +13,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using test_util::TempDir;
 using namespace checkpoint_test;

@@ -10,7 +10,7 @@
 #include "runtime/core/errors.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 bool built(const std::string& name) {
   const std::vector<std::string> names = built_backends();

@@ -7,7 +7,7 @@
 #include "runtime/core/cpu_backend.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(CpuBackendOps, AxpyAddsAScaledVector) {
   CpuBackend cpu;

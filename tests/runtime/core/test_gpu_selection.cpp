@@ -10,7 +10,7 @@
 #include "runtime/core/gpu_selection.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Slurm --gpus-per-task=1 or CUDA_VISIBLE_DEVICES per task: every worker sees one GPU, ordinal 0.
 TEST(GpuSelection, AWorkerThatSeesOneGpuUsesItWhateverItsLocalRank) {

@@ -6,7 +6,7 @@
 #include "runtime/core/parse_number.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(ParseDecimal, DigitsAreReadWhole) {
   EXPECT_EQ(parse_decimal("0"), 0u);

@@ -9,7 +9,7 @@
 #include "runtime/core/precision.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // A key like the convolution layer's: the batch and the precision.
 struct Key {

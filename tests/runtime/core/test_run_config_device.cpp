@@ -13,7 +13,7 @@
 #include "tests/runtime/core/run_config_test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 namespace fs = std::filesystem;
 

@@ -12,7 +12,7 @@
 #include "tests/runtime/core/run_config_test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const std::string kCpuConfig = "device: cpu\n" + run_config_test::kMinimalConfig;
 

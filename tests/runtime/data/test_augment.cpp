@@ -18,7 +18,7 @@
 #include "tests/runtime/data/load_epoch.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using dptrain::testing::load_epoch;
 using ::testing::HasSubstr;

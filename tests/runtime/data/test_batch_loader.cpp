@@ -16,7 +16,7 @@
 #include "runtime/data/synthetic_dataset.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using ::testing::HasSubstr;
 

@@ -12,7 +12,7 @@
 #include "runtime/data/color_jitter.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 ColorJitterDraw only(ColorOp op, float factor) {
   ColorJitterDraw d;

@@ -8,7 +8,7 @@
 #include "runtime/data/epoch_plan.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 std::vector<uint64_t> all_batches(const EpochPlan& plan) {
   std::vector<uint64_t> out;

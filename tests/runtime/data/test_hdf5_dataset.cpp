@@ -22,7 +22,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using testing::Gzip;
 using ::testing::HasSubstr;

@@ -19,7 +19,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using testing::FolderRecipe;
 using ::testing::HasSubstr;

@@ -16,7 +16,7 @@
 #include "tests/runtime/data/load_epoch.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 Rng sample_rng(uint64_t seed, uint64_t epoch, uint64_t index) {
   return Rng(hash_key(seed, static_cast<uint64_t>(RngStream::Augment), epoch, index));

@@ -8,7 +8,7 @@
 #include "runtime/data/synthetic_dataset.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 SyntheticSpec small_spec(size_t n = 500) {
   SyntheticSpec spec;

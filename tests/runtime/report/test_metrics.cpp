@@ -17,7 +17,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 std::string read_all(std::FILE* f) {
   std::rewind(f);

@@ -13,7 +13,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using namespace std::chrono_literals;
 using test_util::TempDir;

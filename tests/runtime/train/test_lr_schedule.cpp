@@ -8,7 +8,7 @@
 #include "runtime/train/lr_schedule.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // Builds a schedule from the body of an `lr_schedule:` mapping, checking it as the trainer does.
 LrSchedule build(const std::string& body, double base_lr, size_t steps_per_epoch, size_t epochs) {

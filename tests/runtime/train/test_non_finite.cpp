@@ -7,7 +7,7 @@
 #include "runtime/train/non_finite.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 TEST(NonFinite, AllFiniteSeesEveryPosition) {
   std::vector<float> values(37, 1.5f);

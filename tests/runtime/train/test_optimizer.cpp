@@ -12,7 +12,7 @@
 #include "tests/runtime/core/host_backend.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 // The backend of the optimizers built below (the CPU backend holds no state).
 CpuBackend& cpu() {

@@ -16,7 +16,7 @@
 #include "tests/runtime/core/host_backend.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 CpuBackend& cpu() {
   static CpuBackend backend;

@@ -10,7 +10,7 @@
 #include "tests/test_util.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using test_util::TempDir;
 using train_test::CapturedFile;

@@ -5,7 +5,7 @@
 #include "runtime/train/step_metrics.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using Clock = StepMetrics::Clock;
 using std::chrono::seconds;

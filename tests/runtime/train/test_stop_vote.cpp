@@ -7,7 +7,7 @@
 #include "runtime/train/stop_vote.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 const Deadline kDeadline = std::chrono::seconds(10);
 

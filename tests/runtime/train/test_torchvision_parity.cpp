@@ -21,7 +21,7 @@
 #include "tests/e2e/run_command.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 namespace fs = std::filesystem;
 
