@@ -13,7 +13,7 @@
 #include "tests/runtime/data/test_idx_files.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using checkpoint_test::checkpoint_error;
 using checkpoint_test::edit_hdf5;

@@ -5,7 +5,7 @@
 #include "runtime/core/thread_limits.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 constexpr size_t kMiB = size_t{1} << 20;
 

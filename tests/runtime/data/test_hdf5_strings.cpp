@@ -19,7 +19,7 @@
 #include "tests/runtime/data/test_idx_files.h"
 
 namespace dptrain {
-namespace {
+namespace DPTRAIN_TEST_UNIT {
 
 using ::testing::HasSubstr;
 
