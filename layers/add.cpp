@@ -41,15 +41,21 @@ AddLayer::AddLayer(std::vector<Shape> input_shapes, Backend& backend)
 void AddLayer::forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo&) {
   check_inputs(*this, xs, y);
   const size_t count = y.num_elements();
-  backend_.copy_on_device(y.data(), xs[0]->data(), count * sizeof(float));
-  for (size_t i = 1; i < xs.size(); ++i) backend_.axpy(1.0f, xs[i]->data(), y.data(), count);
+  backend_.copy_on_device(y.raw(), xs[0]->raw(), y.size_bytes());
+  for (size_t i = 1; i < xs.size(); ++i) {
+    if (y.dtype() == DType::Float32 && xs[i]->dtype() == DType::Float32) {
+      backend_.axpy(1.0f, xs[i]->data(), y.data(), count);
+    } else {
+      backend_.convert(*xs[i], y, Accumulate::Add);
+    }
+  }
 }
 
 void AddLayer::backward_inputs(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& dy,
                                const std::vector<Tensor*>& dxs, const StepInfo&) {
   check_inputs(*this, xs, y);
   for (Tensor* dx : dxs) {
-    if (dx && dx->data() != dy.data()) backend_.copy_on_device(dx->data(), dy.data(), dy.num_elements() * sizeof(float));
+    if (dx && dx->raw() != dy.raw()) backend_.copy_on_device(dx->raw(), dy.raw(), dy.size_bytes());
   }
 }
 

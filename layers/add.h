@@ -16,6 +16,9 @@ class AddLayer final : public MergeLayer {
   AddLayer(std::vector<Shape> input_shapes, Backend& backend);
 
   const char* type() const override { return "add"; }
+  // The type it is offered, for every input and the output (bf16 sums are added in float32 and
+  // rounded once per input, through Backend::convert).
+  ActivationTypes activation_types(DType offered) const override { return {offered, offered}; }
   void forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo& step) override;
   void backward_inputs(const std::vector<const Tensor*>& xs, const Tensor& y, const Tensor& dy,
                        const std::vector<Tensor*>& dxs, const StepInfo& step) override;

@@ -22,6 +22,7 @@ BatchNorm2dLayer::BatchNorm2dLayer(const BatchNorm2dOptions& options, const Shap
   output_shape_ = input_shape;
   channels_ = input_shape[0];
   spatial_ = num_elements(input_shape) / channels_;
+  layout_ = BatchStatsLayout{channels_};
 }
 
 std::vector<ParamSpec> BatchNorm2dLayer::parameters() const {
@@ -44,13 +45,26 @@ void BatchNorm2dLayer::init_buffers() {
   buffers_[1].fill(1.0f);
 }
 
+StatsPath BatchNorm2dLayer::stats_path(const StepInfo& step) const {
+  if (!step.batch_stats || options_.stats != BatchStats::Global) return StatsPath::Local;
+  return step.batch_stats->memory() == SumMemory::Device ? StatsPath::DeviceSum : StatsPath::HostSum;
+}
+
 void BatchNorm2dLayer::sum_over_workers(const StepInfo& step, std::vector<double>& values) const {
-  if (step.batch_stats && options_.stats == BatchStats::Global) step.batch_stats->sum(values.data(), values.size());
+  switch (stats_path(step)) {
+    case StatsPath::Local:
+      return;
+    case StatsPath::HostSum:
+      step.batch_stats->sum(values.data(), values.size());
+      return;
+    case StatsPath::DeviceSum:
+      throw UsageError("batchnorm2d: host statistics handed to a cross-worker sum of device memory");
+  }
 }
 
 void BatchNorm2dLayer::join_cross_worker_sums(Pass pass, const StepInfo& step) {
-  if (step.mode != Mode::Train || !step.batch_stats || options_.stats != BatchStats::Global) return;
-  std::vector<double> sums(pass == Pass::Forward ? 2 * channels_ + 1 : 2 * channels_, 0.0);
+  if (step.mode != Mode::Train || stats_path(step) == StatsPath::Local) return;
+  std::vector<double> sums(layout_.values(pass), 0.0);
   sum_over_workers(step, sums);
   // The running statistics follow the global batch on every worker, this one included.
   if (pass == Pass::Forward) update_running_statistics(moments_from_sums(sums));
@@ -73,14 +87,14 @@ void BatchNorm2dLayer::update_running_statistics(const BatchMoments& moments) {
 
 BatchNorm2dLayer::BatchMoments BatchNorm2dLayer::moments_from_sums(const std::vector<double>& sums) const {
   BatchMoments m;
-  m.count = sums[2 * channels_];
+  m.count = sums[layout_.count()];
   if (m.count < 1) throw ShapeError("batchnorm2d: a training step with no values to normalise");
   m.mean.resize(channels_);
   m.inv_std.resize(channels_);
   m.unbiased_var.resize(channels_);
   for (size_t c = 0; c < channels_; ++c) {
-    const double mean = sums[c] / m.count;
-    const double var = std::max(0.0, sums[channels_ + c] / m.count - mean * mean);
+    const double mean = sums[layout_.first(c)] / m.count;
+    const double var = std::max(0.0, sums[layout_.second(c)] / m.count - mean * mean);
     m.mean[c] = static_cast<float>(mean);
     m.inv_std[c] = static_cast<float>(1.0 / std::sqrt(var + options_.eps));
     m.unbiased_var[c] = static_cast<float>(m.count > 1 ? var * m.count / (m.count - 1) : var);

@@ -24,6 +24,25 @@ struct BatchNorm2dOptions {
   static BatchNorm2dOptions read(ConfigMap& options);
 };
 
+// Where each value lies in the vectors of batch statistics that workers sum, for C channels. Forward:
+// [sum of x (C), sum of x^2 (C), count] (2C + 1 doubles; count: values per channel); backward:
+// [sum of dy (C), sum of dy * x_hat (C)] (2C doubles). The same on the host and on a device.
+struct BatchStatsLayout {
+  size_t channels;  // C
+  // Index of channel c's first sum (x, or dy) and second sum (x^2, or dy * x_hat).
+  constexpr size_t first(size_t c) const { return c; }
+  constexpr size_t second(size_t c) const { return channels + c; }
+  // Index of the count of values per channel (forward only).
+  constexpr size_t count() const { return 2 * channels; }
+  // How many values one pass sums.
+  constexpr size_t values(Pass pass) const { return pass == Pass::Forward ? 2 * channels + 1 : 2 * channels; }
+};
+
+// How a training step's batch statistics are summed: over this worker's samples alone (one worker,
+// or stats: per_worker), over workers in host memory (a host all-reduce: a GPU waits for its sums to
+// reach the host), or over workers in device memory (queued on the compute stream: nothing waits).
+enum class StatsPath { Local, HostSum, DeviceSum };
+
 // Backend-independent part of batchnorm2d: input and output (C, H, W) (or (C) for a dense
 // activation). Training normalises with the batch mean and biased variance and updates the running
 // mean and the running unbiased variance; evaluation normalises with the running ones.
@@ -32,7 +51,7 @@ struct BatchNorm2dOptions {
 //
 // Statistics across workers: the forward pass sums per-channel (sum, sum of squares, count) over
 // every worker (one CrossWorkerSum of 2C + 1 values), and the backward pass per-channel (sum of dy,
-// sum of dy * x_hat) (2C values), so every worker normalises with the global batch's statistics and
+// sum of dy * x_hat) (2C values) (BatchStatsLayout), so every worker normalises with the global batch's statistics and
 // the gradients equal those of one worker holding the whole batch.
 class BatchNorm2dLayer : public Layer {
  public:
@@ -46,9 +65,14 @@ class BatchNorm2dLayer : public Layer {
   void join_cross_worker_sums(Pass pass, const StepInfo& step) override;
 
   const BatchNorm2dOptions& options() const { return options_; }
+  const BatchStatsLayout& stats_layout() const { return layout_; }
+  // How `step`'s statistics are summed: Local without a CrossWorkerSum or with stats: per_worker,
+  // else as the step's CrossWorkerSum takes its values.
+  StatsPath stats_path(const StepInfo& step) const;
 
  protected:
-  // Sums `values` over workers when the step has a CrossWorkerSum and stats are global.
+  // Sums host `values` over workers when the step's path is HostSum (UsageError for DeviceSum: the
+  // caller sums device memory itself).
   void sum_over_workers(const StepInfo& step, std::vector<double>& values) const;
   // From per-channel sums [sum (C), sum of squares (C), count] over the global batch: the mean and
   // 1 / sqrt(biased var + eps) to normalise with, and the unbiased variance for the running one.
@@ -63,6 +87,7 @@ class BatchNorm2dLayer : public Layer {
 
   BatchNorm2dOptions options_;
   size_t channels_ = 0, spatial_ = 0;  // C, and H * W per channel
+  BatchStatsLayout layout_{0};
 };
 
 }  // namespace dptrain

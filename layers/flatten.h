@@ -12,6 +12,8 @@ class FlattenLayer final : public Layer {
  public:
   FlattenLayer(const Shape& input_shape, Backend& backend);
   const char* type() const override { return "flatten"; }
+  // Any type it is offered: a copy.
+  ActivationTypes activation_types(DType offered) const override { return {offered, offered}; }
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;

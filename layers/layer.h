@@ -14,13 +14,20 @@ namespace dptrain {
 // Whether a forward pass is for training (dropout active) or evaluation.
 enum class Mode { Train, Eval };
 
+// Where the values a CrossWorkerSum sums lie: host memory (the sum is complete when sum() returns),
+// or device memory of the backend's compute stream (the sum is queued after the work queued there
+// so far; later work on that stream sees it, and the host does not wait).
+enum class SumMemory { Host, Device };
+
 // Sums small vectors of batch statistics over every worker that shares the global batch, so that a
 // layer such as batch normalisation sees the whole global batch whatever the number of workers.
 // Collective: every worker calls sum() in the same order, the same number of times, per step.
 class CrossWorkerSum {
  public:
   virtual ~CrossWorkerSum() = default;
-  // values[0, count) (host memory) becomes the sum of every worker's values[0, count).
+  // Where sum() takes its values.
+  virtual SumMemory memory() const { return SumMemory::Host; }
+  // values[0, count) (in memory()) becomes the sum of every worker's values[0, count).
   virtual void sum(double* values, size_t count) = 0;
 };
 
@@ -45,6 +52,15 @@ struct StepInfo {
 
 // Which half of a training step a layer takes part in.
 enum class Pass { Forward, Backward };
+
+// The element types of a layer's activations: what forward reads (every input; backward writes dx
+// in it) and what it writes (y; backward reads dy in it).
+struct ActivationTypes {
+  DType input = DType::Float32;
+  DType output = DType::Float32;
+  bool operator==(const ActivationTypes& other) const { return input == other.input && output == other.output; }
+  bool operator!=(const ActivationTypes& other) const { return !(*this == other); }
+};
 
 // Name and per-layer shape of one parameter tensor, e.g. {"weight", (32, 1, 3, 3)}.
 struct ParamSpec {
@@ -77,6 +93,13 @@ class Layer {
   void bind_buffers(std::vector<Tensor> buffers);
   // Sets the bound buffers to their initial values (host memory during model construction).
   virtual void init_buffers() {}
+
+  // The types this layer reads and writes when its (first) input arrives as `offered`: float32 by
+  // default; layers that compute in bf16 on a GPU read (and may write) bf16 whatever is offered, and
+  // element-wise layers with bf16 kernels follow what is offered. Asked once, when the model is
+  // built: the model converts wherever a producer's output type differs from what its consumer
+  // reads, so the layer's forward and backward get exactly these types.
+  virtual ActivationTypes activation_types(DType offered) const { return {}; }
 
   // How many inputs the layer takes: 1, except for merge layers (add, concat).
   virtual size_t num_inputs() const { return 1; }

@@ -127,8 +127,11 @@ void copy_unless_shared(Backend& backend, const Tensor& from, Tensor& to) {
   if (from.num_elements() != to.num_elements()) {
     throw ShapeError("cannot copy " + to_string(from.shape()) + " into " + to_string(to.shape()));
   }
-  if (from.data() != to.data() && from.num_elements() > 0) {
-    backend.copy_on_device(to.data(), from.data(), from.size_bytes());
+  if (from.dtype() != to.dtype()) {
+    throw UsageError(std::string("cannot copy ") + to_string(from.dtype()) + " into " + to_string(to.dtype()));
+  }
+  if (from.raw() != to.raw() && from.num_elements() > 0) {
+    backend.copy_on_device(to.raw(), from.raw(), from.size_bytes());
   }
 }
 

@@ -61,7 +61,7 @@ size_t check_forward_shapes(const Layer& layer, const Tensor& x, const Tensor& y
 // As check_forward_shapes, and that dy matches y and dx (when given) matches x; returns N.
 size_t check_backward_shapes(const Layer& layer, const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor* dx);
 
-// to = from (same element count, both `backend`'s memory) through the backend, unless they are
+// to = from (same element count and type, both `backend`'s memory) through the backend, unless they are
 // the same memory: the pass-through of flatten, of dropout in evaluation and of a loss layer.
 void copy_unless_shared(Backend& backend, const Tensor& from, Tensor& to);
 

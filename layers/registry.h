@@ -38,6 +38,8 @@ class LayerRegistry {
   // `backend`: a backend name ("cpu", "cuda"), or kAnyBackend.
   void add(const std::string& type, const std::string& backend, LayerFactory factory);
   void add_merge(const std::string& type, const std::string& backend, MergeLayerFactory factory);
+  // Takes a factory out again (a test that adds a layer type of its own removes it when it ends).
+  void remove(const std::string& type, const std::string& backend) { factories_.erase({type, backend}); }
   // Builds the layer named by options["type"] for `backend` from its inputs' per-sample shapes. An
   // unknown type is a ConfigError naming the file, line and the types `backend` knows; an unknown
   // option is a ConfigError naming the key; more than one input for a single-input layer, or

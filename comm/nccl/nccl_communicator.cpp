@@ -59,8 +59,9 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
                   std::to_string(line) + " on " + device_where());
 }
 
-NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline)
-    : host_(host), cuda_(cuda), done_events_([] { return std::make_unique<CudaEvent>(); }) {
+NcclCommunicator::NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline deadline)
+    : host_(host), cuda_(cuda), done_events_([] { return std::make_unique<CudaEvent>(); }), deadline_(deadline) {
+  const Deadline init_deadline = deadline;
   ncclUniqueId id{};
   if (host_.rank() == 0) DPTRAIN_NCCL_CHECK(nullptr, ncclGetUniqueId(&id));
   host_.broadcast(&id, sizeof id, 0, init_deadline);
@@ -167,19 +168,34 @@ void NcclCommunicator::order_after(const std::shared_ptr<CudaEvent>& done, Deadl
                    what + ", waited on for up to " + std::to_string(deadline.count() / 1000.0) + " s,");
 }
 
-std::unique_ptr<CommRequest> NcclCommunicator::all_reduce_sum_async(float* device_data, size_t count) {
-  check_failure();
+std::shared_ptr<CudaEvent> NcclCommunicator::start_all_reduce(void* device_data, size_t count, ncclDataType_t type,
+                                                              const std::string& values, std::string& what) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const std::string what = "all-reduce " + std::to_string(++started_) + " (" + std::to_string(count) + " floats)";
-  // The bucket is final once the work queued so far on the compute stream is done. (An event may
+  what = "all-reduce " + std::to_string(++started_) + " (" + std::to_string(count) + " " + values + ")";
+  // The buffer is final once the work queued so far on the compute stream is done. (An event may
   // be recorded again once a stream waits on it: the wait keeps the state it had.)
   ready_.record(cuda_.stream());
   DPTRAIN_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_.get(), 0));
-  DPTRAIN_NCCL_CHECK(comm_, ncclAllReduce(device_data, device_data, count, ncclFloat, ncclSum, comm_, stream_));
+  DPTRAIN_NCCL_CHECK(comm_, ncclAllReduce(device_data, device_data, count, type, ncclSum, comm_, stream_));
   settle(Deadline(60000), "queueing " + what);
   std::shared_ptr<CudaEvent> done = done_events_.acquire();
   done->record(stream_);
+  return done;
+}
+
+std::unique_ptr<CommRequest> NcclCommunicator::all_reduce_sum_async(float* device_data, size_t count) {
+  check_failure();
+  std::string what;
+  std::shared_ptr<CudaEvent> done = start_all_reduce(device_data, count, ncclFloat, "floats", what);
   return std::make_unique<NcclRequest>(*this, std::move(done), what);
+}
+
+void NcclCommunicator::sum(double* device_values, size_t count) {
+  check_failure();
+  std::string what;
+  const std::shared_ptr<CudaEvent> done =
+      start_all_reduce(device_values, count, ncclDouble, "doubles of batch statistics", what);
+  order_after(done, deadline_, what);
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "comm/communicator.h"
 #include "comm/completion_watchdog.h"
 #include "comm/reuse_pool.h"
+#include "layers/layer.h"
 #include "runtime/core/cuda/cuda_context.h"
 
 namespace dptrain {
@@ -31,9 +32,15 @@ void nccl_check(ncclResult_t result, ncclComm_t comm, const char* call, const ch
 // (it cannot be used again); the next call on this communicator or its requests throws a
 // CommError naming this rank and the all-reduce that was waited on. The other collectives work on
 // host memory and go through `host`.
-class NcclCommunicator final : public Communicator {
+//
+// It is also the CrossWorkerSum of batch statistics in device memory: sum() queues an all-reduce of
+// doubles on the same communicator and in the same order of collectives as the gradient buckets
+// (every rank makes the same calls in the same order: Model::idle_step mirrors a step's), and the
+// compute stream waits for it as for a bucket, under `deadline` and the watchdog.
+class NcclCommunicator final : public Communicator, public CrossWorkerSum {
  public:
-  NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline init_deadline);
+  // `deadline`: for creating the communicator, and for each batch-statistics sum.
+  NcclCommunicator(Communicator& host, CudaContext& cuda, Deadline deadline);
   ~NcclCommunicator() override;
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -57,6 +64,12 @@ class NcclCommunicator final : public Communicator {
     return host_.gather_bytes(send, root, deadline);
   }
 
+  // CrossWorkerSum: `count` doubles of device memory summed in place over every rank (ncclDouble),
+  // after the compute stream's work so far; the compute stream's later work waits for the sum (an
+  // event) and the watchdog watches it against the deadline. Does not block the host.
+  SumMemory memory() const override { return SumMemory::Device; }
+  void sum(double* device_values, size_t count) override;
+
   // Puts the all-reduce that records `done` before the compute stream's later work (the stream
   // waits on the event) and has the watchdog watch it until `deadline` from now; `what` names it.
   // Does not block the host.
@@ -65,6 +78,11 @@ class NcclCommunicator final : public Communicator {
   void check_failure() const;
 
  private:
+  // Queues an in-place all-reduce of `count` values of `type` at `device_data` on stream_, after the
+  // compute stream's work so far, numbered and named by `describe(number)`; returns its completion
+  // event and sets `what` to its name. Takes mutex_.
+  std::shared_ptr<CudaEvent> start_all_reduce(void* device_data, size_t count, ncclDataType_t type,
+                                              const std::string& values, std::string& what);
   // Polls the communicator until no operation is in progress, or `deadline` passes; on an error
   // or a timeout aborts it and throws CommError saying what (`what`) did not finish. Called with
   // mutex_ held (or before the watchdog runs).
@@ -85,6 +103,7 @@ class NcclCommunicator final : public Communicator {
   CudaEvent ready_;                  // recorded on the compute stream before each all-reduce
   ReusePool<CudaEvent> done_events_;  // each all-reduce's completion event
   size_t started_ = 0;                // all-reduces started: the same numbering on every rank
+  Deadline deadline_;                 // for each batch-statistics sum
   std::unique_ptr<CompletionWatchdog> watchdog_;  // declared last: stopped first
 };
 

@@ -114,8 +114,11 @@ int run_bench_layers(const BenchLayersArgs& args) {
   for (size_t i = 0; i < input.num_elements(); ++i) input.data()[i] = rng.normal();
   // acts[i] is layer i's output; the model's input is `x`.
   const Tensor x = input.to(device);
+  // In the types the model planned (bf16 between layers that compute in it on a GPU).
   std::vector<Tensor> acts;
-  for (const auto& layer : model.layers()) acts.emplace_back(batch_shape(n, layer->output_shape()), device);
+  for (size_t i = 0; i < model.layers().size(); ++i) {
+    acts.emplace_back(batch_shape(n, model.layers()[i]->output_shape()), device, model.activation_types(i).output);
+  }
   auto input_of = [&](size_t j) { return j == kModelInput ? &x : &acts[j]; };
   // GPU layers only queue work: wait for it before reading the clock.
   auto finish = [&device] { device.synchronize(); };
@@ -129,14 +132,26 @@ int run_bench_layers(const BenchLayersArgs& args) {
   double total_f = 0, total_b = 0;
   for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
     Layer& layer = *model.layers()[i];
-    Tensor dy(acts[i].shape(), device);
-    dy.fill(0.01f);
-    std::vector<const Tensor*> xs;
+    const ActivationTypes types = model.activation_types(i);
+    Tensor dy(acts[i].shape(), device, types.output);
+    Tensor dy_float(acts[i].shape(), device);
+    dy_float.fill(0.01f);
+    device.convert(dy_float, dy, Accumulate::Overwrite);
+    // Each input in the type the layer reads: the producer's output, or a converted copy of it.
+    std::vector<Tensor> inputs;
     std::vector<Tensor> dx_tensors;
-    for (size_t j : model.layer_inputs(i)) {
-      xs.push_back(input_of(j));
-      dx_tensors.emplace_back(input_of(j)->shape(), device);
+    for (size_t k = 0; k < model.layer_inputs(i).size(); ++k) {
+      const Tensor& produced = *input_of(model.layer_inputs(i)[k]);
+      if (model.converts_input(i, k)) {
+        inputs.emplace_back(produced.shape(), device, types.input);
+        device.convert(produced, inputs.back(), Accumulate::Overwrite);
+      } else {
+        inputs.push_back(produced);
+      }
+      dx_tensors.emplace_back(produced.shape(), device, types.input);
     }
+    std::vector<const Tensor*> xs;
+    for (const Tensor& in : inputs) xs.push_back(&in);
     std::vector<Tensor*> dxs;
     for (size_t k = 0; k < dx_tensors.size(); ++k) {
       dxs.push_back(model.layer_inputs(i)[k] == kModelInput ? nullptr : &dx_tensors[k]);

@@ -2,9 +2,13 @@
 // plan: descriptors and one algorithm per direction chosen from cuDNN's heuristics (by
 // layers/conv_algorithm.h), with the math type cuDNN reported for it set on that direction's
 // descriptor. Plans are kept per batch, so switching between the training and the evaluation batch
-// plans nothing again. With precision bf16 the convolutions read and write bf16 copies (float32
-// accumulation) and the layer's tensors stay float32; where cuDNN has no bf16 algorithm for the
-// shape (one input channel, on some GPUs), the layer computes in float32 and says so once.
+// plans nothing again. With precision bf16 the layer reads and writes bf16 activations (x, y, dx,
+// dy: the model plans them so, Layer::activation_types) and cuDNN accumulates in float32; the bf16
+// copy of the weights is made once per forward pass and reused by backward; the weight and bias
+// gradients are float32. Where cuDNN has no bf16 algorithm for the shape (one input channel, on
+// some GPUs), the layer computes in float32, converting its operands, and says so once. Tensors of
+// another type than the computation's (float32 tensors given to a bf16 layer directly) are
+// converted on the way in and out.
 #include "layers/conv2d.h"
 
 #include <algorithm>
@@ -17,7 +21,8 @@
 #include "layers/cuda/cudnn_descriptors.h"
 #include "layers/layer_util.h"
 #include "layers/registry.h"
-#include "runtime/core/cuda/bf16_buffer.h"
+#include "runtime/core/cuda/kernels.h"
+#include "runtime/core/cuda/operand_buffer.h"
 #include "runtime/core/cuda/cuda_backend.h"
 #include "runtime/core/plan_cache.h"
 
@@ -30,6 +35,9 @@ constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
 // Plans kept per layer: the training and the evaluation batch, each with its smaller last batch
 // and uneven per-worker slices, in up to two precisions.
 constexpr size_t kPlansKept = 8;
+
+// The element type a plan computes in.
+DType compute_type(Precision precision) { return precision == Precision::Bf16 ? DType::BFloat16 : DType::Float32; }
 
 // cuDNN's element type and the math type the heuristics are asked with, for a precision.
 cudnnDataType_t data_type(Precision precision) {
@@ -101,11 +109,19 @@ class CudaConv2d final : public Conv2dLayer {
     bias_desc_.set(1, options_.out_channels, 1, 1);
   }
 
+  // bf16 in and out under precision bf16 (also where a shape falls back to float32 math, which
+  // converts inside the layer); float32 otherwise.
+  ActivationTypes activation_types(DType) const override {
+    const DType type = compute_type(cuda_.precision());
+    return {type, type};
+  }
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
+  // y += bias per channel, on y in its own type (cuDNN for float32, a kernel for bf16).
+  void add_bias(const ConvPlan& p, Tensor& y, size_t n);
   // The plan for a batch of n in the context's current precision, made on first use.
   const ConvPlan& plan(size_t n);
   // Descriptors for a batch of n computing in `compute`, and cuDNN's candidates for them.
@@ -122,8 +138,13 @@ class CudaConv2d final : public Conv2dLayer {
   TensorDescriptor bias_desc_;  // (1, C_out, 1, 1), float32
   PlanCache<ConvPlanKey, ConvPlan> plans_;
   DeviceBuffer workspace_;  // shared by every plan: as large as the largest needs
-  // bf16 copies: the input (x, then dx), the output (y, then dy) and the filter (w, then dw).
-  Bf16Buffer x16_, y16_, w16_;
+  // Operands in the compute type where the tensors have another: the input (x, then dx), the
+  // output (y, then dy), the filter and the filter's gradient.
+  OperandBuffer x_op_, y_op_, w_op_, dw_op_;
+  // The filter in the compute type, as the last forward pass made it (weights change only between
+  // a step's backward and the next forward); null before the first.
+  const void* w_compute_ = nullptr;
+  DType w_compute_type_ = DType::Float32;
   bool fallback_reported_ = false;
 };
 
@@ -246,56 +267,69 @@ const ConvPlan& CudaConv2d::plan(size_t n) {
   return plans_.insert(key, std::move(made));
 }
 
+void CudaConv2d::add_bias(const ConvPlan& p, Tensor& y, size_t n) {
+  const float* bias = params_.at(1).data();
+  if (y.dtype() == DType::BFloat16) {
+    launch_add_channel_bias_bf16(y.raw(), bias, n, options_.out_channels, out_height_ * out_width_, cuda_.stream());
+    return;
+  }
+  const float one = 1.0f;
+  DPTRAIN_CUDNN_CHECK(cudnnAddTensor(cuda_.cudnn(), &one, bias_desc_.get(), bias, &one, p.out.get(), y.data()));
+}
+
 void CudaConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
   if (n == 0) return;
   const ConvPlan& p = plan(n);
-  const bool bf16 = p.compute == Precision::Bf16;
+  const DType type = compute_type(p.compute);
   cudnnHandle_t h = cuda_.cudnn();
   cudaStream_t stream = cuda_.stream();
-  const Tensor& w = params_.at(0);
-  const void* x_in = bf16 ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
-  const void* w_in = bf16 ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
-  void* y_out = bf16 ? static_cast<void*>(y16_.reserve(y.num_elements())) : y.data();
+  const void* x_in = x_op_.read(x, type, stream);
+  w_compute_ = w_op_.read(params_.at(0), type, stream);  // kept for backward
+  w_compute_type_ = type;
+  void* y_out = y_op_.write(y, type);
   const float one = 1.0f, zero = 0.0f;
-  DPTRAIN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x.get(), x_in, p.w.get(), w_in, p.forward_conv.get(),
+  DPTRAIN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x.get(), x_in, p.w.get(), w_compute_, p.forward_conv.get(),
                                               p.forward_algo, workspace_.get(), p.workspace_bytes, &zero, p.y.get(),
                                               y_out));
-  if (bf16) y16_.cast_to(y.data(), y.num_elements(), stream);
-  if (has_bias()) {
-    DPTRAIN_CUDNN_CHECK(cudnnAddTensor(h, &one, bias_desc_.get(), params_.at(1).data(), &one, p.out.get(), y.data()));
-  }
+  y_op_.finish(y, type, stream);
+  if (has_bias()) add_bias(p, y, n);
 }
 
 void CudaConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   if (n == 0) return;
   const ConvPlan& p = plan(n);
-  const bool bf16 = p.compute == Precision::Bf16;
+  const DType type = compute_type(p.compute);
   cudnnHandle_t h = cuda_.cudnn();
   cudaStream_t stream = cuda_.stream();
-  const Tensor& w = params_.at(0);
   Tensor& dw = grads_.at(0);
   const float one = 1.0f, zero = 0.0f;
   if (has_bias()) {
-    DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.out.get(), dy.data(), &zero, bias_desc_.get(),
-                                                     grads_.at(1).data()));
+    if (dy.dtype() == DType::BFloat16) {
+      launch_channel_sums_bf16(dy.raw(), grads_.at(1).data(), n, options_.out_channels, out_height_ * out_width_,
+                               stream);
+    } else {
+      DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, p.out.get(), dy.data(), &zero, bias_desc_.get(),
+                                                       grads_.at(1).data()));
+    }
   }
-  // Everything below runs in order on one stream, so each bf16 copy may be reused once read.
-  const void* x_in = bf16 ? x16_.cast_from(x.data(), x.num_elements(), stream) : static_cast<const void*>(x.data());
-  const void* dy_in = bf16 ? y16_.cast_from(dy.data(), dy.num_elements(), stream) : static_cast<const void*>(dy.data());
-  void* dw_out = bf16 ? static_cast<void*>(w16_.reserve(dw.num_elements())) : dw.data();
+  // Everything below runs in order on one stream, so each converted operand may be reused once read.
+  const void* x_in = x_op_.read(x, type, stream);
+  const void* dy_in = y_op_.read(dy, type, stream);
+  void* dw_out = dw_op_.write(dw, type);
   DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x.get(), x_in, p.y.get(), dy_in, p.filter_conv.get(),
                                                      p.filter_algo, workspace_.get(), p.workspace_bytes, &zero,
                                                      p.w.get(), dw_out));
-  if (bf16) w16_.cast_to(dw.data(), dw.num_elements(), stream);
+  dw_op_.finish(dw, type, stream);
   if (!dx) return;
-  const void* w_in = bf16 ? w16_.cast_from(w.data(), w.num_elements(), stream) : static_cast<const void*>(w.data());
-  void* dx_out = bf16 ? static_cast<void*>(x16_.reserve(dx->num_elements())) : dx->data();
+  // The filter as forward converted it, unless forward computed in another type (or never ran).
+  const void* w_in = w_compute_ && w_compute_type_ == type ? w_compute_ : w_op_.read(params_.at(0), type, stream);
+  void* dx_out = x_op_.write(*dx, type);
   DPTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w.get(), w_in, p.y.get(), dy_in, p.data_conv.get(),
                                                    p.data_algo, workspace_.get(), p.workspace_bytes, &zero, p.x.get(),
                                                    dx_out));
-  if (bf16) x16_.cast_to(dx->data(), dx->num_elements(), stream);
+  x_op_.finish(*dx, type, stream);
 }
 
 std::unique_ptr<Layer> make_cuda_conv2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {

@@ -43,6 +43,9 @@ struct AdamUpdate {
   float l2 = 0, shrink = 1, step_size = 0, bias_correction2_sqrt = 1;
 };
 
+// Whether a conversion overwrites its destination or adds to it.
+enum class Accumulate { Overwrite, Add };
+
 // A training batch where the backend computes, as handed out by BatchStager::upload.
 struct DeviceBatch {
   const float* inputs = nullptr;    // (N, ...sample shape)
@@ -109,6 +112,13 @@ class Backend {
   // max_norm / (norm + 1e-6) < 1 the spans are scaled by that coefficient. Here, with host values
   // (sum_squares, scale); a GPU keeps the norm on the device and queues it all, without waiting.
   virtual void clip_to_norm(float* x, const std::vector<ElementSpan>& spans, double max_norm, double* norm);
+
+  // to = from (or to += from), element by element, between any two element types (float32 and
+  // bf16, rounded to the nearest bf16, ties to even; an Add sums in float32 and rounds once), both
+  // on device() with the same element count: the model's conversions between layers whose
+  // activations differ in type, and gradients added up. Queued on the compute stream. Here, on the
+  // host (the CPU); a GPU runs it as one kernel.
+  virtual void convert(const Tensor& from, Tensor& to, Accumulate mode);
 
   // A stager for batches of up to `max_floats` input floats and `max_labels` labels.
   virtual std::unique_ptr<BatchStager> make_stager(size_t max_floats, size_t max_labels) = 0;

@@ -1,7 +1,9 @@
 #include "runtime/core/tensor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <sstream>
 
@@ -33,22 +35,27 @@ Shape batch_shape(size_t n, const Shape& per_sample) {
 
 const char* to_string(DeviceKind device) { return device == DeviceKind::CPU ? "cpu" : "cuda"; }
 
+const char* to_string(DType dtype) { return dtype == DType::BFloat16 ? "bf16" : "float32"; }
+
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)), num_elements_(dptrain::num_elements(shape_)) {
   void* p = allocate_aligned_host(num_elements_ * sizeof(float));
-  storage_.reset(static_cast<float*>(p), [](float* q) { std::free(q); });
+  storage_.reset(p, [](void* q) { std::free(q); });
   data_ = storage_.get();
-  std::fill(data_, data_ + num_elements_, 0.0f);
+  std::fill(static_cast<float*>(data_), static_cast<float*>(data_) + num_elements_, 0.0f);
 }
 
-Tensor::Tensor(Shape shape, Backend& backend)
+Tensor::Tensor(Shape shape, Backend& backend, DType dtype)
     : shape_(std::move(shape)),
       num_elements_(dptrain::num_elements(shape_)),
+      dtype_(dtype),
       device_(backend.device()),
       backend_(&backend) {
-  void* p = backend.allocate(std::max<size_t>(64, num_elements_ * sizeof(float)));
-  storage_.reset(static_cast<float*>(p), [&backend](float* q) { backend.release(q); });
+  // Whole floats, so that zero-filling as floats covers every element of any type.
+  const size_t floats = (num_elements_ * element_size(dtype_) + sizeof(float) - 1) / sizeof(float);
+  void* p = backend.allocate(std::max<size_t>(64, floats * sizeof(float)));
+  storage_.reset(p, [&backend](void* q) { backend.release(q); });
   data_ = storage_.get();
-  backend.fill(data_, num_elements_, 0.0f);
+  backend.fill(static_cast<float*>(data_), floats, 0.0f);
 }
 
 Tensor Tensor::pinned(Shape shape, Backend& backend) {
@@ -56,9 +63,20 @@ Tensor Tensor::pinned(Shape shape, Backend& backend) {
   t.shape_ = std::move(shape);
   t.num_elements_ = dptrain::num_elements(t.shape_);
   void* p = backend.allocate_pinned(std::max<size_t>(64, t.num_elements_ * sizeof(float)));
-  t.storage_.reset(static_cast<float*>(p), [&backend](float* q) { backend.release_pinned(q); });
+  t.storage_.reset(p, [&backend](void* q) { backend.release_pinned(q); });
   t.data_ = t.storage_.get();
-  std::fill(t.data_, t.data_ + t.num_elements_, 0.0f);
+  std::fill(static_cast<float*>(t.data_), static_cast<float*>(t.data_) + t.num_elements_, 0.0f);
+  return t;
+}
+
+void Tensor::not_float32() const {
+  throw UsageError(std::string("a ") + to_string(dtype_) + " tensor of shape " + to_string(shape_) +
+                   " read as float32 (data() is for float32 tensors; raw() reaches any type)");
+}
+
+Tensor Tensor::view(void* data, Shape shape, DType dtype, Backend& backend) {
+  Tensor t = view(static_cast<float*>(data), std::move(shape), backend);
+  t.dtype_ = dtype;
   return t;
 }
 
@@ -104,20 +122,38 @@ Tensor Tensor::leading(size_t n) const {
 }
 
 void Tensor::fill(float value) {
+  if (dtype_ != DType::Float32) {
+    if (value != 0.0f) throw UsageError(std::string("a ") + to_string(dtype_) + " tensor can only be zero-filled");
+    // bf16 zero is all zero bits: as many float zeros as cover the elements.
+    const size_t whole = size_bytes() / sizeof(float), rest = size_bytes() % sizeof(float);
+    if (backend_) {
+      if (whole > 0) backend_->fill(static_cast<float*>(data_), whole, 0.0f);
+      if (rest > 0) {
+        const uint16_t zero = 0;
+        backend_->copy_to_device(static_cast<char*>(data_) + whole * sizeof(float), &zero, rest);
+      }
+    } else {
+      std::memset(data_, 0, size_bytes());
+    }
+    return;
+  }
   if (backend_) {
-    backend_->fill(data_, num_elements_, value);
+    backend_->fill(static_cast<float*>(data_), num_elements_, value);
   } else {
-    std::fill(data_, data_ + num_elements_, value);
+    std::fill(static_cast<float*>(data_), static_cast<float*>(data_) + num_elements_, value);
   }
 }
 
 Tensor Tensor::to(Backend& backend) const {
-  Tensor t(shape_, backend);
+  Tensor t(shape_, backend, dtype_);
   t.copy_from(*this);
   return t;
 }
 
 Tensor Tensor::to_host() const {
+  if (dtype_ != DType::Float32) {
+    throw UsageError(std::string("a ") + to_string(dtype_) + " tensor is copied to the host through a float32 one");
+  }
   Tensor t(shape_);
   t.copy_from(*this);
   return t;
@@ -128,17 +164,21 @@ void Tensor::copy_from(const Tensor& from) {
     throw ShapeError("cannot copy a tensor of shape " + to_string(from.shape()) + " into one of shape " +
                      to_string(shape_));
   }
+  if (from.dtype_ != dtype_) {
+    throw UsageError(std::string("cannot copy a ") + to_string(from.dtype_) + " tensor into a " + to_string(dtype_) +
+                     " one (Backend::convert converts)");
+  }
   const size_t bytes = size_bytes();
-  if (bytes == 0 || from.data() == data_) return;
+  if (bytes == 0 || from.raw() == data_) return;
   // Device memory always has its backend (see the constructors and view).
   if (device_ == DeviceKind::CPU && from.device_ == DeviceKind::CPU) {
-    std::copy(from.data(), from.data() + num_elements_, data_);
+    std::memcpy(data_, from.raw(), bytes);
   } else if (device_ == DeviceKind::CPU) {
-    from.backend_->copy_to_host(data_, from.data(), bytes);
+    from.backend_->copy_to_host(data_, from.raw(), bytes);
   } else if (from.device_ == DeviceKind::CPU) {
-    backend_->copy_to_device(data_, from.data(), bytes);
+    backend_->copy_to_device(data_, from.raw(), bytes);
   } else {
-    backend_->copy_on_device(data_, from.data(), bytes);
+    backend_->copy_on_device(data_, from.raw(), bytes);
   }
 }
 

@@ -55,6 +55,7 @@ Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Ba
   check_graph();
   lay_out(frozen);
   bind_and_init(seed);
+  plan_activation_types();
 }
 
 Model::~Model() = default;
@@ -215,15 +216,23 @@ void Model::reserve(size_t batch) {
   output_grads_.clear();
   scratch_.clear();
   stager_.reset();
+  conversions_.clear();
   const Shape input = batch_shape(batch, input_shape_);
   size_t largest = num_elements(input), widest = 1;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const bool loss = i + 1 == layers_.size();
     const Shape shape = batch_shape(batch, layers_[i]->output_shape());
-    activations_.push_back(loss ? Tensor() : Tensor(shape, backend_));
-    output_grads_.push_back(!loss && requires_grad_[i] ? Tensor(shape, backend_) : Tensor());
+    const DType type = types_[i].output;
+    activations_.push_back(loss ? Tensor() : Tensor(shape, backend_, type));
+    output_grads_.push_back(!loss && requires_grad_[i] ? Tensor(shape, backend_, type) : Tensor());
     largest = std::max(largest, num_elements(shape));
     widest = std::max(widest, inputs_[i].size());
+    conversions_.emplace_back(inputs_[i].size());
+    for (size_t k = 0; k < inputs_[i].size(); ++k) {
+      const size_t j = inputs_[i][k];
+      const Shape from = batch_shape(batch, j == kModelInput ? input_shape_ : layers_[j]->output_shape());
+      if (converted_inputs_[i][k]) conversions_[i][k] = Tensor(from, backend_, types_[i].input);
+    }
   }
   for (size_t k = 0; k < widest; ++k) scratch_.emplace_back(Shape{largest}, backend_);
   stager_ = backend_.make_stager(num_elements(input), batch);
@@ -248,22 +257,26 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   const Tensor input = input_in_place ? x : Tensor::view(const_cast<float*>(batch.inputs), x.shape(), backend_);
   std::vector<Tensor> acts(layers_.size());
   for (size_t i = 0; i + 1 < layers_.size(); ++i) acts[i] = activations_[i].leading(n);
-  auto in = [&](size_t j) { return j == kModelInput ? &input : &acts[j]; };
 
   const size_t last = layers_.size() - 1;
   TimelineSpan forward(timeline_, "forward", "compute");
   for (size_t i = 0; i < last; ++i) {
     TimelineSpan span(timeline_, layers_[i]->type(), "layer");
     span.arg("layer", static_cast<double>(i));
+    const std::vector<Tensor> inputs = layer_inputs_for(i, n, acts, input, true);
     std::vector<const Tensor*> xs;
-    for (size_t j : inputs_[i]) xs.push_back(in(j));
+    for (const Tensor& x : inputs) xs.push_back(&x);
     layers_[i]->forward_inputs(xs, acts[i], info);
   }
   auto& loss_layer = static_cast<LossLayer&>(*layers_[last]);
   const size_t logits_from = inputs_[last][0];
-  const Tensor& logits = *in(logits_from);
+  const Tensor logits = layer_inputs_for(last, n, acts, input, true)[0];
   const bool any_grad = info.mode == Mode::Train && logits_from != kModelInput && requires_grad_[logits_from];
-  Tensor dlogits = any_grad ? output_grads_[logits_from].leading(n) : Tensor();
+  // The loss writes float32 gradients: into the logits' gradient, or beside it to be converted.
+  const bool convert_dlogits = any_grad && converts_input(last, 0);
+  Tensor dlogits = !any_grad ? Tensor()
+                   : convert_dlogits ? scratch_view(0, logits.shape(), types_[last].input)
+                                     : output_grads_[logits_from].leading(n);
   LossStats stats;
   if (info.loss_readout == LossReadout::Now) {
     stats = loss_layer.loss(logits, batch.labels, any_grad ? &dlogits : nullptr, grad_scale);
@@ -272,6 +285,10 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   }
   if (info.mode == Mode::Eval) return stats;
   forward.end();
+  if (convert_dlogits) {
+    Tensor to = output_grads_[logits_from].leading(n);
+    backend_.convert(dlogits, to, Accumulate::Overwrite);
+  }
   if (any_grad) backward(acts, input, info, ready);
   return stats;
 }
@@ -287,29 +304,41 @@ void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const
   written[inputs_[last][0]] = 1;
   for (size_t i = last; i-- > 0;) {
     if (!requires_grad_[i]) continue;
+    const std::vector<Tensor> inputs = layer_inputs_for(i, n, acts, input, false);
     std::vector<const Tensor*> xs;
+    for (const Tensor& x : inputs) xs.push_back(&x);
     std::vector<Tensor> dx_views(inputs_[i].size());
     std::vector<Tensor*> dxs(inputs_[i].size(), nullptr);
-    std::vector<std::pair<size_t, size_t>> to_add;  // (scratch slot, layer) sums after backward
+    // (scratch slot, layer, how) after backward: a float32 gradient added (axpy), or one of another
+    // type, or of bf16, converted into (or added to) the producer's gradient.
+    struct Pending {
+      size_t k, j;
+      Accumulate mode;
+    };
+    std::vector<Pending> pending;
     for (size_t k = 0; k < inputs_[i].size(); ++k) {
       const size_t j = inputs_[i][k];
-      xs.push_back(j == kModelInput ? &input : &acts[j]);
       if (j == kModelInput || !requires_grad_[j]) continue;
-      if (!written[j]) {
+      if (!written[j] && !converts_input(i, k)) {
         dx_views[k] = output_grads_[j].leading(n);
-        written[j] = 1;
       } else {
-        dx_views[k] = Tensor::view(scratch_[k].data(), acts[j].shape(), backend_);
-        to_add.emplace_back(k, j);
+        dx_views[k] = scratch_view(k, acts[j].shape(), types_[i].input);
+        pending.push_back({k, j, written[j] ? Accumulate::Add : Accumulate::Overwrite});
       }
+      written[j] = 1;
       dxs[k] = &dx_views[k];
     }
     {
       TimelineSpan span(timeline_, layers_[i]->type(), "layer");
       span.arg("layer", static_cast<double>(i));
       layers_[i]->backward_inputs(xs, acts[i], output_grads_[i].leading(n), dxs, info);
-      for (const auto& [k, j] : to_add) {
-        backend_.axpy(1.0f, scratch_[k].data(), output_grads_[j].data(), acts[j].num_elements());
+      for (const Pending& p : pending) {
+        Tensor to = output_grads_[p.j].leading(n);
+        if (p.mode == Accumulate::Add && dx_views[p.k].dtype() == DType::Float32 && to.dtype() == DType::Float32) {
+          backend_.axpy(1.0f, dx_views[p.k].data(), to.data(), to.num_elements());
+        } else {
+          backend_.convert(dx_views[p.k], to, p.mode);
+        }
       }
     }
     if (ready && layer_ranges_[i].first != layer_ranges_[i].second) {
@@ -321,19 +350,23 @@ void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const
 Tensor Model::logits(size_t n) const {
   const size_t from = inputs_.back()[0];
   if (from == kModelInput || n > capacity_) throw ShapeError("no logits of " + std::to_string(n) + " samples to read");
+  // In the loss layer's type (float32), converted where the layer before it writes another.
+  if (converts_input(layers_.size() - 1, 0)) return conversions_.back()[0].leading(n);
   return activations_[from].leading(n);
 }
 
-void Model::idle_step(const StepInfo& info) {
+void Model::idle_step(const StepInfo& info, const GradsReady& ready) {
+  grads_.zero();  // before any range is handed to `ready`
   const size_t last = layers_.size() - 1;
   for (size_t i = 0; i < last; ++i) layers_[i]->join_cross_worker_sums(Pass::Forward, info);
   const size_t logits_from = inputs_[last][0];
-  if (logits_from != kModelInput && requires_grad_[logits_from]) {
-    for (size_t i = last; i-- > 0;) {
-      if (requires_grad_[i]) layers_[i]->join_cross_worker_sums(Pass::Backward, info);
-    }
+  if (logits_from == kModelInput || !requires_grad_[logits_from]) return;
+  // As backward(): each layer's sums, then its trained range.
+  for (size_t i = last; i-- > 0;) {
+    if (!requires_grad_[i]) continue;
+    layers_[i]->join_cross_worker_sums(Pass::Backward, info);
+    if (ready && layer_ranges_[i].first != layer_ranges_[i].second) ready(layer_ranges_[i].first, layer_ranges_[i].second);
   }
-  grads_.zero();
 }
 
 std::string Model::summary() const {

@@ -115,8 +115,21 @@ class Model {
   // on device(), valid until the next step.
   Tensor logits(size_t n) const;
   // A training step for a worker with no sample in it: takes part in the layers' cross-worker sums
-  // (as step would, contributing nothing) and leaves gradients() zero.
-  void idle_step(const StepInfo& info);
+  // (as step would, contributing nothing) and leaves gradients() zero, calling `ready` for the same
+  // ranges at the same points between those sums as step's backward pass does, so that collectives
+  // started from `ready` (gradient buckets) and the sums come in the same order on every worker.
+  void idle_step(const StepInfo& info, const GradsReady& ready = nullptr);
+
+  // The element types layer i reads and writes (planned when the model is built: each layer's
+  // answer to the type its first input arrives in, Layer::activation_types).
+  const ActivationTypes& activation_types(size_t i) const { return types_[i]; }
+  // Whether input k of layer i arrives in another type than its producer writes, so that the model
+  // converts it (forward) and the gradient back (backward); and how many such inputs there are.
+  bool converts_input(size_t i, size_t k) const { return converted_inputs_[i][k] != 0; }
+  size_t num_conversions() const;
+  // One line on the activations' types: "activations float32" where nothing converts, else how many
+  // layers write bf16 and which inputs the model converts.
+  std::string describe_activation_types() const;
 
   // A table of layers, output shapes and parameter counts.
   std::string summary() const;
@@ -129,7 +142,17 @@ class Model {
   void check_graph();
   void lay_out(const std::vector<std::string>& frozen);
   void bind_and_init(uint64_t seed);
+  // Asks every layer its activation types, in order, and marks the inputs to convert.
+  void plan_activation_types();
+  // The type layer j writes (float32 for the model's input).
+  DType output_type(size_t j) const { return j == kModelInput ? DType::Float32 : types_[j].output; }
   void reserve(size_t batch);
+  // A view of scratch slot k as `shape` elements of `dtype`.
+  Tensor scratch_view(size_t k, const Shape& shape, DType dtype);
+  // The inputs of layer i for a batch of n: the producers' outputs, or their converted copies
+  // (converted now when `convert`, else as forward left them).
+  std::vector<Tensor> layer_inputs_for(size_t i, size_t n, const std::vector<Tensor>& acts, const Tensor& input,
+                                       bool convert);
   void backward(const std::vector<Tensor>& acts, const Tensor& input, const StepInfo& info, const GradsReady& ready);
 
   Shape input_shape_;
@@ -149,7 +172,10 @@ class Model {
   size_t capacity_ = 0;
   std::vector<Tensor> activations_;  // activations_[i] is layer i's output (empty for the loss layer)
   std::vector<Tensor> output_grads_; // dLoss/d(layer i's output) where requires_grad_[i]
-  std::vector<Tensor> scratch_;      // one per input of the widest merge, for gradients to accumulate
+  std::vector<Tensor> scratch_;      // one per input of the widest merge, for gradients to accumulate or convert
+  std::vector<ActivationTypes> types_;                // per layer
+  std::vector<std::vector<char>> converted_inputs_;  // per layer, per input: converted (1) or not
+  std::vector<std::vector<Tensor>> conversions_;     // per layer, per converted input: its copy in the layer's type
   Timeline* timeline_ = nullptr;
 };
 

@@ -125,6 +125,7 @@ Trainer::~Trainer() = default;
 
 void Trainer::replace_communicator(Communicator& comm) {
   reducer_.reset();
+  step_stats_ = nullptr;
   device_comm_.reset();
   comm_ = &comm;
   report_.set_rank(comm.rank());
@@ -141,6 +142,7 @@ void Trainer::replace_communicator(Communicator& comm) {
   Tensor& grads = model_->gradients();
   float* trained = grads.data() + std::min(trained_begin, grads.num_elements() - 1);
   device_comm_ = make_device_communicator(*comm_, model_->backend(), deadline_, config_.comm.device_transport);
+  step_stats_ = &choose_batch_stats_sum(device_comm_.get(), *batch_stats_);
   reducer_ = std::make_unique<GradientReducer>(device_comm_ ? *device_comm_ : *comm_, trained,
                                                std::max<size_t>(trained_end - trained_begin, 1),
                                                static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
@@ -167,6 +169,7 @@ std::string Trainer::describe() const {
   out << "test:  " << data_.test->describe() << "\n";
   if (data_.train_augment) out << "augmentation: " << data_.train_augment->describe() << "\n";
   out << "model:\n" << model_->summary() << "\n";
+  if (model_->num_conversions() > 0) out << model_->describe_activation_types() << "\n";
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
       << config_.train.epochs << " epochs";
@@ -192,19 +195,21 @@ std::string Trainer::describe() const {
 // gradients all-reduced as soon as backward has finished it; the all-reduce finished; the update.
 LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_batch) {
   StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
-  if (comm_->size() > 1) info.batch_stats = batch_stats_.get();
+  if (comm_->size() > 1) info.batch_stats = step_stats_;
   info.loss_readout = metrics_->readout();
   const size_t trained_begin = model_->trained_range().first;
   const float lr = static_cast<float>(schedule_->lr(position_.global_step));
   Tensor& params = model_->parameters();
   Tensor& grads = model_->gradients();
+  const GradsReady ready = [&](size_t begin, size_t end) {
+    reducer_->ready(begin - trained_begin, end - trained_begin);
+  };
   LossStats stats;
   reducer_->begin_step();
   if (batch.ids.empty()) {
-    model_->idle_step(info);  // more workers than samples in this step: contribute nothing
+    model_->idle_step(info, ready);  // more workers than samples in this step: contribute nothing
   } else {
-    stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch),
-                         [&](size_t begin, size_t end) { reducer_->ready(begin - trained_begin, end - trained_begin); });
+    stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch), ready);
   }
   reducer_->finish();
   {

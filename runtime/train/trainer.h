@@ -122,7 +122,8 @@ class Trainer final : private ElasticHost {
   std::unique_ptr<ReplicaSync> replicas_;
   std::unique_ptr<Communicator> device_comm_;  // gradients on a GPU: NCCL or host staging; null on the CPU
   std::unique_ptr<GradientReducer> reducer_;
-  std::unique_ptr<BatchStatsSum> batch_stats_;  // batch-norm statistics over the workers
+  std::unique_ptr<BatchStatsSum> batch_stats_;  // batch-norm statistics over the workers, in host memory
+  CrossWorkerSum* step_stats_ = nullptr;         // what steps sum them with (choose_batch_stats_sum)
   std::unique_ptr<StepMetrics> metrics_;        // how the steps' loss sums reach the host
   size_t steps_per_epoch_ = 0;
   TrainingPosition position_;

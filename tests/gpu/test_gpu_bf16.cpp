@@ -1,5 +1,6 @@
-// precision bf16 on the GPU: conv2d and dense forward and backward against the CPU float32 oracle,
-// a whole model step, and the switch back to float32. bf16 keeps 8 significant bits, so results
+// precision bf16 on the GPU: conv2d and dense forward and backward against the CPU float32 oracle
+// (given float32 tensors, which they convert), whole model steps with bf16 activations between
+// layers, and the switch back to float32. bf16 keeps 8 significant bits, so results
 // are compared by their error relative to the oracle's magnitude (a few 1e-2 at most), and the
 // error must also be large enough to show that bf16 was used at all.
 #include <gtest/gtest.h>
@@ -157,18 +158,18 @@ TEST_F(GpuBf16Test, ConvReplansWhenThePrecisionChangesBack) {
   expect_close(y_gpu, y_cpu, 1e-4, "float32 y after bf16");
 }
 
-// The reference model's layers, one training step: the loss and the whole float32 gradient buffer.
-TEST_F(GpuBf16Test, ModelStepMatchesCpuFloat32) {
-  const std::vector<std::string> layers = {
-      "{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", "{type: relu}", "{type: max_pool2d, kernel: 2}",
-      "{type: conv2d, out_channels: 32, kernel: 3, padding: 1}", "{type: relu}", "{type: max_pool2d, kernel: 2}",
-      "{type: flatten}", "{type: dense, units: 64}", "{type: relu}", "{type: dense, units: 10}",
-      "{type: softmax_cross_entropy}"};
+// One training step of `layers` on the CPU (float32) and on the GPU in bf16 from the same
+// parameters: the loss within `loss_tol` (relative), the whole gradient buffer within `grad_tol` by
+// relative error norm (a ReLU or max-pool choice may flip where bf16 moves a value across a tie,
+// so elements are not compared one by one), and the parameters untouched. Returns the GPU model's
+// description of its activation types.
+std::string compare_model_step(const std::vector<std::string>& layers, const Shape& input, double loss_tol,
+                               double grad_tol) {
   std::vector<ConfigMap> cpu_layers = layer_configs(layers), gpu_layers = layer_configs(layers);
-  Model cpu(cpu_layers, {1, 16, 16}, GpuTest::cpu(), 7);
-  Model gpu(gpu_layers, {1, 16, 16}, GpuTest::gpu(), 7);
+  Model cpu(cpu_layers, input, GpuTest::cpu(), 7);
+  Model gpu(gpu_layers, input, GpuTest::gpu(), 7);
   const size_t n = 32;
-  const Tensor x = random_host({n, 1, 16, 16}, 6);
+  const Tensor x = random_host(batch_shape(n, input), 6);
   std::vector<int32_t> labels(n);
   std::vector<uint64_t> ids(n);
   for (size_t s = 0; s < n; ++s) labels[s] = static_cast<int32_t>((3 * s) % 10), ids[s] = s;
@@ -176,20 +177,54 @@ TEST_F(GpuBf16Test, ModelStepMatchesCpuFloat32) {
   info.sample_ids = ids.data();
   const LossStats a = cpu.step(x, labels.data(), info, 1.0f / n);
   const LossStats b = gpu.step(x, labels.data(), info, 1.0f / n, [](size_t, size_t) {});
-  EXPECT_NEAR(b.loss_sum, a.loss_sum, 1e-2 * a.loss_sum);
-  // A ReLU or max-pool choice may flip where bf16 moves a value across a tie: compare the norm.
+  EXPECT_NEAR(b.loss_sum, a.loss_sum, loss_tol * a.loss_sum);
   const Tensor g = gpu.gradients().to_host();
   const Tensor& e = cpu.gradients();
-  ASSERT_EQ(g.num_elements(), e.num_elements());
+  EXPECT_EQ(g.num_elements(), e.num_elements());
   double sum_e2 = 0, sum_d2 = 0;
-  for (size_t i = 0; i < e.num_elements(); ++i) {
+  for (size_t i = 0; i < e.num_elements() && i < g.num_elements(); ++i) {
     const double d = double{g.data()[i]} - e.data()[i];
     sum_e2 += double{e.data()[i]} * e.data()[i];
     sum_d2 += d * d;
   }
-  EXPECT_LE(std::sqrt(sum_d2 / sum_e2), 5e-2) << "gradient buffer, relative error norm";
+  EXPECT_LE(std::sqrt(sum_d2 / sum_e2), grad_tol) << "gradient buffer, relative error norm";
+  EXPECT_GT(std::sqrt(sum_d2 / sum_e2), 1e-5) << "gradient buffer as close as float32: was bf16 used?";
   // Master weights stay float32 and untouched by the step.
   expect_close(gpu.parameters(), cpu.parameters(), 0, "parameters after the step");
+  return gpu.describe_activation_types();
+}
+
+// The reference model's layers, one training step. bf16 keeps 8 significant bits: each rounding
+// of an activation or gradient is off by at most 2^-9 (0.2 %) relative, and the products' inputs
+// are rounded too. Forward, this model rounds about 8 times between the input and the logits (the
+// input, then the outputs of 2 convolutions, 2 ReLUs and 2 max-pools in bf16 and the first dense
+// layer's input), and about as often backward; errors of independent roundings add up roughly as
+// a square root, and a dozen of them stay below 1 % on the loss and a few % on the gradients, so
+// 1e-2 and 5e-2.
+TEST_F(GpuBf16Test, ModelStepMatchesCpuFloat32) {
+  const std::string types = compare_model_step(
+      {"{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", "{type: relu}", "{type: max_pool2d, kernel: 2}",
+       "{type: conv2d, out_channels: 32, kernel: 3, padding: 1}", "{type: relu}", "{type: max_pool2d, kernel: 2}",
+       "{type: flatten}", "{type: dense, units: 64}", "{type: relu}", "{type: dense, units: 10}",
+       "{type: softmax_cross_entropy}"},
+      {1, 16, 16}, 1e-2, 5e-2);
+  // bf16 from the first convolution to the first dense layer, which writes float32; the model
+  // converts only the input and the second dense layer's input (after the float32 ReLU).
+  EXPECT_EQ(types, "activations: 7 of 10 layers write bf16; inputs converted for 0.conv2d (to bf16), "
+                   "9.dense (to bf16)");
+}
+
+// A residual model: convolutions, batch norm, ReLU and the residual add in bf16, global average
+// pooling in float32 (converted at its input). Deeper than the reference model (about 12 roundings
+// forward on the longest path, as many backward, and batch norm divides by a standard deviation
+// computed from bf16 inputs), so 2e-2 on the loss and 8e-2 on the gradients.
+TEST_F(GpuBf16Test, ResidualModelStepMatchesCpuFloat32) {
+  const std::string types = compare_model_step(
+      {"{type: conv2d, out_channels: 8, kernel: 3, padding: 1, bias: false}", "{type: batchnorm2d}", "{type: relu}",
+       "{type: basic_block, out_channels: 16, stride: 2}", "{type: global_avg_pool2d}", "{type: flatten}",
+       "{type: dense, units: 10}", "{type: softmax_cross_entropy}"},
+      {3, 12, 12}, 2e-2, 8e-2);
+  EXPECT_NE(types.find("(to float32)"), std::string::npos) << types;
 }
 
 }  // namespace

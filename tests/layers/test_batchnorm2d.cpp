@@ -1,5 +1,6 @@
 // batchnorm2d on the CPU: values against a direct computation, running statistics, evaluation,
-// finite-difference gradients, and statistics summed over (simulated) workers.
+// finite-difference gradients, statistics summed over (simulated) workers, and how a step's
+// statistics are summed (the layout of the summed vectors, host or device memory).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -180,6 +181,64 @@ TEST(BatchNorm2d, OptionsAreChecked) {
   EXPECT_NE(error("{type: batchnorm2d, momentum: 1.5}").find("momentum"), std::string::npos);
   EXPECT_NE(error("{type: batchnorm2d, eps: 0}").find("eps"), std::string::npos);
   EXPECT_NE(error("{type: batchnorm2d, stats: local}").find("per_worker"), std::string::npos);
+}
+
+// A CrossWorkerSum that declares device memory, as the NCCL communicator does; summing over one
+// worker, it leaves the values as they are.
+class DeviceMemorySum final : public CrossWorkerSum {
+ public:
+  SumMemory memory() const override { return SumMemory::Device; }
+  void sum(double*, size_t count) override { calls.push_back(count); }
+  std::vector<size_t> calls;
+};
+
+// Leaves host values as they are (one worker) and counts the calls.
+class HostMemorySum final : public CrossWorkerSum {
+ public:
+  void sum(double*, size_t count) override { calls.push_back(count); }
+  std::vector<size_t> calls;
+};
+
+TEST(BatchNorm2dStats, TheSummedVectorsHoldSumsThenSquaresThenTheCount) {
+  const BatchStatsLayout layout{3};
+  EXPECT_EQ(layout.values(Pass::Forward), 7u);
+  EXPECT_EQ(layout.values(Pass::Backward), 6u);
+  EXPECT_EQ(layout.first(0), 0u);
+  EXPECT_EQ(layout.first(2), 2u);
+  EXPECT_EQ(layout.second(0), 3u);
+  EXPECT_EQ(layout.second(2), 5u);
+  EXPECT_EQ(layout.count(), 6u);
+  auto layer = make_layer("{type: batchnorm2d}", {5, 2, 2});
+  EXPECT_EQ(static_cast<BatchNorm2dLayer&>(*layer).stats_layout().channels, 5u);
+}
+
+TEST(BatchNorm2dStats, ThePathFollowsTheStatsOptionAndWhereTheSumTakesItsValues) {
+  auto global = make_layer("{type: batchnorm2d}", {2, 2, 2});
+  auto per_worker = make_layer("{type: batchnorm2d, stats: per_worker}", {2, 2, 2});
+  auto& g = static_cast<BatchNorm2dLayer&>(*global);
+  auto& p = static_cast<BatchNorm2dLayer&>(*per_worker);
+  HostMemorySum host;
+  DeviceMemorySum device;
+  StepInfo alone, on_host, on_device;
+  on_host.batch_stats = &host;
+  on_device.batch_stats = &device;
+  EXPECT_EQ(g.stats_path(alone), StatsPath::Local);
+  EXPECT_EQ(g.stats_path(on_host), StatsPath::HostSum);
+  EXPECT_EQ(g.stats_path(on_device), StatsPath::DeviceSum);
+  EXPECT_EQ(p.stats_path(on_host), StatsPath::Local);
+  EXPECT_EQ(p.stats_path(on_device), StatsPath::Local);
+}
+
+TEST(BatchNorm2dStats, TheCpuLayerRefusesToSumDeviceMemory) {
+  auto layer = make_layer("{type: batchnorm2d}", {2, 3, 3});
+  auto bound = bind_fresh_parameters(*layer, 4);
+  DeviceMemorySum device;
+  StepInfo step;
+  step.batch_stats = &device;
+  const Tensor x = random_batch({2, 2, 3, 3}, 8);
+  Tensor y(x.shape());
+  EXPECT_THROW(layer->forward(x, y, step), UsageError);
+  EXPECT_TRUE(device.calls.empty());
 }
 
 }  // namespace

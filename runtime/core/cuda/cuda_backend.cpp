@@ -55,6 +55,17 @@ std::unique_ptr<BatchStager> CudaBackend::make_stager(size_t max_floats, size_t 
   return std::make_unique<CudaBatchStager>(context_, max_floats, max_labels);
 }
 
+void CudaBackend::convert(const Tensor& from, Tensor& to, Accumulate mode) {
+  if (from.num_elements() != to.num_elements()) {
+    throw ShapeError("cannot convert " + to_string(from.shape()) + " into " + to_string(to.shape()));
+  }
+  if (from.device() != DeviceKind::CUDA || to.device() != DeviceKind::CUDA) {
+    throw UsageError("the cuda backend converts device tensors only");
+  }
+  launch_convert(from.raw(), from.dtype(), to.raw(), to.dtype(), from.num_elements(), mode,
+                 context_.stream());
+}
+
 void CudaBackend::axpy(float alpha, const float* x, float* y, size_t n) {
   launch_axpy(alpha, x, y, n, context_.stream());
 }

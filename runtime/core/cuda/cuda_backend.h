@@ -36,6 +36,7 @@ class CudaBackend final : public Backend {
   void synchronize() override;
 
   std::unique_ptr<BatchStager> make_stager(size_t max_floats, size_t max_labels) override;
+  void convert(const Tensor& from, Tensor& to, Accumulate mode) override;
 
   void axpy(float alpha, const float* x, float* y, size_t n) override;
   void copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,

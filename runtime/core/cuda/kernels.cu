@@ -3,6 +3,7 @@
 #include "runtime/core/cuda/kernels.h"
 
 #include "runtime/core/cuda/cuda_check.h"
+#include "runtime/core/cuda/element_types.cuh"
 
 namespace dptrain {
 
@@ -24,6 +25,54 @@ __global__ void bf16_to_float_kernel(const __nv_bfloat16* src, float* dst, size_
   for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
     dst[i] = __bfloat162float(src[i]);
   }
+}
+
+// dst[i] = src[i] (Overwrite) or dst[i] + src[i] (Add), summed in float32 and rounded once.
+template <typename From, typename To, Accumulate mode>
+__global__ void convert_kernel(const From* src, To* dst, size_t count) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
+    const float v = widen(src[i]);
+    dst[i] = narrow<To>(mode == Accumulate::Add ? widen(dst[i]) + v : v);
+  }
+}
+
+template <typename From, typename To>
+void launch_convert_typed(const void* src, void* dst, size_t count, Accumulate mode, cudaStream_t stream) {
+  const auto* s = static_cast<const From*>(src);
+  auto* d = static_cast<To*>(dst);
+  if (mode == Accumulate::Add) {
+    convert_kernel<From, To, Accumulate::Add><<<grid_for(count), kBlockThreads, 0, stream>>>(s, d, count);
+  } else {
+    convert_kernel<From, To, Accumulate::Overwrite><<<grid_for(count), kBlockThreads, 0, stream>>>(s, d, count);
+  }
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+// y += bias per channel over a bf16 NCHW batch of `count` elements.
+__global__ void add_channel_bias_bf16_kernel(__nv_bfloat16* y, const float* bias, size_t count, size_t channels,
+                                             size_t spatial) {
+  for (size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += size_t{gridDim.x} * blockDim.x) {
+    y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + bias[(i / spatial) % channels]);
+  }
+}
+
+// Block c sums channel c of a bf16 NCHW batch (n samples) into sums[c], in float32, in a fixed order.
+__global__ void channel_sums_bf16_kernel(const __nv_bfloat16* x, float* sums, size_t n, size_t channels,
+                                         size_t spatial) {
+  __shared__ float partial[kBlockThreads];
+  const size_t c = blockIdx.x, per_channel = n * spatial;
+  float sum = 0;
+  for (size_t i = threadIdx.x; i < per_channel; i += blockDim.x) {
+    const size_t s = i / spatial;
+    sum += __bfloat162float(x[(s * channels + c) * spatial + (i - s * spatial)]);
+  }
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) sums[c] = partial[0];
 }
 
 __global__ void axpy_kernel(float alpha, const float* x, float* y, size_t n) {
@@ -121,6 +170,33 @@ void launch_float_to_bf16(const float* src, __nv_bfloat16* dst, size_t count, cu
 void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cudaStream_t stream) {
   if (count == 0) return;
   bf16_to_float_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(src, dst, count);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void launch_convert(const void* src, DType from, void* dst, DType to, size_t count, Accumulate mode,
+                    cudaStream_t stream) {
+  if (count == 0) return;
+  const bool from16 = from == DType::BFloat16, to16 = to == DType::BFloat16;
+  if (from16 && to16) return launch_convert_typed<__nv_bfloat16, __nv_bfloat16>(src, dst, count, mode, stream);
+  if (from16) return launch_convert_typed<__nv_bfloat16, float>(src, dst, count, mode, stream);
+  if (to16) return launch_convert_typed<float, __nv_bfloat16>(src, dst, count, mode, stream);
+  launch_convert_typed<float, float>(src, dst, count, mode, stream);
+}
+
+void launch_add_channel_bias_bf16(void* y, const float* bias, size_t n, size_t channels, size_t spatial,
+                                  cudaStream_t stream) {
+  const size_t count = n * channels * spatial;
+  if (count == 0) return;
+  add_channel_bias_bf16_kernel<<<grid_for(count), kBlockThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(y), bias,
+                                                                              count, channels, spatial);
+  DPTRAIN_CUDA_CHECK_LAUNCH();
+}
+
+void launch_channel_sums_bf16(const void* x, float* sums, size_t n, size_t channels, size_t spatial,
+                              cudaStream_t stream) {
+  if (channels == 0) return;
+  channel_sums_bf16_kernel<<<static_cast<unsigned>(channels), kBlockThreads, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), sums, n, channels, spatial);
   DPTRAIN_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,4 +1,4 @@
-// Element-wise CUDA kernels of the runtime (fill, bf16 casts, axpy, scale, sum of squares, optimizer
+// Element-wise CUDA kernels of the runtime (fill, bf16 casts and conversions, axpy, scale, sum of squares, optimizer
 // updates), launched on `stream`.
 #pragma once
 
@@ -17,6 +17,18 @@ void launch_fill(float* data, size_t count, float value, cudaStream_t stream);
 void launch_float_to_bf16(const float* src, __nv_bfloat16* dst, size_t count, cudaStream_t stream);
 // dst[i] = src[i] widened to float32 (exact), for i < count.
 void launch_bf16_to_float(const __nv_bfloat16* src, float* dst, size_t count, cudaStream_t stream);
+// Backend::convert: dst[i] = src[i], or dst[i] += src[i] (in float32, rounded once), for i < count,
+// between float32 and bf16 in any direction.
+void launch_convert(const void* src, DType from, void* dst, DType to, size_t count, Accumulate mode,
+                    cudaStream_t stream);
+// y += bias[c] on every element of channel c of a bf16 (n, channels, spatial) batch (in float32,
+// rounded once): a convolution's bias where its output is bf16.
+void launch_add_channel_bias_bf16(void* y, const float* bias, size_t n, size_t channels, size_t spatial,
+                                  cudaStream_t stream);
+// sums[c] = the sum of channel c of a bf16 (n, channels, spatial) batch, in float32 and a fixed
+// order: a convolution's bias gradient where dy is bf16.
+void launch_channel_sums_bf16(const void* x, float* sums, size_t n, size_t channels, size_t spatial,
+                              cudaStream_t stream);
 // y[i] += alpha * x[i] and x[i] *= alpha, for i < n.
 void launch_axpy(float alpha, const float* x, float* y, size_t n, cudaStream_t stream);
 void launch_scale(float* x, size_t n, float alpha, cudaStream_t stream);
