@@ -14,6 +14,7 @@
 #include "runtime/core/backend.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
+#include "runtime/core/thread_limits.h"
 #include "runtime/data/dataset.h"
 #include "runtime/train/model.h"
 #include "runtime/train/training_run.h"
@@ -68,6 +69,8 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   std::vector<std::string> overrides = args.overrides;
   if (args.data == "synthetic") overrides.push_back(synthetic_data_override(base, batch * args.steps));
   RunConfig config = RunConfig::load(args.config, overrides);
+  if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
   TrainerOptions options;
   options.progress = ProgressStyle::Off;
   options.log = nullptr;
@@ -147,6 +150,8 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
 
 int run_bench_layers(const BenchLayersArgs& args) {
   RunConfig config = RunConfig::load(args.config, args.overrides);
+  if (config.threads == 0) config.threads = default_thread_count();
+  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
   Context context(config.device, config.threads, 1, std::nullopt, config.precision, config.determinism);
   const DataSplits data = make_datasets(*config.data, config.seed);
   Model model(config.model, data.train->sample_shape(), context.backend(), config.seed);

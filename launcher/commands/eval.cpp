@@ -7,6 +7,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
+#include "runtime/core/thread_limits.h"
 #include "runtime/report/metrics.h"
 #include "runtime/train/training_run.h"
 
@@ -19,6 +20,7 @@ int run_eval(const EvalArgs& args, Workers& workers) {
                                             args.checkpoint + ":/config", args.overrides)
                          : RunConfig::load(args.config, args.overrides);
   if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
   TrainerOptions options;
   options.progress = ProgressStyle::Off;
   options.log = nullptr;

@@ -15,6 +15,7 @@
 #include "runtime/core/errors.h"
 #include "runtime/core/private_files.h"
 #include "runtime/core/run_config.h"
+#include "runtime/core/thread_limits.h"
 #include "runtime/elastic/controller.h"
 #include "runtime/report/timeline.h"
 #include "runtime/train/training_run.h"
@@ -59,6 +60,7 @@ int run_join(const JoinArgs& args, Workers& workers) {
   }
   RunConfig config = RunConfig::load(dir.config_path());
   if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
 
   TrainerOptions options;
   options.progress = ProgressStyle::Off;

@@ -14,6 +14,7 @@
 #include "runtime/core/errors.h"
 #include "runtime/core/private_files.h"
 #include "runtime/core/run_config.h"
+#include "runtime/core/thread_limits.h"
 #include "runtime/elastic/controller.h"
 #include "runtime/report/timeline.h"
 #include "runtime/train/training_run.h"
@@ -49,6 +50,7 @@ int run_train(const TrainArgs& args, Workers& workers) {
   RunConfig config = RunConfig::load(args.config, args.overrides);
   check_run_folders(config);
   if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
   const Deadline deadline(static_cast<int64_t>(config.comm.timeout_seconds * 1000));
   const std::string world = workers.describe(config.threads, deadline);
   if (workers.rank() == 0) std::printf("%s\n", world.c_str());

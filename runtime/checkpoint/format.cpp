@@ -28,9 +28,8 @@ std::string hdf5_failure() {
 }
 
 H5Handle checkpoint_file_access() {
-  H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Handle fapl = hdf5_checksummed_file_access();
   if (fapl.valid()) {
-    H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
     H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
     H5Pset_file_locking(fapl.get(), true, true);
   }

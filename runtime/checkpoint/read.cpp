@@ -255,7 +255,18 @@ class Reader {
     return value;
   }
 
-  // A string attribute stored with variable or fixed length.
+  // Refuses a value kept in HDF5's global heap (hdf5_has_variable_length), before it is read: nothing
+  // checksums that heap, and HDF5 reading a damaged one can loop forever or crash. dptrain has always
+  // written fixed-length strings, so only a file written or changed by another tool holds one.
+  void refuse_variable_length(hid_t type, const std::string& what) const {
+    if (!hdf5_has_variable_length(type)) return;
+    invalid(what +
+            " holds variable-length values, which dptrain does not read (HDF5 keeps them in its global heap, which "
+            "has no checksum, so damage there can hang the reader); dptrain writes strings as fixed-length UTF-8: "
+            "rewrite it as such (docs/checkpoints.md, \"Strings\", shows how with h5py)");
+  }
+
+  // A fixed-length string attribute.
   std::string read_string_attribute(hid_t object, const char* name, const std::string& where) const {
     H5Handle attr = open_attribute(object, name, where);
     H5Handle type = check(H5Aget_type(attr.get()), H5Tclose, "read the type of attribute " + std::string(name));
@@ -264,24 +275,14 @@ class Reader {
       invalid("attribute '" + std::string(name) + "' on " + where + " is a " + dtype_name(type.get()) +
               " array, not one string" + kIncomplete);
     }
+    refuse_variable_length(type.get(), "attribute '" + std::string(name) + "' on " + where);
     const std::string what = "cannot read attribute '" + std::string(name) + "'";
-    if (H5Tis_variable_str(type.get()) > 0) {
-      H5Handle memory = check(H5Tcopy(H5T_C_S1), H5Tclose, "create a string type");
-      if (H5Tset_size(memory.get(), H5T_VARIABLE) < 0 || H5Tset_cset(memory.get(), H5Tget_cset(type.get())) < 0) {
-        fail(what);
-      }
-      char* text = nullptr;
-      if (H5Aread(attr.get(), memory.get(), &text) < 0) fail(what);
-      std::string value = text ? text : "";
-      H5free_memory(text);
-      return value;
-    }
     std::string buffer(H5Tget_size(type.get()), '\0');
     if (H5Aread(attr.get(), type.get(), buffer.data()) < 0) fail(what);
     return buffer.substr(0, buffer.find('\0'));
   }
 
-  // A one-element string dataset (or a scalar one), fixed or variable length.
+  // A one-element fixed-length string dataset (or a scalar one).
   std::string read_text(const char* name) const {
     const std::string where = "/" + std::string(name);
     if (!has_link(root_.get(), name)) invalid("has no dataset " + where + kIncomplete);
@@ -291,20 +292,7 @@ class Reader {
     if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1) {
       invalid("dataset " + where + " is a " + dtype_name(type.get()) + " array, not one string" + kIncomplete);
     }
-    if (H5Tis_variable_str(type.get()) > 0) {
-      H5Handle memory = check(H5Tcopy(H5T_C_S1), H5Tclose, "create a string type");
-      if (H5Tset_size(memory.get(), H5T_VARIABLE) < 0 || H5Tset_cset(memory.get(), H5Tget_cset(type.get())) < 0) {
-        fail("cannot read dataset " + where);
-      }
-      char* text = nullptr;
-      if (H5Dread(dataset.get(), memory.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &text) < 0) {
-        fail("dataset " + where + " cannot be read");
-      }
-      std::string value = text ? text : "";
-      H5Dvlen_reclaim(memory.get(), space.get(), H5P_DEFAULT, &text);
-      return value;
-    }
-    check_declared(dataset.get(), {1}, H5Tget_size(type.get()), where);
+    refuse_variable_length(type.get(), "dataset " + where);
     check_declared(dataset.get(), {1}, H5Tget_size(type.get()), where);
     std::string buffer(H5Tget_size(type.get()), '\0');
     if (H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0) {
@@ -379,13 +367,11 @@ class Reader {
     const hssize_t points = H5Sget_simple_extent_npoints(space.get());
     if (points < 0) fail("cannot read the shape of " + where);
     if (points == 0 || H5Sget_simple_extent_type(space.get()) == H5S_NULL) return;
+    refuse_variable_length(type.get(), "dataset " + where);
     check_declared(dataset, {static_cast<size_t>(points)}, H5Tget_size(type.get()), where);
     std::vector<unsigned char> buffer(static_cast<size_t>(points) * H5Tget_size(type.get()));
     if (H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0) {
       fail("dataset " + where + " cannot be read");
-    }
-    if (H5Tdetect_class(type.get(), H5T_VLEN) > 0 || H5Tis_variable_str(type.get()) > 0) {
-      H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, buffer.data());
     }
   }
 

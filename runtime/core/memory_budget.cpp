@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -72,7 +73,11 @@ size_t rlimit_of(int resource) {
 
 size_t zero_if_unknown(size_t v) { return v == kUnlimited ? 0 : v; }
 
+std::atomic<size_t> g_address_space_reserved{0};
+
 }  // namespace
+
+void set_address_space_reserved(size_t bytes) { g_address_space_reserved.store(bytes); }
 
 MemoryBudget memory_budget() {
   MemoryBudget budget{kUnlimited, "no known limit"};
@@ -87,7 +92,10 @@ MemoryBudget memory_budget() {
     take_smaller(&budget, cgroup_value(cgroup + "/memory.max"),
                  zero_if_unknown(cgroup_value(cgroup + "/memory.current")), "the cgroup's memory.max");
   }
-  take_smaller(&budget, rlimit_of(RLIMIT_AS), zero_if_unknown(proc_kb("/proc/self/status", "VmSize")), "ulimit -v");
+  const size_t mapped = zero_if_unknown(proc_kb("/proc/self/status", "VmSize"));
+  const size_t reserved = g_address_space_reserved.load();
+  take_smaller(&budget, rlimit_of(RLIMIT_AS), mapped > kUnlimited - reserved ? kUnlimited : mapped + reserved,
+               "ulimit -v");
   take_smaller(&budget, rlimit_of(RLIMIT_DATA), zero_if_unknown(proc_kb("/proc/self/status", "VmData")), "ulimit -d");
   return budget;
 }

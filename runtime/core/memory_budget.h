@@ -15,8 +15,14 @@ struct MemoryBudget {
 };
 
 // Reads the limits now: available physical memory (MemAvailable), the cgroup v2 memory.max less
-// memory.current when set, and RLIMIT_AS / RLIMIT_DATA less this process's use.
+// memory.current when set, and RLIMIT_AS / RLIMIT_DATA less this process's use (under RLIMIT_AS also
+// less what set_address_space_reserved set aside).
 MemoryBudget memory_budget();
+
+// Sets aside `bytes` of address space that this process will map later on its own (thread stacks and
+// OpenBLAS buffers, check_thread_limits): memory_budget() counts them as used under ulimit -v. Replaces
+// an earlier amount; 0 sets nothing aside.
+void set_address_space_reserved(size_t bytes);
 
 // Checks a planned allocation of `bytes` for `what` ("the labels of data.h5:/train/labels"), whose
 // size was set by config key `key` ("train.batch_size", "data.shape"). Throws AllocationError naming

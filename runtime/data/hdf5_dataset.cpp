@@ -86,23 +86,31 @@ bool read_int_attribute(hid_t file, const char* name, int64_t* value) {
   return H5Aread(attr.get(), H5T_NATIVE_INT64, value) >= 0;
 }
 
-// The file's root attribute `name` as a list of strings (variable-length), if present.
-std::vector<std::string> read_strings_attribute(hid_t file, const char* name) {
+// The file's root attribute `name` as a list of fixed-length strings, if present and readable. A list of
+// variable-length strings (dptrain_data_format 1, h5py's default) is not read: its values live in HDF5's
+// global heap, which has no checksum (hdf5_has_variable_length); `*storage` says which it was.
+std::vector<std::string> read_strings_attribute(hid_t file, const char* name, Hdf5Strings* storage) {
+  constexpr size_t kMaxBytes = 16 << 20;
   std::vector<std::string> out;
+  *storage = Hdf5Strings::FixedLength;
   if (H5Aexists(file, name) <= 0) return out;
   H5Handle attr(H5Aopen(file, name, H5P_DEFAULT), H5Aclose);
-  H5Handle type(H5Aget_type(attr.get()), H5Tclose);
-  H5Handle space(H5Aget_space(attr.get()), H5Sclose);
-  if (!type.valid() || !space.valid() || H5Tget_class(type.get()) != H5T_STRING ||
-      H5Tis_variable_str(type.get()) <= 0) {
+  H5Handle type(attr.valid() ? H5Aget_type(attr.get()) : -1, H5Tclose);
+  H5Handle space(attr.valid() ? H5Aget_space(attr.get()) : -1, H5Sclose);
+  if (!type.valid() || !space.valid() || H5Tget_class(type.get()) != H5T_STRING) return out;
+  if (hdf5_has_variable_length(type.get())) {
+    *storage = Hdf5Strings::VariableLength;
     return out;
   }
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
-  if (n <= 0) return out;
-  std::vector<char*> strings(static_cast<size_t>(n), nullptr);
-  if (H5Aread(attr.get(), type.get(), strings.data()) < 0) return out;
-  for (char* s : strings) out.emplace_back(s ? s : "");
-  H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, strings.data());
+  const size_t width = H5Tget_size(type.get());
+  if (n <= 0 || width == 0 || width > kMaxBytes / static_cast<size_t>(n)) return out;
+  std::vector<char> packed(static_cast<size_t>(n) * width);
+  if (H5Aread(attr.get(), type.get(), packed.data()) < 0) return out;
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    const char* first = packed.data() + i * width;
+    out.emplace_back(first, std::find(first, first + width, '\0'));
+  }
   return out;
 }
 
@@ -232,7 +240,7 @@ void Hdf5Dataset::open(const std::vector<float>& mean, const std::vector<float>&
   }
 
   int64_t file_classes = 0;
-  class_names_ = read_strings_attribute(file_.get(), "class_names");
+  class_names_ = read_strings_attribute(file_.get(), "class_names", &class_name_strings_);
   const bool has_attribute = read_int_attribute(file_.get(), "num_classes", &file_classes);
   H5Eclear2(H5E_DEFAULT);
   constexpr int64_t kMaxClasses = int64_t{1} << 31;
@@ -384,6 +392,9 @@ std::string Hdf5Dataset::describe() const {
     out << " (";
     for (size_t i = 0; i < class_names_.size() && i < 10; ++i) out << (i ? ", " : "") << class_names_[i];
     out << (class_names_.size() > 10 ? ", ...)" : ")");
+  } else if (class_name_strings_ == Hdf5Strings::VariableLength) {
+    out << " (class names not read: stored as variable-length strings; dptrain data convert writes them as "
+           "fixed-length ones)";
   }
   const size_t blocks = (size_ + block_ - 1) / block_;
   char size[64];

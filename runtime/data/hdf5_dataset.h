@@ -25,6 +25,10 @@ struct Hdf5Source {
   std::string labels_key = "labels";
 };
 
+// How a string attribute is stored: fixed-length strings are read, variable-length ones are not (their
+// values sit in HDF5's global heap, which has no checksum).
+enum class Hdf5Strings { FixedLength, VariableLength };
+
 // Element type of the images in the file.
 enum class Hdf5Pixels { Uint8, Float32 };
 
@@ -78,7 +82,8 @@ class Hdf5Dataset : public Dataset {
   size_t cache_mb_ = 0;
   size_t num_classes_ = 0;
   std::vector<int32_t> labels_;  // (N)
-  std::vector<std::string> class_names_;
+  std::vector<std::string> class_names_;  // from the root attribute class_names, when fixed-length strings
+  Hdf5Strings class_name_strings_ = Hdf5Strings::FixedLength;  // VariableLength: class_names were not read
   std::vector<float> lut_;      // (C, 256) for uint8 images
   std::vector<float> mean_;     // (C)
   std::vector<float> inv_std_;  // (C)

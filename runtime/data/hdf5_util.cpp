@@ -64,6 +64,35 @@ bool hdf5_storage_holds(hid_t dataset, size_t logical_bytes, size_t* stored) {
   return logical_bytes <= can_hold;
 }
 
+bool hdf5_has_variable_length(hid_t type) {
+  if (H5Tis_variable_str(type) > 0) return true;
+  switch (H5Tget_class(type)) {
+    case H5T_VLEN:
+      return true;
+    case H5T_COMPOUND: {
+      const int members = H5Tget_nmembers(type);
+      for (int i = 0; i < members; ++i) {
+        H5Handle member(H5Tget_member_type(type, static_cast<unsigned>(i)), H5Tclose);
+        if (!member.valid() || hdf5_has_variable_length(member.get())) return true;
+      }
+      return members < 0;
+    }
+    case H5T_ARRAY:
+    case H5T_ENUM: {
+      H5Handle base(H5Tget_super(type), H5Tclose);
+      return !base.valid() || hdf5_has_variable_length(base.get());
+    }
+    default:
+      return false;
+  }
+}
+
+H5Handle hdf5_checksummed_file_access() {
+  H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (fapl.valid() && H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) fapl.close();
+  return fapl;
+}
+
 std::string hdf5_error_message() {
   std::string message;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_innermost, &message);

@@ -69,6 +69,18 @@ class Hdf5Quiet {
 // extent set beyond what was stored. `*stored` receives the stored bytes. Hold hdf5_mutex().
 bool hdf5_storage_holds(hid_t dataset, size_t logical_bytes, size_t* stored);
 
+// Whether values of `type` (a file's or memory type) are kept in HDF5's global heap: a variable-length
+// string or sequence, at the top or inside a compound or array type. The global heap carries no
+// checksum, and HDF5 1.10 reading a damaged one loops forever or reads outside its buffers, so dptrain
+// reads no such value. Hold hdf5_mutex().
+bool hdf5_has_variable_length(hid_t type);
+
+// File access properties for the files dptrain writes: the HDF5 1.10 format (H5Pset_libver_bounds
+// V110..V110), whose superblock, version-2 object headers with their attributes, and chunk indexes
+// (fixed and extensible arrays) all carry checksums. h5py and h5dump of HDF5 1.10 or newer read it.
+// Invalid when HDF5 cannot create the list. Hold hdf5_mutex().
+H5Handle hdf5_checksummed_file_access();
+
 // The most specific message on HDF5's error stack, e.g. "unable to open file: name = 'x.h5', errno = 2,
 // ...", or "no details" when the stack is empty. Clears the stack.
 std::string hdf5_error_message();

@@ -21,6 +21,9 @@ namespace {
 constexpr size_t kChunkBytes = 128 << 10;
 constexpr size_t kLabelChunk = 16384;
 
+// Whether an attribute holds one value or a list.
+enum class Hdf5Shape { Scalar, List };
+
 // Where errors of one write are reported: the final name, since the temporary one is never left behind.
 struct WriteTarget {
   std::string path;
@@ -61,18 +64,24 @@ void write_int_attribute(hid_t object, const char* name, int64_t value, const Wr
   write_attribute(object, name, H5T_NATIVE_INT64, space.get(), &value, target);
 }
 
-void write_strings_attribute(hid_t object, const char* name, const std::vector<std::string>& values, bool scalar,
-                             const WriteTarget& target) {
+// Fixed-length, null-padded UTF-8 strings, as many bytes as the longest value (at least 1): the values sit
+// in the attribute, inside the checksummed object header. Variable-length ones would live in HDF5's
+// global heap, which has no checksum (runtime/data/hdf5_util.h).
+void write_strings_attribute(hid_t object, const char* name, const std::vector<std::string>& values,
+                             Hdf5Shape shape, const WriteTarget& target) {
+  size_t width = 1;
+  for (const auto& v : values) width = std::max(width, v.size());
   H5Handle type = checked(H5Tcopy(H5T_C_S1), H5Tclose, target, "create a string type");
-  if (H5Tset_size(type.get(), H5T_VARIABLE) < 0 || H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0) {
-    target.fail("set up a string type");
+  if (H5Tset_size(type.get(), width) < 0 || H5Tset_strpad(type.get(), H5T_STR_NULLPAD) < 0 ||
+      H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0) {
+    target.fail("set up a string type of " + std::to_string(width) + " bytes");
   }
   const hsize_t n = values.size();
-  H5Handle space = checked(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr), H5Sclose, target,
-                           "create a string space");
-  std::vector<const char*> pointers;
-  for (const auto& v : values) pointers.push_back(v.c_str());
-  write_attribute(object, name, type.get(), space.get(), pointers.data(), target);
+  H5Handle space = checked(shape == Hdf5Shape::Scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr),
+                           H5Sclose, target, "create a string space");
+  std::vector<char> packed(values.size() * width, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), packed.begin() + i * width);
+  write_attribute(object, name, type.get(), space.get(), packed.data(), target);
 }
 
 // Creates GROUP/images and GROUP/labels from `data` and fills them, `chunk` samples at a time.
@@ -127,16 +136,18 @@ void write_file(const std::string& temp, const Dataset& train, const Dataset& te
                 const std::string& source, const WriteTarget& target) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   Hdf5Quiet quiet;
-  H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, target,
+  const H5Handle fapl = hdf5_checksummed_file_access();
+  if (!fapl.valid()) target.fail("cannot set up the HDF5 1.10 file format");
+  H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, target,
                           "create the temporary file " + temp);
   write_split(file.get(), "/train", train, "training", chunk, target);
   write_split(file.get(), "/test", test, "test", chunk, target);
   write_int_attribute(file.get(), "num_classes",
                       static_cast<int64_t>(std::max(train.num_classes(), test.num_classes())), target);
   const std::vector<std::string> names = train.class_names();
-  if (!names.empty()) write_strings_attribute(file.get(), "class_names", names, false, target);
-  write_strings_attribute(file.get(), "source", {source}, true, target);
-  write_int_attribute(file.get(), "dptrain_data_format", 1, target);
+  if (!names.empty()) write_strings_attribute(file.get(), "class_names", names, Hdf5Shape::List, target);
+  write_strings_attribute(file.get(), "source", {source}, Hdf5Shape::Scalar, target);
+  write_int_attribute(file.get(), "dptrain_data_format", kHdf5DataFormat, target);
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0 || !file.close()) target.fail("cannot finish the file");
 }
 

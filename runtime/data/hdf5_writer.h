@@ -8,6 +8,10 @@
 
 namespace dptrain {
 
+// The root attribute dptrain_data_format of the files write_hdf5_splits writes. 1: variable-length
+// strings, the default HDF5 format; 2: fixed-length strings and the HDF5 1.10 format.
+inline constexpr int64_t kHdf5DataFormat = 2;
+
 // Whether an existing output file may be replaced.
 enum class Overwrite { No, Yes };
 
@@ -29,9 +33,10 @@ struct Hdf5WriteSummary {
 // Writes `train` and `test` to `path` as
 //   /train/images  uint8 (N, C, H, W)    /train/labels  int32 (N)
 //   /test/images   uint8 (M, C, H, W)    /test/labels   int32 (M)
-// with root attributes num_classes (int64), class_names (variable-length strings, when the training set
-// has names), source (string) and dptrain_data_format (1). Every dataset is chunked and Fletcher-32
-// checksummed; the first dimension is extendible. Both sets must come normalised with mean 0 and std 1,
+// with root attributes num_classes (int64), class_names (fixed-length UTF-8 strings, when the training
+// set has names), source (a fixed-length string) and dptrain_data_format (kHdf5DataFormat). Every
+// dataset is chunked and Fletcher-32 checksummed; the first dimension is extendible. The file is in
+// the HDF5 1.10 format, so its metadata is checksummed too (hdf5_checksummed_file_access). Both sets must come normalised with mean 0 and std 1,
 // so that get() returns pixel / 255: every value is checked and stored as the byte it came from.
 //
 // The file is written as ".NAME.tmp-PID" in the same folder, flushed, fsynced and renamed over `path`,

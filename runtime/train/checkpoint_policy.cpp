@@ -2,31 +2,17 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <utility>
 
 #include "runtime/core/errors.h"
+#include "runtime/core/memory_budget.h"
 #include "runtime/core/private_files.h"
 #include "runtime/train/run_report.h"
 
 namespace dptrain {
 
-namespace {
-
 namespace fs = std::filesystem;
-
-std::string format_bytes(uintmax_t bytes) {
-  char text[32];
-  if (bytes >= (1u << 20)) {
-    std::snprintf(text, sizeof(text), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  } else {
-    std::snprintf(text, sizeof(text), "%.1f KiB", static_cast<double>(bytes) / (1 << 10));
-  }
-  return text;
-}
-
-}  // namespace
 
 CheckpointPolicy::CheckpointPolicy(const CheckpointSettings& settings, Now now)
     : settings_(settings), now_(std::move(now)), last_save_time_(now_()) {}
@@ -76,7 +62,7 @@ std::string CheckpointPolicy::write(const CheckpointState& state, RunReport& rep
   std::error_code ec;
   const uintmax_t bytes = fs::file_size(path, ec);
   const PruneResult pruned = prune_checkpoints(settings_.dir, settings_.keep);
-  report.log("checkpoint %s (%s, %.2f s)\n", path.c_str(), ec ? "?" : format_bytes(bytes).c_str(), seconds);
+  report.log("checkpoint %s (%s, %.2f s)\n", path.c_str(), ec ? "?" : byte_size_text(static_cast<size_t>(bytes)).c_str(), seconds);
   report.rank_log("checkpoint %s written in %.3f s\n", path.c_str(), seconds);
   for (const std::string& old : pruned.removed) report.rank_log("removed old checkpoint %s\n", old.c_str());
   for (const std::string& temp : pruned.removed_temp_files) {

@@ -68,6 +68,10 @@ TEST(MemoryBudget, ByteSizesReadLikeAPerson) {
   EXPECT_EQ(byte_size_text(512), "512 B");
   EXPECT_EQ(byte_size_text(size_t{3} << 19), "1.5 MiB");
   EXPECT_EQ(byte_size_text(size_t{28} << 30), "28.0 GiB");
+  EXPECT_EQ(byte_size_text(1023), "1023 B");
+  EXPECT_EQ(byte_size_text(1024), "1.0 KiB");
+  EXPECT_EQ(byte_size_text(84787), "82.8 KiB");  // a small checkpoint, as its line shows it
+  EXPECT_EQ(byte_size_text(size_t{2} << 30), "2.0 GiB");
 }
 
 TEST(RegularFile, DirectoriesDevicesAndPipesAreNotFiles) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -108,11 +109,21 @@ TEST(CheckpointPolicy, ANewRunNeedsAFolderWithoutAnEarlierRunsCheckpoints) {
 TEST(CheckpointPolicy, WriteSavesPrunesReportsAndRemembers) {
   TempDir dir;
   const std::string metrics = dir.file("metrics.jsonl");
-  RunReport report(nullptr, nullptr, ProgressStyle::Off, 1.0);
+  std::FILE* log = std::tmpfile();
+  ASSERT_NE(log, nullptr);
+  RunReport report(log, nullptr, ProgressStyle::Off, 1.0);
   report.open_metrics(metrics);
   CheckpointPolicy policy(settings(dir.file("ckpt"), 1, 0, 2));
   std::string newest;
   for (uint64_t step : {10, 20, 30}) newest = policy.write(checkpoint_test::sample_state(step / 10, step), report);
+  // Each save is one line with the file's size as byte_size_text writes it.
+  std::rewind(log);
+  char line[4096] = {};
+  ASSERT_NE(std::fgets(line, sizeof line, log), nullptr);
+  std::fclose(log);
+  const std::string expected = "checkpoint " + dir.file("ckpt") + "/ckpt-e000001-s00000010.h5 (";
+  EXPECT_EQ(std::string(line).rfind(expected, 0), 0u) << line;
+  EXPECT_NE(std::string(line).find(" KiB, "), std::string::npos) << line;
   EXPECT_EQ(list_checkpoints(dir.file("ckpt")).size(), 2u);  // checkpoint.keep
   EXPECT_EQ(list_checkpoints(dir.file("ckpt")).front().path, newest);
   ASSERT_NE(policy.saved_at(30), nullptr);
