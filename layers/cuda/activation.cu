@@ -63,10 +63,7 @@ class CudaActivation final : public ActivationLayer {
       DPTRAIN_CUDA_CHECK_LAUNCH();
       return;
     }
-    plan(count);
-    const float one = 1.0f, zero = 0.0f;
-    DPTRAIN_CUDNN_CHECK(cudnnActivationForward(cuda_.cudnn(), activation_.get(), &one, desc_.get(), x.data(), &zero,
-                                               desc_.get(), y.data()));
+    activation_.forward(cuda_.cudnn(), x.data(), y.data(), count);
   }
 
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) override {
@@ -79,24 +76,12 @@ class CudaActivation final : public ActivationLayer {
       DPTRAIN_CUDA_CHECK_LAUNCH();
       return;
     }
-    plan(count);
-    const float one = 1.0f, zero = 0.0f;
-    DPTRAIN_CUDNN_CHECK(cudnnActivationBackward(cuda_.cudnn(), activation_.get(), &one, desc_.get(), y.data(),
-                                                desc_.get(), dy.data(), desc_.get(), x.data(), &zero, desc_.get(),
-                                                dx->data()));
+    activation_.backward(cuda_.cudnn(), x.data(), y.data(), dy.data(), dx->data(), count);
   }
 
  private:
-  void plan(size_t count) {
-    if (count == planned_count_) return;
-    desc_.set(1, count, 1, 1);
-    planned_count_ = count;
-  }
-
   CudaContext& cuda_;
-  ActivationDescriptor activation_;
-  TensorDescriptor desc_;
-  size_t planned_count_ = 0;
+  FlatActivation activation_;
 };
 
 template <ActivationFunction F>

@@ -113,4 +113,37 @@ class ActivationDescriptor {
   cudnnActivationDescriptor_t desc_ = nullptr;
 };
 
+// A cuDNN activation over a whole float32 batch seen as one (1, count, 1, 1) tensor, for the
+// element-wise layers; the tensor descriptor is set again only when the count changes.
+class FlatActivation {
+ public:
+  explicit FlatActivation(cudnnActivationMode_t mode) : activation_(mode) {}
+
+  // y = f(x) over `count` values.
+  void forward(cudnnHandle_t cudnn, const float* x, float* y, size_t count) {
+    plan(count);
+    const float one = 1.0f, zero = 0.0f;
+    DPTRAIN_CUDNN_CHECK(
+        cudnnActivationForward(cudnn, activation_.get(), &one, desc_.get(), x, &zero, desc_.get(), y));
+  }
+  // dx = f'(x) dy over `count` values (cuDNN reads x, y or both, by function).
+  void backward(cudnnHandle_t cudnn, const float* x, const float* y, const float* dy, float* dx, size_t count) {
+    plan(count);
+    const float one = 1.0f, zero = 0.0f;
+    DPTRAIN_CUDNN_CHECK(cudnnActivationBackward(cudnn, activation_.get(), &one, desc_.get(), y, desc_.get(), dy,
+                                                desc_.get(), x, &zero, desc_.get(), dx));
+  }
+
+ private:
+  void plan(size_t count) {
+    if (count == planned_count_) return;
+    desc_.set(1, count, 1, 1);
+    planned_count_ = count;
+  }
+
+  ActivationDescriptor activation_;
+  TensorDescriptor desc_;
+  size_t planned_count_ = 0;
+};
+
 }  // namespace dptrain

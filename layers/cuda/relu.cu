@@ -53,10 +53,7 @@ class CudaRelu final : public ReluLayer {
       DPTRAIN_CUDA_CHECK_LAUNCH();
       return;
     }
-    plan(count);
-    const float one = 1.0f, zero = 0.0f;
-    DPTRAIN_CUDNN_CHECK(cudnnActivationForward(cuda_.cudnn(), activation_.get(), &one, desc_.get(), x.data(), &zero,
-                                               desc_.get(), y.data()));
+    activation_.forward(cuda_.cudnn(), x.data(), y.data(), count);
   }
 
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) override {
@@ -70,24 +67,12 @@ class CudaRelu final : public ReluLayer {
       DPTRAIN_CUDA_CHECK_LAUNCH();
       return;
     }
-    plan(count);
-    const float one = 1.0f, zero = 0.0f;
-    DPTRAIN_CUDNN_CHECK(cudnnActivationBackward(cuda_.cudnn(), activation_.get(), &one, desc_.get(), y.data(),
-                                                desc_.get(), dy.data(), desc_.get(), x.data(), &zero, desc_.get(),
-                                                dx->data()));
+    activation_.backward(cuda_.cudnn(), x.data(), y.data(), dy.data(), dx->data(), count);
   }
 
  private:
-  void plan(size_t count) {
-    if (count == planned_count_) return;
-    desc_.set(1, count, 1, 1);
-    planned_count_ = count;
-  }
-
   CudaContext& cuda_;
-  ActivationDescriptor activation_{CUDNN_ACTIVATION_RELU};
-  TensorDescriptor desc_;
-  size_t planned_count_ = 0;
+  FlatActivation activation_{CUDNN_ACTIVATION_RELU};
 };
 
 std::unique_ptr<Layer> make_cuda_relu(ConfigMap&, const Shape& input_shape, Backend& backend) {
