@@ -12,49 +12,16 @@ Prints one JSON line: {"framework": "pytorch", "model": ..., "images_per_sec": .
 """
 import argparse
 import json
+import pathlib
+import sys
 import time
 
 import torch
 import torch.nn as nn
 
-
-class BasicBlock(nn.Module):
-    """torchvision's BasicBlock: two 3x3 convs with batch norm, a projection shortcut where the shape changes."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU()
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
-
-
-def resnet20():
-    layers = [nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
-    cin = 16
-    for cout, stride in ((16, 1), (32, 2), (64, 2)):
-        for b in range(3):
-            layers.append(BasicBlock(cin, cout, stride if b == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
-    return nn.Sequential(*layers)
-
-
-def cnn():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+# The models, layer for layer as dptrain's configs build them, are the GPU benchmark's.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "gpu"))
+from bench_torch import build_model  # noqa: E402
 
 
 def optimizer(name, model):
@@ -79,7 +46,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = resnet20() if args.model == "resnet20" else cnn()
+    model = build_model("resnet20" if args.model == "resnet20" else "fashion_mnist")
     model.train()
     opt = optimizer(args.model, model)
     loss_fn = nn.CrossEntropyLoss()
