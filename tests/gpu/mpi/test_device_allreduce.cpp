@@ -51,15 +51,23 @@ TEST(StagedAllReduce, SumsDeviceBuffersThroughMpi) {
   EXPECT_EQ(device.to_device, reducer.buckets().size());
 }
 
-TEST(NcclAllReduce, SumsDeviceBuffersBucketByBucket) {
-  MpiCommunicator host(MPI_COMM_WORLD);
-  const LocalRank local = discover_local_rank(MPI_COMM_WORLD);
-  std::string why;
-  const size_t gpus = visible_gpu_count(&why);
-  if (gpus == 0) GTEST_SKIP() << "no CUDA device visible: " << why;
-  if (gpus < local.size) GTEST_SKIP() << "no CUDA device visible for every rank: " << gpus << " GPUs for " << local.size << " ranks on this node";
-  Context context(DeviceKind::CUDA, 1, local.size, local.rank);
-  auto comm = make_device_communicator(host, context.backend(), kDeadline, DeviceTransport::Nccl);
+// The NCCL tests need one visible GPU for every rank on the node; they skip, saying why, otherwise.
+class NcclAllReduce : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    const size_t gpus = visible_gpu_count(&why);
+    if (gpus == 0) GTEST_SKIP() << "no CUDA device visible: " << why;
+    if (gpus < local_.size) GTEST_SKIP() << "no CUDA device visible for every rank: " << gpus << " GPUs for " << local_.size << " ranks on this node";
+  }
+
+  MpiCommunicator host_{MPI_COMM_WORLD};
+  const LocalRank local_ = discover_local_rank(MPI_COMM_WORLD);
+};
+
+TEST_F(NcclAllReduce, SumsDeviceBuffersBucketByBucket) {
+  Context context(DeviceKind::CUDA, 1, local_.size, local_.rank);
+  auto comm = make_device_communicator(host_, context.backend(), kDeadline, DeviceTransport::Nccl);
   ASSERT_STREQ(comm->backend(), "nccl");
   const size_t count = 1000003;
   const std::vector<float> values = rank_values(comm->rank(), count);
@@ -74,15 +82,9 @@ TEST(NcclAllReduce, SumsDeviceBuffersBucketByBucket) {
   for (size_t i = 0; i < count; ++i) ASSERT_FLOAT_EQ(result.data()[i], expected_sum(comm->size(), i)) << i;
 }
 
-TEST(NcclAllReduce, SumsBatchStatisticsBetweenBuckets) {
-  MpiCommunicator host(MPI_COMM_WORLD);
-  const LocalRank local = discover_local_rank(MPI_COMM_WORLD);
-  std::string why;
-  const size_t gpus = visible_gpu_count(&why);
-  if (gpus == 0) GTEST_SKIP() << "no CUDA device visible: " << why;
-  if (gpus < local.size) GTEST_SKIP() << "no CUDA device visible for every rank: " << gpus << " GPUs for " << local.size << " ranks on this node";
-  Context context(DeviceKind::CUDA, 1, local.size, local.rank);
-  auto comm = make_device_communicator(host, context.backend(), kDeadline, DeviceTransport::Nccl);
+TEST_F(NcclAllReduce, SumsBatchStatisticsBetweenBuckets) {
+  Context context(DeviceKind::CUDA, 1, local_.size, local_.rank);
+  auto comm = make_device_communicator(host_, context.backend(), kDeadline, DeviceTransport::Nccl);
   auto* stats = dynamic_cast<CrossWorkerSum*>(comm.get());
   ASSERT_NE(stats, nullptr);
   ASSERT_EQ(stats->memory(), SumMemory::Device);
