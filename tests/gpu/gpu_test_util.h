@@ -79,6 +79,14 @@ inline Tensor random_host(const Shape& shape, uint64_t key) {
   return t;
 }
 
+// random_host values scaled by 2 and offset by 1.5, away from (0, 1), so that normalising them
+// (batch norm) does something.
+inline Tensor shifted_input(const Shape& shape, uint64_t key) {
+  Tensor t = random_host(shape, key);
+  for (size_t i = 0; i < t.num_elements(); ++i) t.data()[i] = 1.5f + 2.0f * t.data()[i];
+  return t;
+}
+
 // Expects the device tensor `actual` to match the host tensor `expected` element-wise within
 // |a - e| <= rel_tol * max(scale, |e|), where scale is the largest |e| times 1e-2 (so that
 // values near zero are compared against the tensor's magnitude). Names the first mismatches.

@@ -90,12 +90,6 @@ struct BoundBatchNorm {
   std::vector<Tensor> params, grads, buffers;
 };
 
-Tensor shifted_input(const Shape& shape, uint64_t key) {
-  Tensor t = random_host(shape, key);
-  for (size_t i = 0; i < t.num_elements(); ++i) t.data()[i] = 1.5f + 2.0f * t.data()[i];
-  return t;
-}
-
 constexpr double kForwardTol = 1e-5, kBackwardTol = 1e-4;
 
 class GpuBatchStatsTest : public GpuTest {

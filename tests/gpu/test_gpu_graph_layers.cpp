@@ -73,13 +73,6 @@ struct BoundLayer {
   std::vector<Tensor> params, grads, buffers;
 };
 
-// Inputs with a per-tensor offset and scale away from (0, 1), so that normalising does something.
-Tensor shifted_input(const Shape& shape, uint64_t key) {
-  Tensor t = random_host(shape, key);
-  for (size_t i = 0; i < t.num_elements(); ++i) t.data()[i] = 1.5f + 2.0f * t.data()[i];
-  return t;
-}
-
 // Tolerances, relative (see expect_close): summation order and fused multiply-adds differ.
 constexpr double kForwardTol = 1e-5, kBackwardTol = 1e-4;
 
