@@ -1,0 +1,103 @@
+#include "runtime/core/exact_sum.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace dptrain::exact {
+
+namespace {
+
+constexpr double kLimb = 1099511627776.0;              // 2^40
+constexpr double kInvLimb = 1.0 / kLimb;                // 2^-40, exact
+constexpr double kRound = 6755399441055744.0;           // 1.5 * 2^52: (y + kRound) - kRound rounds |y| < 2^51
+constexpr double kLargestScaled = 4722366482869645213696.0;  // 2^72: |x * 2^F| below this keeps |hi| < 2^32
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double up(ExactScale scale) { return std::ldexp(1.0, static_cast<int>(scale)); }
+
+// round(y) to the nearest integer (ties to even), for |y| < 2^51; NaN stays NaN.
+inline double round_small(double y) { return (y + kRound) - kRound; }
+
+// The (hi, lo) term of d = x * 2^F: hi = round(d / 2^40), lo = round(d - hi * 2^40). Every step is
+// exact: d is a float or double scaled by a power of two, and d - hi * 2^40 has at most 40 bits.
+inline void split(double d, double& hi, double& lo) {
+  hi = round_small(d * kInvLimb);
+  lo = round_small(d - hi * kLimb);
+  if (!(std::fabs(d) < kLargestScaled)) hi = kNaN;  // too large, infinite or NaN: the sum is NaN
+}
+
+}  // namespace
+
+void add(const float* x, ExactSpan sums, ExactScale scale) {
+  const double factor = up(scale);
+  double* hi = sums.hi;
+  double* lo = sums.lo;
+  for (size_t i = 0; i < sums.size; ++i) {
+    double h, l;
+    split(static_cast<double>(x[i]) * factor, h, l);
+    hi[i] += h;
+    lo[i] += l;
+  }
+}
+
+void add(double x, double& hi, double& lo, ExactScale scale) {
+  double h, l;
+  split(x * up(scale), h, l);
+  hi += h;
+  lo += l;
+}
+
+void carry(ExactSpan sums) {
+  for (size_t i = 0; i < sums.size; ++i) {
+    const double units = round_small(sums.lo[i] * kInvLimb);
+    sums.hi[i] += units;
+    sums.lo[i] -= units * kLimb;
+  }
+}
+
+void add_sums(ExactSpan sums, const double* other_hi, const double* other_lo) {
+  for (size_t i = 0; i < sums.size; ++i) {
+    sums.hi[i] += other_hi[i];
+    sums.lo[i] += other_lo[i];
+  }
+  carry(sums);
+}
+
+void to_float(ExactSpan sums, ExactScale scale, float* out) {
+  const double factor = 1.0 / up(scale);
+  // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
+  for (size_t i = 0; i < sums.size; ++i) out[i] = static_cast<float>((sums.hi[i] * kLimb + sums.lo[i]) * factor);
+}
+
+double to_double(double hi, double lo, ExactScale scale) { return (hi * kLimb + lo) / up(scale); }
+
+void zero(ExactSpan sums) {
+  for (size_t i = 0; i < sums.size; ++i) sums.hi[i] = sums.lo[i] = 0.0;
+}
+
+}  // namespace dptrain::exact
+
+namespace dptrain {
+
+void ExactSums::zero() {
+  std::fill(values_.begin(), values_.end(), 0.0);
+  terms_ = 0;
+}
+
+void ExactSums::add(const float* x, ExactScale scale) {
+  if (terms_ == exact::kTermsBeforeCarry) carry();
+  exact::add(x, span(), scale);
+  ++terms_;
+}
+
+void ExactSums::carry() {
+  exact::carry(span());
+  terms_ = 0;
+}
+
+double ExactSums::to_double(size_t i, ExactScale scale) const {
+  return exact::to_double(values_[i], values_[n_ + i], scale);
+}
+
+}  // namespace dptrain

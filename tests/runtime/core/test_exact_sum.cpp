@@ -1,0 +1,127 @@
+// Exact sums: the same bits whatever the order of the terms and however they are split into
+// partial sums, within one float rounding of the true total, and NaN for terms out of range.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "runtime/core/exact_sum.h"
+
+namespace dptrain {
+namespace DPTRAIN_TEST_UNIT {
+
+uint32_t bits_of(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+
+// Terms spread over many orders of magnitude and both signs, as gradients are.
+std::vector<float> wide_terms(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-30, 10);
+  std::vector<float> x(n);
+  for (float& v : x) v = std::ldexp(mantissa(gen), exponent(gen));
+  return x;
+}
+
+// The exact sums of `terms` (one value each) added in `order`, cut into `parts` partial sums that
+// are carried and then added together, as workers do.
+float exact_total(const std::vector<float>& terms, const std::vector<size_t>& order, size_t parts,
+                  ExactScale scale = ExactScale::Gradient) {
+  std::vector<ExactSums> partial(parts, ExactSums(1));
+  for (size_t k = 0; k < order.size(); ++k) partial[k * parts / order.size()].add(&terms[order[k]], scale);
+  ExactSums total(1);
+  for (ExactSums& p : partial) {
+    p.carry();
+    exact::add_sums(total.span(), p.span().hi, p.span().lo);
+  }
+  float out = 0;
+  exact::to_float(total.span(), scale, &out);
+  return out;
+}
+
+std::vector<size_t> identity(size_t n) {
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  return order;
+}
+
+TEST(ExactSum, OrderAndSplitDoNotChangeTheBits) {
+  const std::vector<float> terms = wide_terms(10000, 7);
+  std::vector<size_t> order = identity(terms.size());
+  const float reference = exact_total(terms, order, 1);
+  std::mt19937 gen(11);
+  for (size_t parts : {1, 2, 3, 4, 7}) {
+    std::shuffle(order.begin(), order.end(), gen);
+    EXPECT_EQ(bits_of(exact_total(terms, order, parts)), bits_of(reference)) << parts << " parts";
+  }
+}
+
+TEST(ExactSum, PlainFloatSumsDependOnTheOrderOfTheSameTerms) {
+  // The control: without exact sums the same terms give other bits in another order.
+  const std::vector<float> terms = wide_terms(10000, 7);
+  float forward = 0, backward = 0;
+  for (size_t i = 0; i < terms.size(); ++i) forward += terms[i];
+  for (size_t i = terms.size(); i-- > 0;) backward += terms[i];
+  EXPECT_NE(bits_of(forward), bits_of(backward));
+}
+
+TEST(ExactSum, TheTotalIsTheTrueSumRoundedOnce) {
+  const std::vector<float> terms = wide_terms(5000, 3);
+  long double truth = 0;
+  for (float v : terms) truth += v;  // 64-bit mantissa: far finer than the float result
+  const float total = exact_total(terms, identity(terms.size()), 1);
+  EXPECT_NEAR(total, static_cast<double>(truth), std::fabs(static_cast<double>(truth)) * 1.2e-7);
+}
+
+TEST(ExactSum, CancellingTermsLeaveTheSmallOnesExactly) {
+  // 1e4 + 3e-9 - 1e4: a float sum in this order loses the small term; the exact sum keeps it.
+  const std::vector<float> terms = {1e4f, 3e-9f, -1e4f};
+  const float total = exact_total(terms, identity(3), 1);
+  EXPECT_NEAR(total, 3e-9f, 1e-15);
+  EXPECT_EQ(terms[0] + terms[1] + terms[2], 0.0f);
+}
+
+TEST(ExactSum, ManyTermsCarryOnTheirOwn) {
+  // More terms than one lo holds between carries, all near the largest allowed.
+  const std::vector<float> terms(3 * exact::kTermsBeforeCarry + 5, 60000.5f);
+  const float total = exact_total(terms, identity(terms.size()), 1);
+  EXPECT_EQ(total, static_cast<float>(60000.5 * static_cast<double>(terms.size())));
+}
+
+TEST(ExactSum, TermsOutOfRangeOrNotFiniteMakeTheSumNaN) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 70000.0f}) {
+    const std::vector<float> terms = {1.0f, bad, 2.0f};
+    EXPECT_TRUE(std::isnan(exact_total(terms, identity(3), 2))) << bad;
+  }
+  // The statistics scale takes far larger terms.
+  const std::vector<float> large = {1e9f, 1e9f};
+  EXPECT_EQ(exact_total(large, identity(2), 2, ExactScale::Statistic), 2e9f);
+}
+
+TEST(ExactSum, DoublesSumExactlyInAnyOrder) {
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<double> value(-1e6, 1e6);
+  std::vector<double> terms(1000);
+  for (double& v : terms) v = value(gen) * std::ldexp(1.0, static_cast<int>(gen() % 20) - 10);
+  auto total = [&](const std::vector<double>& xs) {
+    double hi = 0, lo = 0;
+    for (double v : xs) {
+      exact::add(v, hi, lo, ExactScale::Statistic);
+      exact::carry({&hi, &lo, 1});
+    }
+    return exact::to_double(hi, lo, ExactScale::Statistic);
+  };
+  const double forward = total(terms);
+  std::reverse(terms.begin(), terms.end());
+  EXPECT_EQ(total(terms), forward);
+}
+
+}  // namespace
+}  // namespace dptrain
