@@ -76,10 +76,35 @@ void BatchNorm2dLayer::sum_over_workers(const StepInfo& step, std::vector<double
   }
 }
 
+namespace {
+
+// Summation::Exact: [hi (2C), lo (2C)(, count)] summed over workers -> the 2C totals (and the count).
+std::vector<double> exact_totals(const std::vector<double>& summed, size_t channels, Pass pass) {
+  const size_t m = 2 * channels;
+  const ExactScale scale = pass == Pass::Forward ? ExactScale::Statistic : ExactScale::Gradient;
+  std::vector<double> totals(pass == Pass::Forward ? m + 1 : m);
+  for (size_t i = 0; i < m; ++i) totals[i] = exact::to_double(summed[i], summed[m + i], scale);
+  if (pass == Pass::Forward) totals[m] = summed[2 * m];
+  return totals;
+}
+
+}  // namespace
+
+std::vector<double> BatchNorm2dLayer::exact_over_workers(const StepInfo& step, ExactSums& local, Pass pass,
+                                                         double count) const {
+  std::vector<double> values(local.data(), local.data() + 2 * local.size());
+  if (pass == Pass::Forward) values.push_back(count);
+  sum_over_workers(step, values);
+  return exact_totals(values, channels_, pass);
+}
+
 void BatchNorm2dLayer::join_cross_worker_sums(Pass pass, const StepInfo& step) {
   if (step.mode != Mode::Train || stats_path(step) == StatsPath::Local) return;
-  std::vector<double> sums(layout_.values(pass), 0.0);
+  const bool exact = step.summation == Summation::Exact;
+  std::vector<double> sums(exact ? 2 * layout_.values(pass) - (pass == Pass::Forward ? 1 : 0) : layout_.values(pass),
+                           0.0);
   sum_over_workers(step, sums);
+  if (exact) sums = exact_totals(sums, channels_, pass);
   // The running statistics follow the global batch on every worker, this one included.
   if (pass == Pass::Forward) update_running_statistics(moments_from_sums(sums));
 }

@@ -63,6 +63,8 @@ class BatchNorm2dLayer : public Layer {
   void init_parameters(Rng& rng) override;
   void init_buffers() override;
   void join_cross_worker_sums(Pass pass, const StepInfo& step) override;
+  // Exact sums keep a run independent of the worker count only with global statistics.
+  bool exact_gradients() const override { return options_.stats == BatchStats::Global; }
   // Memory-bound. Per element: forward (training) sums x and x^2 (3 FLOPs) and normalises
   // (x * scale + shift, 2), reading x twice and writing y; backward sums dy and dy * x_hat
   // (5 FLOPs, reading x and dy) and, when dx is Computed, writes dx from them (6 FLOPs, reading x
@@ -79,6 +81,9 @@ class BatchNorm2dLayer : public Layer {
   // Sums host `values` over workers when the step's path is HostSum (UsageError for DeviceSum: the
   // caller sums device memory itself).
   void sum_over_workers(const StepInfo& step, std::vector<double>& values) const;
+  // Summation::Exact: this worker's 2C exact sums of `pass` (carried), and for Forward the count,
+  // summed over workers as [hi (2C), lo (2C)(, count)]; returns the totals in BatchStatsLayout order.
+  std::vector<double> exact_over_workers(const StepInfo& step, ExactSums& local, Pass pass, double count) const;
   // From per-channel sums [sum (C), sum of squares (C), count] over the global batch: the mean and
   // 1 / sqrt(biased var + eps) to normalise with, and the unbiased variance for the running one.
   struct BatchMoments {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/core/backend.h"
+#include "runtime/core/exact_sum.h"
 #include "runtime/core/rng.h"
 #include "runtime/core/tensor.h"
 
@@ -36,6 +37,11 @@ class CrossWorkerSum {
 // does not wait for the host in between).
 enum class LossReadout { Now, Later };
 
+// How a training step sums over samples (train.reproducible): in float, in whatever order the
+// threads and workers take (Float), or exactly (runtime/core/exact_sum.h), so that the result does
+// not depend on how the global batch is split (Exact).
+enum class Summation { Float, Exact };
+
 // What a forward pass may need beyond its input: the mode, and the keys of its random choices.
 struct StepInfo {
   Mode mode = Mode::Train;
@@ -48,6 +54,12 @@ struct StepInfo {
   CrossWorkerSum* batch_stats = nullptr;
   // Whether the model's step returns the loss sums or adds them to the loss layer's running sums.
   LossReadout loss_readout = LossReadout::Now;
+  // Exact: backward writes parameter gradients to the bound exact sums (Layer::bind_exact), not to
+  // the float gradients, and batch statistics are summed exactly.
+  Summation summation = Summation::Float;
+  // With Exact: samples per micro-shard, the unit a layer that multiplies over the batch (dense)
+  // sums in float before adding exactly. Local batches start on micro-shard boundaries.
+  size_t micro_shard = 0;
 };
 
 // Which half of a training step a layer takes part in.
@@ -114,6 +126,11 @@ class Layer {
   virtual std::vector<ParamSpec> parameters() const { return {}; }
   // Attaches views into the flat parameter and gradient buffers, in `parameters()` order.
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads);
+  // Whether backward can write exact gradient sums (Summation::Exact); layers without parameters can.
+  virtual bool exact_gradients() const { return parameters().empty(); }
+  // Attaches the exact sums that an Exact backward overwrites (carried, ready for an all-reduce)
+  // instead of the float gradients, in `parameters()` order.
+  void bind_exact(std::vector<ExactSpan> sums) { exact_grads_ = std::move(sums); }
   // Fills the bound parameters with their initial values, drawing only from `rng`.
   virtual void init_parameters(Rng& rng) {}
 
@@ -160,6 +177,7 @@ class Layer {
   Shape output_shape_;
   std::vector<Tensor> params_;
   std::vector<Tensor> grads_;
+  std::vector<ExactSpan> exact_grads_;
   std::vector<Tensor> buffers_;
 };
 

@@ -23,8 +23,10 @@ struct ChannelSums {
   double sum = 0, weighted = 0;
 };
 
-// Adds x[0, count) to sums.sum and x * x to sums.weighted.
-void add_plane(const float* x, size_t count, ChannelSums& sums) {
+// Calls take(sum, squares) with the float sums of x and x * x over each run of at most kChunk
+// values of x[0, count).
+template <class Take>
+void plane_chunks(const float* x, size_t count, Take take) {
   for (size_t begin = 0; begin < count; begin += kChunk) {
     const size_t end = std::min(count, begin + kChunk);
     float sum = 0, squares = 0;
@@ -33,13 +35,14 @@ void add_plane(const float* x, size_t count, ChannelSums& sums) {
       sum += x[i];
       squares += x[i] * x[i];
     }
-    sums.sum += sum;
-    sums.weighted += squares;
+    take(sum, squares);
   }
 }
 
-// Adds dy[0, count) to sums.sum and dy * (x - mean) to sums.weighted.
-void add_gradient_plane(const float* dy, const float* x, float mean, size_t count, ChannelSums& sums) {
+// Calls take(sum, products) with the float sums of dy and dy * (x - mean) over each run of at
+// most kChunk values of dy[0, count).
+template <class Take>
+void gradient_plane_chunks(const float* dy, const float* x, float mean, size_t count, Take take) {
   for (size_t begin = 0; begin < count; begin += kChunk) {
     const size_t end = std::min(count, begin + kChunk);
     float sum = 0, products = 0;
@@ -48,10 +51,35 @@ void add_gradient_plane(const float* dy, const float* x, float mean, size_t coun
       sum += dy[i];
       products += dy[i] * (x[i] - mean);
     }
-    sums.sum += sum;
-    sums.weighted += products;
+    take(sum, products);
   }
 }
+
+// Adds the runs' float sums to a channel's double sums.
+struct AddToChannel {
+  ChannelSums& sums;
+  void operator()(float sum, float weighted) const {
+    sums.sum += sum;
+    sums.weighted += weighted;
+  }
+};
+
+// Adds the runs' float sums exactly to sums (first, second) of channel c (the second times
+// `factor`), carrying after each plane.
+struct AddExactly {
+  ExactSpan sums;
+  size_t c, channels;
+  ExactScale scale;
+  double factor = 1.0;
+  void operator()(float sum, float weighted) const {
+    exact::add(static_cast<double>(sum), sums.hi[c], sums.lo[c], scale);
+    exact::add(static_cast<double>(weighted) * factor, sums.hi[channels + c], sums.lo[channels + c], scale);
+  }
+  void carry() const {
+    exact::carry({sums.hi + c, sums.lo + c, 1});
+    exact::carry({sums.hi + channels + c, sums.lo + channels + c, 1});
+  }
+};
 
 // batchnorm2d on the CPU. Forward keeps the batch mean, 1/std and count that backward needs.
 class CpuBatchNorm2d final : public BatchNorm2dLayer {
@@ -69,18 +97,7 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
       normalize(x, y, n, mean, inv_std);
       return;
     }
-    std::vector<double> sums(2 * channels_ + 1, 0.0);
-    const float* in = x.data();
-    const auto channels = static_cast<int64_t>(channels_);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < channels; ++c) {
-      ChannelSums channel;  // of x and x * x
-      for (size_t s = 0; s < n; ++s) add_plane(in + (s * channels_ + c) * spatial_, spatial_, channel);
-      sums[c] = channel.sum;
-      sums[channels_ + c] = channel.weighted;
-    }
-    sums[2 * channels_] = static_cast<double>(n * spatial_);
-    sum_over_workers(step, sums);
+    const std::vector<double> sums = step.summation == Summation::Exact ? exact_statistics(x, n, step) : statistics(x, n, step);
     batch_ = moments_from_sums(sums);
     update_running_statistics(batch_);
     normalize(x, y, n, batch_.mean, batch_.inv_std);
@@ -91,31 +108,14 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
     if (batch_.mean.size() != channels_) {
       throw UsageError("batchnorm2d: backward needs the statistics of a training forward pass first");
     }
+    const std::vector<double> sums =
+        step.summation == Summation::Exact ? exact_gradient_sums(x, dy, n, step) : gradient_sums(x, dy, n, step);
+    if (!dx) return;
     const float* in = x.data();
     const float* g = dy.data();
-    std::vector<double> sums(2 * channels_, 0.0);  // sum of dy, sum of dy * x_hat, per channel
-    const auto channels = static_cast<int64_t>(channels_);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < channels; ++c) {
-      const float mean = batch_.mean[c], inv_std = batch_.inv_std[c];
-      ChannelSums channel;  // of dy and dy * (x - mean), where x_hat = (x - mean) * inv_std
-      for (size_t s = 0; s < n; ++s) {
-        const size_t at = (s * channels_ + c) * spatial_;
-        add_gradient_plane(g + at, in + at, mean, spatial_, channel);
-      }
-      sums[c] = channel.sum;
-      sums[channels_ + c] = channel.weighted * inv_std;
-    }
-    if (options_.affine) {
-      for (size_t c = 0; c < channels_; ++c) {
-        grads_[0].data()[c] = static_cast<float>(sums[channels_ + c]);
-        grads_[1].data()[c] = static_cast<float>(sums[c]);
-      }
-    }
-    sum_over_workers(step, sums);
-    if (!dx) return;
     float* out = dx->data();
     const double count = batch_.count;
+    const auto channels = static_cast<int64_t>(channels_);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < channels; ++c) {
       const float mean = batch_.mean[c], inv_std = batch_.inv_std[c];
@@ -133,6 +133,98 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
   }
 
  private:
+  // [sum of x (C), sum of x^2 (C), count] over the global batch, summed in float and double.
+  std::vector<double> statistics(const Tensor& x, size_t n, const StepInfo& step) const {
+    std::vector<double> sums(2 * channels_ + 1, 0.0);
+    const float* in = x.data();
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      ChannelSums channel;  // of x and x * x
+      for (size_t s = 0; s < n; ++s) plane_chunks(in + (s * channels_ + c) * spatial_, spatial_, AddToChannel{channel});
+      sums[c] = channel.sum;
+      sums[channels_ + c] = channel.weighted;
+    }
+    sums[2 * channels_] = static_cast<double>(n * spatial_);
+    sum_over_workers(step, sums);
+    return sums;
+  }
+
+  // The same, summed exactly (Summation::Exact): the float sum of each run of a plane is one term.
+  std::vector<double> exact_statistics(const Tensor& x, size_t n, const StepInfo& step) {
+    reset_exact_local();
+    const float* in = x.data();
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      const AddExactly add{exact_local_.span(), static_cast<size_t>(c), channels_, ExactScale::Statistic};
+      for (size_t s = 0; s < n; ++s) {
+        plane_chunks(in + (s * channels_ + c) * spatial_, spatial_, add);
+        add.carry();
+      }
+    }
+    return exact_over_workers(step, exact_local_, Pass::Forward, static_cast<double>(n * spatial_));
+  }
+
+  // [sum of dy (C), sum of dy * x_hat (C)] over the global batch; this worker's sums are the
+  // gradients of weight and bias.
+  std::vector<double> gradient_sums(const Tensor& x, const Tensor& dy, size_t n, const StepInfo& step) {
+    const float* in = x.data();
+    const float* g = dy.data();
+    std::vector<double> sums(2 * channels_, 0.0);
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float mean = batch_.mean[c], inv_std = batch_.inv_std[c];
+      ChannelSums channel;  // of dy and dy * (x - mean), where x_hat = (x - mean) * inv_std
+      for (size_t s = 0; s < n; ++s) {
+        const size_t at = (s * channels_ + c) * spatial_;
+        gradient_plane_chunks(g + at, in + at, mean, spatial_, AddToChannel{channel});
+      }
+      sums[c] = channel.sum;
+      sums[channels_ + c] = channel.weighted * inv_std;
+    }
+    if (options_.affine) {
+      for (size_t c = 0; c < channels_; ++c) {
+        grads_[0].data()[c] = static_cast<float>(sums[channels_ + c]);
+        grads_[1].data()[c] = static_cast<float>(sums[c]);
+      }
+    }
+    sum_over_workers(step, sums);
+    return sums;
+  }
+
+  // The same, summed exactly; this worker's exact sums go to the exact gradients.
+  std::vector<double> exact_gradient_sums(const Tensor& x, const Tensor& dy, size_t n, const StepInfo& step) {
+    reset_exact_local();
+    const float* in = x.data();
+    const float* g = dy.data();
+    const auto channels = static_cast<int64_t>(channels_);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      const AddExactly add{exact_local_.span(), static_cast<size_t>(c), channels_, ExactScale::Gradient,
+                           static_cast<double>(batch_.inv_std[c])};
+      for (size_t s = 0; s < n; ++s) {
+        const size_t at = (s * channels_ + c) * spatial_;
+        gradient_plane_chunks(g + at, in + at, batch_.mean[c], spatial_, add);
+        add.carry();
+      }
+    }
+    if (options_.affine) {
+      const ExactSpan local = exact_local_.span();
+      std::copy(local.hi + channels_, local.hi + 2 * channels_, exact_grads_.at(0).hi);
+      std::copy(local.lo + channels_, local.lo + 2 * channels_, exact_grads_.at(0).lo);
+      std::copy(local.hi, local.hi + channels_, exact_grads_.at(1).hi);
+      std::copy(local.lo, local.lo + channels_, exact_grads_.at(1).lo);
+    }
+    return exact_over_workers(step, exact_local_, Pass::Backward, 0.0);
+  }
+
+  void reset_exact_local() {
+    if (exact_local_.size() != 2 * channels_) exact_local_ = ExactSums(2 * channels_);
+    exact_local_.zero();
+  }
+
   // y = (x - mean) * inv_std * weight + bias, per channel.
   void normalize(const Tensor& x, Tensor& y, size_t n, const std::vector<float>& mean,
                  const std::vector<float>& inv_std) const {
@@ -150,7 +242,8 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
     }
   }
 
-  BatchMoments batch_;  // of the last training forward pass
+  BatchMoments batch_;     // of the last training forward pass
+  ExactSums exact_local_;  // Summation::Exact: this worker's 2C sums of the pass
 };
 
 std::unique_ptr<Layer> make_cpu_batchnorm2d(ConfigMap& options, const Shape& input_shape, Backend&) {

@@ -35,6 +35,7 @@ class CpuConv2d final : public Conv2dLayer {
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
+  bool exact_gradients() const override { return true; }
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
@@ -52,11 +53,15 @@ class CpuConv2d final : public Conv2dLayer {
                        float* db) const;
   // The gradients bound to the layer = the sum of the first `threads` per-thread partial gradients.
   void sum_partial_gradients(size_t threads);
+  // Summation::Exact: each sample's weight and bias gradients, computed alone, are added exactly to
+  // the thread's exact sums, so neither the thread nor the worker a sample lands on changes the bits.
+  void backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx);
 
   ConvGeometry geometry_;          // of one channel group: C / groups input channels
   PerThreadBuffers columns_;       // per thread: (C / groups * K * K, Ho * Wo) column matrix, reused for dcol
   PerThreadBuffers padded_;        // per thread: (C / groups, H + 2p, W + 2p) zero-bordered copy of one group
   PerThreadBuffers weight_grads_;  // per thread: (Cout, C / groups * K * K) weight gradient, then (Cout) bias
+  std::vector<ExactSums> exact_partials_;  // per thread, with Summation::Exact: weight then bias gradients
 };
 
 void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
@@ -169,8 +174,60 @@ void CpuConv2d::sum_partial_gradients(size_t threads) {
   }
 }
 
-void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) {
+void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
+  const size_t n = x.dim(0);
+  const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
+  const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
+  const size_t wsize = cout * rows, total = wsize + (has_bias() ? cout : 0);
+  const auto threads = static_cast<size_t>(omp_get_max_threads());
+  const size_t padded_size = padded_floats();
+  columns_.reserve(threads, rows * pixels);
+  padded_.reserve(threads, padded_size);
+  weight_grads_.reserve(threads, wsize + cout);
+  while (exact_partials_.size() < threads) exact_partials_.emplace_back(total);
+  const float* xs = x.data();
+  const float* dys = dy.data();
+  float* dxs = dx ? dx->data() : nullptr;
+  size_t used_threads = 1;
+
+#pragma omp parallel
+  {
+    const auto t = static_cast<size_t>(omp_get_thread_num());
+#pragma omp single
+    used_threads = static_cast<size_t>(omp_get_num_threads());
+    float* col = columns_.get(t);
+    float* padded = zeroed(padded_, padded_size);
+    float* dw = weight_grads_.get(t);
+    ExactSums& sums = exact_partials_[t];
+    sums.zero();
+#pragma omp for schedule(static)
+    for (size_t s = 0; s < n; ++s) {
+      std::fill(dw, dw + wsize + cout, 0.0f);
+      backward_sample(xs + s * in_size, dys + s * out_size, dxs ? dxs + s * in_size : nullptr, col, padded, dw,
+                      dw + wsize);
+      sums.add(dw, ExactScale::Gradient);  // the bias gradient follows the weight gradient in dw
+    }
+    sums.carry();
+  }
+  ExactSums& first = exact_partials_[0];
+  for (size_t t = 1; t < used_threads; ++t) {
+    exact::add_sums(first.span(), exact_partials_[t].span().hi, exact_partials_[t].span().lo);
+  }
+  const ExactSpan all = first.span();
+  std::copy(all.hi, all.hi + wsize, exact_grads_.at(0).hi);
+  std::copy(all.lo, all.lo + wsize, exact_grads_.at(0).lo);
+  if (has_bias()) {
+    std::copy(all.hi + wsize, all.hi + total, exact_grads_.at(1).hi);
+    std::copy(all.lo + wsize, all.lo + total, exact_grads_.at(1).lo);
+  }
+}
+
+void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
+  if (step.summation == Summation::Exact) {
+    backward_exact(x, dy, dx);
+    return;
+  }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t wsize = cout * rows;

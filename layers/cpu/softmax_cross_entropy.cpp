@@ -10,6 +10,13 @@ namespace dptrain {
 
 namespace {
 
+// Each sample's loss is rounded to a multiple of 2^-24 (6e-8), so that sums of losses below 2^29 in
+// double are exact: the same bits over samples, steps and workers in any order and split.
+double on_loss_grid(double loss) {
+  constexpr double kUnits = 16777216.0;  // 2^24
+  return std::nearbyint(loss * kUnits) / kUnits;
+}
+
 // softmax_cross_entropy on the CPU.
 class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyLayer {
  public:
@@ -44,7 +51,7 @@ LossStats CpuSoftmaxCrossEntropy::loss(const Tensor& logits, const int32_t* labe
     const auto label = static_cast<size_t>(labels[s]);
     const double nll = log_sum - (static_cast<double>(z[label]) - top);      // -log p_label
     const double mean_nll = log_sum - shifted_sum / static_cast<double>(k);  // mean_k -log p_k
-    stats.loss_sum += smoothing > 0 ? on_label * nll + smoothing * mean_nll : nll;
+    stats.loss_sum += on_loss_grid(smoothing > 0 ? on_label * nll + smoothing * mean_nll : nll);
     stats.correct += best == label ? 1 : 0;
     if (!dlogits) continue;
     float* g = dlogits->data() + s * k;  // (classes)

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "runtime/core/errors.h"
 
@@ -79,11 +81,21 @@ void CpuBackend::scale(float* x, size_t n, float alpha) {
 }
 
 double CpuBackend::sum_squares(const float* x, size_t n) {
-  // Per-thread partial sums in a fixed static partition, added in thread order: the same bits for
-  // the same thread count.
+  // Fixed blocks summed in parallel, then added in block order: the same bits for any thread count
+  // (train.reproducible relies on it for clip_grad_norm).
+  constexpr size_t kBlock = 1 << 14;
+  const size_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(blocks, 0.0);
+  const auto count = static_cast<int64_t>(blocks);
+#pragma omp parallel for schedule(static) if (n > kParallelThreshold)
+  for (int64_t b = 0; b < count; ++b) {
+    const size_t begin = static_cast<size_t>(b) * kBlock, end = std::min(n, begin + kBlock);
+    double sum = 0;
+    for (size_t i = begin; i < end; ++i) sum += static_cast<double>(x[i]) * x[i];
+    partial[static_cast<size_t>(b)] = sum;
+  }
   double total = 0;
-#pragma omp parallel for reduction(+ : total) if (n > kParallelThreshold) schedule(static)
-  for (size_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * x[i];
+  for (double p : partial) total += p;
   return total;
 }
 

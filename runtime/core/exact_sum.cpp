@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 namespace dptrain::exact {
@@ -13,6 +14,7 @@ constexpr double kInvLimb = 1.0 / kLimb;                // 2^-40, exact
 constexpr double kRound = 6755399441055744.0;           // 1.5 * 2^52: (y + kRound) - kRound rounds |y| < 2^51
 constexpr double kLargestScaled = 4722366482869645213696.0;  // 2^72: |x * 2^F| below this keeps |hi| < 2^32
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr int64_t kParallelElements = 1 << 16;  // below this, one thread is faster
 
 double up(ExactScale scale) { return std::ldexp(1.0, static_cast<int>(scale)); }
 
@@ -33,7 +35,9 @@ void add(const float* x, ExactSpan sums, ExactScale scale) {
   const double factor = up(scale);
   double* hi = sums.hi;
   double* lo = sums.lo;
-  for (size_t i = 0; i < sums.size; ++i) {
+  const auto n = static_cast<int64_t>(sums.size);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
+  for (int64_t i = 0; i < n; ++i) {
     double h, l;
     split(static_cast<double>(x[i]) * factor, h, l);
     hi[i] += h;
@@ -66,8 +70,10 @@ void add_sums(ExactSpan sums, const double* other_hi, const double* other_lo) {
 
 void to_float(ExactSpan sums, ExactScale scale, float* out) {
   const double factor = 1.0 / up(scale);
+  const auto n = static_cast<int64_t>(sums.size);
   // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
-  for (size_t i = 0; i < sums.size; ++i) out[i] = static_cast<float>((sums.hi[i] * kLimb + sums.lo[i]) * factor);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>((sums.hi[i] * kLimb + sums.lo[i]) * factor);
 }
 
 double to_double(double hi, double lo, ExactScale scale) { return (hi * kLimb + lo) / up(scale); }

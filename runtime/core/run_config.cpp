@@ -194,6 +194,8 @@ TrainSettings read_train(ConfigMap train) {
   t.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
   t.eval_batch_size = train.get_count("eval_batch_size", 1000, CountRange{1, kManyItems, "samples"});
   t.progress_seconds = train.get_number("progress_seconds", 10.0, seconds_range());
+  t.reproducible = train.get_bool("reproducible", false) ? Reproducibility::BitExact : Reproducibility::Approximate;
+  t.micro_shard = train.get_count("micro_shard", 16, CountRange{1, kManyItems, "samples"});
   train.finish();
   t.section = std::make_shared<const ConfigMap>(std::move(train));
   return t;

@@ -19,12 +19,19 @@ namespace dptrain {
 enum class DropLast { No, Yes };
 
 // The `train:` section.
+// Whether a run's parameters are bit-identical for any number of workers and threads
+// (`train.reproducible`, docs/reproducibility.md): sums over samples in exact arithmetic (BitExact),
+// or in float in whatever order the split gives (Approximate: equal up to rounding).
+enum class Reproducibility { Approximate, BitExact };
+
 struct TrainSettings {
   size_t batch_size = 128;       // global batch, shared by all workers
   size_t epochs = 1;
   DropLast drop_last = DropLast::No;   // train on or drop the last, smaller global batch
   size_t eval_batch_size = 1000;
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
+  Reproducibility reproducible = Reproducibility::Approximate;
+  size_t micro_shard = 16;       // with reproducible: samples per micro-shard, the unit workers split batches in
   std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys
 };
 

@@ -45,14 +45,22 @@ std::vector<uint64_t> EpochPlan::batch(size_t step) const {
   return std::vector<uint64_t>(begin, begin + static_cast<std::ptrdiff_t>(size));
 }
 
-std::vector<uint64_t> EpochPlan::slice(size_t step, size_t rank, size_t world) const {
+std::vector<uint64_t> EpochPlan::slice(size_t step, size_t rank, size_t world, size_t unit) const {
   if (world == 0 || rank >= world) {
     throw Error("EpochPlan: rank " + std::to_string(rank) + " is not in a world of " + std::to_string(world));
   }
   const size_t size = batch_size(step);
-  const size_t lo = size * rank / world, hi = size * (rank + 1) / world;
+  unit = std::max<size_t>(unit, 1);
+  const size_t runs = (size + unit - 1) / unit;
+  const size_t lo = std::min(size, runs * rank / world * unit), hi = std::min(size, runs * (rank + 1) / world * unit);
   const auto begin = order_.begin() + static_cast<std::ptrdiff_t>(step * global_batch_);
   return std::vector<uint64_t>(begin + static_cast<std::ptrdiff_t>(lo), begin + static_cast<std::ptrdiff_t>(hi));
+}
+
+size_t EpochPlan::largest_slice(size_t world, size_t unit) const {
+  unit = std::max<size_t>(unit, 1);
+  const size_t runs = (global_batch_ + unit - 1) / unit;
+  return (runs + world - 1) / std::max<size_t>(world, 1) * unit;
 }
 
 }  // namespace dptrain

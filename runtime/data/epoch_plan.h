@@ -29,7 +29,11 @@ class EpochPlan {
   std::vector<uint64_t> batch(size_t step) const;
   // Global sample indices of `rank`'s slice of step `step` when `world` workers share it: rank r gets
   // positions [floor(B*r/world), floor(B*(r+1)/world)) of the global batch (uneven slices allowed; may be empty).
-  std::vector<uint64_t> slice(size_t step, size_t rank, size_t world) const;
+  // With `unit` > 1 the batch is cut into S = ceil(B / unit) runs of `unit` positions (the last may
+  // be shorter) and rank r gets runs [floor(S*r/world), floor(S*(r+1)/world)): whole runs only.
+  std::vector<uint64_t> slice(size_t step, size_t rank, size_t world, size_t unit = 1) const;
+  // The most samples slice() gives one rank of `world` with `unit`.
+  size_t largest_slice(size_t world, size_t unit = 1) const;
   // The whole permutation, (dataset_size).
   const std::vector<uint64_t>& order() const { return order_; }
 

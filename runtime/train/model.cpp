@@ -355,8 +355,30 @@ Tensor Model::logits(size_t n) const {
   return activations_[from].leading(n);
 }
 
+std::string Model::layer_without_exact_gradients() const {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i]->exact_gradients()) return names_[i] + " (" + layers_[i]->type() + ")";
+  }
+  return "";
+}
+
+void Model::use_exact_gradients() {
+  exact_grads_ = ExactSums(params_.num_elements());
+  const ExactSpan all = exact_grads_.span();
+  size_t e = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<ExactSpan> views;
+    for (const auto& spec : layers_[i]->parameters()) {
+      const size_t at = entries_[e++].offset;
+      views.push_back({all.hi + at, all.lo + at, num_elements(spec.shape)});
+    }
+    layers_[i]->bind_exact(std::move(views));
+  }
+}
+
 void Model::idle_step(const StepInfo& info, const GradsReady& ready) {
   grads_.zero();  // before any range is handed to `ready`
+  if (info.summation == Summation::Exact) exact_grads_.zero();
   const size_t last = layers_.size() - 1;
   for (size_t i = 0; i < last; ++i) layers_[i]->join_cross_worker_sums(Pass::Forward, info);
   const size_t logits_from = inputs_[last][0];

@@ -120,6 +120,14 @@ class Model {
   // started from `ready` (gradient buckets) and the sums come in the same order on every worker.
   void idle_step(const StepInfo& info, const GradsReady& ready = nullptr);
 
+  // Summation::Exact steps (train.reproducible): the first layer whose backward cannot write exact
+  // gradient sums, described ("name (type)"); empty when every layer can.
+  std::string layer_without_exact_gradients() const;
+  // Binds exact gradient sums, in gradients()'s flat layout, to every layer; an Exact step's
+  // backward then leaves each worker's exact gradients there (carried) instead of in gradients().
+  void use_exact_gradients();
+  ExactSums& exact_gradients() { return exact_grads_; }
+
   // The element types layer i reads and writes (planned when the model is built: each layer's
   // answer to the type its first input arrives in, Layer::activation_types).
   const ActivationTypes& activation_types(size_t i) const { return types_[i]; }
@@ -171,6 +179,7 @@ class Model {
   std::pair<size_t, size_t> trained_range_{0, 0};
   size_t num_parameters_ = 0;
   Tensor params_, grads_, buffers_;
+  ExactSums exact_grads_;  // with use_exact_gradients(): (flat) on the host
 
   Backend& backend_;
   std::unique_ptr<BatchStager> stager_;  // host batches to where the layers compute

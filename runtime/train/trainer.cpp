@@ -116,6 +116,7 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   }
   report_.open_metrics(options_.metrics_path);
   model_->set_timeline(options_.timeline);
+  if (config_.train.reproducible == Reproducibility::BitExact) set_up_reproducible();
   replicas_ = std::make_unique<ReplicaSync>(*model_, *optimizer_, config_.text, data_.train->size(), deadline_);
   replace_communicator(comm);
   replicas_->synchronize_start(*comm_);
@@ -173,7 +174,9 @@ std::string Trainer::describe() const {
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
       << config_.train.epochs << " epochs";
-  if (comm_->size() > 1) {
+  const bool reproducible = config_.train.reproducible == Reproducibility::BitExact;
+  if (reproducible) out << "\n" << describe_reproducible();
+  if (comm_->size() > 1 && !reproducible) {
     const auto& buckets = reducer_->buckets();
     out << "\ngradient all-reduce: " << buckets.size() << (buckets.size() == 1 ? " bucket" : " buckets") << " of up to "
         << format_number(config_.comm.bucket_mb) << " MiB, started during backward; timeout "
@@ -194,15 +197,15 @@ std::string Trainer::describe() const {
 // The training step, as one block (llm.c's "TRAINING SECTION"): forward and backward, each bucket of
 // gradients all-reduced as soon as backward has finished it; the all-reduce finished; the update.
 LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_batch) {
-  StepInfo info{Mode::Train, config_.seed, epoch, batch.ids.data()};
+  StepInfo info = step_info(Mode::Train, epoch, batch);
   if (comm_->size() > 1) info.batch_stats = step_stats_;
-  info.loss_readout = metrics_->readout();
   const size_t trained_begin = model_->trained_range().first;
   const float lr = static_cast<float>(schedule_->lr(position_.global_step));
   Tensor& params = model_->parameters();
   Tensor& grads = model_->gradients();
+  const bool exact = info.summation == Summation::Exact;
   const GradsReady ready = [&](size_t begin, size_t end) {
-    reducer_->ready(begin - trained_begin, end - trained_begin);
+    if (!exact) reducer_->ready(begin - trained_begin, end - trained_begin);
   };
   LossStats stats;
   reducer_->begin_step();
@@ -211,7 +214,11 @@ LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_ba
   } else {
     stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch), ready);
   }
-  reducer_->finish();
+  if (exact) {
+    reduce_exact_gradients();
+  } else {
+    reducer_->finish();
+  }
   {
     TimelineSpan span(options_.timeline, "optimizer", "compute");
     optimizer_->clip_grad_norm(grads);  // the all-reduced gradients, the same on every worker
@@ -230,13 +237,13 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   t.epoch = epoch;
   t.steps = plan.num_steps();
   t.first_step = std::min(first_step, t.steps);
-  BatchLoader loader(*data_.train, (config_.train.batch_size + world - 1) / world + 1, data_.train_augment.get(),
-                     config_.seed);
+  const size_t unit = config_.train.reproducible == Reproducibility::BitExact ? config_.train.micro_shard : 1;
+  BatchLoader loader(*data_.train, plan.largest_slice(world, unit) + 1, data_.train_augment.get(), config_.seed);
   ProgressReporter progress = report_.progress(epoch + 1, config_.train.epochs, t.steps);
   position_.epoch = epoch;
   position_.step_in_epoch = t.first_step;
-  const double comm_wait_before = reducer_->exposed_seconds();
-  if (t.first_step < t.steps) loader.prefetch(plan.slice(t.first_step, rank, world), epoch);
+  const double comm_wait_before = reducer_->exposed_seconds() + exact_reduce_seconds_;
+  if (t.first_step < t.steps) loader.prefetch(plan.slice(t.first_step, rank, world, unit), epoch);
   bool stop = false;
   size_t s = t.first_step;
   double (&sums)[3] = t.sums;  // loss sum, correct, samples (all workers)
@@ -251,7 +258,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
     TimelineSpan data_wait(options_.timeline, "data wait", "data", TimelineTrack::Data);
     Batch& batch = loader.next();
     data_wait.end();
-    if (s + 1 < t.steps) loader.prefetch(plan.slice(s + 1, rank, world), epoch);
+    if (s + 1 < t.steps) loader.prefetch(plan.slice(s + 1, rank, world, unit), epoch);
     if (options_.on_batch) options_.on_batch(epoch, s, batch.ids);
     const LossStats stats = train_step(batch, epoch, plan.batch_size(s));
     if (step_floor_us) std::this_thread::sleep_until(step_start + std::chrono::microseconds(*step_floor_us));
@@ -275,7 +282,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   t.end_step = s;
   t.global_step = position_.global_step;
   t.data_wait_seconds = loader.wait_seconds();
-  t.comm_wait_seconds = reducer_->exposed_seconds() - comm_wait_before;
+  t.comm_wait_seconds = reducer_->exposed_seconds() + exact_reduce_seconds_ - comm_wait_before;
   const LossStats rest = metrics_->take_rest();
   t.train_seconds = seconds_since(start);  // with the device's last steps, when the rest waited for them
   return summarize_epoch(t, rest, *comm_, deadline_, report_);
@@ -299,8 +306,7 @@ EvalResult Trainer::evaluate() {
   for (size_t first = begin; first < end; first += batch) {
     Batch& b = loader.next();
     if (first + batch < end) loader.prefetch(ids_from(first + batch));
-    StepInfo info{Mode::Eval, config_.seed, 0, b.ids.data()};
-    info.loss_readout = metrics_->readout();
+    const StepInfo info = step_info(Mode::Eval, 0, b);
     const LossStats stats = model_->step(b.inputs, b.labels.data(), info, 1.0f);
     sums[0] += stats.loss_sum;
     sums[1] += static_cast<double>(stats.correct);

@@ -88,6 +88,16 @@ class Trainer final : private ElasticHost {
   // One training step on `batch` (this worker's share of a global batch of `global_batch`
   // samples); returns its loss statistics.
   LossStats train_step(const Batch& batch, size_t epoch, size_t global_batch);
+  // train.reproducible: checks that the run can be (CPU, layers with exact gradients, not too many
+  // workers) and binds the model's exact gradient sums.
+  void set_up_reproducible();
+  // The start-up line of train.reproducible.
+  std::string describe_reproducible() const;
+  // The StepInfo of a step: the mode, keys and, with train.reproducible, exact summation.
+  StepInfo step_info(Mode mode, size_t epoch, const Batch& batch) const;
+  // With train.reproducible, after the backward pass: every worker's exact gradient sums summed
+  // over the workers and rounded into the float gradients (the same bits however the batch was split).
+  void reduce_exact_gradients();
   // Evaluates the epoch `s` trained, moves the position to the next epoch's start and reports it.
   void finish_epoch(EpochSummary& s, std::chrono::steady_clock::time_point epoch_start);
   // After an epoch that is not the last: the stop vote, then the epoch boundary. False when the
@@ -129,6 +139,7 @@ class Trainer final : private ElasticHost {
   TrainingPosition position_;
   RunOutcome outcome_;
   uint64_t last_finite_loss_step_ = 0;  // global step of the newest loss read back finite
+  double exact_reduce_seconds_ = 0;     // train.reproducible: time in reduce_exact_gradients's all-reduce
 };
 
 }  // namespace dptrain
