@@ -4,14 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "layers/batchnorm2d.h"
 #include "tests/layers/gradient_check.h"
 #include "tests/layers/layer_test_util.h"
+#include "tests/layers/threads_sum.h"
 #include "tests/test_util.h"
 
 namespace dptrain {
@@ -20,6 +19,7 @@ namespace DPTRAIN_TEST_UNIT {
 using testing::bind_fresh_parameters;
 using testing::expect_gradients_match;
 using testing::make_layer;
+using testing::ThreadsSum;
 
 Tensor random_batch(const Shape& shape, uint64_t seed, float offset = 0.0f) {
   Tensor x(shape);
@@ -84,38 +84,6 @@ TEST(BatchNorm2d, GradientsMatchFiniteDifferencesForDenseFeaturesWithoutAffine) 
   auto layer = make_layer("{type: batchnorm2d, affine: false}", {7});
   expect_gradients_match(*layer, 6, 22);
 }
-
-// A CrossWorkerSum for workers simulated by threads of one process: each call adds its values
-// into a shared total, waits until every worker has called, and takes the total.
-class ThreadsSum final : public CrossWorkerSum {
- public:
-  explicit ThreadsSum(size_t workers) : workers_(workers) {}
-  void sum(double* values, size_t count) override {
-    std::unique_lock<std::mutex> guard(mutex_);
-    done_.wait(guard, [&] { return leaving_ == 0; });  // the previous round has been handed out
-    if (total_.empty()) total_.assign(count, 0.0);
-    for (size_t i = 0; i < count; ++i) total_[i] += values[i];
-    if (++arrived_ == workers_) {
-      leaving_ = workers_;
-      done_.notify_all();
-    } else {
-      done_.wait(guard, [&] { return leaving_ > 0; });
-    }
-    std::copy(total_.begin(), total_.end(), values);
-    if (--leaving_ == 0) {
-      arrived_ = 0;
-      total_.clear();
-      done_.notify_all();
-    }
-  }
-
- private:
-  size_t workers_;
-  std::mutex mutex_;
-  std::condition_variable done_;
-  std::vector<double> total_;
-  size_t arrived_ = 0, leaving_ = 0;
-};
 
 TEST(BatchNorm2d, StatisticsSummedOverWorkersEqualOneWorkerWithTheWholeBatch) {
   // One batch of 6, against the same batch cut 3 + 2 + 1 over three layers (on three threads)
