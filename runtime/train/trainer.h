@@ -65,6 +65,7 @@ class Trainer final : private ElasticHost {
   // ---- For tests (and TrainingRun) ----
 
   Model& model() { return *model_; }
+  const RunConfig& config() const { return config_; }
   const Context& context() const { return context_; }
   const Dataset& train_set() const { return *data_.train; }
   const TrainingPosition& position() const override { return position_; }

@@ -31,6 +31,12 @@ const Context& TrainingRun::context() const { return trainer_->context(); }
 
 LayerWork TrainingRun::training_work() const { return trainer_->model().training_work(); }
 
+size_t TrainingRun::gradient_bytes_per_step() const {
+  const auto [begin, end] = trainer_->model().trained_range();
+  const bool exact = trainer_->config().train.reproducible == Reproducibility::BitExact;
+  return (end - begin) * (exact ? 2 * sizeof(double) : sizeof(float));
+}
+
 size_t TrainingRun::train_samples() const { return trainer_->train_set().size(); }
 
 ElasticHost& TrainingRun::elastic_host() { return trainer_->elastic_host(); }

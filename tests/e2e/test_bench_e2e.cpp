@@ -94,6 +94,24 @@ TEST(BenchTrain, JsonReportsModelFlopsAchievedRatePeakShareAndMemory) {
   EXPECT_GT(line["peak_rss_mib"].number, 1);
 }
 
+TEST(BenchTrain, ReproducibleRunsAllReduceFourTimesTheGradientBytes) {
+  // Exact sums travel as two doubles per parameter instead of one float.
+  auto bytes = [](const std::string& reproducible) {
+    const CommandResult r =
+        run_command(kBenchMpirun + kBenchBinary + " bench train " + kBenchSmoke +
+                    " --json --steps 2 --repeats 1 --warmup 0 --peak-size 0 --set threads=1 --set train.reproducible=" +
+                    reproducible);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    const JsonValue line = last_json_line(r.output);
+    EXPECT_EQ(line["reproducible"].kind, JsonValue::Kind::Bool) << r.output;
+    EXPECT_EQ(line["reproducible"].boolean, reproducible == "true") << r.output;
+    return line["allreduce_bytes_per_step"].number;
+  };
+  const double float_bytes = bytes("false"), exact_bytes = bytes("true");
+  EXPECT_GT(float_bytes, 1000);
+  EXPECT_EQ(exact_bytes, 4 * float_bytes);
+}
+
 TEST(BenchTrain, PeakSizeZeroMeasuresNoPeak) {
   const CommandResult json = run_command("timeout 120 " + kBenchBinary + " bench train " + kBenchSmoke +
                                          " --json --steps 2 --repeats 1 --warmup 0 --peak-size 0 --set threads=1");
