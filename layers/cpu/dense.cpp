@@ -3,12 +3,10 @@
 #include "layers/dense.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <memory>
 
-#include "layers/cpu/workspace.h"
 #include "layers/registry.h"
 
 namespace dptrain {
@@ -37,8 +35,9 @@ class CpuDense final : public DenseLayer {
   // whatever the local batch.
   void backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard);
 
-  PerThreadBuffers shard_grads_;         // per thread: one micro-shard's (units * F + units) gradients, Exact only
-  std::vector<ExactSums> exact_partials_;  // per thread: its exact sums of them
+  // Summation::Exact: micro-shards whose float gradients are held at once before they are added exactly.
+  static constexpr size_t kShardGroup = 16;
+  Tensor shard_grads_;  // (kShardGroup, units * F + units) float gradients of micro-shards, Exact only
 };
 
 void CpuDense::forward_rows(const float* x, float* y, size_t n) const {
@@ -101,40 +100,28 @@ void CpuDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tens
 
 void CpuDense::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard) {
   const size_t n = x.dim(0), f = in_features_, u = options_.units;
-  const size_t wsize = u * f, total = wsize + (has_bias() ? u : 0);
-  const auto threads = static_cast<size_t>(omp_get_max_threads());
-  shard_grads_.reserve(threads, wsize + u);
-  while (exact_partials_.size() < threads) exact_partials_.emplace_back(total);
-  const auto shards = static_cast<int64_t>((n + micro_shard - 1) / micro_shard);
-  size_t used_threads = 1;
-  // Micro-shards spread over threads, each with single-threaded GEMMs (see forward).
-#pragma omp parallel
-  {
-    const auto t = static_cast<size_t>(omp_get_thread_num());
-#pragma omp single
-    used_threads = static_cast<size_t>(omp_get_num_threads());
-    float* dw = shard_grads_.get(t);
-    ExactSums& sums = exact_partials_[t];
-    sums.zero();
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < shards; ++k) {
-      const size_t first = static_cast<size_t>(k) * micro_shard, rows = std::min(micro_shard, n - first);
+  const size_t wsize = u * f, stride = wsize + u;
+  const size_t shards = (n + micro_shard - 1) / micro_shard;
+  const size_t group = std::min(shards, kShardGroup);
+  if (shard_grads_.num_elements() < group * stride) shard_grads_ = Tensor({group * stride});
+  for (const ExactSpan& sums : exact_grads_) exact::zero(sums);
+  for (size_t first_shard = 0; first_shard < shards; first_shard += group) {
+    const auto count = static_cast<int64_t>(std::min(group, shards - first_shard));
+    // Each micro-shard's float gradients in its own row: single-threaded GEMMs, micro-shards spread
+    // over threads (see forward).
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < count; ++k) {
+      const size_t first = (first_shard + static_cast<size_t>(k)) * micro_shard, rows = std::min(micro_shard, n - first);
+      float* dw = shard_grads_.data() + static_cast<size_t>(k) * stride;
       parameter_gradients(x.data() + first * f, dy.data() + first * u, rows, dw, dw + wsize);
-      sums.add(dw, ExactScale::Gradient);
       if (dx) input_gradient(dy.data() + first * u, dx->data() + first * f, rows);
     }
-    sums.carry();
-  }
-  ExactSums& first = exact_partials_[0];
-  for (size_t t = 1; t < used_threads; ++t) {
-    exact::add_sums(first.span(), exact_partials_[t].span().hi, exact_partials_[t].span().lo);
-  }
-  const ExactSpan all = first.span();
-  std::copy(all.hi, all.hi + wsize, exact_grads_.at(0).hi);
-  std::copy(all.lo, all.lo + wsize, exact_grads_.at(0).lo);
-  if (has_bias()) {
-    std::copy(all.hi + wsize, all.hi + total, exact_grads_.at(1).hi);
-    std::copy(all.lo + wsize, all.lo + total, exact_grads_.at(1).lo);
+    // ... then added exactly, element by element, over all threads.
+    exact::add_rows(shard_grads_.data(), static_cast<size_t>(count), stride, exact_grads_.at(0), ExactScale::Gradient);
+    if (has_bias()) {
+      exact::add_rows(shard_grads_.data() + wsize, static_cast<size_t>(count), stride, exact_grads_.at(1),
+                      ExactScale::Gradient);
+    }
   }
 }
 

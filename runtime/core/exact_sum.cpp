@@ -45,6 +45,27 @@ void add(const float* x, ExactSpan sums, ExactScale scale) {
   }
 }
 
+void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale) {
+  const double factor = up(scale);
+  double* hi = sums.hi;
+  double* lo = sums.lo;
+  const auto n = static_cast<int64_t>(sums.size);
+  // Each element's terms are added in registers; the sums are read and written once.
+#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
+  for (int64_t i = 0; i < n; ++i) {
+    double h_sum = hi[i], l_sum = lo[i];
+    for (size_t k = 0; k < count; ++k) {
+      double h, l;
+      split(static_cast<double>(rows[k * stride + static_cast<size_t>(i)]) * factor, h, l);
+      h_sum += h;
+      l_sum += l;
+    }
+    const double units = round_small(l_sum * kInvLimb);
+    hi[i] = h_sum + units;
+    lo[i] = l_sum - units * kLimb;
+  }
+}
+
 void add(double x, double& hi, double& lo, ExactScale scale) {
   double h, l;
   split(x * up(scale), h, l);
