@@ -1,7 +1,7 @@
 // Helpers shared by the test folders: temporary folders, reading a whole file, the message of an
 // expected exception, a comparison of data sets, the parameters of a run's newest checkpoint and how
-// far two parameter vectors are apart, and the environment that keeps Open MPI on loopback for tests
-// that start mpirun.
+// far two parameter vectors are apart, two checkpoints compared bit for bit, and the environment that
+// keeps Open MPI on loopback for tests that start mpirun.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -116,6 +118,80 @@ inline double relative_difference(const std::vector<float>& reference, const std
     norm += static_cast<double>(reference[i]) * reference[i];
   }
   return max_diff / std::sqrt(norm);
+}
+
+// The newest checkpoint in `dir`, read whole; a test failure and an empty state when there is none.
+inline CheckpointState newest_checkpoint(const std::string& dir) {
+  const std::vector<CheckpointFile> files = list_checkpoints(dir);
+  if (files.empty()) {
+    ADD_FAILURE() << "no checkpoint in " << dir;
+    return {};
+  }
+  return read_checkpoint(files[0].path);
+}
+
+// How two checkpoints' tensors (parameters, buffers, optimizer state) differ, bit for bit.
+struct BitDifference {
+  size_t values = 0;                 // float values compared
+  size_t differing = 0;              // values whose bit patterns differ (+0 and -0 differ)
+  double max_abs = 0;                // max |a - b| over all values
+  std::vector<std::string> tensors;  // "NAME (N values, max |difference| D)" of every tensor that differs
+  std::string mismatch;              // positions, tensor names or shapes that differ; "" when they match
+  bool identical() const { return differing == 0 && mismatch.empty(); }
+};
+
+// Compares `a` and `b` tensor by tensor (named "buffers/NAME", "OPTIMIZER STATE/NAME" beside the
+// parameters' own names) and their positions (global step, optimizer steps).
+inline BitDifference bit_difference(const CheckpointState& a, const CheckpointState& b) {
+  BitDifference d;
+  auto compare = [&d](const std::string& prefix, const std::vector<CheckpointTensor>& x,
+                      const std::vector<CheckpointTensor>& y) {
+    if (x.size() != y.size()) {
+      d.mismatch += prefix + "tensors: " + std::to_string(x.size()) + " vs " + std::to_string(y.size()) + "; ";
+      return;
+    }
+    for (size_t t = 0; t < x.size(); ++t) {
+      const std::string name = prefix + x[t].name;
+      if (x[t].name != y[t].name || x[t].shape != y[t].shape || x[t].values.size() != y[t].values.size()) {
+        d.mismatch += name + " vs " + prefix + y[t].name + " (name or shape); ";
+        continue;
+      }
+      size_t differing = 0;
+      double max_abs = 0;
+      for (size_t i = 0; i < x[t].values.size(); ++i) {
+        uint32_t xb = 0, yb = 0;
+        std::memcpy(&xb, &x[t].values[i], sizeof xb);
+        std::memcpy(&yb, &y[t].values[i], sizeof yb);
+        if (xb == yb) continue;
+        ++differing;
+        max_abs = std::max(max_abs, std::fabs(static_cast<double>(x[t].values[i]) - y[t].values[i]));
+      }
+      d.values += x[t].values.size();
+      d.differing += differing;
+      d.max_abs = std::max(d.max_abs, max_abs);
+      if (differing) {
+        std::ostringstream line;
+        line << name << " (" << differing << " values, max |difference| " << max_abs << ")";
+        d.tensors.push_back(line.str());
+      }
+    }
+  };
+  if (a.global_step != b.global_step || a.optimizer_steps != b.optimizer_steps) {
+    d.mismatch += "global step " + std::to_string(a.global_step) + " vs " + std::to_string(b.global_step) +
+                  ", optimizer steps " + std::to_string(a.optimizer_steps) + " vs " +
+                  std::to_string(b.optimizer_steps) + "; ";
+  }
+  compare("", a.parameters, b.parameters);
+  compare("buffers/", a.buffers, b.buffers);
+  if (a.optimizer_state.size() != b.optimizer_state.size()) {
+    d.mismatch += "optimizer states: " + std::to_string(a.optimizer_state.size()) + " vs " +
+                  std::to_string(b.optimizer_state.size()) + "; ";
+  } else {
+    for (size_t s = 0; s < a.optimizer_state.size(); ++s) {
+      compare(a.optimizer_state[s].name + "/", a.optimizer_state[s].tensors, b.optimizer_state[s].tensors);
+    }
+  }
+  return d;
 }
 
 // Waits up to `seconds` for a checkpoint of epoch `epoch` or later in `dir` (which may not exist yet).
