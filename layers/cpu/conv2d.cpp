@@ -61,6 +61,9 @@ class CpuConv2d final : public Conv2dLayer {
   PerThreadBuffers columns_;       // per thread: (C / groups * K * K, Ho * Wo) column matrix, reused for dcol
   PerThreadBuffers padded_;        // per thread: (C / groups, H + 2p, W + 2p) zero-bordered copy of one group
   PerThreadBuffers weight_grads_;  // per thread: (Cout, C / groups * K * K) weight gradient, then (Cout) bias
+                                   // (Summation::Exact: kSampleGroup such rows)
+  // Summation::Exact: samples whose float gradients a thread holds before adding them exactly.
+  static constexpr size_t kSampleGroup = 8;
   std::vector<ExactSums> exact_partials_;  // per thread, with Summation::Exact: weight then bias gradients
 };
 
@@ -178,12 +181,12 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
   const size_t n = x.dim(0);
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
-  const size_t wsize = cout * rows, total = wsize + (has_bias() ? cout : 0);
+  const size_t wsize = cout * rows, stride = wsize + cout, total = wsize + (has_bias() ? cout : 0);
   const auto threads = static_cast<size_t>(omp_get_max_threads());
   const size_t padded_size = padded_floats();
   columns_.reserve(threads, rows * pixels);
   padded_.reserve(threads, padded_size);
-  weight_grads_.reserve(threads, wsize + cout);
+  weight_grads_.reserve(threads, kSampleGroup * stride);
   while (exact_partials_.size() < threads) exact_partials_.emplace_back(total);
   const float* xs = x.data();
   const float* dys = dy.data();
@@ -197,17 +200,23 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
     used_threads = static_cast<size_t>(omp_get_num_threads());
     float* col = columns_.get(t);
     float* padded = zeroed(padded_, padded_size);
-    float* dw = weight_grads_.get(t);
+    float* group = weight_grads_.get(t);  // up to kSampleGroup samples' gradients, one row each
     ExactSums& sums = exact_partials_[t];
     sums.zero();
-#pragma omp for schedule(static)
+    size_t held = 0;
+    auto add_held = [&] {
+      exact::add_rows(group, held, stride, sums.span(), ExactScale::Gradient);
+      held = 0;
+    };
+#pragma omp for schedule(static) nowait
     for (size_t s = 0; s < n; ++s) {
-      std::fill(dw, dw + wsize + cout, 0.0f);
+      float* dw = group + held * stride;
+      std::fill(dw, dw + stride, 0.0f);
       backward_sample(xs + s * in_size, dys + s * out_size, dxs ? dxs + s * in_size : nullptr, col, padded, dw,
                       dw + wsize);
-      sums.add(dw, ExactScale::Gradient);  // the bias gradient follows the weight gradient in dw
+      if (++held == kSampleGroup) add_held();
     }
-    sums.carry();
+    if (held) add_held();
   }
   ExactSums& first = exact_partials_[0];
   for (size_t t = 1; t < used_threads; ++t) {

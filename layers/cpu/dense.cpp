@@ -104,7 +104,6 @@ void CpuDense::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, siz
   const size_t shards = (n + micro_shard - 1) / micro_shard;
   const size_t group = std::min(shards, kShardGroup);
   if (shard_grads_.num_elements() < group * stride) shard_grads_ = Tensor({group * stride});
-  for (const ExactSpan& sums : exact_grads_) exact::zero(sums);
   for (size_t first_shard = 0; first_shard < shards; first_shard += group) {
     const auto count = static_cast<int64_t>(std::min(group, shards - first_shard));
     // Each micro-shard's float gradients in its own row: single-threaded GEMMs, micro-shards spread
@@ -117,10 +116,12 @@ void CpuDense::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, siz
       if (dx) input_gradient(dy.data() + first * u, dx->data() + first * f, rows);
     }
     // ... then added exactly, element by element, over all threads.
-    exact::add_rows(shard_grads_.data(), static_cast<size_t>(count), stride, exact_grads_.at(0), ExactScale::Gradient);
+    const exact::Start start = first_shard == 0 ? exact::Start::Fresh : exact::Start::Add;
+    exact::add_rows(shard_grads_.data(), static_cast<size_t>(count), stride, exact_grads_.at(0), ExactScale::Gradient,
+                    start);
     if (has_bias()) {
       exact::add_rows(shard_grads_.data() + wsize, static_cast<size_t>(count), stride, exact_grads_.at(1),
-                      ExactScale::Gradient);
+                      ExactScale::Gradient, start);
     }
   }
 }

@@ -45,7 +45,7 @@ void add(const float* x, ExactSpan sums, ExactScale scale) {
   }
 }
 
-void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale) {
+void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale, Start start) {
   const double factor = up(scale);
   double* hi = sums.hi;
   double* lo = sums.lo;
@@ -53,7 +53,8 @@ void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, Ex
   // Each element's terms are added in registers; the sums are read and written once.
 #pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
   for (int64_t i = 0; i < n; ++i) {
-    double h_sum = hi[i], l_sum = lo[i];
+    const bool fresh = start == Start::Fresh;
+    double h_sum = fresh ? 0.0 : hi[i], l_sum = fresh ? 0.0 : lo[i];
     for (size_t k = 0; k < count; ++k) {
       double h, l;
       split(static_cast<double>(rows[k * stride + static_cast<size_t>(i)]) * factor, h, l);

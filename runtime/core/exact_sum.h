@@ -40,9 +40,12 @@ constexpr size_t kMaxWorkers = 8192;
 
 // sums[i] += x[i] for i < sums.size.
 void add(const float* x, ExactSpan sums, ExactScale scale);
-// sums[i] += rows[k * stride + i] for k < count, each a term, then carried (count <= kTermsBeforeCarry).
-// Spread over the calling thread's OpenMP team when called outside a parallel region.
-void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale);
+// sums[i] += rows[k * stride + i] for k < count, each a term, then carried (count <= kTermsBeforeCarry);
+// with Start::Fresh, sums[i] = that total instead (their old values are not read). Spread over the calling
+// thread's OpenMP team when called outside a parallel region.
+enum class Start { Fresh, Add };
+void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale,
+              Start start = Start::Add);
 // hi/lo += x as one term.
 void add(double x, double& hi, double& lo, ExactScale scale);
 // Moves whole units of 2^40 from lo into hi, so that |lo| <= 2^39 (the value is unchanged).
