@@ -47,23 +47,28 @@ void add(const float* x, ExactSpan sums, ExactScale scale) {
 
 void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale, Start start) {
   const double factor = up(scale);
-  double* hi = sums.hi;
-  double* lo = sums.lo;
-  const auto n = static_cast<int64_t>(sums.size);
-  // Each element's terms are added in registers; the sums are read and written once.
-#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
-  for (int64_t i = 0; i < n; ++i) {
-    const bool fresh = start == Start::Fresh;
-    double h_sum = fresh ? 0.0 : hi[i], l_sum = fresh ? 0.0 : lo[i];
-    for (size_t k = 0; k < count; ++k) {
-      double h, l;
-      split(static_cast<double>(rows[k * stride + static_cast<size_t>(i)]) * factor, h, l);
-      h_sum += h;
-      l_sum += l;
+  constexpr size_t kBlock = 512;  // elements whose two sums stay in L1 while every row is added
+  const auto blocks = static_cast<int64_t>((sums.size + kBlock - 1) / kBlock);
+#pragma omp parallel for schedule(static) if (sums.size >= kParallelElements)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const size_t begin = static_cast<size_t>(b) * kBlock, len = std::min(kBlock, sums.size - begin);
+    double* hi = sums.hi + begin;
+    double* lo = sums.lo + begin;
+    if (start == Start::Fresh) {
+      std::fill(hi, hi + len, 0.0);
+      std::fill(lo, lo + len, 0.0);
     }
-    const double units = round_small(l_sum * kInvLimb);
-    hi[i] = h_sum + units;
-    lo[i] = l_sum - units * kLimb;
+    for (size_t k = 0; k < count; ++k) {
+      const float* x = rows + k * stride + begin;
+#pragma omp simd
+      for (size_t i = 0; i < len; ++i) {
+        double h, l;
+        split(static_cast<double>(x[i]) * factor, h, l);
+        hi[i] += h;
+        lo[i] += l;
+      }
+    }
+    carry({hi, lo, len});
   }
 }
 
