@@ -108,7 +108,7 @@ TEST(ReproducibleE2E, WithoutItOneAndTwoWorkersAreNotBitIdentical) {
 // had stopped there); 3 workers resume and finish epoch 2.
 TEST(ReproducibleE2E, ResumeOnThreeWorkersOfATwoWorkerCheckpointIsBitIdentical) {
   TempDir tmp("dptrain_reproducible");
-  const std::string options = kDemo + kExact + " --set data.train_samples=3200 --set train.epochs=2";
+  const std::string options = kDemo + kExact + " --set data.train_samples=1600 --set train.epochs=2";
   const CommandResult reference = train(options, Workers{1, 1}, tmp.file("reference"));
   ASSERT_EQ(reference.exit_code, 0) << reference.output;
   const std::string dir = tmp.file("resumed");
@@ -118,14 +118,14 @@ TEST(ReproducibleE2E, ResumeOnThreeWorkersOfATwoWorkerCheckpointIsBitIdentical) 
   for (const CheckpointFile& f : list_checkpoints(dir)) {
     if (f.epoch >= 2) fs::remove(f.path);
   }
-  ASSERT_EQ(newest_checkpoint(dir).global_step, 100u);
+  ASSERT_EQ(newest_checkpoint(dir).global_step, 50u);
 
   const CommandResult three = train(options + " --resume auto", Workers{3, 1}, dir);
   ASSERT_EQ(three.exit_code, 0) << three.output;
   EXPECT_NE(three.output.find("saved by 2 worker(s), now 3"), std::string::npos) << three.output;
   const BitDifference d =
       compare_runs("demo CNN epoch 1 on 2x1, epoch 2 resumed on 3x1, vs 1x1", tmp.file("reference"), dir);
-  EXPECT_EQ(newest_checkpoint(dir).global_step, 200u);
+  EXPECT_EQ(newest_checkpoint(dir).global_step, 100u);
   EXPECT_TRUE(d.identical()) << describe(d);
   EXPECT_EQ(d.max_abs, 0.0);
 }
@@ -157,18 +157,18 @@ TEST(ReproducibleE2E, ElasticTwoToThreeToTwoIsBitIdenticalToAFixedOneWorkerRun) 
 }
 
 // Batch norm (its statistics over the global batch, its running statistics in the checkpoint) and
-// residual adds: 24 steps of 32 images.
+// residual adds: 16 steps of 32 images.
 TEST(ReproducibleE2E, ResNet20IsBitIdenticalOnOneTwoAndThreeWorkers) {
   TempDir tmp("dptrain_reproducible");
   const std::string options = kConfigs + "resnet20_fashion_mnist.yaml" + kExact +
-                              " --set train.micro_shard=8 --set train.batch_size=32 --set data.train_samples=768 "
+                              " --set train.micro_shard=8 --set train.batch_size=32 --set data.train_samples=512 "
                               "--set data.test_samples=100 --set train.epochs=1";
   for (const Workers w : {Workers{1, 1}, Workers{2, 1}, Workers{3, 1}}) {
     const CommandResult r = train(options, w, tmp.file(w.name()));
     ASSERT_EQ(r.exit_code, 0) << w.name() << "\n" << r.output;
   }
   const CheckpointState reference = newest_checkpoint(tmp.file("1x1"));
-  EXPECT_EQ(reference.global_step, 24u);
+  EXPECT_EQ(reference.global_step, 16u);
   EXPECT_FALSE(reference.buffers.empty()) << "batch norm's running statistics are compared too";
   for (const std::string other : {"2x1", "3x1"}) {
     const BitDifference d = compare_runs("ResNet-20 " + other + " vs 1x1", tmp.file("1x1"), tmp.file(other));
