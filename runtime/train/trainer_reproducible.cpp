@@ -1,5 +1,6 @@
 // The Trainer's bit-exact mode (train.reproducible: true): exact sums over samples, micro-shard
 // aligned slices of every global batch, and one exact all-reduce of the gradients per step.
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 
@@ -32,9 +33,19 @@ void Trainer::set_up_reproducible() {
 
 std::string Trainer::describe_reproducible() const {
   std::ostringstream out;
-  out << "reproducible: bit-exact sums over samples; each global batch is cut into micro-shards of "
-      << config_.train.micro_shard << " samples that workers take whole; gradients travel as exact sums ("
-      << 2 * sizeof(double) << " bytes per parameter) in one all-reduce after the backward pass";
+  const size_t batch = config_.train.batch_size, shard = config_.train.micro_shard;
+  const size_t shards = (batch + shard - 1) / shard, world = comm_->size();
+  out << "reproducible: bit-exact sums over samples; each global batch is cut into " << shards << " micro-shard"
+      << (shards == 1 ? "" : "s") << " of " << shard << " samples that workers take whole; gradients travel as exact "
+      << "sums (" << 2 * sizeof(double) << " bytes per parameter) in one all-reduce after the backward pass";
+  if (shards < world) {
+    out << "\nwarning: " << world - shards << " of " << world << " workers get no micro-shard of a global batch of "
+        << batch << ": lower train.micro_shard to at most " << std::max<size_t>(1, batch / world);
+  } else if (world > 1 && shards % world != 0) {
+    out << "\nnote: " << shards << " micro-shards over " << world << " workers: some take "
+        << (shards + world - 1) / world << ", others " << shards / world
+        << " (a train.micro_shard that divides the batch into a multiple of the workers evens them out)";
+  }
   return out.str();
 }
 

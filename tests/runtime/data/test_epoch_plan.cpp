@@ -105,6 +105,30 @@ TEST(EpochPlan, SlicesConcatenateToTheGlobalBatch) {
   }
 }
 
+TEST(EpochPlan, SlicesInUnitsHoldWholeRunsAndConcatenateToTheGlobalBatch) {
+  // train.reproducible: runs of 8 positions (the last batch of 43 ends in a run of 3) go whole to
+  // one worker, as evenly as whole runs allow.
+  EpochPlan plan(1003, 64, 11, 4, DropLast::No, Shuffle::Yes);
+  const size_t unit = 8;
+  for (size_t world : {1u, 2u, 3u, 5u}) {
+    for (size_t step = 0; step < plan.num_steps(); ++step) {
+      std::vector<uint64_t> joined;
+      const size_t b = plan.batch_size(step), runs = (b + unit - 1) / unit;
+      for (size_t rank = 0; rank < world; ++rank) {
+        const std::vector<uint64_t> part = plan.slice(step, rank, world, unit);
+        if (joined.size() + part.size() < b) EXPECT_EQ(part.size() % unit, 0u) << "world " << world;
+        EXPECT_EQ(joined.size() % unit, 0u) << "a slice starts inside a run";
+        EXPECT_LE(part.size(), plan.largest_slice(world, unit));
+        EXPECT_LE(part.size(), (runs + world - 1) / world * unit);
+        joined.insert(joined.end(), part.begin(), part.end());
+      }
+      ASSERT_EQ(joined, plan.batch(step)) << "world " << world << " step " << step;
+    }
+  }
+  EXPECT_EQ(plan.largest_slice(3, 8), 24u);  // 8 runs over 3 workers: 3 runs at most
+  EXPECT_EQ(plan.largest_slice(3, 1), 22u);
+}
+
 TEST(EpochPlan, SlicesMayBeEmpty) {
   EpochPlan plan(2, 2, 0, 0, DropLast::No, Shuffle::No);
   size_t total = 0, empty = 0;
