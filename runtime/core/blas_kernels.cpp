@@ -19,8 +19,8 @@ namespace {
 // OpenBLAS's cores whose single-precision GEMM uses AVX-512 (lower case).
 constexpr const char* kAvx512Cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
 
-// The core a restart asks for: SkylakeX's AVX-512 sgemm. Cooperlake adds only bf16 kernels dptrain does
-// not call, and measured 4-10% slower on sgemm on an AVX-512 bf16 CPU (AMD Zen 5).
+// The core a restart asks for: SkylakeX's AVX-512 sgemm. Cooperlake adds bf16 kernels dptrain does not
+// call; alternating 2048^3 sgemm runs on an AVX-512 bf16 CPU (AMD Zen 5) could not tell the two apart.
 constexpr const char* kAvx512Core = "SkylakeX";
 
 std::string lower(std::string text) {
