@@ -17,6 +17,7 @@
 #include "launcher/supervisor/launch_command.h"
 #include "launcher/supervisor/run_status.h"
 #include "launcher/workers.h"
+#include "runtime/core/blas_kernels.h"
 #include "runtime/core/errors.h"
 
 using namespace dptrain;
@@ -66,9 +67,31 @@ int run_as_worker(const Dispatch& dispatch, launcher::Workers& workers, const st
   return 0;
 }
 
+// Starts the program again with OpenBLAS's AVX-512 kernels where OpenBLAS chose older ones on an AVX-512
+// CPU (decide_blas_core). Returns 0 to run on (nothing to do, or the restart failed: one note on stderr),
+// else the exit code of a refused DPTRAIN_BLAS_CORETYPE.
+int choose_blas_kernels(char** argv) {
+  try {
+    const BlasCoreDecision decision = decide_this_blas_core();
+    if (decision.action != BlasCoreAction::Restart) return 0;
+    const std::string failure = restart_with_blas_core(decision, argv);
+    std::fprintf(stderr,
+                 "dptrain: note: could not restart with OPENBLAS_CORETYPE=%s (%s); running on OpenBLAS's %s "
+                 "kernels\n",
+                 decision.core.c_str(), failure.c_str(), decision.replaced.c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "dptrain: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First of all, before MPI_Init and before any thread starts: OpenBLAS reads OPENBLAS_CORETYPE only as
+  // it loads, so a better choice needs a fresh start of the program.
+  if (const int status = choose_blas_kernels(argv); status != 0) return status;
   CLI::App app{"dptrain: data-parallel CNN training. Run under mpirun or srun for several workers."};
   app.set_version_flag("--version",
                        std::string("dptrain ") + DPTRAIN_VERSION + " (backends: " + DPTRAIN_BACKENDS + ")");

@@ -2,7 +2,9 @@
 # Side-by-side training throughput: dptrain against PyTorch eager on CPU (Debian's python3-torch),
 # same model, same global batch, same threads, synthetic 1x28x28 data, alternating runs so both see
 # the same machine; the median of the rounds (at least 5). Each round also prints the load average
-# and dptrain's share of the GEMM peak measured in that run.
+# and dptrain's share of the GEMM peak measured in that run, and the OpenBLAS core dptrain ran. Both
+# sides see the same environment: OPENBLAS_CORETYPE, where set, also reaches PyTorch's BLAS (Debian's
+# libblas.so.3 alternative), and dptrain then keeps it instead of choosing its own.
 # Usage: scripts/bench_vs_pytorch.sh [rounds=5] [batch=128] [threads=2] [model=cnn|resnet20]
 #   cnn: configs/fashion_mnist.yaml; resnet20: configs/resnet20_fashion_mnist.yaml.
 #   STEPS=N sets the timed steps per run (default 50 for cnn, 10 for resnet20).
@@ -21,18 +23,21 @@ if ! [[ "$rounds" =~ ^[0-9]+$ ]] || ((rounds < 5)); then
   exit 2
 fi
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+text_field() { sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p"; }
 
-echo "model $model ($config), batch $batch, $threads threads, $steps steps per run, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+echo "model $model ($config), batch $batch, $threads threads, $steps steps per run, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')," \
+  "OPENBLAS_CORETYPE ${OPENBLAS_CORETYPE:-not set}"
 dp=(); pt=(); ratios=()
 for ((i = 1; i <= rounds; i++)); do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   d_json=$("$bin" bench train "$config" --set train.batch_size="$batch" --set threads="$threads" \
              --steps "$steps" --repeats 1 --json)
   d=$(field images_per_sec <<<"$d_json"); share=$(field peak_share <<<"$d_json"); peak=$(field peak_gflops <<<"$d_json")
+  core="$(text_field blas_core <<<"$d_json") ($(text_field blas_core_reason <<<"$d_json"))"
   p=$(OMP_NUM_THREADS="$threads" /usr/bin/python3 scripts/bench_pytorch.py --model "$model" --batch "$batch" \
         --threads "$threads" --steps "$steps" | field images_per_sec)
-  printf 'round %d: dptrain %7.0f img/s (%4.1f%% of GEMM peak %5.1f GFLOP/s)   pytorch %7.0f img/s   ratio %.2f   load %s\n' \
-    "$i" "$d" "$(awk -v s="${share:-0}" 'BEGIN {print 100 * s}')" "${peak:-0}" "$p" \
+  printf 'round %d: dptrain %7.0f img/s (%4.1f%% of GEMM peak %5.1f GFLOP/s, OpenBLAS %s)   pytorch %7.0f img/s   ratio %.2f   load %s\n' \
+    "$i" "$d" "$(awk -v s="${share:-0}" 'BEGIN {print 100 * s}')" "${peak:-0}" "$core" "$p" \
     "$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')" "$load"
   dp+=("$d"); pt+=("$p"); ratios+=("$(awk -v a="$d" -v b="$p" 'BEGIN {print a / b}')")
 done

@@ -12,6 +12,7 @@
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
 #include "runtime/core/backend.h"
+#include "runtime/core/blas_kernels.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
 #include "runtime/core/thread_limits.h"
@@ -91,6 +92,7 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
           "%zu steps per repeat\n",
           args.config.c_str(), batch, world, threads, context.describe_device().c_str(),
           context.describe_precision().c_str(), args.data.c_str(), steps_per_repeat);
+    if (context.device() == DeviceKind::CPU) print("OpenBLAS core: %s\n", describe_this_blas_core().c_str());
     if (config.train.reproducible == Reproducibility::BitExact) {
       print("  train.reproducible: exact sums; %zu bytes of gradients per worker all-reduced per step\n",
             world > 1 ? run.gradient_bytes_per_step() : size_t{0});
@@ -118,14 +120,14 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
             "\"images_per_sec\": %.1f, \"comm_wait_seconds\": %.4f, \"train_seconds\": %.4f, "
             "\"step_seconds\": %.6f, \"comm_exposed_seconds_per_step\": %.6f, \"comm_share\": %.5f, "
             "\"data_wait_seconds\": %.4f, \"mflop_per_image\": %.4f, \"gflops\": %.3f, \"peak_gflops\": %s, "
-            "\"peak_share\": %s, \"peak_rss_mib\": %.1f, \"reproducible\": %s, \"allreduce_bytes_per_step\": %zu}\n",
+            "\"peak_share\": %s, \"peak_rss_mib\": %.1f, \"reproducible\": %s, \"allreduce_bytes_per_step\": %zu, %s}\n",
             to_string(context.device()), precision, batch, world, threads, steps_per_repeat, s.images_per_sec,
             s.comm_wait_seconds, s.train_seconds, s.train_seconds / steps, s.comm_wait_seconds / steps,
             s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds,
             flops_per_image / 1e6, achieved_gflops, json_number(peak_measured, peak_gflops, "%.2f").c_str(),
             json_number(peak_measured, achieved_gflops / peak_gflops, "%.4f").c_str(), rss_mib,
             config.train.reproducible == Reproducibility::BitExact ? "true" : "false",
-            world > 1 ? run.gradient_bytes_per_step() : size_t{0});
+            world > 1 ? run.gradient_bytes_per_step() : size_t{0}, blas_core_json().c_str());
     } else {
       const double share = 100.0 / std::max(1e-9, s.train_seconds);
       print("  repeat %zu: %.0f images/s (%.2f ms/step, data wait %.1f%%, comm wait %.1f%%)\n", r + 1,
@@ -182,6 +184,7 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, mean of %zu iterations\n",
               args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
               context.describe_precision().c_str(), args.iterations);
+  if (context.device() == DeviceKind::CPU) std::printf("OpenBLAS core: %s\n", describe_this_blas_core().c_str());
   std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "#", "layer", "type", "output", "forward ms",
               "backward ms", "fwd", "bwd", "fwd", "bwd");
   std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "", "", "", "", "", "", "GFLOP/s", "GFLOP/s",

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
+#include "runtime/core/blas_kernels.h"
 #include "runtime/core/context.h"
 
 namespace dptrain::launcher {
@@ -39,6 +41,11 @@ size_t job_peak_resident_bytes(Workers& workers) {
   return static_cast<size_t>(*std::max_element(all.begin(), all.end()));
 }
 
+std::string blas_core_json() {
+  return "\"blas_core\": \"" + openblas_core_name() + "\", \"blas_core_reason\": \"" +
+         to_string(decide_this_blas_core().reason) + "\"";
+}
+
 int run_bench_peak(const BenchPeakArgs& args, Workers& workers) {
   const size_t threads = args.threads ? args.threads : default_thread_count(workers.local().size);
   const JobGemmPeak peak = measure_job_gemm_peak(workers, args.size, threads, args.repeats);
@@ -48,15 +55,16 @@ int run_bench_peak(const BenchPeakArgs& args, Workers& workers) {
   if (args.json) {
     std::printf("{\"framework\": \"dptrain\", \"benchmark\": \"gemm_peak\", \"size\": %zu, \"threads\": %zu, "
                 "\"repeats\": %zu, \"workers\": %zu, \"gflops\": %.2f, \"best_gflops\": %.2f, "
-                "\"job_gflops\": %.2f, \"repeat_gflops\": [",
+                "\"job_gflops\": %.2f, %s, \"repeat_gflops\": [",
                 rate.size, rate.threads, rate.gflops.size(), world, rate.median_gflops, rate.best_gflops,
-                peak.total_gflops);
+                peak.total_gflops, blas_core_json().c_str());
     for (size_t i = 0; i < rate.gflops.size(); ++i) std::printf("%s%.2f", i ? ", " : "", rate.gflops[i]);
     std::printf("]}\n");
     return 0;
   }
   std::printf("bench peak: cblas_sgemm %zu x %zu x %zu (float32), %zu threads, %zu repeats\n", rate.size, rate.size,
               rate.size, rate.threads, rate.gflops.size());
+  std::printf("  OpenBLAS core: %s\n", describe_this_blas_core().c_str());
   std::printf("  GEMM peak: %.1f GFLOP/s (median; best %.1f)\n", rate.median_gflops, rate.best_gflops);
   if (world > 1) {
     std::printf("  %zu workers measuring at once: %.1f GFLOP/s together (rank 0's shown above)\n", world,

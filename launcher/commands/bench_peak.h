@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "runtime/core/machine_rates.h"
 
@@ -19,6 +20,10 @@ struct JobGemmPeak {
 
 // Collective: every worker times `repeats` S x S products on `threads` BLAS threads after a barrier.
 JobGemmPeak measure_job_gemm_peak(Workers& workers, size_t size, size_t threads, size_t repeats);
+
+// This process's OpenBLAS core and why it is in use, as two JSON members: "blas_core": "SkylakeX",
+// "blas_core_reason": one of user, keep, openblas, dptrain (to_string(BlasCoreReason)).
+std::string blas_core_json();
 
 // The highest peak resident memory of any worker, in bytes (collective).
 size_t job_peak_resident_bytes(Workers& workers);

@@ -10,6 +10,7 @@
 #include "launcher/stop_signals.h"
 #include "launcher/supervisor/run_status.h"
 #include "launcher/workers.h"
+#include "runtime/core/blas_kernels.h"
 #include "runtime/core/context.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/private_files.h"
@@ -55,6 +56,9 @@ int run_train(const TrainArgs& args, Workers& workers) {
   const std::string world = workers.describe(config.threads, deadline);
   if (workers.rank() == 0) std::printf("%s\n", world.c_str());
   if (std::FILE* log = workers.rank_log()) std::fprintf(log, "%s\n", world.c_str());
+  const std::string blas = "OpenBLAS core: " + describe_this_blas_core();
+  if (workers.rank() == 0) std::printf("%s\n", blas.c_str());
+  if (std::FILE* log = workers.rank_log()) std::fprintf(log, "%s\n", blas.c_str());
   // From here on a worker that dies is named by every other one within comm.heartbeat_seconds.
   const std::string heartbeats = workers.monitor_peers(config.comm.heartbeat_seconds, deadline);
   if (!heartbeats.empty() && workers.rank() == 0) std::printf("%s\n", heartbeats.c_str());

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include "layers/cpu/kernel_dispatch.h"
+
 namespace dptrain {
 
 namespace {
@@ -106,7 +108,7 @@ void copy_row(const float* src, float* dst, size_t len) {
 
 }  // namespace
 
-void im2col_same_size(const float* x, const ConvGeometry& g, float* col) {
+DPTRAIN_CPU_KERNEL void im2col_same_size(const float* x, const ConvGeometry& g, float* col) {
   const size_t k = g.kernel, plane = g.height * g.width;
   const auto pixels = static_cast<Index>(g.col_cols());
   for (size_t c = 0; c < g.channels; ++c) {
@@ -126,7 +128,7 @@ void im2col_same_size(const float* x, const ConvGeometry& g, float* col) {
   }
 }
 
-void pad_image(const float* x, const ConvGeometry& g, float* padded) {
+DPTRAIN_CPU_KERNEL void pad_image(const float* x, const ConvGeometry& g, float* padded) {
   const size_t hp = g.padded_height(), wp = g.padded_width();
   for (size_t c = 0; c < g.channels; ++c) {
     for (size_t y = 0; y < g.height; ++y) {
@@ -135,7 +137,7 @@ void pad_image(const float* x, const ConvGeometry& g, float* padded) {
   }
 }
 
-void im2col(const float* padded, const ConvGeometry& g, float* col) {
+DPTRAIN_CPU_KERNEL void im2col(const float* padded, const ConvGeometry& g, float* col) {
   const size_t hp = g.padded_height(), wp = g.padded_width();
   const size_t k = g.kernel, s = g.stride, d = g.dilation, ho = g.out_height, wo = g.out_width;
   for (size_t c = 0; c < g.channels; ++c) {
@@ -156,7 +158,7 @@ void im2col(const float* padded, const ConvGeometry& g, float* col) {
   }
 }
 
-void col2im_add(float* col, const ConvGeometry& g, float* x) {
+DPTRAIN_CPU_KERNEL void col2im_add(float* col, const ConvGeometry& g, float* x) {
   const size_t k = g.kernel, plane = g.height * g.width, pixels = g.col_cols();
   const bool flat = g.is_same_size();
   for (size_t c = 0; c < g.channels; ++c) {

@@ -1,8 +1,9 @@
-// CPU relu: a flat, vectorisable loop split over OpenMP threads.
+// CPU relu: a flat, vectorisable loop split over OpenMP threads, compiled for the CPU's vector width.
 #include "layers/relu.h"
 
 #include <memory>
 
+#include "layers/cpu/kernel_dispatch.h"
 #include "layers/layer_util.h"
 #include "layers/registry.h"
 
@@ -13,6 +14,20 @@ namespace {
 // Below this many elements a parallel region costs more than it saves.
 constexpr size_t kParallelElements = 1 << 14;
 
+// y = max(x, 0) over [0, count).
+DPTRAIN_CPU_KERNEL void relu_forward_span(const float* x, float* y, size_t count) {
+#pragma omp simd
+  for (size_t i = 0; i < count; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+// dx = dy where x > 0, else 0, over [0, count). Baseline x86-64 (SSE2) has no blend instruction: without
+// the AVX2 and AVX-512 clones this loop is scalar with a branch per element (about 50 times slower on
+// a batch of random signs).
+DPTRAIN_CPU_KERNEL void relu_backward_span(const float* x, const float* dy, float* dx, size_t count) {
+#pragma omp simd
+  for (size_t i = 0; i < count; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
 // relu on the CPU.
 class CpuRelu final : public ReluLayer {
  public:
@@ -22,9 +37,8 @@ class CpuRelu final : public ReluLayer {
     check_forward_shapes(*this, x, y);
     const float* in = x.data();
     float* out = y.data();
-    const size_t count = x.num_elements();
-#pragma omp parallel for simd schedule(static) if (count >= kParallelElements)
-    for (size_t i = 0; i < count; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    for_each_thread_share(x.num_elements(), kParallelElements,
+                          [&](size_t begin, size_t end) { relu_forward_span(in + begin, out + begin, end - begin); });
   }
 
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo&) override {
@@ -33,9 +47,9 @@ class CpuRelu final : public ReluLayer {
     const float* in = x.data();
     const float* g = dy.data();
     float* out = dx->data();
-    const size_t count = x.num_elements();
-#pragma omp parallel for simd schedule(static) if (count >= kParallelElements)
-    for (size_t i = 0; i < count; ++i) out[i] = in[i] > 0.0f ? g[i] : 0.0f;
+    for_each_thread_share(x.num_elements(), kParallelElements, [&](size_t begin, size_t end) {
+      relu_backward_span(in + begin, g + begin, out + begin, end - begin);
+    });
   }
 };
 
