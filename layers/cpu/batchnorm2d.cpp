@@ -9,6 +9,7 @@
 #include "layers/layer_util.h"
 #include "layers/registry.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/kernel_dispatch.h"
 
 namespace dptrain {
 
@@ -23,19 +24,50 @@ struct ChannelSums {
   double sum = 0, weighted = 0;
 };
 
+// Runs one call of the kernels below sums at most, into arrays on the caller's stack.
+constexpr size_t kChunksPerCall = 64;
+
+// sums[r] and squares[r]: the float sums of x and x * x over run r of kChunk values of x[0, count)
+// (count <= kChunk * kChunksPerCall; the last run may be shorter).
+DPTRAIN_CPU_KERNEL void chunk_sums(const float* x, size_t count, float* sums, float* squares) {
+  for (size_t r = 0, begin = 0; begin < count; ++r, begin += kChunk) {
+    const size_t end = std::min(count, begin + kChunk);
+    float sum = 0, sq = 0;
+#pragma omp simd reduction(+ : sum, sq)
+    for (size_t i = begin; i < end; ++i) {
+      sum += x[i];
+      sq += x[i] * x[i];
+    }
+    sums[r] = sum;
+    squares[r] = sq;
+  }
+}
+
+// sums[r] and products[r]: the float sums of dy and dy * (x - mean) over run r of dy[0, count).
+DPTRAIN_CPU_KERNEL void gradient_chunk_sums(const float* dy, const float* x, float mean, size_t count, float* sums,
+                                            float* products) {
+  for (size_t r = 0, begin = 0; begin < count; ++r, begin += kChunk) {
+    const size_t end = std::min(count, begin + kChunk);
+    float sum = 0, prod = 0;
+#pragma omp simd reduction(+ : sum, prod)
+    for (size_t i = begin; i < end; ++i) {
+      sum += dy[i];
+      prod += dy[i] * (x[i] - mean);
+    }
+    sums[r] = sum;
+    products[r] = prod;
+  }
+}
+
 // Calls take(sum, squares) with the float sums of x and x * x over each run of at most kChunk
 // values of x[0, count).
 template <class Take>
 void plane_chunks(const float* x, size_t count, Take take) {
-  for (size_t begin = 0; begin < count; begin += kChunk) {
-    const size_t end = std::min(count, begin + kChunk);
-    float sum = 0, squares = 0;
-#pragma omp simd reduction(+ : sum, squares)
-    for (size_t i = begin; i < end; ++i) {
-      sum += x[i];
-      squares += x[i] * x[i];
-    }
-    take(sum, squares);
+  float sums[kChunksPerCall], squares[kChunksPerCall];
+  for (size_t begin = 0; begin < count; begin += kChunk * kChunksPerCall) {
+    const size_t n = std::min(count - begin, kChunk * kChunksPerCall);
+    chunk_sums(x + begin, n, sums, squares);
+    for (size_t r = 0; r * kChunk < n; ++r) take(sums[r], squares[r]);
   }
 }
 
@@ -43,15 +75,11 @@ void plane_chunks(const float* x, size_t count, Take take) {
 // most kChunk values of dy[0, count).
 template <class Take>
 void gradient_plane_chunks(const float* dy, const float* x, float mean, size_t count, Take take) {
-  for (size_t begin = 0; begin < count; begin += kChunk) {
-    const size_t end = std::min(count, begin + kChunk);
-    float sum = 0, products = 0;
-#pragma omp simd reduction(+ : sum, products)
-    for (size_t i = begin; i < end; ++i) {
-      sum += dy[i];
-      products += dy[i] * (x[i] - mean);
-    }
-    take(sum, products);
+  float sums[kChunksPerCall], products[kChunksPerCall];
+  for (size_t begin = 0; begin < count; begin += kChunk * kChunksPerCall) {
+    const size_t n = std::min(count - begin, kChunk * kChunksPerCall);
+    gradient_chunk_sums(dy + begin, x + begin, mean, n, sums, products);
+    for (size_t r = 0; r * kChunk < n; ++r) take(sums[r], products[r]);
   }
 }
 

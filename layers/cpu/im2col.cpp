@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "layers/cpu/kernel_dispatch.h"
+#include "runtime/core/kernel_dispatch.h"
 
 namespace dptrain {
 

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "layers/cpu/kernel_dispatch.h"
+#include "runtime/core/kernel_dispatch.h"
 #include "layers/layer_util.h"
 #include "layers/registry.h"
 

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "runtime/core/kernel_dispatch.h"
+
 namespace dptrain::exact {
 
 namespace {
@@ -14,7 +16,7 @@ constexpr double kInvLimb = 1.0 / kLimb;                // 2^-40, exact
 constexpr double kRound = 6755399441055744.0;           // 1.5 * 2^52: (y + kRound) - kRound rounds |y| < 2^51
 constexpr double kLargestScaled = 4722366482869645213696.0;  // 2^72: |x * 2^F| below this keeps |hi| < 2^32
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr int64_t kParallelElements = 1 << 16;  // below this, one thread is faster
+constexpr size_t kParallelElements = 1 << 16;  // below this, one thread is faster
 
 double up(ExactScale scale) { return std::ldexp(1.0, static_cast<int>(scale)); }
 
@@ -29,20 +31,29 @@ inline void split(double d, double& hi, double& lo) {
   if (!(std::fabs(d) < kLargestScaled)) hi = kNaN;  // too large, infinite or NaN: the sum is NaN
 }
 
-}  // namespace
-
-void add(const float* x, ExactSpan sums, ExactScale scale) {
-  const double factor = up(scale);
-  double* hi = sums.hi;
-  double* lo = sums.lo;
-  const auto n = static_cast<int64_t>(sums.size);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
-  for (int64_t i = 0; i < n; ++i) {
+// hi[i] += the term of x[i] * factor, lo[i] likewise, for i < n: the loop every exact sum runs.
+DPTRAIN_CPU_KERNEL void add_terms(const float* x, double* hi, double* lo, size_t n, double factor) {
+  for (size_t i = 0; i < n; ++i) {
     double h, l;
     split(static_cast<double>(x[i]) * factor, h, l);
     hi[i] += h;
     lo[i] += l;
   }
+}
+
+// out[i] = the total of (hi[i], lo[i]) times `factor`, rounded to float, for i < n.
+DPTRAIN_CPU_KERNEL void round_totals(const double* hi, const double* lo, size_t n, double factor, float* out) {
+  // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>((hi[i] * kLimb + lo[i]) * factor);
+}
+
+}  // namespace
+
+void add(const float* x, ExactSpan sums, ExactScale scale) {
+  const double factor = up(scale);
+  for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
+    add_terms(x + begin, sums.hi + begin, sums.lo + begin, end - begin, factor);
+  });
 }
 
 void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale, Start start) {
@@ -58,16 +69,7 @@ void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, Ex
       std::fill(hi, hi + len, 0.0);
       std::fill(lo, lo + len, 0.0);
     }
-    for (size_t k = 0; k < count; ++k) {
-      const float* x = rows + k * stride + begin;
-#pragma omp simd
-      for (size_t i = 0; i < len; ++i) {
-        double h, l;
-        split(static_cast<double>(x[i]) * factor, h, l);
-        hi[i] += h;
-        lo[i] += l;
-      }
-    }
+    for (size_t k = 0; k < count; ++k) add_terms(rows + k * stride + begin, hi, lo, len, factor);
     carry({hi, lo, len});
   }
 }
@@ -97,10 +99,9 @@ void add_sums(ExactSpan sums, const double* other_hi, const double* other_lo) {
 
 void to_float(ExactSpan sums, ExactScale scale, float* out) {
   const double factor = 1.0 / up(scale);
-  const auto n = static_cast<int64_t>(sums.size);
-  // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
-#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>((sums.hi[i] * kLimb + sums.lo[i]) * factor);
+  for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
+    round_totals(sums.hi + begin, sums.lo + begin, end - begin, factor, out + begin);
+  });
 }
 
 double to_double(double hi, double lo, ExactScale scale) { return (hi * kLimb + lo) / up(scale); }

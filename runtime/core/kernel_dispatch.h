@@ -1,4 +1,4 @@
-// Run-time choice of instruction set for the CPU layers' hand-written loops: the release binary targets
+// Run-time choice of instruction set for hand-written loops (CPU layers, exact sums): the release binary targets
 // baseline x86-64 (it must run on any x86-64 machine), and DPTRAIN_CPU_KERNEL on a leaf loop function
 // makes GCC compile it three times (AVX-512F, AVX2 and baseline) and pick the best one the CPU has when
 // the program loads (function multi-versioning, an ifunc).
