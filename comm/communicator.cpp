@@ -7,6 +7,22 @@
 
 namespace dptrain {
 
+namespace {
+
+// A collective that had finished when it was returned.
+class FinishedRequest final : public CommRequest {
+ public:
+  bool test() override { return true; }
+  void wait(Deadline) override {}
+};
+
+}  // namespace
+
+std::unique_ptr<CommRequest> Communicator::all_reduce_doubles_async(double* data, size_t count, Deadline deadline) {
+  all_reduce_sum(data, count, deadline);
+  return std::make_unique<FinishedRequest>();
+}
+
 std::vector<std::string> Communicator::gather_bytes(const std::string& send, size_t root, Deadline deadline) {
   if (root >= size()) {
     throw CommError(std::string("backend ") + backend() + ": gather to rank " + std::to_string(root) +

@@ -20,6 +20,9 @@ class Communicator : public AllReducer {
   virtual size_t rank() const = 0;
   // In-place sum of doubles (metrics), blocking with a deadline.
   virtual void all_reduce_sum(double* data, size_t count, Deadline deadline) = 0;
+  // Starts an in-place sum of doubles (exact gradient sums, train.reproducible) in host memory. This
+  // default sums at once, with `deadline`, and returns a finished request; MPI starts it in the background.
+  virtual std::unique_ptr<CommRequest> all_reduce_doubles_async(double* data, size_t count, Deadline deadline);
   // Copies `bytes` bytes at `data` from `root` to every worker.
   virtual void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) = 0;
   virtual void barrier(Deadline deadline) = 0;

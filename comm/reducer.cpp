@@ -28,11 +28,18 @@ std::vector<Bucket> make_buckets(size_t count, size_t bucket_floats) {
 }
 
 GradientReducer::GradientReducer(AllReducer& comm, float* grads, size_t count, size_t bucket_bytes, Deadline deadline)
-    : comm_(comm),
-      grads_(grads),
+    : GradientReducer(comm.size(), count, sizeof(float), bucket_bytes, deadline, [&comm, grads](const Bucket& b) {
+        return comm.all_reduce_sum_async(grads + b.begin, b.end - b.begin);
+      }) {}
+
+GradientReducer::GradientReducer(size_t world, size_t count, size_t value_bytes, size_t bucket_bytes,
+                                 Deadline deadline, BucketStarter start)
+    : world_(world),
+      start_(std::move(start)),
+      value_bytes_(value_bytes),
       count_(count),
       deadline_(deadline),
-      buckets_(make_buckets(count, bucket_bytes / sizeof(float))),
+      buckets_(make_buckets(count, bucket_bytes / value_bytes)),
       ready_begin_(count) {}
 
 void GradientReducer::begin_step() {
@@ -45,19 +52,19 @@ void GradientReducer::start_ready_buckets() {
   while (requests_.size() < buckets_.size() && buckets_[requests_.size()].begin >= ready_begin_) {
     const Bucket& b = buckets_[requests_.size()];
     if (timeline_) launched_.push_back(std::chrono::steady_clock::now());
-    requests_.push_back(comm_.all_reduce_sum_async(grads_ + b.begin, b.end - b.begin));
+    requests_.push_back(start_(b));
   }
 }
 
 void GradientReducer::ready(size_t begin, size_t end) {
-  if (comm_.size() == 1) return;
+  if (world_ == 1) return;
   ready_begin_ = std::min(ready_begin_, begin);
   start_ready_buckets();
   for (auto& r : requests_) r->test();
 }
 
 void GradientReducer::finish() {
-  if (comm_.size() == 1) return;
+  if (world_ == 1) return;
   const auto start = std::chrono::steady_clock::now();
   ready_begin_ = 0;
   start_ready_buckets();
@@ -85,7 +92,7 @@ void GradientReducer::record_buckets(std::chrono::steady_clock::time_point finis
     const double queued_us = std::chrono::duration<double, std::micro>(begin - launched_[i]).count();
     timeline_->add("all-reduce", "comm", TimelineTrack::AllReduce, begin, end,
                    {{"bucket", static_cast<double>(i)},
-                    {"bytes", static_cast<double>((buckets_[i].end - buckets_[i].begin) * sizeof(float))},
+                    {"bytes", static_cast<double>((buckets_[i].end - buckets_[i].begin) * value_bytes_)},
                     {"queued_us", queued_us}});
     previous_end = end;
   }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -30,9 +31,16 @@ std::vector<Bucket> make_buckets(size_t count, size_t bucket_floats);
 // collective thread); ready() also tests them, which is what moves them where there is no such thread.
 class GradientReducer {
  public:
+  // Starts the all-reduce of one bucket (of whatever the reducer sums).
+  using BucketStarter = std::function<std::unique_ptr<CommRequest>(const Bucket& bucket)>;
+
   // `grads` (count floats) lives where `comm` sums buffers (host memory for MPI, device memory
   // for NCCL or staging).
   GradientReducer(AllReducer& comm, float* grads, size_t count, size_t bucket_bytes, Deadline deadline);
+  // Sums `count` values of `value_bytes` bytes each over `world` workers, each bucket through `start`
+  // (train.reproducible: a bucket of exact sums is two all-reduces of doubles, its hi and lo halves).
+  GradientReducer(size_t world, size_t count, size_t value_bytes, size_t bucket_bytes, Deadline deadline,
+                  BucketStarter start);
 
   void begin_step();
   // Gradients [begin, end) are final; starts every bucket that is now complete.
@@ -51,8 +59,9 @@ class GradientReducer {
   void start_ready_buckets();
   void record_buckets(std::chrono::steady_clock::time_point finished);
 
-  AllReducer& comm_;
-  float* grads_;  // (count)
+  size_t world_;
+  BucketStarter start_;
+  size_t value_bytes_;
   size_t count_;
   Deadline deadline_;
   std::vector<Bucket> buckets_;  // buckets_[0] ends at count_, in backward order

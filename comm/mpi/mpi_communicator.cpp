@@ -111,8 +111,10 @@ int world_rank_or(int fallback) {
 
 struct MpiCommunicator::Task {
   enum State { Pending, Done, Failed };
-  float* data = nullptr;
+  void* data = nullptr;
   size_t count = 0;
+  MPI_Datatype type = MPI_FLOAT;
+  size_t bytes = sizeof(float);  // of one value
   std::mutex mutex;
   std::condition_variable done;
   std::atomic<int> state{Pending};
@@ -307,7 +309,8 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
     try {
       for (size_t first = 0; first < task->count; first += kMaxCount) {
         const int n = static_cast<int>(std::min(kMaxCount, task->count - first));
-        DPTRAIN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, task->data + first, n, MPI_FLOAT, MPI_SUM, queue->comm));
+        DPTRAIN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(task->data) + first * task->bytes, n,
+                                        task->type, MPI_SUM, queue->comm));
       }
     } catch (const CommError& e) {
       error = e.what();
@@ -323,11 +326,21 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
 }
 
 std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, size_t count) {
-  const std::string what = "all-reduce of " + std::to_string(count) + " floats";
+  return start_sum(data, count, MPI_FLOAT, sizeof(float), "all-reduce of " + std::to_string(count) + " floats");
+}
+
+std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_doubles_async(double* data, size_t count, Deadline) {
+  return start_sum(data, count, MPI_DOUBLE, sizeof(double), "all-reduce of " + std::to_string(count) + " doubles");
+}
+
+std::unique_ptr<CommRequest> MpiCommunicator::start_sum(void* data, size_t count, MPI_Datatype type, size_t bytes,
+                                                        const std::string& what) {
   if (queue_) {
     auto task = std::make_shared<Task>();
     task->data = data;
     task->count = count;
+    task->type = type;
+    task->bytes = bytes;
     {
       std::lock_guard<std::mutex> lock(queue_->mutex);
       queue_->tasks.push_back(task);
@@ -339,7 +352,7 @@ std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, 
   for (size_t first = 0; first < count; first += kMaxCount) {
     const int n = static_cast<int>(std::min(kMaxCount, count - first));
     MPI_Request r;
-    DPTRAIN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + first, n, MPI_FLOAT, MPI_SUM, comm_, &r));
+    DPTRAIN_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, static_cast<char*>(data) + first * bytes, n, type, MPI_SUM, comm_, &r));
     requests.push_back(r);
   }
   return std::make_unique<MpiRequest>(std::move(requests), size_, what, monitor_, abandoned_);

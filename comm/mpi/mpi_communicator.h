@@ -85,6 +85,7 @@ class MpiCommunicator final : public Communicator {
   size_t rank() const override { return rank_; }
   size_t size() const override { return size_; }
   std::unique_ptr<CommRequest> all_reduce_sum_async(float* data, size_t count) override;
+  std::unique_ptr<CommRequest> all_reduce_doubles_async(double* data, size_t count, Deadline deadline) override;
   void all_reduce_sum(double* data, size_t count, Deadline deadline) override;
   void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) override;
   void barrier(Deadline deadline) override;
@@ -111,6 +112,10 @@ class MpiCommunicator final : public Communicator {
   bool has_collective_thread() const { return collective_thread_.joinable(); }
 
   struct Task;  // one queued all-reduce (defined in the .cpp)
+  // Starts the in-place sum of `count` values of `type` (`bytes` each) at `data`: on the collective
+  // thread where there is one, else as MPI_Iallreduce. `what` names it in errors.
+  std::unique_ptr<CommRequest> start_sum(void* data, size_t count, MPI_Datatype type, size_t bytes,
+                                         const std::string& what);
   // What the collective thread shares with the communicator. Shared, so that a thread stuck in
   // MPI_Allreduce with a dead peer can be left behind without touching freed memory.
   struct Queue {

@@ -3,9 +3,9 @@
 
 #include <memory>
 
-#include "runtime/core/kernel_dispatch.h"
 #include "layers/layer_util.h"
 #include "layers/registry.h"
+#include "runtime/core/kernel_dispatch.h"
 
 namespace dptrain {
 

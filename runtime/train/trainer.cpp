@@ -126,6 +126,7 @@ Trainer::~Trainer() = default;
 
 void Trainer::replace_communicator(Communicator& comm) {
   reducer_.reset();
+  exact_reducer_.reset();
   step_stats_ = nullptr;
   device_comm_.reset();
   comm_ = &comm;
@@ -148,12 +149,14 @@ void Trainer::replace_communicator(Communicator& comm) {
                                                std::max<size_t>(trained_end - trained_begin, 1),
                                                static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024), deadline_);
   reducer_->set_timeline(options_.timeline);
+  if (config_.train.reproducible == Reproducibility::BitExact) make_exact_reducer();
 }
 
 void Trainer::set_timeline(Timeline* timeline) {
   options_.timeline = timeline;
   model_->set_timeline(timeline);
   reducer_->set_timeline(timeline);
+  if (exact_reducer_) exact_reducer_->set_timeline(timeline);
 }
 
 std::string Trainer::hand_over() { return replicas_->share_with_joiners(*comm_, position_); }
@@ -203,22 +206,19 @@ LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_ba
   const float lr = static_cast<float>(schedule_->lr(position_.global_step));
   Tensor& params = model_->parameters();
   Tensor& grads = model_->gradients();
+  // train.reproducible: the exact sums travel instead of the float gradients, bucket by bucket too.
   const bool exact = info.summation == Summation::Exact;
-  const GradsReady ready = [&](size_t begin, size_t end) {
-    if (!exact) reducer_->ready(begin - trained_begin, end - trained_begin);
-  };
+  GradientReducer& reducer = exact ? *exact_reducer_ : *reducer_;
+  const GradsReady ready = [&](size_t begin, size_t end) { reducer.ready(begin - trained_begin, end - trained_begin); };
   LossStats stats;
-  reducer_->begin_step();
+  reducer.begin_step();
   if (batch.ids.empty()) {
     model_->idle_step(info, ready);  // more workers than samples in this step: contribute nothing
   } else {
     stats = model_->step(batch.inputs, batch.labels.data(), info, 1.0f / static_cast<float>(global_batch), ready);
   }
-  if (exact) {
-    reduce_exact_gradients();
-  } else {
-    reducer_->finish();
-  }
+  reducer.finish();
+  if (exact) round_exact_gradients();
   {
     TimelineSpan span(options_.timeline, "optimizer", "compute");
     optimizer_->clip_grad_norm(grads);  // the all-reduced gradients, the same on every worker
@@ -242,7 +242,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   ProgressReporter progress = report_.progress(epoch + 1, config_.train.epochs, t.steps);
   position_.epoch = epoch;
   position_.step_in_epoch = t.first_step;
-  const double comm_wait_before = reducer_->exposed_seconds() + exact_reduce_seconds_;
+  const double comm_wait_before = exposed_comm_seconds();
   if (t.first_step < t.steps) loader.prefetch(plan.slice(t.first_step, rank, world, unit), epoch);
   bool stop = false;
   size_t s = t.first_step;
@@ -282,7 +282,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
   t.end_step = s;
   t.global_step = position_.global_step;
   t.data_wait_seconds = loader.wait_seconds();
-  t.comm_wait_seconds = reducer_->exposed_seconds() + exact_reduce_seconds_ - comm_wait_before;
+  t.comm_wait_seconds = exposed_comm_seconds() - comm_wait_before;
   const LossStats rest = metrics_->take_rest();
   t.train_seconds = seconds_since(start);  // with the device's last steps, when the rest waited for them
   return summarize_epoch(t, rest, *comm_, deadline_, report_);

@@ -96,9 +96,14 @@ class Trainer final : private ElasticHost {
   std::string describe_reproducible() const;
   // The StepInfo of a step: the mode, keys and, with train.reproducible, exact summation.
   StepInfo step_info(Mode mode, size_t epoch, const Batch& batch) const;
-  // With train.reproducible, after the backward pass: every worker's exact gradient sums summed
-  // over the workers and rounded into the float gradients (the same bits however the batch was split).
-  void reduce_exact_gradients();
+  // With train.reproducible: the reducer that sums every worker's exact gradient sums over the
+  // workers, bucket by bucket during the backward pass, as reducer_ does the float gradients.
+  void make_exact_reducer();
+  // After it finished: the exact totals rounded into the float gradients (the same bits however the
+  // batch was split).
+  void round_exact_gradients();
+  // Seconds the step's all-reduces were waited for after the backward pass (not hidden), so far.
+  double exposed_comm_seconds() const;
   // Evaluates the epoch `s` trained, moves the position to the next epoch's start and reports it.
   void finish_epoch(EpochSummary& s, std::chrono::steady_clock::time_point epoch_start);
   // After an epoch that is not the last: the stop vote, then the epoch boundary. False when the
@@ -140,7 +145,7 @@ class Trainer final : private ElasticHost {
   TrainingPosition position_;
   RunOutcome outcome_;
   uint64_t last_finite_loss_step_ = 0;  // global step of the newest loss read back finite
-  double exact_reduce_seconds_ = 0;     // train.reproducible: time in reduce_exact_gradients's all-reduce
+  std::unique_ptr<GradientReducer> exact_reducer_;  // train.reproducible: of the exact gradient sums
 };
 
 }  // namespace dptrain

@@ -11,6 +11,30 @@
 
 namespace dptrain {
 
+namespace {
+
+// Two collectives started together, finished when both are.
+class BothRequests final : public CommRequest {
+ public:
+  BothRequests(std::unique_ptr<CommRequest> first, std::unique_ptr<CommRequest> second)
+      : first_(std::move(first)), second_(std::move(second)) {}
+  bool test() override {
+    const bool first = first_->test();
+    return second_->test() && first;
+  }
+  void wait(Deadline deadline) override {
+    const auto limit = std::chrono::steady_clock::now() + deadline;
+    first_->wait(deadline);
+    second_->wait(std::max(Deadline(0), std::chrono::duration_cast<Deadline>(limit - std::chrono::steady_clock::now())));
+  }
+  CommTiming timing() const override { return {first_->timing().start, second_->timing().end}; }
+
+ private:
+  std::unique_ptr<CommRequest> first_, second_;
+};
+
+}  // namespace
+
 void Trainer::set_up_reproducible() {
   auto fail = [this](const std::string& why) {
     const std::string rule = "train.reproducible: " + why;
@@ -37,7 +61,7 @@ std::string Trainer::describe_reproducible() const {
   const size_t shards = (batch + shard - 1) / shard, world = comm_->size();
   out << "reproducible: bit-exact sums over samples; each global batch is cut into " << shards << " micro-shard"
       << (shards == 1 ? "" : "s") << " of " << shard << " samples that workers take whole; gradients travel as exact "
-      << "sums (" << 2 * sizeof(double) << " bytes per parameter) in one all-reduce after the backward pass";
+      << "sums (" << 2 * sizeof(double) << " bytes per parameter), bucket by bucket during the backward pass";
   if (shards < world) {
     out << "\nwarning: " << world - shards << " of " << world << " workers get no micro-shard of a global batch of "
         << batch << ": lower train.micro_shard to at most " << std::max<size_t>(1, batch / world);
@@ -59,27 +83,40 @@ StepInfo Trainer::step_info(Mode mode, size_t epoch, const Batch& batch) const {
   return info;
 }
 
-void Trainer::reduce_exact_gradients() {
+void Trainer::make_exact_reducer() {
+  const auto [begin, end] = model_->trained_range();
+  ExactSpan all = model_->exact_gradients().span();
+  double* hi = all.hi + begin;
+  double* lo = all.lo + begin;
+  Communicator& comm = *comm_;
+  const Deadline deadline = deadline_;
+  if (comm.size() > exact::kMaxWorkers) {
+    throw UsageError("train.reproducible: " + std::to_string(comm.size()) + " workers are more than the " +
+                     std::to_string(exact::kMaxWorkers) + " whose exact sums one all-reduce adds without loss");
+  }
+  // A bucket of exact sums: its hi and lo halves, each summed exactly in any order (doubles holding
+  // integers below 2^53).
+  auto start = [&comm, hi, lo, deadline](const Bucket& b) -> std::unique_ptr<CommRequest> {
+    return std::make_unique<BothRequests>(comm.all_reduce_doubles_async(hi + b.begin, b.end - b.begin, deadline),
+                                          comm.all_reduce_doubles_async(lo + b.begin, b.end - b.begin, deadline));
+  };
+  exact_reducer_ = std::make_unique<GradientReducer>(comm.size(), std::max<size_t>(end - begin, 1),
+                                                     2 * sizeof(double),
+                                                     static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024),
+                                                     deadline_, start);
+  exact_reducer_->set_timeline(options_.timeline);
+}
+
+void Trainer::round_exact_gradients() {
   const auto [begin, end] = model_->trained_range();
   if (begin == end) return;
   ExactSpan all = model_->exact_gradients().span();
-  ExactSpan trained{all.hi + begin, all.lo + begin, end - begin};
-  if (comm_->size() > 1) {
-    if (comm_->size() > exact::kMaxWorkers) {
-      throw UsageError("train.reproducible: " + std::to_string(comm_->size()) + " workers are more than the " +
-                       std::to_string(exact::kMaxWorkers) + " whose exact sums one all-reduce adds without loss");
-    }
-    TimelineSpan span(options_.timeline, "exact all-reduce", "comm");
-    const auto start = std::chrono::steady_clock::now();
-    if (trained.hi + trained.size == trained.lo) {
-      comm_->all_reduce_sum(trained.hi, 2 * trained.size, deadline_);  // every parameter trains: one call
-    } else {
-      comm_->all_reduce_sum(trained.hi, trained.size, deadline_);
-      comm_->all_reduce_sum(trained.lo, trained.size, deadline_);
-    }
-    exact_reduce_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  exact::to_float(trained, ExactScale::Gradient, model_->gradients().data() + begin);
+  exact::to_float({all.hi + begin, all.lo + begin, end - begin}, ExactScale::Gradient,
+                  model_->gradients().data() + begin);
+}
+
+double Trainer::exposed_comm_seconds() const {
+  return reducer_->exposed_seconds() + (exact_reducer_ ? exact_reducer_->exposed_seconds() : 0.0);
 }
 
 }  // namespace dptrain
