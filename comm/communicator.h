@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,9 +21,10 @@ class Communicator : public AllReducer {
   virtual size_t rank() const = 0;
   // In-place sum of doubles (metrics), blocking with a deadline.
   virtual void all_reduce_sum(double* data, size_t count, Deadline deadline) = 0;
-  // Starts an in-place sum of doubles (exact gradient sums, train.reproducible) in host memory. This
-  // default sums at once, with `deadline`, and returns a finished request; MPI starts it in the background.
-  virtual std::unique_ptr<CommRequest> all_reduce_doubles_async(double* data, size_t count, Deadline deadline);
+  // Starts an in-place sum of 64-bit integers (exact gradient sums, train.reproducible) in host
+  // memory: exact in any order. This default serves one worker (nothing to sum) and throws CommError
+  // otherwise; MPI starts it in the background.
+  virtual std::unique_ptr<CommRequest> all_reduce_int64_async(int64_t* data, size_t count);
   // Copies `bytes` bytes at `data` from `root` to every worker.
   virtual void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) = 0;
   virtual void barrier(Deadline deadline) = 0;

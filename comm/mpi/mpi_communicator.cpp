@@ -329,8 +329,8 @@ std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_sum_async(float* data, 
   return start_sum(data, count, MPI_FLOAT, sizeof(float), "all-reduce of " + std::to_string(count) + " floats");
 }
 
-std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_doubles_async(double* data, size_t count, Deadline) {
-  return start_sum(data, count, MPI_DOUBLE, sizeof(double), "all-reduce of " + std::to_string(count) + " doubles");
+std::unique_ptr<CommRequest> MpiCommunicator::all_reduce_int64_async(int64_t* data, size_t count) {
+  return start_sum(data, count, MPI_INT64_T, sizeof(int64_t), "all-reduce of " + std::to_string(count) + " int64");
 }
 
 std::unique_ptr<CommRequest> MpiCommunicator::start_sum(void* data, size_t count, MPI_Datatype type, size_t bytes,

@@ -85,7 +85,7 @@ class MpiCommunicator final : public Communicator {
   size_t rank() const override { return rank_; }
   size_t size() const override { return size_; }
   std::unique_ptr<CommRequest> all_reduce_sum_async(float* data, size_t count) override;
-  std::unique_ptr<CommRequest> all_reduce_doubles_async(double* data, size_t count, Deadline deadline) override;
+  std::unique_ptr<CommRequest> all_reduce_int64_async(int64_t* data, size_t count) override;
   void all_reduce_sum(double* data, size_t count, Deadline deadline) override;
   void broadcast(void* data, size_t bytes, size_t root, Deadline deadline) override;
   void barrier(Deadline deadline) override;

@@ -104,6 +104,27 @@ void to_float(ExactSpan sums, ExactScale scale, float* out) {
   });
 }
 
+bool to_integers(ExactSpan sums, int64_t* out) {
+  constexpr double kLargestHi = 4194304.0;  // 2^22: hi * 2^40 + lo stays below 2^62
+  bool representable = true;
+  for (size_t i = 0; i < sums.size; ++i) {
+    if (!(std::fabs(sums.hi[i]) < kLargestHi)) {
+      representable = false;
+      out[i] = 0;
+      continue;
+    }
+    // Both halves hold integers: exact in int64.
+    out[i] = static_cast<int64_t>(sums.hi[i]) * (int64_t{1} << 40) + static_cast<int64_t>(sums.lo[i]);
+  }
+  return representable;
+}
+
+void integers_to_float(const int64_t* totals, size_t n, ExactScale scale, float* out) {
+  const double factor = 1.0 / up(scale);
+  // int64 -> double rounds the exact total once; the scaling by a power of two is exact.
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(totals[i]) * factor);
+}
+
 double to_double(double hi, double lo, ExactScale scale) { return (hi * kLimb + lo) / up(scale); }
 
 void zero(ExactSpan sums) {

@@ -14,13 +14,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace dptrain {
 
 // Fraction bits of a sum: the resolution is 2^-F, the largest term 2^(72 - F).
 enum class ExactScale : int {
-  Gradient = 56,   // gradients and their sums: 1.4e-17 resolution, terms up to 65536
+  Gradient = 48,   // gradients and their sums: 3.6e-15 resolution, terms up to 1.7e7, totals up to 16384
   Statistic = 32,  // batch statistics (sums of x and x*x): 2.3e-10 resolution, terms up to 1.1e12
 };
 
@@ -56,6 +57,12 @@ void add_sums(ExactSpan sums, const double* other_hi, const double* other_lo);
 void to_float(ExactSpan sums, ExactScale scale, float* out);
 // The total rounded to double.
 double to_double(double hi, double lo, ExactScale scale);
+// Each carried sum's total as one integer (units of 2^-F), for an all-reduce of int64, which adds
+// them exactly in any order: out[i] (sums.size values). False when a total is NaN or needs more than
+// 62 bits (its out[i] is then 0): the caller's sum is not representable and must not be used.
+bool to_integers(ExactSpan sums, int64_t* out);
+// Integer totals (units of 2^-F) rounded to float.
+void integers_to_float(const int64_t* totals, size_t n, ExactScale scale, float* out);
 // Zeroes both halves.
 void zero(ExactSpan sums);
 

@@ -146,6 +146,8 @@ class Trainer final : private ElasticHost {
   RunOutcome outcome_;
   uint64_t last_finite_loss_step_ = 0;  // global step of the newest loss read back finite
   std::unique_ptr<GradientReducer> exact_reducer_;  // train.reproducible: of the exact gradient sums
+  std::vector<int64_t> exact_wire_;    // the trained exact sums as integers, as they travel
+  bool exact_unrepresentable_ = false;  // a total of this step could not be sent (NaN, or too large)
 };
 
 }  // namespace dptrain

@@ -2,6 +2,7 @@
 // aligned slices of every global batch, and one exact all-reduce of the gradients per step.
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <sstream>
 
 #include "runtime/core/errors.h"
@@ -10,30 +11,6 @@
 #include "runtime/train/trainer.h"
 
 namespace dptrain {
-
-namespace {
-
-// Two collectives started together, finished when both are.
-class BothRequests final : public CommRequest {
- public:
-  BothRequests(std::unique_ptr<CommRequest> first, std::unique_ptr<CommRequest> second)
-      : first_(std::move(first)), second_(std::move(second)) {}
-  bool test() override {
-    const bool first = first_->test();
-    return second_->test() && first;
-  }
-  void wait(Deadline deadline) override {
-    const auto limit = std::chrono::steady_clock::now() + deadline;
-    first_->wait(deadline);
-    second_->wait(std::max(Deadline(0), std::chrono::duration_cast<Deadline>(limit - std::chrono::steady_clock::now())));
-  }
-  CommTiming timing() const override { return {first_->timing().start, second_->timing().end}; }
-
- private:
-  std::unique_ptr<CommRequest> first_, second_;
-};
-
-}  // namespace
 
 void Trainer::set_up_reproducible() {
   auto fail = [this](const std::string& why) {
@@ -61,7 +38,7 @@ std::string Trainer::describe_reproducible() const {
   const size_t shards = (batch + shard - 1) / shard, world = comm_->size();
   out << "reproducible: bit-exact sums over samples; each global batch is cut into " << shards << " micro-shard"
       << (shards == 1 ? "" : "s") << " of " << shard << " samples that workers take whole; gradients travel as exact "
-      << "sums (" << 2 * sizeof(double) << " bytes per parameter), bucket by bucket during the backward pass";
+      << "sums (" << sizeof(int64_t) << " bytes per parameter), bucket by bucket during the backward pass";
   if (shards < world) {
     out << "\nwarning: " << world - shards << " of " << world << " workers get no micro-shard of a global batch of "
         << batch << ": lower train.micro_shard to at most " << std::max<size_t>(1, batch / world);
@@ -85,23 +62,23 @@ StepInfo Trainer::step_info(Mode mode, size_t epoch, const Batch& batch) const {
 
 void Trainer::make_exact_reducer() {
   const auto [begin, end] = model_->trained_range();
+  const size_t count = std::max<size_t>(end - begin, 1);
   ExactSpan all = model_->exact_gradients().span();
-  double* hi = all.hi + begin;
-  double* lo = all.lo + begin;
+  const ExactSpan trained{all.hi + begin, all.lo + begin, end - begin};
+  exact_wire_.assign(count, 0);
+  exact_unrepresentable_ = false;
   Communicator& comm = *comm_;
-  const Deadline deadline = deadline_;
   if (comm.size() > exact::kMaxWorkers) {
     throw UsageError("train.reproducible: " + std::to_string(comm.size()) + " workers are more than the " +
                      std::to_string(exact::kMaxWorkers) + " whose exact sums one all-reduce adds without loss");
   }
-  // A bucket of exact sums: its hi and lo halves, each summed exactly in any order (doubles holding
-  // integers below 2^53).
-  auto start = [&comm, hi, lo, deadline](const Bucket& b) -> std::unique_ptr<CommRequest> {
-    return std::make_unique<BothRequests>(comm.all_reduce_doubles_async(hi + b.begin, b.end - b.begin, deadline),
-                                          comm.all_reduce_doubles_async(lo + b.begin, b.end - b.begin, deadline));
+  // A finished bucket's exact sums become one int64 each (units of 2^-F), summed exactly in any order.
+  auto start = [this, &comm, trained](const Bucket& b) -> std::unique_ptr<CommRequest> {
+    const ExactSpan part{trained.hi + b.begin, trained.lo + b.begin, b.end - b.begin};
+    if (!exact::to_integers(part, exact_wire_.data() + b.begin)) exact_unrepresentable_ = true;
+    return comm.all_reduce_int64_async(exact_wire_.data() + b.begin, b.end - b.begin);
   };
-  exact_reducer_ = std::make_unique<GradientReducer>(comm.size(), std::max<size_t>(end - begin, 1),
-                                                     2 * sizeof(double),
+  exact_reducer_ = std::make_unique<GradientReducer>(comm.size(), count, sizeof(int64_t),
                                                      static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024),
                                                      deadline_, start);
   exact_reducer_->set_timeline(options_.timeline);
@@ -110,9 +87,22 @@ void Trainer::make_exact_reducer() {
 void Trainer::round_exact_gradients() {
   const auto [begin, end] = model_->trained_range();
   if (begin == end) return;
+  float* grads = model_->gradients().data() + begin;
   ExactSpan all = model_->exact_gradients().span();
-  exact::to_float({all.hi + begin, all.lo + begin, end - begin}, ExactScale::Gradient,
-                  model_->gradients().data() + begin);
+  // One worker: no bucket travelled; the same integers, summed over nobody.
+  if (comm_->size() == 1 && !exact::to_integers({all.hi + begin, all.lo + begin, end - begin}, exact_wire_.data())) {
+    exact_unrepresentable_ = true;
+  }
+  // Whether any worker had a total it could not send: then no worker may use the sums.
+  double unrepresentable = exact_unrepresentable_ ? 1.0 : 0.0;
+  if (comm_->size() > 1) comm_->all_reduce_sum(&unrepresentable, 1, deadline_);
+  exact_unrepresentable_ = false;
+  if (unrepresentable > 0) {
+    // Non-finite or beyond 2^14: the divergence check after the update names the step.
+    std::fill(grads, grads + (end - begin), std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  exact::integers_to_float(exact_wire_.data(), end - begin, ExactScale::Gradient, grads);
 }
 
 double Trainer::exposed_comm_seconds() const {

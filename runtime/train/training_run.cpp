@@ -34,7 +34,7 @@ LayerWork TrainingRun::training_work() const { return trainer_->model().training
 size_t TrainingRun::gradient_bytes_per_step() const {
   const auto [begin, end] = trainer_->model().trained_range();
   const bool exact = trainer_->config().train.reproducible == Reproducibility::BitExact;
-  return (end - begin) * (exact ? 2 * sizeof(double) : sizeof(float));
+  return (end - begin) * (exact ? sizeof(int64_t) : sizeof(float));
 }
 
 size_t TrainingRun::train_samples() const { return trainer_->train_set().size(); }

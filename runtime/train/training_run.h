@@ -47,7 +47,7 @@ class TrainingRun {
   size_t train_samples() const;
   // Per-sample work of one training step of the model (Model::training_work).
   LayerWork training_work() const;
-  // Bytes of gradients each worker all-reduces per step (train.reproducible: exact sums, 16 per parameter).
+  // Bytes of gradients each worker all-reduces per step (train.reproducible: exact sums, 8 per parameter).
   size_t gradient_bytes_per_step() const;
   ElasticHost& elastic_host();
 

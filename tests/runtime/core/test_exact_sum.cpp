@@ -96,7 +96,7 @@ TEST(ExactSum, ManyTermsCarryOnTheirOwn) {
 }
 
 TEST(ExactSum, TermsOutOfRangeOrNotFiniteMakeTheSumNaN) {
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 70000.0f}) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 2e7f}) {
     const std::vector<float> terms = {1.0f, bad, 2.0f};
     EXPECT_TRUE(std::isnan(exact_total(terms, identity(3), 2))) << bad;
   }
@@ -118,6 +118,31 @@ TEST(ExactSum, RowsAddedAtOnceEqualTermsAddedOneByOne) {
   exact::to_float(one_by_one.span(), ExactScale::Gradient, b.data());
   EXPECT_EQ(a, b);
   EXPECT_NE(a[0], 0.0f);
+}
+
+TEST(ExactSum, IntegerTotalsSummedInAnyOrderRoundLikeTheSums) {
+  // What travels between workers: each worker's carried sums as int64, added as integers.
+  const std::vector<float> terms = wide_terms(3000, 21);
+  ExactSums parts[3] = {ExactSums(1000), ExactSums(1000), ExactSums(1000)}, all(1000);
+  std::vector<int64_t> wire(1000, 0), part_wire(1000);
+  for (int k = 0; k < 3; ++k) {
+    parts[k].add(terms.data() + 1000 * k, ExactScale::Gradient);
+    parts[k].carry();
+    all.add(terms.data() + 1000 * k, ExactScale::Gradient);
+    ASSERT_TRUE(exact::to_integers(parts[k].span(), part_wire.data()));
+    for (size_t i = 0; i < wire.size(); ++i) wire[i] += part_wire[i];
+  }
+  all.carry();
+  std::vector<float> from_wire(1000), direct(1000);
+  exact::integers_to_float(wire.data(), wire.size(), ExactScale::Gradient, from_wire.data());
+  exact::to_float(all.span(), ExactScale::Gradient, direct.data());
+  EXPECT_EQ(from_wire, direct);
+  // A total beyond 2^14 (in units of 2^-48: 2^62) or NaN cannot travel.
+  ExactSums big(2);
+  const float values[2] = {20000.0f, 1.0f};
+  big.add(values, ExactScale::Gradient);
+  big.carry();
+  EXPECT_FALSE(exact::to_integers(big.span(), part_wire.data()));
 }
 
 TEST(ExactSum, DoublesSumExactlyInAnyOrder) {
