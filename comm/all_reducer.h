@@ -30,6 +30,13 @@ class CommRequest {
   virtual CommTiming timing() const { return {}; }
 };
 
+// A collective that had completed when it was returned (one worker, or a blocking fallback).
+class FinishedRequest final : public CommRequest {
+ public:
+  bool test() override { return true; }
+  void wait(Deadline) override {}
+};
+
 // Sums float buffers over the workers of a job. Every Communicator is one; GradientReducer
 // (comm/reducer.h) depends on nothing more.
 class AllReducer {

@@ -74,6 +74,22 @@ class ElasticRun {
   }
   std::string metrics() const { return test_util::read_file(path("metrics.jsonl")); }
 
+  // Starts a 2-worker job, lets a third worker join after an epoch and leave again after the next,
+  // and waits for the job to finish; checks each step on the way and returns the job's output.
+  std::string two_three_two() const {
+    auto job = start_job(2);
+    EXPECT_TRUE(wait_until([&] { return members() == 2; }, 60)) << job->output();
+    auto joiner = start_joiner(1, "joiner.log");
+    EXPECT_TRUE(wait_until([&] { return members() == 3; }, 60)) << job->output();
+    EXPECT_EQ(ctl("leave --rank 2"), 0);
+    EXPECT_EQ(job->wait(120), 0) << job->output();
+    EXPECT_EQ(joiner->wait(30), 0) << joiner->output();
+    const std::string out = job->output();
+    EXPECT_NE(out.find("joined after epoch"), std::string::npos) << out;
+    EXPECT_NE(out.find("left after epoch"), std::string::npos) << out;
+    return out;
+  }
+
   template <typename Condition>
   static bool wait_until(Condition condition, double seconds) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);

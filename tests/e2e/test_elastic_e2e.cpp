@@ -68,16 +68,7 @@ TEST(ElasticE2E, TwoToThreeToTwoWorkersFollowsTheFixedTwoWorkerTrajectory) {
   ASSERT_EQ(reference->wait(120), 0) << reference->output();
 
   ElasticRun run("elastic-join", "{enabled: true, max_workers: 4}");
-  auto job = run.start_job(2);
-  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
-  auto joiner = run.start_joiner(1, "joiner.log");
-  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 3; }, 60)) << job->output();
-  EXPECT_EQ(run.ctl("leave --rank 2"), 0);
-  EXPECT_EQ(job->wait(120), 0) << job->output();
-  EXPECT_EQ(joiner->wait(30), 0) << joiner->output();
-  const std::string out = job->output();
-  EXPECT_NE(out.find("joined after epoch"), std::string::npos) << out;
-  EXPECT_NE(out.find("left after epoch"), std::string::npos) << out;
+  const std::string out = run.two_three_two();
   EXPECT_NE(out.find("done: 4 epochs"), std::string::npos) << out;
   const std::string metrics = run.metrics();
   EXPECT_EQ(count(metrics, "\"change\": \"join\""), 1u) << metrics;

@@ -138,16 +138,7 @@ TEST(ReproducibleE2E, ElasticTwoToThreeToTwoIsBitIdenticalToAFixedOneWorkerRun) 
   ASSERT_EQ(reference->wait(120), 0) << reference->output();
 
   ElasticRun run("reproducible-elastic", "{enabled: true, max_workers: 4}", 48000, 25, 4, train_keys);
-  auto job = run.start_job(2);
-  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 2; }, 60)) << job->output();
-  auto joiner = run.start_joiner(1, "joiner.log");
-  ASSERT_TRUE(ElasticRun::wait_until([&] { return run.members() == 3; }, 60)) << job->output();
-  EXPECT_EQ(run.ctl("leave --rank 2"), 0);
-  EXPECT_EQ(job->wait(120), 0) << job->output();
-  EXPECT_EQ(joiner->wait(30), 0) << joiner->output();
-  const std::string out = job->output();
-  EXPECT_NE(out.find("joined after epoch"), std::string::npos) << out;
-  EXPECT_NE(out.find("left after epoch"), std::string::npos) << out;
+  const std::string out = run.two_three_two();
   EXPECT_NE(out.find("done: 4 epochs"), std::string::npos) << out;
 
   const BitDifference d =
