@@ -3,10 +3,12 @@
 #include "layers/dense.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <memory>
 
+#include "layers/cpu/workspace.h"
 #include "layers/registry.h"
 
 namespace dptrain {
@@ -34,10 +36,20 @@ class CpuDense final : public DenseLayer {
   // exactly; forward and dx run micro-shard by micro-shard too, so every GEMM has the same shape
   // whatever the local batch.
   void backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard);
+  // Summation::Exact: the weight gradient's columns [first, first + cols) of micro-shards [0, shards),
+  // each in float, added exactly to the sums (with `start`); `tile` holds shards * units * cols floats.
+  void add_weight_columns(const float* x, const float* dy, size_t n, size_t micro_shard, size_t first, size_t cols,
+                          exact::Start start, float* tile);
 
-  // Summation::Exact: micro-shards whose float gradients are held at once before they are added exactly.
-  static constexpr size_t kShardGroup = 16;
-  Tensor shard_grads_;  // (kShardGroup, units * F + units) float gradients of micro-shards, Exact only
+  // Summation::Exact: the weight gradient is summed in tiles of whole columns (input features), about
+  // kTileFloats of them a micro-shard, so that the float parts of a tile and its exact sums stay in cache
+  // between the GEMMs and the addition. The tiles follow from the layer's shape alone, so every GEMM has
+  // the same shape on every worker and thread.
+  size_t tile_columns() const;
+  static constexpr size_t kTileFloats = 8192;
+  // Micro-shards whose float parts of a tile are held at once before they are added exactly.
+  static constexpr size_t kShardGroup = 8;
+  PerThreadBuffers tiles_;  // per thread: (kShardGroup, units, tile_columns()) float parts, Exact only
 };
 
 void CpuDense::forward_rows(const float* x, float* y, size_t n) const {
@@ -98,30 +110,74 @@ void CpuDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tens
   if (dx) input_gradient(dy.data(), dx->data(), n);
 }
 
-void CpuDense::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard) {
-  const size_t n = x.dim(0), f = in_features_, u = options_.units;
-  const size_t wsize = u * f, stride = wsize + u;
-  const size_t shards = (n + micro_shard - 1) / micro_shard;
-  const size_t group = std::min(shards, kShardGroup);
-  if (shard_grads_.num_elements() < group * stride) shard_grads_ = Tensor({group * stride});
-  for (size_t first_shard = 0; first_shard < shards; first_shard += group) {
-    const auto count = static_cast<int64_t>(std::min(group, shards - first_shard));
-    // Each micro-shard's float gradients in its own row: single-threaded GEMMs, micro-shards spread
-    // over threads (see forward).
-#pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < count; ++k) {
-      const size_t first = (first_shard + static_cast<size_t>(k)) * micro_shard, rows = std::min(micro_shard, n - first);
-      float* dw = shard_grads_.data() + static_cast<size_t>(k) * stride;
-      parameter_gradients(x.data() + first * f, dy.data() + first * u, rows, dw, dw + wsize);
-      if (dx) input_gradient(dy.data() + first * u, dx->data() + first * f, rows);
+void CpuDense::add_weight_columns(const float* x, const float* dy, size_t n, size_t micro_shard, size_t first,
+                                  size_t cols, exact::Start start, float* tile) {
+  const size_t f = in_features_, u = options_.units, shards = (n + micro_shard - 1) / micro_shard;
+  const ExactSpan sums = exact_grads_.at(0);
+  for (size_t group = 0; group < shards; group += kShardGroup) {
+    const size_t count = std::min(kShardGroup, shards - group);
+    for (size_t k = 0; k < count; ++k) {
+      const size_t s = (group + k) * micro_shard, rows = std::min(micro_shard, n - s);
+      // tile[k] (units, cols) = dy^T (units, rows) * x[:, first, first + cols) (rows, cols)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(u), static_cast<int>(cols),
+                  static_cast<int>(rows), 1.0f, dy + s * u, static_cast<int>(u), x + s * f + first, static_cast<int>(f),
+                  0.0f, tile + k * u * cols, static_cast<int>(cols));
     }
-    // ... then added exactly, element by element, over all threads.
-    const exact::Start start = first_shard == 0 ? exact::Start::Fresh : exact::Start::Add;
-    exact::add_rows(shard_grads_.data(), static_cast<size_t>(count), stride, exact_grads_.at(0), ExactScale::Gradient,
-                    start);
+    const exact::Start from = group == 0 ? start : exact::Start::Add;
+    for (size_t j = 0; j < u; ++j) {
+      const size_t at = j * f + first;
+      exact::add_rows(tile + j * cols, count, u * cols, {sums.hi + at, sums.lo + at, cols}, ExactScale::Gradient, from);
+    }
+  }
+}
+
+size_t CpuDense::tile_columns() const {
+  const size_t columns = std::max<size_t>(16, kTileFloats / options_.units / 16 * 16);
+  return std::min(columns, in_features_);
+}
+
+void CpuDense::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard) {
+  const size_t n = x.dim(0), f = in_features_, u = options_.units, columns = tile_columns();
+  const size_t shards = (n + micro_shard - 1) / micro_shard;
+  const auto tiles = static_cast<int64_t>((f + columns - 1) / columns);
+  tiles_.reserve(static_cast<size_t>(omp_get_max_threads()), kShardGroup * u * std::max<size_t>(columns, 1));
+  // OpenBLAS runs single-threaded inside a parallel region: each GEMM's rounding is its shape's alone.
+#pragma omp parallel
+  {
+    float* tile = tiles_.get(static_cast<size_t>(omp_get_thread_num()));
+#pragma omp for schedule(static) nowait
+    for (int64_t t = 0; t < tiles; ++t) {
+      const size_t first = static_cast<size_t>(t) * columns;
+      add_weight_columns(x.data(), dy.data(), n, micro_shard, first, std::min(columns, f - first),
+                         exact::Start::Fresh, tile);
+    }
     if (has_bias()) {
-      exact::add_rows(shard_grads_.data() + wsize, static_cast<size_t>(count), stride, exact_grads_.at(1),
-                      ExactScale::Gradient, start);
+      // The bias gradient: each micro-shard's column sums of dy, in sample order, added exactly.
+#pragma omp single nowait
+      {
+        float* db = tiles_.get(static_cast<size_t>(omp_get_thread_num()));
+        for (size_t group = 0; group < shards; group += kShardGroup) {
+          const size_t count = std::min(kShardGroup, shards - group);
+          for (size_t k = 0; k < count; ++k) {
+            const size_t s = (group + k) * micro_shard, rows = std::min(micro_shard, n - s);
+            float* out = db + k * u;
+            std::fill(out, out + u, 0.0f);
+            for (size_t r = 0; r < rows; ++r) {
+              const float* row = dy.data() + (s + r) * u;
+              for (size_t j = 0; j < u; ++j) out[j] += row[j];
+            }
+          }
+          exact::add_rows(db, count, u, exact_grads_.at(1), ExactScale::Gradient,
+                          group == 0 ? exact::Start::Fresh : exact::Start::Add);
+        }
+      }
+    }
+    if (dx) {
+#pragma omp for schedule(static)
+      for (int64_t k = 0; k < static_cast<int64_t>(shards); ++k) {
+        const size_t s = static_cast<size_t>(k) * micro_shard;
+        input_gradient(dy.data() + s * u, dx->data() + s * f, std::min(micro_shard, n - s));
+      }
     }
   }
 }

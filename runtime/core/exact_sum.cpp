@@ -41,6 +41,11 @@ DPTRAIN_CPU_KERNEL void add_terms(const float* x, double* hi, double* lo, size_t
   }
 }
 
+// hi[i], lo[i] = the term of x[i] * factor, for i < n: a sum's first term.
+DPTRAIN_CPU_KERNEL void set_terms(const float* x, double* hi, double* lo, size_t n, double factor) {
+  for (size_t i = 0; i < n; ++i) split(static_cast<double>(x[i]) * factor, hi[i], lo[i]);
+}
+
 // out[i] = the total of (hi[i], lo[i]) times `factor`, rounded to float, for i < n.
 DPTRAIN_CPU_KERNEL void round_totals(const double* hi, const double* lo, size_t n, double factor, float* out) {
   // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
@@ -59,19 +64,28 @@ void add(const float* x, ExactSpan sums, ExactScale scale) {
 void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale, Start start) {
   const double factor = up(scale);
   constexpr size_t kBlock = 512;  // elements whose two sums stay in L1 while every row is added
-  const auto blocks = static_cast<int64_t>((sums.size + kBlock - 1) / kBlock);
-#pragma omp parallel for schedule(static) if (sums.size >= kParallelElements)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const size_t begin = static_cast<size_t>(b) * kBlock, len = std::min(kBlock, sums.size - begin);
+  auto add_block = [&](size_t begin) {
+    const size_t len = std::min(kBlock, sums.size - begin);
     double* hi = sums.hi + begin;
     double* lo = sums.lo + begin;
-    if (start == Start::Fresh) {
+    size_t k = 0;
+    if (start == Start::Fresh && count > 0) {
+      set_terms(rows + begin, hi, lo, len, factor);
+      k = 1;
+    } else if (start == Start::Fresh) {
       std::fill(hi, hi + len, 0.0);
       std::fill(lo, lo + len, 0.0);
     }
-    for (size_t k = 0; k < count; ++k) add_terms(rows + k * stride + begin, hi, lo, len, factor);
+    for (; k < count; ++k) add_terms(rows + k * stride + begin, hi, lo, len, factor);
     carry({hi, lo, len});
+  };
+  if (sums.size < kParallelElements) {  // no OpenMP construct at all: small spans come in many calls
+    for (size_t begin = 0; begin < sums.size; begin += kBlock) add_block(begin);
+    return;
   }
+  const auto blocks = static_cast<int64_t>((sums.size + kBlock - 1) / kBlock);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) add_block(static_cast<size_t>(b) * kBlock);
 }
 
 void add(double x, double& hi, double& lo, ExactScale scale) {
