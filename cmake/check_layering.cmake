@@ -5,14 +5,15 @@
 #
 # The parts, lowest first (each may include itself and the parts before it):
 #   core (runtime/core) < report (runtime/report) < layers < comm < data (runtime/data)
-#   < checkpoint (runtime/checkpoint) < train (runtime/train) < elastic (runtime/elastic) < launcher
+#   < checkpoint (runtime/checkpoint) < train (runtime/train) < elastic (runtime/elastic)
+#   < export (runtime/export) < launcher
 cmake_minimum_required(VERSION 3.25)
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "usage: cmake -DSOURCE_DIR=<project root> -P check_layering.cmake")
 endif()
 
 set(PART_DIRS runtime/core runtime/report layers comm runtime/data runtime/checkpoint runtime/train
-              runtime/elastic launcher)
+              runtime/elastic runtime/export launcher)
 
 # The index of the part that `path` (relative to the root) belongs to, or -1 for files of no part.
 function(part_of path out)

@@ -9,7 +9,7 @@
 # WHOLE_ARCHIVE: the part's files register themselves with static registrars (layers, device
 # transports) that nothing else refers to, which a linker drops from a static library. Every part
 # that depends on it links it as $<LINK_LIBRARY:WHOLE_ARCHIVE,...>, so executables keep all its objects.
-set(DPTRAIN_PART_ORDER core report layers comm data checkpoint train elastic)
+set(DPTRAIN_PART_ORDER core report layers comm data checkpoint train elastic export)
 set_property(GLOBAL PROPERTY DPTRAIN_WHOLE_ARCHIVE_PARTS "")
 
 function(dptrain_add_part name dir)

@@ -13,6 +13,7 @@
 #include "launcher/commands/commands.h"
 #include "launcher/commands/data_command.h"
 #include "launcher/commands/elastic_commands.h"
+#include "launcher/commands/export_command.h"
 #include "launcher/commands/inspect_command.h"
 #include "launcher/supervisor/launch_command.h"
 #include "launcher/supervisor/run_status.h"
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
   const launcher::BenchCommands bench_cmds = launcher::add_bench_commands(app, bench);
   launcher::DataConvertArgs data_convert;
   CLI::App* data_convert_cmd = launcher::add_data_commands(app, data_convert);
+  launcher::ExportArgs export_args;
+  CLI::App* export_cmd = launcher::add_export_command(app, export_args);
   launcher::InspectArgs inspect;
   CLI::App* inspect_cmd = launcher::add_inspect_command(app, inspect);
   launcher::LaunchArgs launch;
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
   const Dispatch dispatch = {
       {train_cmd, [&] { return launcher::run_train(train, w); }},
       {eval_cmd, [&] { return launcher::run_eval(eval, w); }},
+      {export_cmd, [&] { return launcher::run_export(export_args, w); }},
       {inspect_cmd, [&] { return launcher::run_inspect(inspect); }},
       {elastic_cmds.join, [&] { return launcher::run_join(join, w); }},
       {elastic_cmds.ctl_leave, [&] { return launcher::run_ctl_leave(ctl); }},

@@ -18,6 +18,8 @@ packages=(
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
   gnuplot-nox              # the scaling benchmark's plot (cluster/scaling/scaling.sh)
   python3-torchvision python3-h5py python3-yaml  # torchvision parity and fine-tuning tests, scripts/convert_torchvision.py
+  libonnx-dev libprotobuf-dev                     # dptrain export: ONNX's protobuf classes and checker
+  python3-onnx python3-opencv                     # the export tests: onnx.checker and OpenCV's DNN module run the files
 )
 for arg in "$@"; do
   case "$arg" in

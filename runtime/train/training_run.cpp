@@ -25,6 +25,12 @@ CheckpointEvaluation TrainingRun::evaluate_checkpoint(const std::string& path) {
   return evaluation;
 }
 
+TrainingPosition TrainingRun::load_checkpoint_parameters(const std::string& path) {
+  return trainer_->load_parameters(path);
+}
+
+Model& TrainingRun::model() { return trainer_->model(); }
+
 EpochSummary TrainingRun::train_epoch(size_t epoch) { return trainer_->train_epoch(epoch); }
 
 const Context& TrainingRun::context() const { return trainer_->context(); }

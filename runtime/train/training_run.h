@@ -23,6 +23,7 @@
 namespace dptrain {
 
 class Communicator;
+class Model;
 class Trainer;
 
 // One worker's part in a training run, as the launcher drives it.
@@ -41,6 +42,11 @@ class TrainingRun {
   RunOutcome run();
   // Loads the parameters of checkpoint `path` and evaluates them on the test set. Collective.
   CheckpointEvaluation evaluate_checkpoint(const std::string& path);
+  // Loads the parameters and running statistics of checkpoint `path` into the model, to run or export
+  // it (model()). Collective.
+  TrainingPosition load_checkpoint_parameters(const std::string& path);
+  // The model (its parameters as trained or loaded).
+  Model& model();
   // Trains epoch `epoch` (0-based) alone: no evaluation, no checkpoint, no epoch boundary. Collective.
   EpochSummary train_epoch(size_t epoch);
   const Context& context() const;

@@ -1,0 +1,64 @@
+#include <CLI/CLI.hpp>
+#include <onnx/onnx_pb.h>
+
+#include <cstdio>
+
+#include "launcher/commands/export_command.h"
+#include "launcher/workers.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/core/context.h"
+#include "runtime/core/run_config.h"
+#include "runtime/core/thread_limits.h"
+#include "runtime/export/onnx_export.h"
+#include "runtime/train/model.h"
+#include "runtime/train/training_run.h"
+
+namespace dptrain::launcher {
+
+int run_export(const ExportArgs& args, Workers& workers) {
+  const CheckpointState header = read_checkpoint(args.checkpoint, CheckpointContents::Header);
+  RunConfig config = args.config.empty()
+                         ? RunConfig::parse(header.config_text, args.checkpoint + ":/config", args.overrides)
+                         : RunConfig::load(args.config, args.overrides);
+  if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
+  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
+  config.device = DeviceKind::CPU;  // the parameters are read on the host either way
+  TrainerOptions options;
+  options.progress = ProgressStyle::Off;
+  options.log = nullptr;
+  options.workers_on_node = workers.local().size;
+  TrainingRun run(config, workers.comm(), options);
+  const TrainingPosition at = run.load_checkpoint_parameters(args.checkpoint);
+  if (workers.rank() != 0) return 0;
+
+  OnnxExportOptions export_options;
+  export_options.opset = args.opset;
+  export_options.graph_name = config.name.empty() ? "dptrain" : config.name;
+  export_options.metadata = {
+      {"dptrain.checkpoint", args.checkpoint},
+      {"dptrain.global_step", std::to_string(at.global_step)},
+      {"dptrain.input", "the first layer's input: images as the data set's normalisation leaves them "
+                        "(see data.mean and data.std in dptrain.config)"},
+      {"dptrain.config", header.config_text},
+  };
+  const Model& model = run.model();
+  const onnx::ModelProto proto = to_onnx(model, model.host_parameters(), model.host_buffers(), export_options);
+  write_onnx(proto, args.onnx);
+  std::printf("%s: %d nodes, %d initializers (%zu parameters), opset %lld, input %s, outputs %s and %s\n",
+              args.onnx.c_str(), proto.graph().node_size(), proto.graph().initializer_size(), model.num_parameters(),
+              static_cast<long long>(args.opset), kOnnxInput, kOnnxLogits, kOnnxProbabilities);
+  return 0;
+}
+
+CLI::App* add_export_command(CLI::App& app, ExportArgs& args) {
+  auto* cmd = app.add_subcommand("export", "Write a checkpoint's model as an ONNX file (evaluation form)");
+  cmd->add_option("config", args.config, "YAML run config (default: the config stored in the checkpoint)");
+  cmd->add_option("--checkpoint", args.checkpoint, "Checkpoint file (.h5)")->required();
+  cmd->add_option("--onnx", args.onnx, "The ONNX file to write (replaced whole, or left as it was on failure)")
+      ->required();
+  cmd->add_option("--opset", args.opset, "ai.onnx operator set version (13 to 17)")->check(CLI::Range(13, 17));
+  cmd->add_option("--set", args.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
+  return cmd;
+}
+
+}  // namespace dptrain::launcher
