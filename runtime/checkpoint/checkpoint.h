@@ -30,6 +30,8 @@
 //   /optimizer                     group, attributes name (string: "sgd", "adam", "adamw") and steps (uint64)
 //     /optimizer/<state>           group per optimizer state ("momentum"; "exp_avg", "exp_avg_sq"; none for plain sgd)
 //       /optimizer/<state>/<name>  float32, the same names and shapes as /parameters
+//   /masks                         group, only in runs that prune (prune:): one dataset per pruned weight
+//     /masks/<name>                float32, the weight's name and shape: 1 kept, 0 pruned (held at zero)
 //
 // Every string is fixed-length, null-padded UTF-8, so that a checksum covers it: attributes sit in the
 // checksummed object headers, and /config and /metrics are one-element datasets, chunked and checksummed
@@ -87,6 +89,7 @@ struct CheckpointState {
 
   std::vector<CheckpointTensor> parameters;  // one per model parameter, in model order
   std::vector<CheckpointTensor> buffers;     // one per non-trained state tensor, in model order (may be empty)
+  std::vector<CheckpointTensor> masks;       // prune: one per pruned weight (1 kept, 0 pruned), named like it; else empty
 
   std::string optimizer_name;  // Optimizer::name(): "sgd", "adam", "adamw"
   uint64_t optimizer_steps = 0;

@@ -15,6 +15,7 @@ inline constexpr char kMetricsDataset[] = "metrics";
 inline constexpr char kParametersGroup[] = "parameters";
 inline constexpr char kBuffersGroup[] = "buffers";
 inline constexpr char kOptimizerGroup[] = "optimizer";
+inline constexpr char kMasksGroup[] = "masks";  // only in checkpoints of runs that prune
 
 // What went wrong inside HDF5, from its error stack: the API function that failed and the innermost
 // description, e.g. "H5Dread: data error detected by Fletcher32 checksum". Clears the stack.

@@ -121,6 +121,13 @@ class Reader {
       }
     }
 
+    if (has_link(root, checkpoint_detail::kMasksGroup)) {  // runs that prune
+      H5Handle masks = open_group(root, checkpoint_detail::kMasksGroup, "/masks");
+      for (const std::string& name : member_names(masks.get(), "/masks")) {
+        state.masks.push_back(read_tensor(masks.get(), "/masks", name, contents));
+      }
+    }
+
     H5Handle optimizer = open_group(root, checkpoint_detail::kOptimizerGroup, "/optimizer");
     state.optimizer_name = read_string_attribute(optimizer.get(), "name", "/optimizer");
     state.optimizer_steps = read_uint_attribute(optimizer.get(), "steps", "/optimizer");

@@ -89,6 +89,11 @@ class Writer {
       H5Handle group = create_group(optimizer.get(), s.name);
       for (const CheckpointTensor& t : s.tensors) write_tensor(group.get(), "/optimizer/" + s.name, t);
     }
+    if (!state.masks.empty()) {
+      H5Handle masks = create_group(root, checkpoint_detail::kMasksGroup);
+      for (const CheckpointTensor& t : state.masks) write_tensor(masks.get(), "/masks", t);
+      if (!masks.close()) fail("cannot finish the file");
+    }
     if (!parameters.close() || !buffers.close() || !optimizer.close() || !file.close()) fail("cannot finish the file");
   }
 

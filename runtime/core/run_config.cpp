@@ -272,6 +272,31 @@ InitSettings read_init(ConfigMap init) {
   return s;
 }
 
+// The `prune:` section; an absent one leaves pruning off. Whether `layers` match the model is checked once it is built.
+PruneSettings read_prune(ConfigMap prune, size_t epochs) {
+  PruneSettings p;
+  p.enabled = prune.node().IsMap() && prune.node().size() > 0;
+  if (!p.enabled) return p;
+  p.sparsity = prune.get_double_checked(
+      "sparsity", std::nullopt, [](double s) { return s > 0 && s < 1; }, "must be in (0, 1), e.g. 0.8");
+  const auto whole = static_cast<double>(epochs);
+  p.start_epoch = prune.get_number("start_epoch", 0.0, NumberRange{0, whole, "epochs", LowerBound::Inclusive});
+  p.end_epoch = prune.get_number("end_epoch", epochs > 1 ? whole - 1 : whole,
+                                 NumberRange{0, whole, "epochs", LowerBound::Exclusive});
+  if (p.end_epoch <= p.start_epoch) {
+    prune.fail("end_epoch", "must come after start_epoch (" + std::to_string(p.start_epoch) +
+                                "): pruning reaches its final sparsity at end_epoch");
+  }
+  p.every_steps = prune.get_count("every_steps", 50, CountRange{1, kManyItems, "steps"});
+  p.layers = prune.get_string_list("layers", std::vector<std::string>{});
+  for (const std::string& entry : p.layers) {
+    if (entry.empty()) prune.fail("layers", "an entry is empty: name layers or parameters, e.g. [conv1, fc]");
+  }
+  prune.finish();
+  p.section = std::make_shared<const ConfigMap>(std::move(prune));
+  return p;
+}
+
 }  // namespace
 
 RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
@@ -292,6 +317,7 @@ RunConfig RunConfig::parse(const std::string& yaml, const std::string& file,
   cfg.checkpoint = read_checkpoint(top.get_map("checkpoint"));
   cfg.elastic = read_elastic(top.get_map("elastic"), cfg.checkpoint);
   cfg.init = read_init(top.get_map("init"));
+  cfg.prune = read_prune(top.get_map("prune"), cfg.train.epochs);
 
   cfg.data = std::make_shared<ConfigMap>(top.get_map("data"));
   cfg.model = top.get_map_list("model");

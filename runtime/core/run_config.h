@@ -61,6 +61,17 @@ struct CheckpointSettings {
   double every_minutes = 0;   // also save inside an epoch when this many minutes passed since the last save; 0: off
 };
 
+// The `prune:` section: magnitude pruning of convolution and dense weights on a gradual schedule.
+struct PruneSettings {
+  bool enabled = false;          // the section is present
+  double sparsity = 0;           // `sparsity`, in (0, 1): the share of each pruned tensor that ends at zero
+  double start_epoch = 0;        // `start_epoch`: pruning starts here (epochs, fractions allowed)
+  double end_epoch = 0;          // `end_epoch`: the final sparsity is reached here (default: epochs - 1, at least 1)
+  size_t every_steps = 50;       // `every_steps`: steps between mask updates in between
+  std::vector<std::string> layers;  // `layers`: layer or parameter names (as init.freeze); empty: every conv2d and dense weight
+  std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys
+};
+
 // The `elastic:` section: workers joining and leaving a running job between epochs.
 struct ElasticSettings {
   bool enabled = false;                  // accept joiners (`dptrain join`); leaving works either way
@@ -98,6 +109,7 @@ struct RunConfig {
   CheckpointSettings checkpoint;
   ElasticSettings elastic;
   InitSettings init;
+  PruneSettings prune;
 
   std::shared_ptr<ConfigMap> data;
   std::vector<ConfigMap> model;

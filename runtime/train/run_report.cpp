@@ -8,6 +8,13 @@ namespace dptrain {
 
 namespace {
 
+// "80.0%": a share as a percentage with one decimal.
+std::string format_share(double share) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f%%", 100.0 * share);
+  return text;
+}
+
 // "after epoch 2 (global step 64)", "in epoch 3 after step 5 of 32 (global step 69)".
 std::string describe_stop_position(const TrainingPosition& p, size_t steps_per_epoch) {
   char where[160];
@@ -92,7 +99,13 @@ void RunReport::epoch_done(const EpochSummary& s, size_t epochs, size_t world_si
                 format_duration(s.seconds).c_str(), share * s.data_wait_seconds, share * s.comm_wait_seconds);
   log("%s", line);
   rank_log("%s", line);
-  const MetricsRecord record = MetricsRecord("epoch")
+  if (s.total_sparsity >= 0) {
+    std::string pruned = "  pruned " + format_share(s.total_sparsity) + " of the pruned layers' weights:";
+    for (const auto& [name, share] : s.sparsity) pruned += " " + name + " " + format_share(share);
+    log("%s\n", pruned.c_str());
+    rank_log("%s\n", pruned.c_str());
+  }
+  MetricsRecord record = MetricsRecord("epoch")
                                    .add("epoch", static_cast<double>(s.epoch))
                                    .add("step", static_cast<double>(s.step))
                                    .add("world_size", static_cast<double>(world_size))
@@ -106,6 +119,10 @@ void RunReport::epoch_done(const EpochSummary& s, size_t epochs, size_t world_si
                                    .add("comm_wait_seconds", s.comm_wait_seconds)
                                    .add("train_seconds", s.train_seconds)
                                    .add("seconds", s.seconds);
+  if (s.total_sparsity >= 0) {
+    record.add("sparsity", s.total_sparsity);
+    for (const auto& [name, share] : s.sparsity) record.add("sparsity." + name, share);
+  }
   metrics_.write(record);
   last_epoch_record_ = record.to_json();
 }

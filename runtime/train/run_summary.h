@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dptrain {
 
@@ -36,6 +38,8 @@ struct EpochSummary {
   size_t first_step = 0;     // 0, or where a resumed epoch started
   size_t steps = 0;          // steps of the epoch trained in this run
   bool complete = true;      // false when a stop request ended the epoch early
+  double total_sparsity = -1;  // prune: the share of pruned weights at the epoch's end; -1 without pruning
+  std::vector<std::pair<std::string, double>> sparsity;  // prune: each pruned weight's share of zeros
 };
 
 // How a run ended.

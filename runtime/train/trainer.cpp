@@ -117,6 +117,14 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   report_.open_metrics(options_.metrics_path);
   model_->set_timeline(options_.timeline);
   if (config_.train.reproducible == Reproducibility::BitExact) set_up_reproducible();
+  if (config_.prune.enabled) {
+    if (model_->device() != DeviceKind::CPU) {
+      const std::string why = "pruning runs on the CPU backend only for now (set device: cpu)";
+      if (config_.prune.section) config_.prune.section->fail("sparsity", why);
+      throw ConfigError(config_.file + ": prune: " + why);
+    }
+    pruner_ = std::make_unique<Pruner>(config_.prune, *model_, steps_per_epoch_);
+  }
   replicas_ = std::make_unique<ReplicaSync>(*model_, *optimizer_, config_.text, data_.train->size(), deadline_);
   replace_communicator(comm);
   replicas_->synchronize_start(*comm_);
@@ -159,7 +167,11 @@ void Trainer::set_timeline(Timeline* timeline) {
   if (exact_reducer_) exact_reducer_->set_timeline(timeline);
 }
 
-std::string Trainer::hand_over() { return replicas_->share_with_joiners(*comm_, position_); }
+std::string Trainer::hand_over() {
+  std::string handed = replicas_->share_with_joiners(*comm_, position_);
+  if (pruner_) pruner_->share(*comm_, deadline_);
+  return handed;
+}
 
 std::string Trainer::describe() const {
   std::ostringstream out;
@@ -179,6 +191,7 @@ std::string Trainer::describe() const {
       << config_.train.epochs << " epochs";
   const bool reproducible = config_.train.reproducible == Reproducibility::BitExact;
   if (reproducible) out << "\n" << describe_reproducible();
+  if (pruner_) out << "\n" << pruner_->describe();
   if (comm_->size() > 1 && !reproducible) {
     const auto& buckets = reducer_->buckets();
     out << "\ngradient all-reduce: " << buckets.size() << (buckets.size() == 1 ? " bucket" : " buckets") << " of up to "
@@ -219,12 +232,20 @@ LossStats Trainer::train_step(const Batch& batch, size_t epoch, size_t global_ba
   }
   reducer.finish();
   if (exact) round_exact_gradients();
+  if (pruner_) pruner_->mask_gradients(grads);  // pruned weights get no update
   {
     TimelineSpan span(options_.timeline, "optimizer", "compute");
     optimizer_->clip_grad_norm(grads);  // the all-reduced gradients, the same on every worker
     optimizer_->step(params, grads, lr);
   }
   ++position_.global_step;
+  if (pruner_) {  // the same parameters on every worker: the same weights pruned
+    if (pruner_->updates_at(position_.global_step)) {
+      pruner_->update(params, position_.global_step);
+    } else {
+      pruner_->apply(params);
+    }
+  }
   return stats;
 }
 
@@ -365,6 +386,10 @@ std::vector<EpochSummary> Trainer::run() {
 void Trainer::finish_epoch(EpochSummary& s, Clock::time_point epoch_start) {
   s.test = evaluate();
   s.seconds = seconds_since(epoch_start);
+  if (pruner_) {
+    s.sparsity = pruner_->sparsity();
+    s.total_sparsity = pruner_->total_sparsity();
+  }
   position_.epoch = s.epoch;  // the next epoch, 0-based
   position_.step_in_epoch = 0;
   report_.epoch_done(s, config_.train.epochs, comm_->size(), schedule_->lr(s.step ? s.step - 1 : 0));

@@ -22,6 +22,7 @@
 #include "runtime/train/lr_schedule.h"
 #include "runtime/train/model.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/train/pruner.h"
 #include "runtime/train/replica_sync.h"
 #include "runtime/train/run_report.h"
 #include "runtime/train/run_summary.h"
@@ -145,6 +146,7 @@ class Trainer final : private ElasticHost {
   TrainingPosition position_;
   RunOutcome outcome_;
   uint64_t last_finite_loss_step_ = 0;  // global step of the newest loss read back finite
+  std::unique_ptr<Pruner> pruner_;  // prune: which weights are held at zero; null without pruning
   std::unique_ptr<GradientReducer> exact_reducer_;  // train.reproducible: of the exact gradient sums
   std::vector<int64_t> exact_wire_;    // the trained exact sums as integers, as they travel
   bool exact_unrepresentable_ = false;  // a total of this step could not be sent (NaN, or too large)

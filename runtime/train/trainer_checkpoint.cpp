@@ -22,6 +22,7 @@ CheckpointState Trainer::checkpoint_state() const {
   state.parameters = tensors_from_flat(model_->parameter_entries(), model_->host_parameters());
   state.buffers = tensors_from_flat(model_->buffer_entries(), model_->host_buffers());
   capture_optimizer(*optimizer_, model_->parameter_entries(), state);
+  if (pruner_) state.masks = pruner_->masks();
   state.metrics_json = report_.last_epoch_record();
   return state;
 }
@@ -48,10 +49,12 @@ bool Trainer::resume(const std::string& what) {
       restore_optimizer(from.state, model_->parameter_entries(), *optimizer_, from.path);
       model_->load_parameters(params);
       load_buffers(from.state, from.path);
+      if (pruner_) pruner_->load(from.state.masks, from.path);
       position_ = {from.state.epoch, from.state.step_in_epoch, from.state.global_step};
     }
   }
   if (!replicas_->share_root_state(*comm_, from.found(), position_)) return false;
+  if (pruner_) pruner_->share(*comm_, deadline_);
   if (comm_->rank() == 0) {
     report_.resumed(from.path, position_, config_.train.epochs, steps_per_epoch_, from.state.world_size,
                     comm_->size());
