@@ -1,4 +1,4 @@
-#include <CLI/CLI.hpp>
+// `dptrain export` in a build with ONNX: the checkpoint's model through runtime/export to an ONNX file.
 #include <onnx/onnx_pb.h>
 
 #include <cstdio>
@@ -48,17 +48,6 @@ int run_export(const ExportArgs& args, Workers& workers) {
               args.onnx.c_str(), proto.graph().node_size(), proto.graph().initializer_size(), model.num_parameters(),
               static_cast<long long>(args.opset), kOnnxInput, kOnnxLogits, kOnnxProbabilities);
   return 0;
-}
-
-CLI::App* add_export_command(CLI::App& app, ExportArgs& args) {
-  auto* cmd = app.add_subcommand("export", "Write a checkpoint's model as an ONNX file (evaluation form)");
-  cmd->add_option("config", args.config, "YAML run config (default: the config stored in the checkpoint)");
-  cmd->add_option("--checkpoint", args.checkpoint, "Checkpoint file (.h5)")->required();
-  cmd->add_option("--onnx", args.onnx, "The ONNX file to write (replaced whole, or left as it was on failure)")
-      ->required();
-  cmd->add_option("--opset", args.opset, "ai.onnx operator set version (13 to 17)")->check(CLI::Range(13, 17));
-  cmd->add_option("--set", args.overrides, "Override a config key (repeatable)")->allow_extra_args(false);
-  return cmd;
 }
 
 }  // namespace dptrain::launcher
