@@ -289,6 +289,7 @@ PruneSettings read_prune(ConfigMap prune, size_t epochs) {
   }
   p.every_steps = prune.get_count("every_steps", 50, CountRange{1, kManyItems, "steps"});
   p.layers = prune.get_string_list("layers", std::vector<std::string>{});
+  p.scope = prune.get_choice("scope", {"layer", "global"}, "layer") == "global" ? PruneScope::Global : PruneScope::Layer;
   for (const std::string& entry : p.layers) {
     if (entry.empty()) prune.fail("layers", "an entry is empty: name layers or parameters, e.g. [conv1, fc]");
   }

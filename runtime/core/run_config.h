@@ -61,6 +61,10 @@ struct CheckpointSettings {
   double every_minutes = 0;   // also save inside an epoch when this many minutes passed since the last save; 0: off
 };
 
+// Where prune.sparsity applies: to each pruned tensor alone, or to all of them together (one magnitude
+// threshold, so that large layers with many small weights give up more than small ones).
+enum class PruneScope { Layer, Global };
+
 // The `prune:` section: magnitude pruning of convolution and dense weights on a gradual schedule.
 struct PruneSettings {
   bool enabled = false;          // the section is present
@@ -69,6 +73,7 @@ struct PruneSettings {
   double end_epoch = 0;          // `end_epoch`: the final sparsity is reached here (default: epochs - 1, at least 1)
   size_t every_steps = 50;       // `every_steps`: steps between mask updates in between
   std::vector<std::string> layers;  // `layers`: layer or parameter names (as init.freeze); empty: every conv2d and dense weight
+  PruneScope scope = PruneScope::Layer;  // `scope`: layer (each tensor to the sparsity) or global (one threshold)
   std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys
 };
 

@@ -61,6 +61,10 @@ bool Pruner::updates_at(uint64_t step) const {
 
 void Pruner::update(Tensor& params, uint64_t step) {
   const double share = target(step);
+  if (settings_.scope == PruneScope::Global) {
+    update_global(params, share);
+    return;
+  }
   for (Pruned& p : pruned_) {
     float* w = params.data() + p.entry->offset;
     const size_t n = p.keep.size();
@@ -76,6 +80,40 @@ void Pruner::update(Tensor& params, uint64_t step) {
     std::fill(p.keep.begin(), p.keep.end(), 1);
     for (size_t i = 0; i < zeros; ++i) p.keep[order[i]] = 0;
     p.zeros = zeros;
+  }
+  apply(params);
+}
+
+void Pruner::update_global(Tensor& params, double share) {
+  // Every pruned weight, by magnitude then tensor then position: the smallest `zeros` of all are pruned.
+  struct Weight {
+    float magnitude;
+    uint32_t tensor, index;
+  };
+  std::vector<Weight> all;
+  size_t pruned_before = 0;
+  for (size_t t = 0; t < pruned_.size(); ++t) {
+    const float* w = params.data() + pruned_[t].entry->offset;
+    for (size_t i = 0; i < pruned_[t].keep.size(); ++i) {
+      all.push_back({std::fabs(w[i]), static_cast<uint32_t>(t), static_cast<uint32_t>(i)});
+    }
+    pruned_before += pruned_[t].zeros;
+  }
+  const auto zeros = std::max(pruned_before, static_cast<size_t>(std::floor(share * static_cast<double>(all.size()))));
+  auto smaller = [](const Weight& a, const Weight& b) {
+    if (a.magnitude != b.magnitude) return a.magnitude < b.magnitude;
+    return a.tensor != b.tensor ? a.tensor < b.tensor : a.index < b.index;
+  };
+  if (zeros > 0 && zeros < all.size()) {
+    std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(zeros), all.end(), smaller);
+  }
+  for (Pruned& p : pruned_) {
+    std::fill(p.keep.begin(), p.keep.end(), 1);
+    p.zeros = 0;
+  }
+  for (size_t k = 0; k < std::min(zeros, all.size()); ++k) {
+    pruned_[all[k].tensor].keep[all[k].index] = 0;
+    ++pruned_[all[k].tensor].zeros;
   }
   apply(params);
 }
@@ -113,9 +151,10 @@ std::string Pruner::describe() const {
   for (const Pruned& p : pruned_) weights += p.keep.size();
   char text[256];
   std::snprintf(text, sizeof(text),
-                "prune: %zu weight tensors (%zu weights) to %s zeros each by magnitude, from step %llu to %llu "
+                "prune: %zu weight tensors (%zu weights) to %s zeros %s by magnitude, from step %llu to %llu "
                 "(epochs %g to %g), masks updated every %zu steps; now %s",
-                pruned_.size(), weights, percent(settings_.sparsity).c_str(), static_cast<unsigned long long>(start_step_),
+                pruned_.size(), weights, percent(settings_.sparsity).c_str(),
+                settings_.scope == PruneScope::Global ? "over all of them" : "each", static_cast<unsigned long long>(start_step_),
                 static_cast<unsigned long long>(end_step_), settings_.start_epoch, settings_.end_epoch,
                 settings_.every_steps, percent(total_sparsity()).c_str());
   return text;

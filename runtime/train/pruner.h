@@ -57,6 +57,9 @@ class Pruner {
   void share(Communicator& comm, Deadline deadline);
 
  private:
+  // PruneScope::Global: one magnitude threshold over every pruned tensor, `share` of all weights zero.
+  void update_global(Tensor& params, double share);
+
   struct Pruned {
     const ParamEntry* entry;
     std::vector<uint8_t> keep;  // 1: kept, 0: pruned; (num_elements(entry->shape))

@@ -94,6 +94,34 @@ TEST(Pruner, PrunesTheSmallestWeightsOfEveryConvAndDenseWeightAndNothingElse) {
   EXPECT_EQ(pruner.sparsity()[1].first, "fc.weight");
 }
 
+TEST(Pruner, GlobalScopeUsesOneThresholdOverEveryTensor) {
+  PrunedModel m("{sparsity: 0.5, end_epoch: 1, scope: global}");
+  Pruner pruner(m.config.prune, m.model, 1);
+  Tensor params = m.model.host_parameters();
+  const Tensor before = m.model.host_parameters();
+  pruner.update(params, 1);
+  size_t zeros = 0, total = 0;
+  float largest_pruned = 0, smallest_kept = INFINITY;
+  for (const std::string& name : {"conv.weight", "fc.weight"}) {
+    const ParamEntry& e = entry(m.model, name);
+    for (size_t i = 0; i < num_elements(e.shape); ++i, ++total) {
+      const float old = std::fabs(before.data()[e.offset + i]);
+      if (params.data()[e.offset + i] == 0.0f) {
+        ++zeros;
+        largest_pruned = std::max(largest_pruned, old);
+      } else {
+        smallest_kept = std::min(smallest_kept, old);
+      }
+    }
+  }
+  EXPECT_EQ(zeros, total / 2);
+  EXPECT_LE(largest_pruned, smallest_kept);  // one threshold across both tensors
+  // The two tensors' shares differ (their weights have different scales), and add up to the total.
+  const auto shares = pruner.sparsity();
+  EXPECT_NE(shares[0].second, shares[1].second);
+  EXPECT_NEAR(pruner.total_sparsity(), 0.5, 1e-3);
+}
+
 TEST(Pruner, PrunedWeightsGetNoGradientAndStayZero) {
   PrunedModel m("{sparsity: 0.75, end_epoch: 1}");
   Pruner pruner(m.config.prune, m.model, 1);
@@ -169,6 +197,7 @@ TEST(Pruner, BadSettingsAreConfigErrorsNamingTheKey) {
       {"{sparsity: 0.5, end_epoch: 9}", "prune.end_epoch"},
       {"{sparsity: 0.5, every_steps: 0}", "prune.every_steps"},
       {"{sparsity: 0.5, schedule: cubic}", "schedule"},
+      {"{sparsity: 0.5, scope: model}", "prune.scope"},
   };
   for (const auto& [prune, key] : cases) {
     try {
