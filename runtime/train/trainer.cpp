@@ -136,7 +136,8 @@ void Trainer::replace_communicator(Communicator& comm) {
   if (comm.rank() == 0 && options_.progress == ProgressStyle::Plain) read_period = config_.train.progress_seconds;
   if (comm.rank() == 0 && options_.progress == ProgressStyle::Terminal) read_period = 1.0;
   const LossReadout readout = model_->device() == DeviceKind::CPU ? LossReadout::Now : LossReadout::Later;
-  metrics_ = std::make_unique<StepMetrics>(readout, [this] { return model_->take_loss_sums(); }, read_period);
+  metrics_ = std::make_unique<StepMetrics>(readout, [this] { return model_->take_loss_sums(); }, read_period,
+                                           config_.train.metrics_every_steps);
   // Only trained gradients travel: frozen parameters lie before trained_range() in the flat buffer.
   const auto [trained_begin, trained_end] = model_->trained_range();
   // (With every parameter frozen the range is empty: one float of the frozen part stands in.)
@@ -229,7 +230,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
     if (model_->device() == DeviceKind::CPU) check_finite_update();  // on a GPU: the loss, when read back
     // Every worker learns of a stop request at the same step; the loss sums travel along.
     double step_sums[StepMetrics::kSlots];
-    metrics_->fill(stats, step_sums, Clock::now());
+    metrics_->fill(stats, step_sums, Clock::now(), position_.global_step);
     stop = stop_vote_.after_step(step_sums, StepMetrics::kSlots, *comm_, options_.timeline);
     check_finite_loss(step_sums[0]);
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
@@ -238,6 +239,8 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
       progress.update(s, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
                       elapsed > 0 ? sums[2] / elapsed : 0);
     }
+    const auto record = metrics_->step_record(position_, t.steps, sums, *schedule_, Clock::now());
+    if (record) report_.step_done(*record, world);
     // Timed saves inside an epoch cost only rank 0 (the state is the same on every worker).
     if (!stop && s < t.steps && checkpoints_.due_inside_epoch()) save_checkpoint();
   }
