@@ -15,6 +15,7 @@
 #include "launcher/commands/elastic_commands.h"
 #include "launcher/commands/export_command.h"
 #include "launcher/commands/inspect_command.h"
+#include "launcher/commands/plot_command.h"
 #include "launcher/supervisor/launch_command.h"
 #include "launcher/supervisor/run_status.h"
 #include "launcher/workers.h"
@@ -112,6 +113,8 @@ int main(int argc, char** argv) {
   CLI::App* inspect_cmd = launcher::add_inspect_command(app, inspect);
   launcher::LaunchArgs launch;
   CLI::App* launch_cmd = launcher::add_launch_command(app, launch);
+  launcher::PlotArgs plot;
+  CLI::App* plot_cmd = launcher::add_plot_command(app, plot);
   launcher::JoinArgs join;
   launcher::CtlArgs ctl;
   const launcher::ElasticCommands elastic_cmds = launcher::add_elastic_commands(app, join, ctl);
@@ -123,6 +126,8 @@ int main(int argc, char** argv) {
   }
   // The supervisor is not a worker: it starts mpirun and never joins an MPI job itself.
   if (launch_cmd->parsed()) return launcher::run_launch(launch);
+  // Nor is plotting: it reads files and runs gnuplot.
+  if (plot_cmd->parsed()) return launcher::run_plot(plot);
 
   // Under mpirun or srun this joins the MPI job; otherwise it is a single worker.
   std::unique_ptr<launcher::Workers> workers;

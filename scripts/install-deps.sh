@@ -12,11 +12,12 @@ packages=(
   libopenmpi-dev openmpi-bin
   libopenblas-openmp-dev   # GEMM for conv and dense layers (OpenMP build: single-threaded inside our parallel regions)
   libcli11-dev             # command line
+  nlohmann-json3-dev       # reading metrics files back (dptrain plot; header-only)
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev               # gzipped IDX files
   libpng-dev libjpeg-dev   # image-folder data sets
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
-  gnuplot-nox              # the scaling benchmark's plot (cluster/scaling/scaling.sh)
+  gnuplot-nox              # dptrain plot, and the scaling benchmark's plot (cluster/scaling/scaling.sh)
   python3-torchvision python3-h5py python3-yaml  # torchvision parity and fine-tuning tests, scripts/convert_torchvision.py
   libonnx-dev libprotobuf-dev                     # dptrain export: ONNX's protobuf classes and checker
   python3-onnx python3-opencv                     # the export tests: onnx.checker and OpenCV's DNN module run the files

@@ -48,7 +48,7 @@ std::string find_program(const std::string& program) {
   return "";
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv) : name_(argv.at(0)) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, int output_fd) : name_(argv.at(0)) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -63,6 +63,10 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv) : name_(argv.at
   posix_spawnattr_setpgroup(&setup.attr, 0);
   posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawn_file_actions_addopen(&setup.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (output_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&setup.actions, output_fd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&setup.actions, output_fd, STDERR_FILENO);
+  }
 
   const int error = posix_spawnp(&pid_, args[0], &setup.actions, &setup.attr, args.data(), environ);
   if (error != 0) {

@@ -1,5 +1,6 @@
-// A program the supervisor (`dptrain launch`) starts and watches: mpirun, ompi-server. Started
-// without a shell; every wait on it is a poll with a deadline, and it can always be ended.
+// A program dptrain starts and watches: mpirun and ompi-server (`dptrain launch`), gnuplot
+// (`dptrain plot`). Started without a shell; every wait on it is a poll with a deadline, and it can
+// always be ended.
 #pragma once
 
 #include <sys/types.h>
@@ -11,12 +12,13 @@ namespace dptrain::launcher {
 
 // One child process, in its own process group (a Ctrl-C at the terminal reaches the supervisor
 // only, which decides what the child gets), reading stdin from /dev/null, writing to the
-// supervisor's stdout and stderr. Ended (SIGTERM, then SIGKILL) and reaped on destruction.
+// supervisor's stdout and stderr or to one file. Ended (SIGTERM, then SIGKILL) and reaped on destruction.
 class ChildProcess {
  public:
   // Starts argv[0] (looked up on PATH when it holds no '/'); throws UsageError naming the program
-  // when it cannot be started.
-  explicit ChildProcess(const std::vector<std::string>& argv);
+  // when it cannot be started. `output_fd`: an open descriptor that receives the child's stdout and
+  // stderr; -1: the child writes to this process's.
+  explicit ChildProcess(const std::vector<std::string>& argv, int output_fd = -1);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;

@@ -196,6 +196,7 @@ TrainSettings read_train(ConfigMap train) {
   t.progress_seconds = train.get_number("progress_seconds", 10.0, seconds_range());
   t.reproducible = train.get_bool("reproducible", false) ? Reproducibility::BitExact : Reproducibility::Approximate;
   t.micro_shard = train.get_count("micro_shard", 16, CountRange{1, kManyItems, "samples"});
+  t.metrics_every_steps = train.get_count("metrics_every_steps", 0, CountRange{1, kManyItems, "steps", ZeroIs::Off});
   train.finish();
   t.section = std::make_shared<const ConfigMap>(std::move(train));
   return t;

@@ -32,6 +32,7 @@ struct TrainSettings {
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
   Reproducibility reproducible = Reproducibility::Approximate;
   size_t micro_shard = 16;       // with reproducible: samples per micro-shard, the unit workers split batches in
+  size_t metrics_every_steps = 0;  // a "step" metrics record every this many global steps; 0: none
   std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys
 };
 

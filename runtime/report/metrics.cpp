@@ -61,6 +61,21 @@ MetricsRecord& MetricsRecord::add(const std::string& key, const std::string& val
   return *this;
 }
 
+MetricsRecord& MetricsRecord::add_time(const std::string& key, std::chrono::system_clock::time_point when) {
+  const double seconds = std::chrono::duration<double>(when.time_since_epoch()).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", seconds);
+  fields_.emplace_back(key, buf);
+  return *this;
+}
+
+bool MetricsRecord::has(const std::string& key) const {
+  for (const auto& field : fields_) {
+    if (field.first == key) return true;
+  }
+  return false;
+}
+
 std::string MetricsRecord::to_json() const {
   std::string out = "{\"event\": " + json_string(event_);
   for (const auto& [key, value] : fields_) out += ", " + json_string(key) + ": " + value;
@@ -83,7 +98,9 @@ MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
 
 void MetricsWriter::write(const MetricsRecord& record) {
   if (!out_) return;
-  const std::string line = record.to_json() + "\n";
+  MetricsRecord stamped(record);
+  if (!stamped.has("time")) stamped.add_time("time", std::chrono::system_clock::now());
+  const std::string line = stamped.to_json() + "\n";
   if (std::fwrite(line.data(), 1, line.size(), out_.get()) != line.size() || std::fflush(out_.get()) != 0) {
     throw Error("--metrics " + path_ + ": write failed (disk full?)");
   }

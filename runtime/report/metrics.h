@@ -16,6 +16,9 @@ class MetricsRecord {
   explicit MetricsRecord(std::string event);
   MetricsRecord& add(const std::string& key, double value);
   MetricsRecord& add(const std::string& key, const std::string& value);
+  // `when` as seconds since the Unix epoch (1970-01-01 UTC), to the millisecond.
+  MetricsRecord& add_time(const std::string& key, std::chrono::system_clock::time_point when);
+  bool has(const std::string& key) const;
   std::string to_json() const;
 
  private:
@@ -23,8 +26,9 @@ class MetricsRecord {
   std::vector<std::pair<std::string, std::string>> fields_;  // key, JSON-encoded value
 };
 
-// Appends records to a .jsonl file, one object a line, flushed after each so a crash loses none. A new
-// file is created owner-only; a symlink or FIFO at the path is refused.
+// Appends records to a .jsonl file, one object a line, flushed after each so a crash loses none. Each
+// line ends with "time": the wall-clock time it was written (add_time), unless the record has its own.
+// A new file is created owner-only; a symlink or FIFO at the path is refused.
 class MetricsWriter {
  public:
   MetricsWriter() = default;  // writes nothing

@@ -1,5 +1,6 @@
 #include "runtime/train/run_report.h"
 
+#include <chrono>
 #include <cstdarg>
 
 #include "runtime/core/signals.h"
@@ -89,6 +90,21 @@ ProgressReporter RunReport::progress(size_t epoch, size_t epochs, size_t steps) 
   return progress;
 }
 
+void RunReport::step_done(const StepSummary& s, size_t world_size) {
+  metrics_.write(MetricsRecord("step")
+                     .add("epoch", static_cast<double>(s.epoch))
+                     .add("step_in_epoch", static_cast<double>(s.step_in_epoch))
+                     .add("steps_per_epoch", static_cast<double>(s.steps_per_epoch))
+                     .add("step", static_cast<double>(s.step))
+                     .add("world_size", static_cast<double>(world_size))
+                     .add("loss", s.loss)
+                     .add("train_accuracy", s.train_accuracy)
+                     .add("running_loss", s.running_loss)
+                     .add("running_accuracy", s.running_accuracy)
+                     .add("images_per_sec", s.images_per_sec)
+                     .add("lr", s.lr));
+}
+
 void RunReport::epoch_done(const EpochSummary& s, size_t epochs, size_t world_size, double lr) {
   const double share = s.train_seconds > 0 ? 100.0 / s.train_seconds : 0;
   char line[320];
@@ -123,6 +139,7 @@ void RunReport::epoch_done(const EpochSummary& s, size_t epochs, size_t world_si
     record.add("sparsity", s.total_sparsity);
     for (const auto& [name, share] : s.sparsity) record.add("sparsity." + name, share);
   }
+  record.add_time("time", std::chrono::system_clock::now());  // kept by checkpoints too
   metrics_.write(record);
   last_epoch_record_ = record.to_json();
 }

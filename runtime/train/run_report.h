@@ -1,5 +1,5 @@
 // RunReport: what a run tells people — rank 0's console lines and progress line, every worker's
-// own log, and rank 0's metrics records (start, epoch, resume, checkpoint, stop, end).
+// own log, and rank 0's metrics records (start, step, epoch, resume, checkpoint, stop, end).
 #pragma once
 
 #include <cstdio>
@@ -43,9 +43,11 @@ class RunReport {
   void started(const RunShape& shape, const TrainingPosition& at);
   // The progress line of epoch `epoch` (1-based) of `epochs`, of `steps` steps (off on other ranks).
   ProgressReporter progress(size_t epoch, size_t epochs, size_t steps) const;
+  // Steps of an epoch (train.metrics_every_steps): their "step" record, trained by `world_size` workers.
+  void step_done(const StepSummary& s, size_t world_size);
   // An evaluated epoch: its line (console and rank log) and its "epoch" record, trained at rate `lr`.
   void epoch_done(const EpochSummary& s, size_t epochs, size_t world_size, double lr);
-  // The newest "epoch" record as JSON ("" before the first), which checkpoints store.
+  // The newest "epoch" record as JSON, as the metrics file has it ("" before the first), which checkpoints store.
   const std::string& last_epoch_record() const { return last_epoch_record_; }
   // Every epoch trained: the "done" line and the "end" record.
   void completed(const std::vector<EpochSummary>& epochs, uint64_t global_step, size_t world_size, double seconds);

@@ -42,6 +42,20 @@ struct EpochSummary {
   std::vector<std::pair<std::string, double>> sparsity;  // prune: each pruned weight's share of zeros
 };
 
+// What the steps since the previous "step" metrics record did (train.metrics_every_steps), over all workers.
+struct StepSummary {
+  size_t epoch = 0;            // 1-based: the epoch being trained
+  size_t step_in_epoch = 0;    // steps of it done
+  size_t steps_per_epoch = 0;
+  uint64_t step = 0;           // global steps done
+  double loss = 0;             // mean training loss over the steps since the previous record of the epoch
+  double train_accuracy = 0;   // (or since the epoch's start)
+  double running_loss = 0;     // mean training loss over the epoch so far
+  double running_accuracy = 0;
+  double images_per_sec = 0;   // training samples per second since the previous record
+  double lr = 0;               // of the newest step
+};
+
 // How a run ended.
 enum class RunEnd {
   Completed,  // every epoch trained

@@ -1,7 +1,6 @@
 #include "runtime/train/trainer.h"
 
 #include <algorithm>
-#include <sstream>
 #include <thread>
 
 #include "comm/device_communicator.h"
@@ -145,7 +144,8 @@ void Trainer::replace_communicator(Communicator& comm) {
   if (comm.rank() == 0 && options_.progress == ProgressStyle::Plain) read_period = config_.train.progress_seconds;
   if (comm.rank() == 0 && options_.progress == ProgressStyle::Terminal) read_period = 1.0;
   const LossReadout readout = model_->device() == DeviceKind::CPU ? LossReadout::Now : LossReadout::Later;
-  metrics_ = std::make_unique<StepMetrics>(readout, [this] { return model_->take_loss_sums(); }, read_period);
+  metrics_ = std::make_unique<StepMetrics>(readout, [this] { return model_->take_loss_sums(); }, read_period,
+                                           config_.train.metrics_every_steps);
   // Only trained gradients travel: frozen parameters lie before trained_range() in the flat buffer.
   const auto [trained_begin, trained_end] = model_->trained_range();
   // (With every parameter frozen the range is empty: one float of the frozen part stands in.)
@@ -171,43 +171,6 @@ std::string Trainer::hand_over() {
   std::string handed = replicas_->share_with_joiners(*comm_, position_);
   if (pruner_) pruner_->share(*comm_, deadline_);
   return handed;
-}
-
-std::string Trainer::describe() const {
-  std::ostringstream out;
-  for (const std::string& warning : config_.warnings) out << "warning: " << warning << "\n";
-  out << "run " << config_.name << " (" << config_.file << "), seed " << config_.seed << "\n";
-  out << "workers " << comm_->size() << " (" << comm_->backend() << "), device "
-      << describe_device(config_, context_.describe_device())
-      << ", " << context_.num_threads() << " threads per worker, precision " << context_.describe_precision()
-      << "\n";
-  out << "train: " << data_.train->describe() << "\n";
-  out << "test:  " << data_.test->describe() << "\n";
-  if (data_.train_augment) out << "augmentation: " << data_.train_augment->describe() << "\n";
-  out << "model:\n" << model_->summary() << "\n";
-  if (model_->num_conversions() > 0) out << model_->describe_activation_types() << "\n";
-  out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
-  out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
-      << config_.train.epochs << " epochs";
-  const bool reproducible = config_.train.reproducible == Reproducibility::BitExact;
-  if (reproducible) out << "\n" << describe_reproducible();
-  if (pruner_) out << "\n" << pruner_->describe();
-  if (comm_->size() > 1 && !reproducible) {
-    const auto& buckets = reducer_->buckets();
-    out << "\ngradient all-reduce: " << buckets.size() << (buckets.size() == 1 ? " bucket" : " buckets") << " of up to "
-        << format_number(config_.comm.bucket_mb) << " MiB, started during backward; timeout "
-        << format_number(config_.comm.timeout_seconds) << " s";
-  }
-  const CheckpointSettings& ckpt = config_.checkpoint;
-  if (ckpt.dir.empty()) {
-    out << "\ncheckpoints: none (set checkpoint.dir to save and resume)";
-  } else {
-    out << "\ncheckpoints: " << ckpt.dir << ", every " << ckpt.every_epochs
-        << (ckpt.every_epochs == 1 ? " epoch" : " epochs");
-    if (ckpt.every_minutes > 0) out << " and every " << format_number(ckpt.every_minutes) << " minutes";
-    out << ", newest " << ckpt.keep << " kept";
-  }
-  return out.str();
 }
 
 // The training step, as one block (llm.c's "TRAINING SECTION"): forward and backward, each bucket of
@@ -287,7 +250,7 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
     if (model_->device() == DeviceKind::CPU) check_finite_update();  // on a GPU: the loss, when read back
     // Every worker learns of a stop request at the same step; the loss sums travel along.
     double step_sums[StepMetrics::kSlots];
-    metrics_->fill(stats, step_sums, Clock::now());
+    metrics_->fill(stats, step_sums, Clock::now(), position_.global_step);
     stop = stop_vote_.after_step(step_sums, StepMetrics::kSlots, *comm_, options_.timeline);
     check_finite_loss(step_sums[0]);
     for (int i = 0; i < 3; ++i) sums[i] += step_sums[i];
@@ -296,6 +259,8 @@ EpochSummary Trainer::train_epoch(size_t epoch, size_t first_step) {
       progress.update(s, sums[2] ? sums[0] / sums[2] : 0, sums[2] ? sums[1] / sums[2] : 0,
                       elapsed > 0 ? sums[2] / elapsed : 0);
     }
+    const auto record = metrics_->step_record(position_, t.steps, sums, *schedule_, Clock::now());
+    if (record) report_.step_done(*record, world);
     // Timed saves inside an epoch cost only rank 0 (the state is the same on every worker).
     if (!stop && s < t.steps && checkpoints_.due_inside_epoch()) save_checkpoint();
   }

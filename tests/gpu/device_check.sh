@@ -189,6 +189,7 @@ configure() {
     -DCMAKE_INCLUDE_PATH="$deps/usr/include;$deps/usr/include/x86_64-linux-gnu" \
     -DCMAKE_CXX_FLAGS="-isystem $deps/usr/include/x86_64-linux-gnu" \
     -Dyaml-cpp_DIR="$lib/cmake/yaml-cpp" -DGTest_DIR="$lib/cmake/GTest" -DCLI11_DIR="$deps/usr/share/cmake/CLI11" \
+    -Dnlohmann_json_DIR="$deps/usr/share/cmake/nlohmann_json" \
     -DZLIB_ROOT="$deps/usr" -DHDF5_ROOT="$lib/hdf5/serial" \
     -DMPI_SKIP_COMPILER_WRAPPER=ON -DMPI_C_HEADER_DIR="$lib/openmpi/include" -DMPI_C_LIB_NAMES=mpi \
     -DMPI_mpi_LIBRARY="$lib/openmpi/lib/libmpi.so" \

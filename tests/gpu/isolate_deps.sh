@@ -26,8 +26,10 @@ done
 
 hide_dirs=(/usr/include/yaml-cpp /usr/include/hdf5 /usr/include/CLI /usr/include/gtest /usr/include/gmock
            /usr/include/libpng16 /usr/include/x86_64-linux-gnu/openmpi /usr/include/x86_64-linux-gnu/openblas-openmp
+           /usr/include/nlohmann
            /usr/lib/x86_64-linux-gnu/hdf5 /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/openblas-openmp
-           /usr/lib/x86_64-linux-gnu/cmake/yaml-cpp /usr/lib/x86_64-linux-gnu/cmake/GTest /usr/share/cmake/CLI11)
+           /usr/lib/x86_64-linux-gnu/cmake/yaml-cpp /usr/lib/x86_64-linux-gnu/cmake/GTest /usr/share/cmake/CLI11
+           /usr/share/cmake/nlohmann_json)
 inside_hidden() {
   local d
   for d in "${hide_dirs[@]}"; do [[ $1 == "$d"/* ]] && return 0; done

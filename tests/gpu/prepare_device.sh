@@ -3,7 +3,7 @@
 # pip CUDA libraries but none of the build's other dependencies, and no apt and no network there.
 # Run it here, on Debian 12 as root: it downloads the Debian packages of those dependencies
 # (yaml-cpp, HDF5 and the libraries it loads, Open MPI's libraries and headers, OpenBLAS, CLI11,
-# GoogleTest, libpng, libjpeg, zlib), unpacks them (dpkg -x: nothing is installed), prunes what the
+# nlohmann-json, GoogleTest, libpng, libjpeg, zlib), unpacks them (dpkg -x: nothing is installed), prunes what the
 # build does not use (docs, man pages, static libraries that have shared ones, Fortran, MPI plugins),
 # checks that every shared library they need is among them or comes with the GPU machine's compiler
 # and C library, and packs them into OUT_DIR/debian-deps.tar.xz with a manifest. device_check.sh
@@ -32,6 +32,7 @@ packages=(
   libopenmpi-dev libopenmpi3 libhwloc15 libudev1 libevent-core-2.1-7 libevent-pthreads-2.1-7  # MPI (linked; mpirun not carried)
   libopenblas-openmp-dev libopenblas0-openmp libgfortran5 libquadmath0  # GEMM of the CPU layers (the oracle)
   libcli11-dev                                                 # command line (header-only)
+  nlohmann-json3-dev                                           # metrics files read back by dptrain plot (header-only)
   libgtest-dev libgmock-dev                                    # the GPU tests (GTest's CMake package names gmock too)
   libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo   # image-folder data sets
   zlib1g-dev zlib1g                                            # gzipped IDX files

@@ -76,6 +76,25 @@ TEST(RunConfig, ZeroBatchIsRejected) {
   EXPECT_NE(msg.find("key 'train.batch_size': must be at least 1"), std::string::npos) << msg;
 }
 
+TEST(RunConfig, MetricsEveryStepsIsOffByDefaultAndACount) {
+  EXPECT_EQ(RunConfig::parse(kValid, "demo.yaml").train.metrics_every_steps, 0u);
+  const std::string yaml = replaced(kValid, "  epochs: 2", "  epochs: 2\n  metrics_every_steps: 25");
+  EXPECT_EQ(RunConfig::parse(yaml, "demo.yaml").train.metrics_every_steps, 25u);
+  EXPECT_EQ(RunConfig::parse(yaml, "demo.yaml", {"train.metrics_every_steps=0"}).train.metrics_every_steps, 0u);
+  const std::string negative = config_error([] {
+    RunConfig::parse(replaced(kValid, "  epochs: 2", "  epochs: 2\n  metrics_every_steps: -5"), "demo.yaml");
+  });
+  EXPECT_NE(negative.find("demo.yaml:14: key 'train.metrics_every_steps'"), std::string::npos) << negative;
+  EXPECT_NE(negative.find("'-5'"), std::string::npos) << negative;
+  const std::string word =
+      config_error([] { RunConfig::parse(kValid, "demo.yaml", {"train.metrics_every_steps=often"}); });
+  EXPECT_NE(word.find("--set train.metrics_every_steps"), std::string::npos) << word;
+  EXPECT_NE(word.find("'often'"), std::string::npos) << word;
+  const std::string huge =
+      config_error([] { RunConfig::parse(kValid, "demo.yaml", {"train.metrics_every_steps=99999999999999"}); });
+  EXPECT_NE(huge.find("must be at most"), std::string::npos) << huge;
+}
+
 TEST(RunConfig, CheckpointSection) {
   const RunConfig none = RunConfig::parse(kValid, "demo.yaml");
   EXPECT_TRUE(none.checkpoint.dir.empty());

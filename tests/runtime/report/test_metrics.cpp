@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,24 @@ std::string read_all(std::FILE* f) {
   std::string out;
   char buf[512];
   while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  return out;
+}
+
+double unix_seconds_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// `text` with the ', "time": T' every written line ends with taken out, and each T appended to `times`.
+std::string without_times(const std::string& text, std::vector<double>& times) {
+  const std::string field = ", \"time\": ";
+  std::string out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t at = line.rfind(field);
+    if (at == std::string::npos || line.back() != '}') return "a line without a time: " + line;
+    times.push_back(std::stod(line.substr(at + field.size())));
+    out += line.substr(0, at) + "}\n";
+  }
   return out;
 }
 
@@ -56,13 +76,22 @@ class ScopedEnvironment {
 TEST(MetricsWriter, AppendsToAnOwnerOnlyFileAndRefusesASymlink) {
   test_util::TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
+  const double before = unix_seconds_now();
   {
     MetricsWriter writer(path);
     writer.write(MetricsRecord("epoch").add("loss", 0.5));
   }
   MetricsWriter(path).write(MetricsRecord("epoch").add("loss", 0.25));
-  EXPECT_EQ(test_util::read_file(path),
+  const double after = unix_seconds_now();
+  std::vector<double> times;
+  EXPECT_EQ(without_times(test_util::read_file(path), times),
             "{\"event\": \"epoch\", \"loss\": 0.5}\n{\"event\": \"epoch\", \"loss\": 0.25}\n");
+  ASSERT_EQ(times.size(), 2u);
+  for (double t : times) {
+    EXPECT_GE(t, before - 0.001);  // written to the millisecond
+    EXPECT_LE(t, after + 0.001);
+  }
+  EXPECT_LE(times[0], times[1]);
   EXPECT_EQ(path_mode(path).value_or(0), 0600u);
   std::ofstream(dir.file("victim")) << "precious\n";
   std::filesystem::create_symlink(dir.file("victim"), dir.file("link.jsonl"));
@@ -95,6 +124,24 @@ TEST(Progress, AutoRedrawsOnlyOnATerminalNotStartedByAnMpiLauncher) {
   }
   std::fclose(terminal);
   close(master);
+}
+
+TEST(MetricsRecord, TimesAreUnixSecondsToTheMillisecond) {
+  const auto when = std::chrono::system_clock::time_point(std::chrono::milliseconds(1700000000123));
+  EXPECT_EQ(MetricsRecord("step").add("step", 8).add_time("time", when).to_json(),
+            "{\"event\": \"step\", \"step\": 8, \"time\": 1700000000.123}");
+}
+
+TEST(MetricsWriter, ARecordWithItsOwnTimeKeepsIt) {
+  test_util::TempDir dir;
+  const std::string path = dir.file("metrics.jsonl");
+  const auto when = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  const MetricsRecord record = MetricsRecord("epoch").add("loss", 0.5).add_time("time", when);
+  EXPECT_TRUE(record.has("time"));
+  EXPECT_FALSE(record.has("seconds"));
+  MetricsWriter(path).write(record);
+  EXPECT_EQ(test_util::read_file(path), record.to_json() + "\n");
+  EXPECT_EQ(record.to_json(), "{\"event\": \"epoch\", \"loss\": 0.5, \"time\": 1700000000.000}");
 }
 
 TEST(MetricsRecord, WritesOneJsonObject) {

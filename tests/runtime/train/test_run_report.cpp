@@ -80,6 +80,42 @@ TEST(RunReport, AnEpochIsOneLineAndOneRecordThatCheckpointsKeep) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(report.last_epoch_record(), lines[0]);
   EXPECT_NE(lines[0].find("\"lr\": 0.01"), std::string::npos) << lines[0];
+  // The record with its wall-clock time, once.
+  EXPECT_NE(lines[0].find("\"time\": "), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("\"time\": "), lines[0].rfind("\"time\": ")) << lines[0];
+}
+
+TEST(RunReport, StepsOfAnEpochAreOneRecordOnRankZero) {
+  TempDir dir;
+  CapturedFile console;
+  RunReport report(console.file(), nullptr, ProgressStyle::Off, 1.0);
+  report.open_metrics(dir.file("metrics.jsonl"));
+  StepSummary s;
+  s.epoch = 2;
+  s.step_in_epoch = 8;
+  s.steps_per_epoch = 32;
+  s.step = 40;
+  s.loss = 0.5;
+  s.train_accuracy = 0.75;
+  s.running_loss = 0.625;
+  s.running_accuracy = 0.6875;
+  s.images_per_sec = 2000;
+  s.lr = 0.05;
+  report.step_done(s, 3);
+  EXPECT_EQ(console.text(), "") << "no console line per step record";
+  RunReport other(nullptr, nullptr, ProgressStyle::Off, 1.0);
+  other.set_rank(1);
+  other.open_metrics(dir.file("other.jsonl"));
+  other.step_done(s, 3);
+  const std::vector<std::string> lines = lines_of(dir.file("metrics.jsonl"));
+  ASSERT_EQ(lines.size(), 1u);
+  for (const char* key : {"{\"event\": \"step\", \"epoch\": 2, ", "\"step_in_epoch\": 8", "\"steps_per_epoch\": 32",
+                          "\"step\": 40", "\"world_size\": 3", "\"loss\": 0.5", "\"train_accuracy\": 0.75",
+                          "\"running_loss\": 0.625", "\"running_accuracy\": 0.6875", "\"images_per_sec\": 2000",
+                          "\"lr\": 0.05", "\"time\": "}) {
+    EXPECT_NE(lines[0].find(key), std::string::npos) << key << " in " << lines[0];
+  }
+  EXPECT_FALSE(std::ifstream(dir.file("other.jsonl")).good()) << "only rank 0 writes metrics";
 }
 
 TEST(RunReport, AStopNamesTheSignalOrTheReasonAndThePosition) {
