@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
   CLI::App* train_cmd = launcher::add_train_command(app, train);
   launcher::EvalArgs eval;
   CLI::App* eval_cmd = launcher::add_eval_command(app, eval);
+  launcher::PredictArgs predict;
+  CLI::App* predict_cmd = launcher::add_predict_command(app, predict);
   launcher::BenchArgs bench;
   const launcher::BenchCommands bench_cmds = launcher::add_bench_commands(app, bench);
   launcher::DataConvertArgs data_convert;
@@ -141,6 +143,7 @@ int main(int argc, char** argv) {
   const Dispatch dispatch = {
       {train_cmd, [&] { return launcher::run_train(train, w); }},
       {eval_cmd, [&] { return launcher::run_eval(eval, w); }},
+      {predict_cmd, [&] { return launcher::run_predict(predict, w); }},
       {export_cmd, [&] { return launcher::run_export(export_args, w); }},
       {inspect_cmd, [&] { return launcher::run_inspect(inspect); }},
       {elastic_cmds.join, [&] { return launcher::run_join(join, w); }},

@@ -31,6 +31,16 @@ struct EvalArgs {
   bool json = false;                   // print one JSON object instead of a sentence
 };
 
+// Options of `dptrain predict`.
+struct PredictArgs {
+  std::string checkpoint;              // --checkpoint FILE
+  std::vector<std::string> inputs;     // [CONFIG.yaml] then image files and folders
+  std::vector<std::string> overrides;  // --set key=value
+  size_t top_k = 5;                    // classes shown per image
+  std::string format = "table";        // table | jsonl | csv
+  size_t batch = 0;                    // images per forward pass; 0: the config's train.eval_batch_size
+};
+
 // Options of `dptrain bench train`.
 struct BenchTrainArgs {
   std::string config;
@@ -89,11 +99,13 @@ class Workers;
 // Register a subcommand (and its options) on `app`, parsing into `args`.
 CLI::App* add_train_command(CLI::App& app, TrainArgs& args);
 CLI::App* add_eval_command(CLI::App& app, EvalArgs& args);
+CLI::App* add_predict_command(CLI::App& app, PredictArgs& args);
 BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args);
 
 
 int run_train(const TrainArgs& args, Workers& workers);
 int run_eval(const EvalArgs& args, Workers& workers);
+int run_predict(const PredictArgs& args, Workers& workers);
 int run_bench_train(const BenchTrainArgs& args, Workers& workers);
 int run_bench_layers(const BenchLayersArgs& args);
 int run_bench_allreduce(const BenchAllreduceArgs& args, Workers& workers);

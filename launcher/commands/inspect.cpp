@@ -55,6 +55,13 @@ void print_state(const std::string& file, const CheckpointState& state) {
               static_cast<unsigned long long>(state.global_batch), static_cast<unsigned long long>(state.dataset_size),
               static_cast<unsigned long long>(state.seed));
   std::printf("world_size at save: %llu\n", static_cast<unsigned long long>(state.world_size));
+  if (!state.input_shape.empty()) std::printf("input_shape: %s\n", to_string(state.input_shape).c_str());
+  if (!state.class_names.empty()) {
+    std::string names;
+    for (size_t i = 0; i < state.class_names.size() && i < 10; ++i) names += (i ? ", " : "") + state.class_names[i];
+    if (state.class_names.size() > 10) names += ", ...";
+    std::printf("classes: %zu named (%s)\n", state.class_names.size(), names.c_str());
+  }
   std::printf("parameters: %zu in %zu tensors\n", values, state.parameters.size());
   if (!state.buffers.empty()) {
     size_t buffer_values = 0;

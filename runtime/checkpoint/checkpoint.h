@@ -20,6 +20,10 @@
 //     global_batch     uint64      }
 //     dataset_size     uint64      }
 //     world_size       uint64      workers at save time (for information; resuming may use any number)
+//   optional root attributes, lists (absent from checkpoints written before dptrain stored them):
+//     input_shape      uint64 (3)  (C, H, W) of one training sample: the shape the model takes
+//     class_names      string (N)  class names by label, where the training set names its classes (an
+//                                  image folder's class sub-folders, sorted; a converted HDF5 file's names)
 //   /config                        string (1): the run's effective YAML config, overrides applied
 //   /metrics                       string (1): free text, e.g. the last epoch's JSON record; may be ""
 //   /parameters                    group, one dataset per model parameter in model order:
@@ -86,6 +90,8 @@ struct CheckpointState {
   uint64_t global_batch = 0;
   uint64_t dataset_size = 0;  // training samples; the sampler's position is (seed, epoch, step_in_epoch) + these
   uint64_t world_size = 0;    // workers at save time
+  Shape input_shape;                     // (C, H, W) the model takes; empty when not stored (older files)
+  std::vector<std::string> class_names;  // by label; empty when the data set has none, or not stored (older files)
 
   std::vector<CheckpointTensor> parameters;  // one per model parameter, in model order
   std::vector<CheckpointTensor> buffers;     // one per non-trained state tensor, in model order (may be empty)

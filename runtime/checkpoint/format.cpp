@@ -19,6 +19,30 @@ herr_t collect(unsigned position, const H5E_error2_t* error, void* data) {
 
 }  // namespace
 
+std::string dtype_name(hid_t type) {
+  const std::string bits = std::to_string(H5Tget_size(type) * 8);
+  switch (H5Tget_class(type)) {
+    case H5T_FLOAT:
+      return "float" + bits;
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + bits;
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "vlen";
+    case H5T_REFERENCE:
+      return "reference";
+    default:
+      return "other";
+  }
+}
+
 std::string hdf5_failure() {
   Failure failure;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect, &failure);

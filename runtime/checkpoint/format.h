@@ -17,6 +17,9 @@ inline constexpr char kBuffersGroup[] = "buffers";
 inline constexpr char kOptimizerGroup[] = "optimizer";
 inline constexpr char kMasksGroup[] = "masks";  // only in checkpoints of runs that prune
 
+// The type of a dataset or attribute as `dptrain inspect` and messages name it: "float32", "uint64", "string".
+std::string dtype_name(hid_t type);
+
 // What went wrong inside HDF5, from its error stack: the API function that failed and the innermost
 // description, e.g. "H5Dread: data error detected by Fletcher32 checksum". Clears the stack.
 std::string hdf5_failure();

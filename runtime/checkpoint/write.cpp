@@ -73,6 +73,11 @@ class Writer {
         {"world_size", state.world_size},
     };
     for (const auto& [name, value] : numbers) write_uint_attribute(root, name, value, H5T_STD_U64LE);
+    if (!state.input_shape.empty()) {
+      const std::vector<uint64_t> dims(state.input_shape.begin(), state.input_shape.end());
+      write_list_attribute(root, "input_shape", H5T_STD_U64LE, H5T_NATIVE_UINT64, dims.size(), dims.data());
+    }
+    if (!state.class_names.empty()) write_strings_attribute(root, "class_names", state.class_names);
     write_text(root, checkpoint_detail::kConfigDataset, state.config_text);
     write_text(root, checkpoint_detail::kMetricsDataset, state.metrics_json);
 
@@ -145,6 +150,32 @@ class Writer {
     const std::string stored = value.empty() ? std::string(1, '\0') : value;
     H5Handle type = string_type(stored.size());
     write_attribute(object, name, type.get(), stored.data());
+  }
+
+  // A one-dimensional attribute of `count` (> 0) values, stored as `file_type`.
+  void write_list_attribute(hid_t object, const char* name, hid_t file_type, hid_t memory_type, size_t count,
+                            const void* data) {
+    const hsize_t n = count;
+    H5Handle space = check(H5Screate_simple(1, &n, nullptr), H5Sclose, "create a data space");
+    H5Handle attr = check(H5Acreate2(object, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                          "create attribute " + std::string(name));
+    check(H5Awrite(attr.get(), memory_type, data), "write attribute " + std::string(name));
+  }
+
+  // A list of fixed-length (null-padded) UTF-8 strings as wide as the longest (at least 1 byte), kept in
+  // the checksummed object header as write_string_attribute's. A value holding a NUL cannot be kept.
+  void write_strings_attribute(hid_t object, const char* name, const std::vector<std::string>& values) {
+    size_t width = 1;
+    for (const std::string& v : values) width = std::max(width, v.size());
+    std::vector<char> packed(values.size() * width, '\0');
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (values[i].find('\0') != std::string::npos) {
+        reject("attribute " + std::string(name) + " entry " + std::to_string(i) + " holds a NUL byte");
+      }
+      std::copy(values[i].begin(), values[i].end(), packed.begin() + i * width);
+    }
+    H5Handle type = string_type(width);
+    write_list_attribute(object, name, type.get(), type.get(), values.size(), packed.data());
   }
 
   H5Handle string_type(size_t bytes) {

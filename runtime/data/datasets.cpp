@@ -12,6 +12,7 @@
 #include "runtime/data/hdf5_dataset.h"
 #include "runtime/data/idx.h"
 #include "runtime/data/idx_dataset.h"
+#include "runtime/data/image_files_dataset.h"
 #include "runtime/data/image_folder_dataset.h"
 #include "runtime/data/image_limits.h"
 #include "runtime/data/synthetic_dataset.h"
@@ -22,6 +23,8 @@ namespace {
 
 // Classes a data set may have: 0 (found from the labels or the file) or up to 2^24.
 const CountRange kClasses{1, size_t{1} << 24, "classes", ZeroIs::Off};
+// The values of data.type.
+const std::vector<std::string> kDataTypes = {"idx", "synthetic", "image_folder", "hdf5"};
 // The decoded-image cache: 0 (none) or up to 1 TiB.
 const CountRange kCacheMiB{1, size_t{1} << 20, "MiB", ZeroIs::Off};
 
@@ -157,7 +160,13 @@ bool random_resized_crop_configured(ConfigMap& data) {
   return data.has("augment") && data.get_map("augment").has("random_resized_crop");
 }
 
-DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uint64_t seed) {
+// The image-folder keys of `data` that say how images are fitted and read: the options of the training
+// images and of the test images (fitted with data.eval_resize).
+struct FolderOptions {
+  ImageFolderOptions train, test;
+};
+
+FolderOptions read_folder_options(ConfigMap& data, const NormalizationKeys& norm) {
   ImageFolderOptions options;
   options.shape = data.get_size_list("shape");
   const Shape& s = options.shape;
@@ -191,9 +200,16 @@ DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uin
   }
   // Test images are always fitted with eval_resize; training images too unless a random resized crop takes
   // its window from the whole image instead.
-  ImageFolderOptions test_options = options;
-  test_options.shorter_side = eval_resize;
-  if (!random_resized_crop_configured(data)) options.shorter_side = eval_resize;
+  FolderOptions out{options, options};
+  out.test.shorter_side = eval_resize;
+  if (!random_resized_crop_configured(data)) out.train.shorter_side = eval_resize;
+  return out;
+}
+
+DataSplits make_image_folder(ConfigMap& data, const NormalizationKeys& norm, uint64_t seed) {
+  const FolderOptions both = read_folder_options(data, norm);
+  const ImageFolderOptions& options = both.train;
+  const ImageFolderOptions& test_options = both.test;
   const bool separate_test = data.has("test_dir");
   if (separate_test && data.has("validation_fraction")) {
     data.fail("validation_fraction",
@@ -284,8 +300,32 @@ DataSplits make_hdf5(ConfigMap& data, const NormalizationKeys& norm) {
 
 }  // namespace
 
+ImagePreparation eval_image_preparation(ConfigMap& data, uint64_t seed, const Shape& input_shape) {
+  const std::string type = data.get_choice("type", kDataTypes, std::string("idx"));
+  const NormalizationKeys norm = read_normalization(data);
+  ImagePreparation out;
+  out.mean = to_floats(norm.mean);
+  out.std = to_floats(norm.std);
+  if (type == "image_folder") {
+    out.fit = read_folder_options(data, norm).test;
+    if (!input_shape.empty() && out.fit.shape != input_shape) {
+      data.fail("shape", "is " + to_string(out.fit.shape) + ", but the model takes inputs of " +
+                             to_string(input_shape) + "; leave data.shape as the run trained with it");
+    }
+    return out;
+  }
+  // Samples at their size: another image is scaled to cover it and its centre cut out.
+  out.fit.resize = ResizeMode::Crop;
+  out.fit.shape = input_shape;
+  if (out.fit.shape.empty() && type == "synthetic") {
+    out.fit.shape = data.get_size_list("shape", std::vector<size_t>{1, 28, 28});
+  }
+  if (out.fit.shape.empty()) out.fit.shape = make_datasets(data, seed).train->sample_shape();  // idx, hdf5: the files
+  return out;
+}
+
 DataSplits make_datasets(ConfigMap& data, uint64_t seed) {
-  const std::string type = data.get_choice("type", {"idx", "synthetic", "image_folder", "hdf5"}, std::string("idx"));
+  const std::string type = data.get_choice("type", kDataTypes, std::string("idx"));
   const NormalizationKeys norm = read_normalization(data);
   if (type != "image_folder" && data.has("eval_resize")) {
     data.fail("eval_resize", "applies to data.type: image_folder only (the images of a " + type +

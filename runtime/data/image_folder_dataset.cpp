@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -16,7 +15,7 @@
 #include "runtime/core/errors.h"
 #include "runtime/core/memory_budget.h"
 #include "runtime/core/rng.h"
-#include "runtime/data/image_io.h"
+#include "runtime/data/image_files_dataset.h"
 #include "runtime/data/image_limits.h"
 
 namespace dptrain {
@@ -24,14 +23,6 @@ namespace dptrain {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool is_hidden(const fs::path& p) { return !p.filename().empty() && p.filename().string()[0] == '.'; }
-
-bool has_image_extension(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
 
 std::string megabytes(size_t bytes) {
   char text[32];
@@ -145,9 +136,7 @@ void ImageFolder::decode_all() {
       std::vector<uint8_t> scratch(cache ? 0 : sample_bytes_);
       for (size_t i; (i = next.fetch_add(1)) < n;) {
         try {
-          const Image image = read_image(paths_[i]);
-          fit_image(image, s[0], s[1], s[2], options_.resize,
-                    cache ? cache_.data() + i * sample_bytes_ : scratch.data(), options_.shorter_side);
+          read_fitted_image(paths_[i], options_, cache ? cache_.data() + i * sample_bytes_ : scratch.data());
         } catch (const Error& e) {  // a file that cannot be read, decoded or fitted
           errors[i] = e.what();
         }
@@ -218,9 +207,8 @@ void ImageFolder::pixels(size_t i, uint8_t* out) const {
     std::copy_n(p, sample_bytes_, out);
     return;
   }
-  const Shape& s = options_.shape;
   try {
-    fit_image(read_image(paths_[i]), s[0], s[1], s[2], options_.resize, out, options_.shorter_side);
+    read_fitted_image(paths_[i], options_, out);
   } catch (const DataError& e) {
     throw DataError(std::string(e.what()) + " (it could be read when training started: was it changed since?)");
   }
@@ -253,23 +241,13 @@ FolderSplit split_image_folder(const ImageFolder& folder, double validation_frac
 ImageFolderDataset::ImageFolderDataset(std::shared_ptr<const ImageFolder> folder, std::vector<uint32_t> members,
                                        FolderPart part, size_t other_part, const std::vector<float>& mean,
                                        const std::vector<float>& std)
-    : folder_(std::move(folder)), members_(std::move(members)), part_(part), other_part_(other_part) {
-  const size_t channels = folder_->options().shape[0];
-  if ((mean.size() != 1 && mean.size() != channels) || (std.size() != 1 && std.size() != channels)) {
-    throw DataError("image folder " + folder_->dir() + ": mean and std need 1 or " + std::to_string(channels) +
-                    " entries, got " + std::to_string(mean.size()) + " and " + std::to_string(std.size()));
-  }
+    : folder_(std::move(folder)),
+      members_(std::move(members)),
+      part_(part),
+      other_part_(other_part),
+      normalization_(folder_->options().shape[0], mean, std, "image folder " + folder_->dir()) {
   for (uint32_t m : members_) {
     if (m >= folder_->size()) throw DataError("image folder " + folder_->dir() + ": member index out of range");
-  }
-  lut_.resize(channels * 256);
-  for (size_t c = 0; c < channels; ++c) {
-    const double m = mean.size() == 1 ? mean[0] : mean[c];
-    const double s = std.size() == 1 ? std[0] : std[c];
-    if (!(s > 0.0) || !std::isfinite(s) || !std::isfinite(m)) {
-      throw DataError("image folder " + folder_->dir() + ": normalisation needs a finite mean and a std > 0");
-    }
-    for (size_t v = 0; v < 256; ++v) lut_[c * 256 + v] = static_cast<float>((static_cast<double>(v) / 255.0 - m) / s);
   }
 }
 
@@ -288,10 +266,7 @@ void ImageFolderDataset::get(size_t index, float* out, int32_t* label) const {
     folder_->pixels(i, decoded.data());
     src = decoded.data();
   }
-  for (size_t c = 0; c < s[0]; ++c) {
-    const float* lut = lut_.data() + c * 256;
-    for (size_t p = 0; p < plane; ++p) out[c * plane + p] = lut[src[c * plane + p]];
-  }
+  normalization_.apply(src, plane, out);
   *label = folder_->label(i);
 }
 

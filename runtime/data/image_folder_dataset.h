@@ -8,6 +8,7 @@
 
 #include "runtime/data/dataset.h"
 #include "runtime/data/image_resize.h"
+#include "runtime/data/pixel_normalization.h"
 
 namespace dptrain {
 
@@ -17,11 +18,9 @@ enum class BadImagePolicy {
   Skip,  // warn once on stderr, naming the file, and leave it out
 };
 
-// How an image folder is read.
-struct ImageFolderOptions {
-  Shape shape{3, 32, 32};  // (C, H, W) every image is fitted to; C is 1 or 3
-  ResizeMode resize = ResizeMode::Crop;
-  size_t shorter_side = 0;  // > 0 (with ResizeMode::Crop): shorter side scaled to this, centre (H, W) cut out
+// How an image folder is read: what every image is fitted to (ImageFit: shape, resize, shorter_side), and
+// the rest.
+struct ImageFolderOptions : ImageFit {
   BadImagePolicy on_bad_image = BadImagePolicy::Fail;
   size_t cache_mb = 1024;  // keep the fitted images as bytes when they fit in this many MiB; 0: never
   size_t threads = 0;      // threads decoding at construction; 0: one per core
@@ -110,7 +109,7 @@ class ImageFolderDataset : public Dataset {
   std::vector<uint32_t> members_;
   FolderPart part_;
   size_t other_part_;
-  std::vector<float> lut_;  // (C, 256): normalised value of each byte per channel
+  PixelNormalization normalization_;
 };
 
 }  // namespace dptrain

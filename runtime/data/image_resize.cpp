@@ -142,4 +142,10 @@ void fit_image(const Image& image, size_t channels, size_t height, size_t width,
   to_planar(resized.data(), image.channels, channels, height * width, out);
 }
 
+void read_fitted_image(const std::string& path, const ImageFit& fit, uint8_t* out) {
+  const Shape& s = fit.shape;
+  if (s.size() != 3) throw ShapeError("read_fitted_image: expected a (C, H, W) shape, got " + to_string(s));
+  fit_image(read_image(path), s[0], s[1], s[2], fit.resize, out, fit.shorter_side);
+}
+
 }  // namespace dptrain

@@ -3,7 +3,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
+#include "runtime/core/tensor.h"
 #include "runtime/data/image_io.h"
 
 namespace dptrain {
@@ -23,5 +25,17 @@ enum class ResizeMode {
 // Resize(shorter_side) then CenterCrop((height, width)).
 void fit_image(const Image& image, size_t channels, size_t height, size_t width, ResizeMode mode, uint8_t* out,
                size_t shorter_side = 0);
+
+// What an image is fitted to: the (C, H, W) of a sample, C 1 or 3, and how other sizes are brought to it.
+struct ImageFit {
+  Shape shape{3, 32, 32};  // (C, H, W)
+  ResizeMode resize = ResizeMode::Crop;
+  size_t shorter_side = 0;  // > 0 (with ResizeMode::Crop): shorter side scaled to this, centre (H, W) cut out
+};
+
+// Reads the PNG or JPEG file at `path` and fits it to `fit` as (C, H, W) bytes in `out`: how every image
+// of an image folder, and every image `dptrain predict` reads, becomes a sample. DataError naming the file
+// when it cannot be read or decoded; ShapeError for a `fit` fit_image refuses.
+void read_fitted_image(const std::string& path, const ImageFit& fit, uint8_t* out);
 
 }  // namespace dptrain

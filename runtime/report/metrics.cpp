@@ -12,8 +12,6 @@
 
 namespace dptrain {
 
-namespace {
-
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -46,8 +44,6 @@ std::string json_number(double v) {
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
 }
-
-}  // namespace
 
 MetricsRecord::MetricsRecord(std::string event) : event_(std::move(event)) {}
 

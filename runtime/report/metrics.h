@@ -10,6 +10,11 @@
 
 namespace dptrain {
 
+// `s` as a JSON string literal, quoted and escaped.
+std::string json_string(const std::string& s);
+// `v` as a JSON number: an integer as one, others with 6 significant digits; null when not finite.
+std::string json_number(double v);
+
 // One metrics record: an event name and numeric or string fields, written as one JSON object.
 class MetricsRecord {
  public:

@@ -19,6 +19,8 @@ CheckpointState Trainer::checkpoint_state() const {
   state.global_batch = config_.train.batch_size;
   state.dataset_size = data_.train->size();
   state.world_size = comm_->size();
+  state.input_shape = model_->input_shape();  // what `dptrain predict` fits images to, and names classes with
+  state.class_names = data_.train->class_names();
   state.parameters = tensors_from_flat(model_->parameter_entries(), model_->host_parameters());
   state.buffers = tensors_from_flat(model_->buffer_entries(), model_->host_buffers());
   capture_optimizer(*optimizer_, model_->parameter_entries(), state);
