@@ -8,6 +8,7 @@
 #include <hdf5.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -152,6 +153,25 @@ std::vector<size_t> evaluation_classes(const std::string& checkpoint, std::vecto
     top[i] = static_cast<size_t>(std::max_element(z, z + classes) - z);
   }
   return top;
+}
+
+// The run exported to ONNX and run by OpenCV's DNN module gives the probabilities predict prints.
+TEST_F(Predict, AnExportedModelInOpenCvAgreesWithPredict) {
+  const std::string out = file("all_classes.jsonl"), onnx = file("model.onnx");
+  const CommandResult exported =
+      run_command(kBinary + " export --checkpoint " + checkpoint_ + " --onnx " + onnx);
+  if (exported.output.find("built without ONNX") != std::string::npos) {
+    GTEST_SKIP() << "this dptrain was built without ONNX (libonnx-dev): no export to compare";
+  }
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  const CommandResult r =
+      dptrain_to("predict --checkpoint " + checkpoint_ + " " + file("test") + " --format jsonl --top-k 4", out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const CommandResult checked =
+      run_command("/usr/bin/python3 " + std::string(DPTRAIN_SOURCE_DIR) + "/tests/e2e/onnx_predict_check.py " + onnx +
+                  " " + out + " 0.5,0.4,0.4 0.25,0.25,0.25");
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+  std::printf("%s", checked.output.c_str());
 }
 
 TEST_F(Predict, JsonLinesMatchTheRunsEvaluationImageByImage) {
