@@ -168,9 +168,10 @@ void Trainer::set_timeline(Timeline* timeline) {
 }
 
 std::string Trainer::hand_over() {
-  std::string handed = replicas_->share_with_joiners(*comm_, position_);
-  if (pruner_) pruner_->share(*comm_, deadline_);
-  return handed;
+  std::string problem = replicas_->share_with_joiners(*comm_, position_);
+  // The same setup on every worker (else no worker gets here): every one has a pruner, or none.
+  if (problem.empty() && pruner_) pruner_->share(*comm_, deadline_);
+  return problem;
 }
 
 // The training step, as one block (llm.c's "TRAINING SECTION"): forward and backward, each bucket of
