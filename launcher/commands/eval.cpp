@@ -2,12 +2,12 @@
 
 #include <cstdio>
 
+#include "launcher/commands/checkpoint_run.h"
 #include "launcher/commands/commands.h"
 #include "launcher/workers.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
-#include "runtime/core/thread_limits.h"
 #include "runtime/report/metrics.h"
 #include "runtime/train/training_run.h"
 
@@ -15,16 +15,8 @@ namespace dptrain::launcher {
 
 int run_eval(const EvalArgs& args, Workers& workers) {
   // Without a config file, the run's own config as the checkpoint stores it.
-  RunConfig config = args.config.empty()
-                         ? RunConfig::parse(read_checkpoint(args.checkpoint, CheckpointContents::Header).config_text,
-                                            args.checkpoint + ":/config", args.overrides)
-                         : RunConfig::load(args.config, args.overrides);
-  if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
-  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
-  TrainerOptions options;
-  options.progress = ProgressStyle::Off;
-  options.log = nullptr;
-  options.workers_on_node = workers.local().size;
+  RunConfig config = checkpoint_run_config(args.config, args.checkpoint, args.overrides, workers);
+  const TrainerOptions options = quiet_trainer_options(workers);
   TrainingRun run(config, workers.comm(), options);
   const CheckpointEvaluation evaluation = run.evaluate_checkpoint(args.checkpoint);
   const TrainingPosition& at = evaluation.position;

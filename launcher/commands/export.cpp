@@ -3,12 +3,12 @@
 
 #include <cstdio>
 
+#include "launcher/commands/checkpoint_run.h"
 #include "launcher/commands/export_command.h"
 #include "launcher/workers.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
-#include "runtime/core/thread_limits.h"
 #include "runtime/export/onnx_export.h"
 #include "runtime/train/model.h"
 #include "runtime/train/training_run.h"
@@ -17,16 +17,9 @@ namespace dptrain::launcher {
 
 int run_export(const ExportArgs& args, Workers& workers) {
   const CheckpointState header = read_checkpoint(args.checkpoint, CheckpointContents::Header);
-  RunConfig config = args.config.empty()
-                         ? RunConfig::parse(header.config_text, args.checkpoint + ":/config", args.overrides)
-                         : RunConfig::load(args.config, args.overrides);
-  if (config.threads == 0) config.threads = default_thread_count(workers.local().size);
-  check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
+  RunConfig config = checkpoint_run_config(args.config, args.checkpoint, args.overrides, workers);
   config.device = DeviceKind::CPU;  // the parameters are read on the host either way
-  TrainerOptions options;
-  options.progress = ProgressStyle::Off;
-  options.log = nullptr;
-  options.workers_on_node = workers.local().size;
+  const TrainerOptions options = quiet_trainer_options(workers);
   TrainingRun run(config, workers.comm(), options);
   const TrainingPosition at = run.load_checkpoint_parameters(args.checkpoint);
   if (workers.rank() != 0) return 0;
