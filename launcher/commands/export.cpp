@@ -6,7 +6,6 @@
 #include "launcher/commands/checkpoint_run.h"
 #include "launcher/commands/export_command.h"
 #include "launcher/workers.h"
-#include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
 #include "runtime/export/onnx_export.h"
@@ -16,7 +15,6 @@
 namespace dptrain::launcher {
 
 int run_export(const ExportArgs& args, Workers& workers) {
-  const CheckpointState header = read_checkpoint(args.checkpoint, CheckpointContents::Header);
   RunConfig config = checkpoint_run_config(args.config, args.checkpoint, args.overrides, workers);
   config.device = DeviceKind::CPU;  // the parameters are read on the host either way
   const TrainerOptions options = quiet_trainer_options(workers);
@@ -32,7 +30,7 @@ int run_export(const ExportArgs& args, Workers& workers) {
       {"dptrain.global_step", std::to_string(at.global_step)},
       {"dptrain.input", "the first layer's input: images as the data set's normalisation leaves them "
                         "(see data.mean and data.std in dptrain.config)"},
-      {"dptrain.config", header.config_text},
+      {"dptrain.config", config.text},  // the effective config the model was built from
   };
   const Model& model = run.model();
   const onnx::ModelProto proto = to_onnx(model, model.host_parameters(), model.host_buffers(), export_options);

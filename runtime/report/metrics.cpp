@@ -114,6 +114,12 @@ ProgressStyle detect_progress_style(std::FILE* out) {
   return isatty(fileno(out)) ? ProgressStyle::Terminal : ProgressStyle::Plain;
 }
 
+std::string format_percent(double share) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f%%", 100.0 * share);
+  return text;
+}
+
 std::string format_duration(double seconds) {
   char buf[32];
   if (seconds < 60) {

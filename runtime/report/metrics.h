@@ -86,6 +86,9 @@ bool started_by_mpi_launcher();
 // "1m05s", "12.3s": a duration for people.
 std::string format_duration(double seconds);
 
+// "80.0%": a share in [0, 1] as a percentage with one decimal.
+std::string format_percent(double share);
+
 // Seconds elapsed since `start`.
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "runtime/core/errors.h"
+#include "runtime/report/metrics.h"
 
 namespace dptrain {
 
@@ -13,12 +14,6 @@ namespace {
 
 // Whether a parameter is one pruning may take: a convolution's or dense layer's weight.
 bool prunable(const ParamEntry& e) { return (e.layer_type == "conv2d" || e.layer_type == "dense") && e.param == "weight"; }
-
-std::string percent(double share) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f%%", 100.0 * share);
-  return text;
-}
 
 }  // namespace
 
@@ -153,10 +148,10 @@ std::string Pruner::describe() const {
   std::snprintf(text, sizeof(text),
                 "prune: %zu weight tensors (%zu weights) to %s zeros %s by magnitude, from step %llu to %llu "
                 "(epochs %g to %g), masks updated every %zu steps; now %s",
-                pruned_.size(), weights, percent(settings_.sparsity).c_str(),
+                pruned_.size(), weights, format_percent(settings_.sparsity).c_str(),
                 settings_.scope == PruneScope::Global ? "over all of them" : "each", static_cast<unsigned long long>(start_step_),
                 static_cast<unsigned long long>(end_step_), settings_.start_epoch, settings_.end_epoch,
-                settings_.every_steps, percent(total_sparsity()).c_str());
+                settings_.every_steps, format_percent(total_sparsity()).c_str());
   return text;
 }
 

@@ -9,13 +9,6 @@ namespace dptrain {
 
 namespace {
 
-// "80.0%": a share as a percentage with one decimal.
-std::string format_share(double share) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f%%", 100.0 * share);
-  return text;
-}
-
 // "after epoch 2 (global step 64)", "in epoch 3 after step 5 of 32 (global step 69)".
 std::string describe_stop_position(const TrainingPosition& p, size_t steps_per_epoch) {
   char where[160];
@@ -116,8 +109,8 @@ void RunReport::epoch_done(const EpochSummary& s, size_t epochs, size_t world_si
   log("%s", line);
   rank_log("%s", line);
   if (s.total_sparsity >= 0) {
-    std::string pruned = "  pruned " + format_share(s.total_sparsity) + " of the pruned layers' weights:";
-    for (const auto& [name, share] : s.sparsity) pruned += " " + name + " " + format_share(share);
+    std::string pruned = "  pruned " + format_percent(s.total_sparsity) + " of the pruned layers' weights:";
+    for (const auto& [name, share] : s.sparsity) pruned += " " + name + " " + format_percent(share);
     log("%s\n", pruned.c_str());
     rank_log("%s\n", pruned.c_str());
   }
