@@ -355,6 +355,13 @@ Tensor Model::logits(size_t n) const {
   return activations_[from].leading(n);
 }
 
+Tensor Model::output(size_t i, size_t n) const {
+  if (i + 1 >= layers_.size() || n > capacity_) {
+    throw ShapeError("no output of layer " + std::to_string(i) + " for " + std::to_string(n) + " samples to read");
+  }
+  return activations_[i].leading(n);
+}
+
 std::string Model::layer_without_exact_gradients() const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (!layers_[i]->exact_gradients()) return names_[i] + " (" + layers_[i]->type() + ")";

@@ -114,6 +114,9 @@ class Model {
   // The logits (N, classes) of the last step's first `n` samples: a view of the activation buffer
   // on device(), valid until the next step.
   Tensor logits(size_t n) const;
+  // Layer i's output (N, ...) for the last step's first `n` samples, in the layer's output type: a
+  // view of its activation buffer on device(), valid until the next step. Not for the loss layer.
+  Tensor output(size_t i, size_t n) const;
   // A training step for a worker with no sample in it: takes part in the layers' cross-worker sums
   // (as step would, contributing nothing) and leaves gradients() zero, calling `ready` for the same
   // ranges at the same points between those sums as step's backward pass does, so that collectives
