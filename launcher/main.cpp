@@ -14,6 +14,7 @@
 #include "launcher/commands/data_command.h"
 #include "launcher/commands/elastic_commands.h"
 #include "launcher/commands/export_command.h"
+#include "launcher/commands/quantize_command.h"
 #include "launcher/commands/inspect_command.h"
 #include "launcher/commands/plot_command.h"
 #include "launcher/supervisor/launch_command.h"
@@ -111,6 +112,8 @@ int main(int argc, char** argv) {
   CLI::App* data_convert_cmd = launcher::add_data_commands(app, data_convert);
   launcher::ExportArgs export_args;
   CLI::App* export_cmd = launcher::add_export_command(app, export_args);
+  launcher::QuantizeArgs quantize;
+  CLI::App* quantize_cmd = launcher::add_quantize_command(app, quantize);
   launcher::InspectArgs inspect;
   CLI::App* inspect_cmd = launcher::add_inspect_command(app, inspect);
   launcher::LaunchArgs launch;
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
       {eval_cmd, [&] { return launcher::run_eval(eval, w); }},
       {predict_cmd, [&] { return launcher::run_predict(predict, w); }},
       {export_cmd, [&] { return launcher::run_export(export_args, w); }},
+      {quantize_cmd, [&] { return launcher::run_quantize(quantize, w); }},
       {inspect_cmd, [&] { return launcher::run_inspect(inspect); }},
       {elastic_cmds.join, [&] { return launcher::run_join(join, w); }},
       {elastic_cmds.ctl_leave, [&] { return launcher::run_ctl_leave(ctl); }},

@@ -20,6 +20,10 @@ void Layer::bind(std::vector<Tensor> params, std::vector<Tensor> grads) {
   grads_ = std::move(grads);
 }
 
+void Layer::use_int8(const Int8Weights&) {
+  throw ShapeError(std::string(type()) + " has no int8 form here: int8 inference covers conv2d and dense on the cpu");
+}
+
 void Layer::bind_buffers(std::vector<Tensor> buffers) {
   const auto specs = this->buffers();
   if (buffers.size() != specs.size()) {

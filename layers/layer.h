@@ -111,6 +111,14 @@ struct ParamSpec {
   Shape shape;
 };
 
+// A layer's weight quantized after training (dptrain quantize): each output channel c (weight
+// dimension 0) is held as the rounded values quantize_weight(weight, scales[c]) in [-127, 127]
+// (layers/cpu/int8_conv.h), and the layer's input was seen in [0, input_range] on the calibration batches.
+struct Int8Weights {
+  std::vector<float> scales;  // per output channel, each > 0
+  float input_range = 0;      // > 0
+};
+
 // A layer maps a batch (N, ...input_shape) to (N, ...output_shape). Shapes exclude the batch
 // dimension. Parameters and their gradients are views into the model's flat buffers.
 class Layer {
@@ -153,6 +161,13 @@ class Layer {
   // layer (memory-bound, no FLOPs counted): forward reads x and writes y; backward reads x and dy
   // and writes dx, or does nothing when `dx` is Skipped.
   virtual LayerWork work(InputGradient dx) const;
+
+  // From now on forward computes in int8 arithmetic (Mode::Eval only: training steps are refused),
+  // from the bound weight rounded as `weights` says: conv2d and dense on the CPU. Other layers throw
+  // ShapeError.
+  virtual void use_int8(const Int8Weights& weights);
+  // The kernel of the int8 forward, e.g. "oneDNN jit_int8:avx2"; empty when the layer is not int8.
+  virtual std::string int8_implementation() const { return ""; }
 
   // How many inputs the layer takes: 1, except for merge layers (add, concat).
   virtual size_t num_inputs() const { return 1; }

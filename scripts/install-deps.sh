@@ -21,6 +21,7 @@ packages=(
   python3-torchvision python3-h5py python3-yaml  # torchvision parity and fine-tuning tests, scripts/convert_torchvision.py
   libonnx-dev libprotobuf-dev                     # dptrain export: ONNX's protobuf classes and checker
   python3-onnx python3-opencv                     # the export tests: onnx.checker and OpenCV's DNN module run the files
+  libdnnl-dev                                     # int8 inference of quantized models (oneDNN)
 )
 for arg in "$@"; do
   case "$arg" in

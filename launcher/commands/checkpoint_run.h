@@ -13,7 +13,8 @@ class Workers;
 
 // The run config of checkpoint `checkpoint`: `config_path` with `overrides` when given, else the
 // config the checkpoint stores. Its thread count is settled (0: this node's share of the cores) and
-// checked against the process limits before any thread pool starts.
+// checked against the process limits before any thread pool starts. A quantized checkpoint (dptrain
+// quantize) runs on the CPU, whatever the config says.
 RunConfig checkpoint_run_config(const std::string& config_path, const std::string& checkpoint,
                                 const std::vector<std::string>& overrides, const Workers& workers);
 

@@ -22,6 +22,7 @@ int run_eval(const EvalArgs& args, Workers& workers) {
   const TrainingPosition& at = evaluation.position;
   const EvalResult& result = evaluation.test;
   if (workers.rank() != 0) return 0;
+  const double rate = evaluation.seconds > 0 ? static_cast<double>(result.samples) / evaluation.seconds : 0;
   if (args.json) {
     std::printf("%s\n", MetricsRecord("eval")
                             .add("checkpoint", args.checkpoint)
@@ -32,13 +33,17 @@ int run_eval(const EvalArgs& args, Workers& workers) {
                             .add("test_loss", result.loss)
                             .add("test_accuracy", result.accuracy)
                             .add("samples", static_cast<double>(result.samples))
+                            .add("seconds", evaluation.seconds)
+                            .add("samples_per_second", rate)
+                            .add("int8_kernels", evaluation.int8_kernels)
                             .to_json()
                             .c_str());
   } else {
     std::printf("%s (%zu epochs + %zu steps trained, global step %llu): test loss %.4f, test accuracy %.4f on %zu "
-                "samples\n",
+                "samples in %.2f s (%.0f samples/s%s%s)\n",
                 args.checkpoint.c_str(), at.epoch, at.step_in_epoch, static_cast<unsigned long long>(at.global_step),
-                result.loss, result.accuracy, result.samples);
+                result.loss, result.accuracy, result.samples, evaluation.seconds, rate,
+                evaluation.int8_kernels.empty() ? "" : "; int8: ", evaluation.int8_kernels.c_str());
   }
   return 0;
 }

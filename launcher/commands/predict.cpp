@@ -84,6 +84,7 @@ int run_predict(const PredictArgs& args, Workers& workers) {
   const std::vector<std::string> files = list_image_files(inputs);
   const ImageFilesDataset images(files, eval_image_preparation(*config.data, config.seed, state.input_shape));
 
+  if (!state.quantization.empty()) config.device = DeviceKind::CPU;  // int8 arithmetic runs on the CPU
   // This worker alone computes: every core of its node is its own unless the config says otherwise.
   if (config.threads == 0) config.threads = default_thread_count(1);
   check_thread_limits(config.threads, config.file + ": threads");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "layers/cpu/im2col.h"
+#include "layers/cpu/int8_conv.h"
 #include "layers/cpu/workspace.h"
 #include "layers/registry.h"
 
@@ -36,6 +37,13 @@ class CpuConv2d final : public Conv2dLayer {
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
   bool exact_gradients() const override { return true; }
+  void use_int8(const Int8Weights& weights) override {
+    const Int8ConvShape shape{in_channels_,      in_height_,       in_width_,        options_.out_channels,
+                              options_.kernel,   options_.stride,  options_.padding, options_.dilation,
+                              options_.groups,   out_height_,      out_width_};
+    int8_ = std::make_unique<Int8Convolution>(shape, params_.at(0).data(), weights.scales, weights.input_range);
+  }
+  std::string int8_implementation() const override { return int8_ ? int8_->implementation() : ""; }
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
@@ -65,6 +73,7 @@ class CpuConv2d final : public Conv2dLayer {
   // Summation::Exact: samples whose float gradients a thread holds before adding them exactly.
   static constexpr size_t kSampleGroup = 8;
   std::vector<ExactSums> exact_partials_;  // per thread, with Summation::Exact: weight then bias gradients
+  std::unique_ptr<Int8Convolution> int8_;  // after use_int8: the int8 forward
 };
 
 void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
@@ -80,8 +89,12 @@ void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
   im2col(padded, geometry_, col);
 }
 
-void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
+void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
   const size_t n = check_forward_shapes(*this, x, y);
+  if (int8_) {
+    int8_layer_forward(*int8_, *this, x, y, step, has_bias() ? params_.at(1).data() : nullptr);
+    return;
+  }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t groups = options_.groups, group_cout = group_out_channels(), group_in = geometry_.image_size();

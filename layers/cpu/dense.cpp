@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "layers/cpu/int8_conv.h"
 #include "layers/cpu/workspace.h"
 #include "layers/registry.h"
 
@@ -23,6 +24,13 @@ class CpuDense final : public DenseLayer {
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
   bool exact_gradients() const override { return true; }
+  void use_int8(const Int8Weights& weights) override {
+    Int8ConvShape shape;  // a 1x1 convolution over (F, 1, 1)
+    shape.in_channels = in_features_;
+    shape.out_channels = options_.units;
+    int8_ = std::make_unique<Int8Convolution>(shape, params_.at(0).data(), weights.scales, weights.input_range);
+  }
+  std::string int8_implementation() const override { return int8_ ? int8_->implementation() : ""; }
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
@@ -50,6 +58,7 @@ class CpuDense final : public DenseLayer {
   // Micro-shards whose float parts of a tile are held at once before they are added exactly.
   static constexpr size_t kShardGroup = 8;
   PerThreadBuffers tiles_;  // per thread: (kShardGroup, units, tile_columns()) float parts, Exact only
+  std::unique_ptr<Int8Convolution> int8_;  // after use_int8: the int8 forward
 };
 
 void CpuDense::forward_rows(const float* x, float* y, size_t n) const {
@@ -65,6 +74,10 @@ void CpuDense::forward_rows(const float* x, float* y, size_t n) const {
 
 void CpuDense::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
   const size_t n = check_forward_shapes(*this, x, y);
+  if (int8_) {
+    int8_layer_forward(*int8_, *this, x, y, step, has_bias() ? params_.at(1).data() : nullptr);
+    return;
+  }
   if (step.summation != Summation::Exact) {
     forward_rows(x.data(), y.data(), n);
     return;

@@ -2,7 +2,7 @@
 // written atomically and checksummed; listing a folder's checkpoints, choosing the one to resume
 // from and pruning old ones.
 //
-// File layout (format "dptrain-checkpoint", format_version 2; version 1 lacks /buffers). Every array dataset is chunked and
+// File layout (format "dptrain-checkpoint", format_version 2, or 3 for a quantized model; version 1 lacks /buffers). Every array dataset is chunked and
 // Fletcher-32 checksummed; the file is written in the HDF5 1.10 format, whose metadata (superblock,
 // object headers with their attributes, chunk indexes) carries checksums too, so damage anywhere is
 // reported when the file is read. Readable by h5dump, h5ls and h5py (HDF5 >= 1.10).
@@ -36,6 +36,11 @@
 //       /optimizer/<state>/<name>  float32, the same names and shapes as /parameters
 //   /masks                         group, only in runs that prune (prune:): one dataset per pruned weight
 //     /masks/<name>                float32, the weight's name and shape: 1 kept, 0 pruned (held at zero)
+//   /quantization                  group, only in a model quantized after training (dptrain quantize; format_version
+//                                  3): one group per conv2d or dense weight held in int8, whose dataset in
+//                                  /parameters is then int8 (the rounded values, -127..127) instead of float32
+//     /quantization/<name>/scales       float32 (out channels): weight[c, ...] ~= int8 value * scales[c]
+//     /quantization/<name>/input_range  float32 (1): the layer's input was seen in [0, input_range] when calibrated
 //
 // Every string is fixed-length, null-padded UTF-8, so that a checksum covers it: attributes sit in the
 // checksummed object headers, and /config and /metrics are one-element datasets, chunked and checksummed
@@ -57,8 +62,10 @@
 
 namespace dptrain {
 
-// The layout version this dptrain writes; it reads this version and older ones.
+// The layout version this dptrain writes; it reads this version and older ones, and quantized files.
 inline constexpr uint32_t kCheckpointFormatVersion = 2;
+// The layout version of a quantized model (/quantization, int8 parameters): older dptrains refuse it.
+inline constexpr uint32_t kQuantizedCheckpointFormatVersion = 3;
 // The root attribute `format` of every checkpoint.
 inline constexpr char kCheckpointFormat[] = "dptrain-checkpoint";
 
@@ -73,6 +80,13 @@ struct CheckpointTensor {
 struct CheckpointOptimizerState {
   std::string name;
   std::vector<CheckpointTensor> tensors;  // the names, order and shapes of CheckpointState::parameters
+};
+
+// A weight held in int8 in a quantized model (dptrain quantize); see Int8Weights (layers/layer.h).
+struct CheckpointQuantization {
+  std::string name;           // the parameter's name, e.g. "layer1.0.conv1.weight"
+  std::vector<float> scales;  // per output channel (the weight's dimension 0), each > 0
+  float input_range = 0;      // > 0
 };
 
 // Everything a run needs to continue where it stopped, with any number of workers.
@@ -96,6 +110,9 @@ struct CheckpointState {
   std::vector<CheckpointTensor> parameters;  // one per model parameter, in model order
   std::vector<CheckpointTensor> buffers;     // one per non-trained state tensor, in model order (may be empty)
   std::vector<CheckpointTensor> masks;       // prune: one per pruned weight (1 kept, 0 pruned), named like it; else empty
+  // A quantized model: the weights held in int8, in parameter order. Their `parameters` values are the
+  // int8 values times the scales (as read), and are stored rounded (when written).
+  std::vector<CheckpointQuantization> quantization;
 
   std::string optimizer_name;  // Optimizer::name(): "sgd", "adam", "adamw"
   uint64_t optimizer_steps = 0;

@@ -16,6 +16,7 @@ inline constexpr char kParametersGroup[] = "parameters";
 inline constexpr char kBuffersGroup[] = "buffers";
 inline constexpr char kOptimizerGroup[] = "optimizer";
 inline constexpr char kMasksGroup[] = "masks";  // only in checkpoints of runs that prune
+inline constexpr char kQuantizationGroup[] = "quantization";  // only in quantized models
 
 // The type of a dataset or attribute as `dptrain inspect` and messages name it: "float32", "uint64", "string".
 std::string dtype_name(hid_t type);

@@ -1,6 +1,7 @@
 // Reading checkpoints: the layout of runtime/checkpoint/checkpoint.h read through the checked reads
 // of Reader (reader.h); every failure becomes a CheckpointError that names the file, what is wrong
 // with it and what to do.
+#include <cmath>
 #include <mutex>
 #include <set>
 
@@ -28,10 +29,10 @@ CheckpointState Reader::read(CheckpointContents contents) {
   state.dptrain_version =
       has_attribute(root, "dptrain_version") ? read_string_attribute(root, "dptrain_version", "/") : "unknown";
   const uint64_t version = read_uint_attribute(root, "format_version", "/");
-  if (version == 0 || version > kCheckpointFormatVersion) {
+  if (version == 0 || version > kQuantizedCheckpointFormatVersion) {
     invalid("has checkpoint format version " + std::to_string(version) + " (written by dptrain " +
             state.dptrain_version + "); this dptrain (" + DPTRAIN_VERSION + ") reads format versions 1 to " +
-            std::to_string(kCheckpointFormatVersion) + ": use the dptrain that wrote it, or a newer one");
+            std::to_string(kQuantizedCheckpointFormatVersion) + ": use the dptrain that wrote it, or a newer one");
   }
   state.format_version = static_cast<uint32_t>(version);
   state.run_name = read_string_attribute(root, "run_name", "/");
@@ -61,8 +62,18 @@ CheckpointState Reader::read(CheckpointContents contents) {
   }
 
   H5Handle parameters = open_group(root, checkpoint_detail::kParametersGroup, "/parameters");
+  std::set<std::string> int8;  // parameters stored in int8 (quantized models)
   for (const std::string& name : member_names(parameters.get(), "/parameters")) {
-    state.parameters.push_back(read_tensor(parameters.get(), "/parameters", name, contents));
+    bool is_int8 = false;
+    state.parameters.push_back(read_tensor(parameters.get(), "/parameters", name, contents, nullptr, &is_int8));
+    if (is_int8) int8.insert(name);
+  }
+  if (!int8.empty() || has_link(root, checkpoint_detail::kQuantizationGroup)) {
+    if (version < kQuantizedCheckpointFormatVersion) {
+      invalid("holds int8 parameters, which need format version " + std::to_string(kQuantizedCheckpointFormatVersion) +
+              ", but says version " + std::to_string(version) + kDamaged);
+    }
+    state.quantization = read_quantization(state.parameters, int8, contents);
   }
   if (has_link(root, checkpoint_detail::kBuffersGroup)) {  // format_version 2 on
     H5Handle buffers = open_group(root, checkpoint_detail::kBuffersGroup, "/buffers");
@@ -87,13 +98,25 @@ CheckpointState Reader::read(CheckpointContents contents) {
 }
 
 CheckpointTensor Reader::read_tensor(hid_t group, const std::string& group_path, const std::string& name,
-                                     CheckpointContents contents, const CheckpointTensor* like) const {
+                                     CheckpointContents contents, const CheckpointTensor* like, bool* int8) const {
   const std::string where = group_path + "/" + name;
   H5Handle dataset = check(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose, "open " + where + " as a dataset");
   H5Handle type = check(H5Dget_type(dataset.get()), H5Tclose, "read the type of " + where);
   CheckpointTensor tensor;
   tensor.name = name;
   tensor.shape = dataset_shape(dataset.get(), where);
+  if (int8 && H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
+      H5Tget_sign(type.get()) == H5T_SGN_2 && !tensor.shape.empty()) {
+    *int8 = true;
+    if (contents == CheckpointContents::Everything) {
+      std::vector<signed char> rounded(check_declared(dataset.get(), tensor.shape, 1, where));
+      if (H5Dread(dataset.get(), H5T_NATIVE_SCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, rounded.data()) < 0) {
+        fail("dataset " + where + " cannot be read");
+      }
+      tensor.values.assign(rounded.begin(), rounded.end());
+    }
+    return tensor;
+  }
   if (H5Tget_class(type.get()) != H5T_FLOAT || tensor.shape.empty()) {
     invalid("dataset " + where + " is a " + dtype_name(type.get()) + " of shape " + to_string(tensor.shape) +
             ", not a float32 array" + kIncomplete);
@@ -109,6 +132,53 @@ CheckpointTensor Reader::read_tensor(hid_t group, const std::string& group_path,
     }
   }
   return tensor;
+}
+
+std::vector<CheckpointQuantization> Reader::read_quantization(std::vector<CheckpointTensor>& parameters,
+                                                              const std::set<std::string>& int8,
+                                                              CheckpointContents contents) const {
+  if (!has_link(root_.get(), checkpoint_detail::kQuantizationGroup)) {
+    invalid("holds int8 parameters (" + *int8.begin() + ") but no /quantization group with their scales" + kDamaged);
+  }
+  H5Handle group = open_group(root_.get(), checkpoint_detail::kQuantizationGroup, "/quantization");
+  std::set<std::string> listed;
+  std::vector<CheckpointQuantization> quantization;
+  for (CheckpointTensor& parameter : parameters) {  // in parameter order
+    if (!int8.count(parameter.name)) continue;
+    const std::string where = "/quantization/" + parameter.name;
+    if (!has_link(group.get(), parameter.name.c_str())) {
+      invalid("has the int8 parameter /parameters/" + parameter.name + " but no " + where + kDamaged);
+    }
+    H5Handle own = open_group(group.get(), parameter.name.c_str(), where);
+    CheckpointQuantization q;
+    q.name = parameter.name;
+    const CheckpointTensor scales = read_tensor(own.get(), where, "scales", contents);
+    const CheckpointTensor range = read_tensor(own.get(), where, "input_range", contents);
+    if (scales.shape != Shape{parameter.shape[0]} || range.shape != Shape{1}) {
+      invalid("has " + where + "/scales of shape " + to_string(scales.shape) + " and input_range of shape " +
+              to_string(range.shape) + "; they must be (" + std::to_string(parameter.shape[0]) + ") and (1)" + kDamaged);
+    }
+    if (contents == CheckpointContents::Everything) {
+      for (float v : scales.values) {
+        if (!(v > 0) || !std::isfinite(v)) invalid("has a scale of " + std::to_string(v) + " in " + where + kDamaged);
+      }
+      if (!(range.values[0] > 0) || !std::isfinite(range.values[0])) {
+        invalid("has an input range of " + std::to_string(range.values[0]) + " in " + where + kDamaged);
+      }
+      q.scales = scales.values;
+      q.input_range = range.values[0];
+      const size_t per_channel = parameter.values.size() / parameter.shape[0];
+      for (size_t i = 0; i < parameter.values.size(); ++i) parameter.values[i] *= q.scales[i / per_channel];
+    }
+    listed.insert(parameter.name);
+    quantization.push_back(std::move(q));
+  }
+  for (const std::string& name : member_names(group.get(), "/quantization")) {
+    if (!listed.count(name)) {
+      invalid("has /quantization/" + name + ", which matches no int8 dataset in /parameters" + kDamaged);
+    }
+  }
+  return quantization;
 }
 
 CheckpointOptimizerState Reader::read_optimizer_state(hid_t optimizer, const std::string& name,

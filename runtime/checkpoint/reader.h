@@ -6,6 +6,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -83,9 +84,16 @@ class Reader {
   std::string read_text(const char* name) const;
   Shape dataset_shape(hid_t dataset, const std::string& where) const;
 
-  // With `like`, the shape must be like's (checked before the values are read).
+  // With `like`, the shape must be like's (checked before the values are read). With `int8`, an int8
+  // dataset is read too (its integers as floats), and *int8 says whether it was one.
   CheckpointTensor read_tensor(hid_t group, const std::string& group_path, const std::string& name,
-                               CheckpointContents contents, const CheckpointTensor* like = nullptr) const;
+                               CheckpointContents contents, const CheckpointTensor* like = nullptr,
+                               bool* int8 = nullptr) const;
+  // /quantization: the int8 weights' scales and input ranges; scales the int8 `parameters` (named in
+  // `int8`) to their float values.
+  std::vector<CheckpointQuantization> read_quantization(std::vector<CheckpointTensor>& parameters,
+                                                        const std::set<std::string>& int8,
+                                                        CheckpointContents contents) const;
 
   // /optimizer/<name>: one tensor per parameter, of the parameter's name and shape, nothing else.
   CheckpointOptimizerState read_optimizer_state(hid_t optimizer, const std::string& name,

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/format.h"
 #include "runtime/core/errors.h"
+#include "runtime/core/int8.h"
 #include "runtime/core/private_files.h"
 #include "runtime/data/hdf5_util.h"
 
@@ -59,7 +61,9 @@ class Writer {
                           "create the temporary file " + temp);
     const hid_t root = file.get();
     write_string_attribute(root, "format", kCheckpointFormat);
-    write_uint_attribute(root, "format_version", kCheckpointFormatVersion, H5T_STD_U32LE);
+    write_uint_attribute(root, "format_version",
+                         state.quantization.empty() ? kCheckpointFormatVersion : kQuantizedCheckpointFormatVersion,
+                         H5T_STD_U32LE);
     write_string_attribute(root, "dptrain_version", DPTRAIN_VERSION);
     write_string_attribute(root, "run_name", state.run_name);
     const std::pair<const char*, uint64_t> numbers[] = {
@@ -81,8 +85,26 @@ class Writer {
     write_text(root, checkpoint_detail::kConfigDataset, state.config_text);
     write_text(root, checkpoint_detail::kMetricsDataset, state.metrics_json);
 
+    std::map<std::string, const CheckpointQuantization*> int8;
+    for (const CheckpointQuantization& q : state.quantization) int8[q.name] = &q;
     H5Handle parameters = create_group(root, checkpoint_detail::kParametersGroup);
-    for (const CheckpointTensor& t : state.parameters) write_tensor(parameters.get(), "/parameters", t);
+    for (const CheckpointTensor& t : state.parameters) {
+      const auto found = int8.find(t.name);
+      write_tensor(parameters.get(), "/parameters", t, found == int8.end() ? nullptr : found->second);
+      if (found != int8.end()) int8.erase(found);
+    }
+    if (!int8.empty()) reject("quantization of " + int8.begin()->first + ", which is not a parameter");
+    if (!state.quantization.empty()) {
+      H5Handle quantization = create_group(root, checkpoint_detail::kQuantizationGroup);
+      for (const CheckpointQuantization& q : state.quantization) {
+        check_name(q.name, "quantized weight");
+        H5Handle group = create_group(quantization.get(), q.name);
+        const std::string where = "/quantization/" + q.name;
+        write_tensor(group.get(), where, CheckpointTensor{"scales", {q.scales.size()}, q.scales});
+        write_tensor(group.get(), where, CheckpointTensor{"input_range", {1}, {q.input_range}});
+      }
+      if (!quantization.close()) fail("cannot finish the file");
+    }
     H5Handle buffers = create_group(root, checkpoint_detail::kBuffersGroup);
     for (const CheckpointTensor& t : state.buffers) write_tensor(buffers.get(), "/buffers", t);
 
@@ -201,8 +223,10 @@ class Writer {
           "write dataset /" + std::string(name));
   }
 
-  // A float32 dataset of the tensor's shape, chunked and checksummed.
-  void write_tensor(hid_t group, const std::string& group_path, const CheckpointTensor& t) {
+  // A float32 dataset of the tensor's shape, chunked and checksummed; with `int8`, an int8 one of the
+  // values rounded per output channel (dimension 0) with its scales.
+  void write_tensor(hid_t group, const std::string& group_path, const CheckpointTensor& t,
+                    const CheckpointQuantization* int8 = nullptr) {
     check_name(t.name, "tensor");
     const std::string where = group_path + "/" + t.name;
     if (t.shape.empty() || std::count(t.shape.begin(), t.shape.end(), size_t{0}) > 0) {
@@ -220,10 +244,22 @@ class Writer {
     H5Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create dataset properties");
     check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), "set the chunk size of " + where);
     check(H5Pset_fletcher32(dcpl.get()), "enable checksums for " + where);
-    H5Handle dataset =
-        check(H5Dcreate2(group, t.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-              H5Dclose, "create dataset " + where);
-    check(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.values.data()),
+    H5Handle dataset = check(H5Dcreate2(group, t.name.c_str(), int8 ? H5T_STD_I8LE : H5T_IEEE_F32LE, space.get(),
+                                        H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                             H5Dclose, "create dataset " + where);
+    if (!int8) {
+      check(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.values.data()),
+            "write dataset " + where);
+      return;
+    }
+    if (int8->scales.size() != t.shape[0]) {
+      reject("quantized weight " + where + " has " + std::to_string(int8->scales.size()) + " scales for " +
+             std::to_string(t.shape[0]) + " output channels");
+    }
+    const size_t per_channel = t.values.size() / t.shape[0];
+    std::vector<signed char> rounded(t.values.size());
+    for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = quantize_weight(t.values[i], int8->scales[i / per_channel]);
+    check(H5Dwrite(dataset.get(), H5T_NATIVE_SCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, rounded.data()),
           "write dataset " + where);
   }
 

@@ -355,6 +355,34 @@ Tensor Model::logits(size_t n) const {
   return activations_[from].leading(n);
 }
 
+void Model::use_int8(const std::vector<std::pair<std::string, Int8Weights>>& weights) {
+  for (const auto& [name, int8] : weights) {
+    const auto entry = std::find_if(entries_.begin(), entries_.end(), [&](const ParamEntry& e) { return e.name == name; });
+    if (entry == entries_.end()) throw ShapeError("the model has no parameter " + name + " to compute in int8");
+    if ((entry->layer_type != "conv2d" && entry->layer_type != "dense") || entry->param != "weight") {
+      throw ShapeError(name + " is not the weight of a conv2d or dense layer: only those compute in int8");
+    }
+    if (int8.scales.size() != entry->shape[0]) {
+      throw ShapeError(name + ": " + std::to_string(int8.scales.size()) + " int8 scales for " +
+                       std::to_string(entry->shape[0]) + " output channels");
+    }
+    layers_[entry->layer]->use_int8(int8);
+  }
+}
+
+std::string Model::int8_kernels() const {
+  std::map<std::string, size_t> count;
+  for (const auto& layer : layers_) {
+    const std::string kernel = layer->int8_implementation();
+    if (!kernel.empty()) ++count[kernel];
+  }
+  std::string text;
+  for (const auto& [kernel, layers] : count) {
+    text += (text.empty() ? "" : ", ") + kernel + " (" + std::to_string(layers) + (layers == 1 ? " layer)" : " layers)");
+  }
+  return text;
+}
+
 Tensor Model::output(size_t i, size_t n) const {
   if (i + 1 >= layers_.size() || n > capacity_) {
     throw ShapeError("no output of layer " + std::to_string(i) + " for " + std::to_string(n) + " samples to read");

@@ -114,6 +114,14 @@ class Model {
   // The logits (N, classes) of the last step's first `n` samples: a view of the activation buffer
   // on device(), valid until the next step.
   Tensor logits(size_t n) const;
+  // Evaluation in int8 arithmetic from now on (a quantized model, dptrain quantize): the layer of each
+  // named weight (a conv2d or dense weight, e.g. "layer1.0.conv1.weight") rounds its current weight as
+  // Layer::use_int8 says; training steps are then refused. Throws ShapeError naming a weight that is
+  // not one of this model's conv2d or dense weights, or a layer that has no int8 form on this device.
+  void use_int8(const std::vector<std::pair<std::string, Int8Weights>>& weights);
+  // The int8 kernels in use and how many layers each computes, e.g. "oneDNN jit_int8:avx2 (7 layers)";
+  // empty when no layer computes in int8. Known once a step has run.
+  std::string int8_kernels() const;
   // Layer i's output (N, ...) for the last step's first `n` samples, in the layer's output type: a
   // view of its activation buffer on device(), valid until the next step. Not for the loss layer.
   Tensor output(size_t i, size_t n) const;

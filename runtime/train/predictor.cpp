@@ -6,6 +6,7 @@
 
 #include "runtime/checkpoint/finite_values.h"
 #include "runtime/train/model_state.h"
+#include "runtime/train/quantizer.h"
 
 namespace dptrain {
 
@@ -19,6 +20,7 @@ Predictor::Predictor(RunConfig& config, const Shape& input_shape, const Checkpoi
   Tensor buffers = model_->host_buffers();
   tensors_to_flat(state.buffers, model_->buffer_entries(), buffers, source, "buffer");
   model_->load_buffers(buffers);
+  if (!state.quantization.empty()) model_->use_int8(int8_weights(state.quantization));
 }
 
 Tensor Predictor::probabilities(const Tensor& x) {

@@ -39,6 +39,10 @@ ResumeCheckpoint find_resume_point(const std::string& what, const RunConfig& con
 }
 
 void check_resumable(const std::string& path, const CheckpointState& state, const ResumeKey& run) {
+  if (!state.quantization.empty()) {
+    throw CheckpointError(path, "is a quantized model (dptrain quantize), for dptrain eval and predict: it cannot be "
+                                "trained further; resume from the checkpoint it was quantized from");
+  }
   const std::string fix =
       "; resume with the settings it was written with (`dptrain inspect " + path + "` prints its config)";
   auto differs = [&](const char* what_differs, uint64_t saved, uint64_t now) {

@@ -74,6 +74,8 @@ struct RunOutcome {
 struct CheckpointEvaluation {
   TrainingPosition position;
   EvalResult test;
+  double seconds = 0;        // the evaluation's wall time (without loading the checkpoint)
+  std::string int8_kernels;  // a quantized model: its int8 kernels (Model::int8_kernels); else empty
 };
 
 }  // namespace dptrain

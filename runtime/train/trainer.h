@@ -23,6 +23,7 @@
 #include "runtime/train/model.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/train/pruner.h"
+#include "runtime/train/quantizer.h"
 #include "runtime/train/replica_sync.h"
 #include "runtime/train/run_report.h"
 #include "runtime/train/run_summary.h"
@@ -58,6 +59,9 @@ class Trainer final : private ElasticHost {
   // false) when a stop is requested.
   EpochSummary train_epoch(size_t epoch, size_t first_step = 0);
   // Loss and accuracy on the test set. Collective.
+  // Runs `batches` evaluation batches of training samples, spread over the training set, through the
+  // model and returns the ranges its conv2d and dense layers' inputs took (dptrain quantize). Not collective.
+  Int8Calibration calibrate_int8(size_t batches);
   EvalResult evaluate();
   // Loads only the parameters of checkpoint `path` (rank 0 reads, every worker receives them), for
   // evaluating it; returns the checkpoint's position. Collective.

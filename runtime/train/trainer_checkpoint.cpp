@@ -1,6 +1,9 @@
 // The Trainer's checkpoints: the state of the position it has reached, saving it, resuming from a
 // saved one, and loading a checkpoint's parameters for evaluation.
+#include <algorithm>
+
 #include "runtime/checkpoint/finite_values.h"
+#include "runtime/data/batch_loader.h"
 #include "runtime/train/model_state.h"
 #include "runtime/train/resume_point.h"
 #include "runtime/train/trainer.h"
@@ -73,6 +76,7 @@ void Trainer::load_buffers(const CheckpointState& state, const std::string& path
 
 TrainingPosition Trainer::load_parameters(const std::string& path) {
   TrainingPosition at;
+  std::vector<CheckpointQuantization> quantization;
   if (comm_->rank() == 0) {
     const CheckpointState state = read_checkpoint(path);
     refuse_non_finite(path, state);
@@ -81,8 +85,32 @@ TrainingPosition Trainer::load_parameters(const std::string& path) {
     model_->load_parameters(params);
     load_buffers(state, path);
     at = {state.epoch, state.step_in_epoch, state.global_step};
+    quantization = state.quantization;
   }
-  return replicas_->share_root_parameters(*comm_, at);
+  at = replicas_->share_root_parameters(*comm_, at);
+  // A quantized model: the other workers read its int8 scales themselves (a small file, read for eval).
+  if (comm_->rank() != 0 && !read_checkpoint(path, CheckpointContents::Header).quantization.empty()) {
+    quantization = read_checkpoint(path).quantization;
+  }
+  if (!quantization.empty()) model_->use_int8(int8_weights(quantization));
+  return at;
+}
+
+Int8Calibration Trainer::calibrate_int8(size_t batches) {
+  Int8Calibration calibration(*model_);
+  const Dataset& train = *data_.train;
+  const size_t batch = std::min(config_.train.eval_batch_size, train.size());
+  const size_t total = std::min(train.size(), batches * batch);
+  BatchLoader loader(train, batch);  // no augmentation: the samples as evaluation sees them
+  for (size_t first = 0; first < total; first += batch) {
+    std::vector<uint64_t> ids;  // spread evenly over the training set
+    for (size_t k = first; k < std::min(total, first + batch); ++k) ids.push_back(k * train.size() / total);
+    loader.prefetch(ids);
+    Batch& b = loader.next();
+    model_->step(b.inputs, b.labels.data(), step_info(Mode::Eval, 0, b), 1.0f);
+    calibration.observe(*model_, b.inputs, ids.size());
+  }
+  return calibration;
 }
 
 }  // namespace dptrain

@@ -1,5 +1,7 @@
 #include "runtime/train/training_run.h"
 
+#include <chrono>
+
 #include "runtime/train/trainer.h"
 
 namespace dptrain {
@@ -21,7 +23,10 @@ RunOutcome TrainingRun::run() {
 CheckpointEvaluation TrainingRun::evaluate_checkpoint(const std::string& path) {
   CheckpointEvaluation evaluation;
   evaluation.position = trainer_->load_parameters(path);
+  const auto start = std::chrono::steady_clock::now();
   evaluation.test = trainer_->evaluate();
+  evaluation.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  evaluation.int8_kernels = trainer_->model().int8_kernels();
   return evaluation;
 }
 
@@ -30,6 +35,8 @@ TrainingPosition TrainingRun::load_checkpoint_parameters(const std::string& path
 }
 
 Model& TrainingRun::model() { return trainer_->model(); }
+
+Int8Calibration TrainingRun::calibrate_int8(size_t batches) { return trainer_->calibrate_int8(batches); }
 
 EpochSummary TrainingRun::train_epoch(size_t epoch) { return trainer_->train_epoch(epoch); }
 

@@ -17,6 +17,7 @@
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
 #include "runtime/train/epoch_boundary.h"
+#include "runtime/train/quantizer.h"
 #include "runtime/train/run_summary.h"
 #include "runtime/train/trainer_options.h"
 
@@ -45,6 +46,8 @@ class TrainingRun {
   // Loads the parameters and running statistics of checkpoint `path` into the model, to run or export
   // it (model()). Collective.
   TrainingPosition load_checkpoint_parameters(const std::string& path);
+  // Calibration of int8 quantization over `batches` evaluation batches of training samples (Trainer::calibrate_int8).
+  Int8Calibration calibrate_int8(size_t batches);
   // The model (its parameters as trained or loaded).
   Model& model();
   // Trains epoch `epoch` (0-based) alone: no evaluation, no checkpoint, no epoch boundary. Collective.

@@ -212,6 +212,38 @@ TEST_F(Predict, JsonLinesMatchTheRunsEvaluationImageByImage) {
   EXPECT_GT(correct, lines.size() / 2) << "the well-separated classes were not learned:\n" << train_output_;
 }
 
+// The run quantized to int8 (dptrain quantize): predict runs it in int8 and counts the test images
+// right as `dptrain eval` of the quantized file does, and agrees with the float model's top class.
+TEST_F(Predict, AQuantizedModelPredictsAsItsEvaluationCounts) {
+  const std::string quantized = file("int8.h5");
+  const CommandResult made =
+      run_command(kBinary + " quantize " + checkpoint_ + " --calibration-batches 2 --out " + quantized);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const std::string out = file("int8.jsonl"), float_out = file("float.jsonl");
+  ASSERT_EQ(dptrain_to("predict --checkpoint " + quantized + " " + file("test") + " --format jsonl", out).exit_code, 0);
+  ASSERT_EQ(dptrain_to("predict --checkpoint " + checkpoint_ + " " + file("test") + " --format jsonl", float_out)
+                .exit_code,
+            0);
+  const std::vector<std::string> lines = lines_of(out), float_lines = lines_of(float_out);
+  ASSERT_EQ(lines.size(), test_images_.size());
+  ASSERT_EQ(float_lines.size(), lines.size());
+  std::vector<int32_t> labels;
+  evaluation_classes(checkpoint_, &labels);
+  size_t correct = 0, agree = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto top = testing::JsonParser(lines[i]).parse_document()["top"].array.at(0)["class"].number;
+    const auto float_top = testing::JsonParser(float_lines[i]).parse_document()["top"].array.at(0)["class"].number;
+    correct += static_cast<int32_t>(top) == labels[i];
+    agree += top == float_top;
+  }
+  EXPECT_GE(agree + 1, lines.size()) << "int8 and float32 top classes differ on " << lines.size() - agree << " images";
+  const CommandResult eval = run_command(kBinary + " eval --checkpoint " + quantized + " --json");
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  const testing::JsonValue record = testing::JsonParser(eval.output.substr(eval.output.find('{'))).parse_document();
+  EXPECT_NE(record["int8_kernels"].string, "");
+  EXPECT_NEAR(record["test_accuracy"].number, static_cast<double>(correct) / lines.size(), 1e-6);
+}
+
 TEST_F(Predict, TableAndCsvNameEachImagesClasses) {
   const std::string table = file("table.txt");
   CommandResult r = dptrain_to(
