@@ -50,6 +50,14 @@ int int8_input_levels(Int8Engine engine) {
   return 255;
 }
 
+bool int8_has_onednn() {
+#ifdef DPTRAIN_HAVE_ONEDNN
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::string int8_arithmetic() {
 #ifdef DPTRAIN_HAVE_ONEDNN
   const dnnl_version_t* v = dnnl_version();

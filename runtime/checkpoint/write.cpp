@@ -25,18 +25,22 @@ using checkpoint_detail::hdf5_failure;
 
 namespace {
 
-constexpr size_t kChunkValues = (1 << 20) / sizeof(float);  // at most 1 MiB of floats per chunk
+constexpr size_t kChunkBytes = size_t{1} << 20;  // at most 1 MiB per chunk
 constexpr char kNothingWritten[] = "; no checkpoint was written and existing files are unchanged";
 
-// Chunk dimensions for a float array of `shape`: whole trailing dimensions, as many leading rows as fit
-// in kChunkValues, and single rows of a dimension whose inner block alone is larger.
-std::vector<hsize_t> chunk_dims(const Shape& shape) {
+// Chunk dimensions for an array of `shape` with `value_bytes` per value: whole trailing dimensions, as
+// many leading rows as fit in kChunkBytes, spread evenly over the chunks so that the last one is not
+// mostly padding, and single rows of a dimension whose inner block alone is larger.
+std::vector<hsize_t> chunk_dims(const Shape& shape, size_t value_bytes) {
+  const size_t chunk_values = kChunkBytes / value_bytes;
   std::vector<hsize_t> chunk(shape.begin(), shape.end());
   size_t inner = num_elements(shape);
   for (size_t i = 0; i < shape.size(); ++i) {
     inner /= shape[i];  // elements of one index of dimension i
-    if (inner <= kChunkValues) {
-      chunk[i] = std::clamp<size_t>(kChunkValues / inner, 1, shape[i]);
+    if (inner <= chunk_values) {
+      const size_t most = std::clamp<size_t>(chunk_values / inner, 1, shape[i]);
+      const size_t chunks = (shape[i] + most - 1) / most;
+      chunk[i] = (shape[i] + chunks - 1) / chunks;
       break;
     }
     chunk[i] = 1;
@@ -238,7 +242,7 @@ class Writer {
              to_string(t.shape) + " needs " + std::to_string(num_elements(t.shape)));
     }
     const std::vector<hsize_t> dims(t.shape.begin(), t.shape.end());
-    const std::vector<hsize_t> chunk = chunk_dims(t.shape);
+    const std::vector<hsize_t> chunk = chunk_dims(t.shape, int8 ? 1 : sizeof(float));
     const int rank = static_cast<int>(dims.size());
     H5Handle space = check(H5Screate_simple(rank, dims.data(), nullptr), H5Sclose, "create the data space of " + where);
     H5Handle dcpl = check(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create dataset properties");

@@ -356,7 +356,9 @@ Tensor Model::logits(size_t n) const {
 }
 
 void Model::use_int8(const std::vector<std::pair<std::string, Int8Weights>>& weights) {
-  for (const auto& [name, int8] : weights) {
+  for (const auto& weight : weights) {
+    const std::string& name = weight.first;
+    const Int8Weights& int8 = weight.second;
     const auto entry = std::find_if(entries_.begin(), entries_.end(), [&](const ParamEntry& e) { return e.name == name; });
     if (entry == entries_.end()) throw ShapeError("the model has no parameter " + name + " to compute in int8");
     if ((entry->layer_type != "conv2d" && entry->layer_type != "dense") || entry->param != "weight") {
