@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
       {bench_cmds.layers, [&] { return launcher::run_bench_layers(bench.layers); }},
       {bench_cmds.allreduce, [&] { return launcher::run_bench_allreduce(bench.allreduce, w); }},
       {bench_cmds.peak, [&] { return launcher::run_bench_peak(bench.peak, w); }},
+      {bench_cmds.predict, [&] { return launcher::run_bench_predict(bench.predict); }},
       {data_convert_cmd, [&] { return launcher::run_data_convert(data_convert); }},
   };
   return run_as_worker(dispatch, w, train_cmd->parsed() ? train.exit_status : std::string());

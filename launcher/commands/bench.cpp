@@ -289,6 +289,7 @@ BenchCommands add_bench_commands(CLI::App& app, BenchArgs& args) {
   cmds.peak->add_option("--repeats", peak.repeats, "Timed products; the median is reported (default 5)")
       ->check(in_range(1, 1000));
   cmds.peak->add_flag("--json", peak.json, "Print one JSON object");
+  cmds.predict = add_bench_predict_command(*bench, args.predict);
   return cmds;
 }
 

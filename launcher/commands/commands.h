@@ -61,6 +61,15 @@ struct BenchLayersArgs {
   size_t iterations = 20;
 };
 
+// Options of `dptrain bench predict`.
+struct BenchPredictArgs {
+  std::vector<std::string> checkpoints;  // --checkpoint FILE (repeatable): measured side by side
+  size_t batch = 256;                    // images per forward pass
+  size_t iterations = 10;                // timed forward passes per repeat
+  size_t repeats = 5;                    // the median repeat is reported
+  size_t threads = 0;                    // 0: default_thread_count()
+};
+
 // Options of `dptrain bench peak`.
 struct BenchPeakArgs {
   size_t threads = 0;   // 0: default_thread_count() for the workers on this node
@@ -84,6 +93,7 @@ struct BenchArgs {
   BenchLayersArgs layers;
   BenchAllreduceArgs allreduce;
   BenchPeakArgs peak;
+  BenchPredictArgs predict;
 };
 
 // The subcommands `add_bench_commands` registered, to tell which one was parsed.
@@ -92,6 +102,7 @@ struct BenchCommands {
   CLI::App* layers = nullptr;
   CLI::App* allreduce = nullptr;
   CLI::App* peak = nullptr;
+  CLI::App* predict = nullptr;
 };
 
 class Workers;
@@ -110,5 +121,8 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers);
 int run_bench_layers(const BenchLayersArgs& args);
 int run_bench_allreduce(const BenchAllreduceArgs& args, Workers& workers);
 int run_bench_peak(const BenchPeakArgs& args, Workers& workers);
+int run_bench_predict(const BenchPredictArgs& args);
+// Registers `bench predict` on the `bench` subcommand, parsing into `args`.
+CLI::App* add_bench_predict_command(CLI::App& bench, BenchPredictArgs& args);
 
 }  // namespace dptrain::launcher

@@ -41,6 +41,13 @@ const char* onednn_isa_name() {
 }
 #endif
 
+// v rounded to the nearest integer, ties to even, as nearbyint does in the default rounding mode, for
+// 0 <= v < 2^22, in a form the compiler vectorizes: adding 1.5 * 2^23 leaves no bits for a fraction.
+inline float round_small(float v) {
+  constexpr float kShift = 12582912.0f;
+  return (v + kShift) - kShift;
+}
+
 }  // namespace
 
 int int8_input_levels(Int8Engine engine) {
@@ -132,7 +139,10 @@ void Int8Convolution::forward(const float* x, size_t n, const float* bias, float
   unsigned char* q = input_.data();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < static_cast<int64_t>(n * in_size); ++i) {
-    q[i] = static_cast<unsigned char>(std::clamp(std::nearbyint(x[i] * inverse_step), 0.0f, top));
+    float v = x[i] * inverse_step;
+    v = v > 0.0f ? v : 0.0f;  // NaN too
+    v = v < top ? v : top;
+    q[i] = static_cast<unsigned char>(static_cast<int>(round_small(v)));
   }
 
 #ifdef DPTRAIN_HAVE_ONEDNN
@@ -153,8 +163,8 @@ void Int8Convolution::forward(const float* x, size_t n, const float* bias, float
       const memory::dims dilation = {i64(s.dilation - 1), i64(s.dilation - 1)};
       const dnnl::convolution_forward::desc desc(
           dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, memory::desc(src_dims, dt::u8, tag::any),
-          memory::desc(wei_dims, dt::s8, tag::any), memory::desc(dst_dims, dt::f32, tag::any), strides, dilation, padding,
-          padding);
+          memory::desc(wei_dims, dt::s8, tag::any), memory::desc({i64(s.out_channels)}, dt::f32, tag::x),
+          memory::desc(dst_dims, dt::f32, tag::any), strides, dilation, padding, padding);
       dnnl::primitive_attr attr;
       attr.set_output_scales(1 << 1, output_scales_);  // per output channel (dimension 1 of dst)
       const dnnl::convolution_forward::primitive_desc pd(desc, attr, kernels_->engine);
@@ -187,19 +197,18 @@ void Int8Convolution::forward(const float* x, size_t n, const float* bias, float
     const memory& src = k.reorder_src ? k.src : user_src;
     const memory& dst = k.reorder_dst ? k.dst : user_dst;
     if (k.reorder_src) k.src_in.execute(stream, user_src, k.src);
-    k.conv.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, k.weights}, {DNNL_ARG_DST, dst}});
+    // oneDNN 2.x adds an int8 convolution's bias before the output scales: in units of the int32 sums.
+    scaled_bias_.assign(s.out_channels, 0.0f);
+    if (bias) {
+      for (size_t c = 0; c < s.out_channels; ++c) scaled_bias_[c] = bias[c] / output_scales_[c];
+    }
+    memory bias_memory(memory::desc({static_cast<memory::dim>(s.out_channels)}, dt::f32, tag::x), kernels_->engine,
+                       scaled_bias_.data());
+    k.conv.execute(stream,
+                   {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, k.weights}, {DNNL_ARG_BIAS, bias_memory}, {DNNL_ARG_DST, dst}});
     if (k.reorder_dst) k.dst_out.execute(stream, k.dst, user_dst);
     stream.wait();
     kernels_->last_name = k.name;
-    if (bias) {
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t b = 0; b < static_cast<int64_t>(n); ++b) {
-        for (int64_t c = 0; c < static_cast<int64_t>(s.out_channels); ++c) {
-          float* plane = y + (static_cast<size_t>(b) * s.out_channels + static_cast<size_t>(c)) * out_plane;
-          for (size_t p = 0; p < out_plane; ++p) plane[p] += bias[c];
-        }
-      }
-    }
     return;
   }
 #endif

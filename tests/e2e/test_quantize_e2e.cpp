@@ -66,6 +66,37 @@ TEST(QuantizeE2E, TheInt8ModelEvaluatesLikeTheFloatOneFromASmallerFile) {
   EXPECT_NEAR(int8_eval["test_loss"].number, float_eval["test_loss"].number, 0.05);
 }
 
+TEST(QuantizeE2E, BenchPredictMeasuresTheModelsSideBySide) {
+  test_util::TempDir dir("quantize_bench");
+  const std::string checkpoint = trained_smoke(dir);
+  ASSERT_FALSE(checkpoint.empty());
+  const std::string quantized = dir.file("int8.h5");
+  ASSERT_EQ(run_command(kBinary + " quantize " + checkpoint + " --out " + quantized).exit_code, 0);
+  const CommandResult bench = run_command(kBinary + " bench predict --checkpoint " + checkpoint + " --checkpoint " +
+                                          quantized + " --batch 32 --iterations 2 --repeats 3 --threads 1");
+  ASSERT_EQ(bench.exit_code, 0) << bench.output;
+  EXPECT_NE(bench.output.find("batch 32, 1 threads, 2 timed passes per repeat, median of 3 repeats"),
+            std::string::npos)
+      << bench.output;
+  const size_t first = bench.output.find(checkpoint), second = bench.output.find(quantized);
+  ASSERT_NE(first, std::string::npos) << bench.output;
+  ASSERT_NE(second, std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("images/s   1.00x  cpu", first), std::string::npos) << bench.output;
+  EXPECT_NE(bench.output.find("int8: ", second), std::string::npos) << bench.output;
+
+  // Models of different input shapes are not compared.
+  const CommandResult other = run_command(
+      kBinary + " train " + DPTRAIN_SOURCE_DIR + "/configs/synthetic_smoke.yaml --progress off --set device=cpu" +
+      " --set threads=1 --set train.epochs=1 --set data.shape=[1,8,8] --set checkpoint.dir=" + dir.file("other"));
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  const std::vector<CheckpointFile> files = list_checkpoints(dir.file("other"));
+  ASSERT_FALSE(files.empty());
+  const CommandResult mixed =
+      run_command(kBinary + " bench predict --checkpoint " + checkpoint + " --checkpoint " + files.front().path);
+  EXPECT_EQ(mixed.exit_code, 1) << mixed.output;
+  EXPECT_NE(mixed.output.find("compare models of one shape"), std::string::npos) << mixed.output;
+}
+
 TEST(QuantizeE2E, BadInputIsOneClearErrorAndNothingIsWritten) {
   test_util::TempDir dir("quantize_errors");
   const CommandResult missing =
