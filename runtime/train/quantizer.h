@@ -21,6 +21,7 @@ struct Int8LeftOut {
 // The ranges of the inputs of a model's conv2d and dense layers, widened batch by batch.
 class Int8Calibration {
  public:
+  // For `model`, which must outlive the calibration (it refers to the model's parameter entries).
   explicit Int8Calibration(const Model& model);
 
   // After a Mode::Eval step of the model over `x` (n samples, on the host): widens each layer's range.
