@@ -2,6 +2,8 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstdio>
+#include <memory>
+#include <optional>
 
 #include "launcher/commands/checkpoint_run.h"
 #include "launcher/commands/export_command.h"
@@ -9,7 +11,9 @@
 #include "runtime/core/context.h"
 #include "runtime/core/run_config.h"
 #include "runtime/export/onnx_export.h"
+#include "runtime/checkpoint/checkpoint.h"
 #include "runtime/train/model.h"
+#include "runtime/train/predictor.h"
 #include "runtime/train/training_run.h"
 
 namespace dptrain::launcher {
@@ -17,10 +21,23 @@ namespace dptrain::launcher {
 int run_export(const ExportArgs& args, Workers& workers) {
   RunConfig config = checkpoint_run_config(args.config, args.checkpoint, args.overrides, workers);
   config.device = DeviceKind::CPU;  // the parameters are read on the host either way
-  const TrainerOptions options = quiet_trainer_options(workers);
-  TrainingRun run(config, workers.comm(), options);
-  const TrainingPosition at = run.load_checkpoint_parameters(args.checkpoint);
-  if (workers.rank() != 0) return 0;
+  const CheckpointState state = read_checkpoint(args.checkpoint);
+  // A checkpoint that stores its input shape gives the model without the data set; an older one
+  // needs the config's data to size it, as a training run does.
+  std::unique_ptr<Context> context;
+  std::unique_ptr<Predictor> stored;
+  std::unique_ptr<TrainingRun> run;
+  TrainingPosition at{state.epoch, state.step_in_epoch, state.global_step};
+  if (!state.input_shape.empty()) {
+    if (workers.rank() != 0) return 0;
+    context = std::make_unique<Context>(config.device, config.threads, 1, std::nullopt, config.precision,
+                                        config.determinism);
+    stored = std::make_unique<Predictor>(config, state.input_shape, state, args.checkpoint, context->backend());
+  } else {
+    run = std::make_unique<TrainingRun>(config, workers.comm(), quiet_trainer_options(workers));
+    at = run->load_checkpoint_parameters(args.checkpoint);
+    if (workers.rank() != 0) return 0;
+  }
 
   OnnxExportOptions export_options;
   export_options.opset = args.opset;
@@ -32,7 +49,7 @@ int run_export(const ExportArgs& args, Workers& workers) {
                         "(see data.mean and data.std in dptrain.config)"},
       {"dptrain.config", config.text},  // the effective config the model was built from
   };
-  const Model& model = run.model();
+  const Model& model = stored ? stored->model() : run->model();
   const onnx::ModelProto proto = to_onnx(model, model.host_parameters(), model.host_buffers(), export_options);
   write_onnx(proto, args.onnx);
   std::printf("%s: %d nodes, %d initializers (%zu parameters), opset %lld, input %s, outputs %s and %s\n",

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tests/e2e/run_command.h"
+#include "tests/runtime/data/test_image_files.h"
 #include "tests/test_util.h"
 
 namespace dptrain {
@@ -51,6 +52,32 @@ TEST(ExportCommand, WritesAnOnnxFileThatOnnxAndOpenCvAccept) {
                   (fs::path(dir.path()) / "inputs.f32").string() + " 2 " + dir.path());
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
   EXPECT_NE(checked.output.find("checker passed"), std::string::npos) << checked.output;
+}
+
+// A checkpoint holds its model's input shape, so exporting it needs no data set: the image folder the
+// run trained on is gone.
+TEST(ExportCommand, ExportsWithoutTheDataTheRunTrainedOn) {
+  test_util::TempDir dir("export_no_data");
+  const fs::path images = fs::path(dir.path()) / "images";
+  testing::FolderRecipe recipe;
+  recipe.classes = 2;
+  recipe.per_class = 8;
+  recipe.size = 10;
+  testing::write_image_folder(images, recipe);
+  const e2e::CommandResult trained = run_command(
+      kBinary + " train " + kSource + "/configs/synthetic_smoke.yaml --progress off --set device=cpu --set threads=1" +
+      " --set 'data={type: image_folder, dir: " + images.string() + ", shape: [3, 10, 10], validation_fraction: 0.25}'" +
+      " --set model.6.units=2 --set train.epochs=1 --set train.batch_size=4 --set checkpoint.dir=" + dir.file("ckpt"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  fs::remove_all(images);
+  std::string checkpoint;
+  for (const auto& entry : fs::directory_iterator(dir.file("ckpt"))) checkpoint = entry.path().string();
+  const fs::path onnx = fs::path(dir.path()) / "model.onnx";
+  const e2e::CommandResult exported =
+      run_command(kBinary + " export --checkpoint " + checkpoint + " --onnx " + onnx.string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find("outputs logits and probabilities"), std::string::npos) << exported.output;
+  EXPECT_GT(fs::file_size(onnx), 1000u);
 }
 
 TEST(ExportCommand, AMissingCheckpointOrFolderIsOneClearError) {
