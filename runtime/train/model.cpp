@@ -224,7 +224,6 @@ void Model::reserve(size_t batch) {
     const Shape shape = batch_shape(batch, layers_[i]->output_shape());
     const DType type = types_[i].output;
     activations_.push_back(loss ? Tensor() : Tensor(shape, backend_, type));
-    output_grads_.push_back(!loss && requires_grad_[i] ? Tensor(shape, backend_, type) : Tensor());
     largest = std::max(largest, num_elements(shape));
     widest = std::max(widest, inputs_[i].size());
     conversions_.emplace_back(inputs_[i].size());
@@ -237,6 +236,18 @@ void Model::reserve(size_t batch) {
   for (size_t k = 0; k < widest; ++k) scratch_.emplace_back(Shape{largest}, backend_);
   stager_ = backend_.make_stager(num_elements(input), batch);
   capacity_ = batch;
+  gradients_capacity_ = 0;
+}
+
+void Model::reserve_gradients() {
+  if (gradients_capacity_ == capacity_) return;
+  output_grads_.clear();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const bool loss = i + 1 == layers_.size();
+    const Shape shape = batch_shape(capacity_, layers_[i]->output_shape());
+    output_grads_.push_back(!loss && requires_grad_[i] ? Tensor(shape, backend_, types_[i].output) : Tensor());
+  }
+  gradients_capacity_ = capacity_;
 }
 
 LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& info, float grad_scale,
@@ -251,6 +262,7 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   }
   const size_t n = x.dim(0);
   reserve(n);
+  if (info.mode == Mode::Train) reserve_gradients();  // evaluation alone never needs them
   // An input where the layers compute is used in place; the stager brings the labels (and a host
   // input for a GPU model) there.
   const DeviceBatch batch = stager_->upload(x.data(), input_in_place ? 0 : x.num_elements(), labels, n);

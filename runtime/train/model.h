@@ -171,6 +171,8 @@ class Model {
   // The type layer j writes (float32 for the model's input).
   DType output_type(size_t j) const { return j == kModelInput ? DType::Float32 : types_[j].output; }
   void reserve(size_t batch);
+  // The activation gradients for reserve's capacity, allocated by the first training step after it.
+  void reserve_gradients();
   // A view of scratch slot k as `shape` elements of `dtype`.
   Tensor scratch_view(size_t k, const Shape& shape, DType dtype);
   // The inputs of layer i for a batch of n: the producers' outputs, or their converted copies
@@ -195,8 +197,9 @@ class Model {
   Backend& backend_;
   std::unique_ptr<BatchStager> stager_;  // host batches to where the layers compute
   size_t capacity_ = 0;
+  size_t gradients_capacity_ = 0;  // the batch output_grads_ holds (0: none since the last reserve)
   std::vector<Tensor> activations_;  // activations_[i] is layer i's output (empty for the loss layer)
-  std::vector<Tensor> output_grads_; // dLoss/d(layer i's output) where requires_grad_[i]
+  std::vector<Tensor> output_grads_; // dLoss/d(layer i's output) where requires_grad_[i]; after a training step
   std::vector<Tensor> scratch_;      // one per input of the widest merge, for gradients to accumulate or convert
   std::vector<ActivationTypes> types_;                // per layer
   std::vector<std::vector<char>> converted_inputs_;  // per layer, per input: converted (1) or not
