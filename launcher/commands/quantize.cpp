@@ -6,6 +6,7 @@
 #include "launcher/commands/checkpoint_run.h"
 #include "launcher/commands/quantize_command.h"
 #include "launcher/workers.h"
+#include "layers/cpu/int8_conv.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
@@ -68,6 +69,7 @@ int run_quantize(const QuantizeArgs& args, Workers& workers) {
   for (const Int8LeftOut& left : left_out) {
     std::printf("  left in float32: %s: %s\n", left.weight.c_str(), left.reason.c_str());
   }
+  std::printf("int8 arithmetic on this machine: %s\n", int8_arithmetic().c_str());
   std::printf("wrote %s: %s (%s: %s; its parameters in float32: %s); evaluate it with dptrain eval --checkpoint %s\n",
               args.out.c_str(), kib(fs::file_size(args.out)).c_str(), args.checkpoint.c_str(),
               kib(fs::file_size(args.checkpoint)).c_str(), kib(float_bytes).c_str(), args.out.c_str());

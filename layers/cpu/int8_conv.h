@@ -33,7 +33,7 @@ int int8_input_levels(Int8Engine engine = Int8Engine::Best);
 // Whether Int8Engine::Best is oneDNN: the build has it.
 bool int8_has_onednn();
 
-// What does the int8 arithmetic of Int8Engine::Best, for the run's start-up lines, e.g. "oneDNN
+// What does the int8 arithmetic of Int8Engine::Best, as dptrain quantize reports it, e.g. "oneDNN
 // 2.6.3, avx2 kernels (no VNNI: inputs in 127 steps)".
 std::string int8_arithmetic();
 

@@ -50,6 +50,7 @@ TEST(QuantizeE2E, TheInt8ModelEvaluatesLikeTheFloatOneFromASmallerFile) {
   EXPECT_NE(made.output.find("int8 for 2 of 3 conv2d and dense weights"), std::string::npos) << made.output;
   EXPECT_NE(made.output.find("left in float32: 0.conv2d.weight: its input goes down to -"), std::string::npos)
       << made.output;
+  EXPECT_NE(made.output.find("int8 arithmetic on this machine: "), std::string::npos) << made.output;
   const CheckpointState state = read_checkpoint(quantized);
   ASSERT_EQ(state.quantization.size(), 2u);
   EXPECT_EQ(state.quantization[0].name, "4.dense.weight");
