@@ -82,7 +82,8 @@ std::string int8_arithmetic() {
 struct Int8Convolution::Kernels {
   struct ForBatch {
     dnnl::convolution_forward conv;
-    dnnl::memory src, weights, dst;  // in the primitive's layouts
+    dnnl::memory::desc user_src, user_dst;  // our NCHW u8 input and NCHW f32 output
+    dnnl::memory src, weights, dst;         // in the primitive's layouts
     dnnl::reorder src_in, dst_out;   // from our NCHW u8 input, to our NCHW f32 output (when layouts differ)
     bool reorder_src = false, reorder_dst = false;
     std::string name;
@@ -98,7 +99,7 @@ struct Int8Convolution::Kernels {};
 
 Int8Convolution::Int8Convolution(const Int8ConvShape& shape, const float* weight, std::vector<float> weight_scales,
                                  float input_range, Int8Engine engine, int levels)
-    : shape_(shape), engine_(engine) {
+    : shape_(shape) {
   const size_t per_channel = shape.in_channels / shape.groups * shape.kernel * shape.kernel;
   if (weight_scales.size() != shape.out_channels) {
     throw ShapeError("int8 convolution: " + std::to_string(weight_scales.size()) + " weight scales for " +
@@ -171,29 +172,24 @@ void Int8Convolution::forward(const float* x, size_t n, const float* bias, float
       Kernels::ForBatch k;
       k.conv = dnnl::convolution_forward(pd);
       k.name = pd.impl_info_str();
-      const memory::desc user_src(src_dims, dt::u8, tag::nchw), user_dst(dst_dims, dt::f32, tag::nchw);
+      k.user_src = memory::desc(src_dims, dt::u8, tag::nchw);
+      k.user_dst = memory::desc(dst_dims, dt::f32, tag::nchw);
       const memory::desc user_wei(wei_dims, dt::s8, s.groups == 1 ? tag::oihw : tag::goihw);
-      k.reorder_src = pd.src_desc() != user_src;
-      k.reorder_dst = pd.dst_desc() != user_dst;
+      k.reorder_src = pd.src_desc() != k.user_src;
+      k.reorder_dst = pd.dst_desc() != k.user_dst;
       k.src = memory(pd.src_desc(), kernels_->engine);
       k.dst = memory(pd.dst_desc(), kernels_->engine);
       k.weights = memory(pd.weights_desc(), kernels_->engine);
       memory user_weights(user_wei, kernels_->engine, weight_.data());
       dnnl::reorder(user_weights, k.weights).execute(kernels_->stream, user_weights, k.weights);
-      if (k.reorder_src) k.src_in = dnnl::reorder(memory(user_src, kernels_->engine, nullptr), k.src);
-      if (k.reorder_dst) k.dst_out = dnnl::reorder(k.dst, memory(user_dst, kernels_->engine, nullptr));
+      if (k.reorder_src) k.src_in = dnnl::reorder(memory(k.user_src, kernels_->engine, nullptr), k.src);
+      if (k.reorder_dst) k.dst_out = dnnl::reorder(k.dst, memory(k.user_dst, kernels_->engine, nullptr));
       found = kernels_->by_batch.emplace(n, std::move(k)).first;
     }
     Kernels::ForBatch& k = found->second;
     dnnl::stream& stream = kernels_->stream;
-    memory user_src(memory::desc({static_cast<memory::dim>(n), static_cast<memory::dim>(s.in_channels),
-                                  static_cast<memory::dim>(s.height), static_cast<memory::dim>(s.width)},
-                                 dt::u8, tag::nchw),
-                    kernels_->engine, q);
-    memory user_dst(memory::desc({static_cast<memory::dim>(n), static_cast<memory::dim>(s.out_channels),
-                                  static_cast<memory::dim>(s.out_height), static_cast<memory::dim>(s.out_width)},
-                                 dt::f32, tag::nchw),
-                    kernels_->engine, y);
+    memory user_src(k.user_src, kernels_->engine, q);
+    memory user_dst(k.user_dst, kernels_->engine, y);
     const memory& src = k.reorder_src ? k.src : user_src;
     const memory& dst = k.reorder_dst ? k.dst : user_dst;
     if (k.reorder_src) k.src_in.execute(stream, user_src, k.src);

@@ -63,7 +63,6 @@ class Int8Convolution {
   std::vector<float> output_scales_;  // per output channel: input step * weight scale
   float input_step_ = 1;              // input_range / levels
   int levels_ = 255;
-  Int8Engine engine_;
   std::vector<unsigned char> input_;  // the rounded input of the last call (n, C, H, W)
   std::vector<float> scaled_bias_;    // oneDNN: the bias in units of the int32 sums
   std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size; null for the reference

@@ -55,14 +55,9 @@ std::vector<CheckpointQuantization> Int8Calibration::quantization(const Model& m
     CheckpointQuantization q;
     q.name = name;
     q.input_range = o.max;
-    const size_t channels = o.weight->shape[0], per_channel = num_elements(o.weight->shape) / channels;
-    const float* w = params.data() + o.weight->offset;
-    for (size_t c = 0; c < channels; ++c) {
-      float largest = 0;
-      for (size_t k = 0; k < per_channel; ++k) largest = std::max(largest, std::fabs(w[c * per_channel + k]));
-      // A channel pruned to zero keeps zeros whatever its scale.
-      q.scales.push_back(largest > 0 ? largest / kInt8WeightLimit : 1.0f);
-    }
+    const size_t channels = o.weight->shape[0];
+    q.scales = int8_weight_scales(params.data() + o.weight->offset, channels,
+                                  num_elements(o.weight->shape) / channels);
     out.push_back(std::move(q));
   }
   return out;

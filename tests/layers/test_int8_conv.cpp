@@ -44,7 +44,7 @@ std::vector<Int8Case> int8_cases() {
           {"dense", dense}};
 }
 
-// Weights drawn from `key` and their per-channel scales max |w| / 127.
+// Weights drawn from `key` and their per-channel scales (int8_weight_scales).
 struct RandomWeights {
   std::vector<float> values, scales;
 };
@@ -52,13 +52,8 @@ struct RandomWeights {
 RandomWeights random_weights(const Int8ConvShape& s, uint64_t key) {
   const size_t per_channel = s.in_channels / s.groups * s.kernel * s.kernel;
   const Tensor w = random_tensor({s.out_channels, per_channel}, key);
-  RandomWeights r{std::vector<float>(w.data(), w.data() + w.num_elements()), {}};
-  for (size_t c = 0; c < s.out_channels; ++c) {
-    float largest = 0;
-    for (size_t k = 0; k < per_channel; ++k) largest = std::max(largest, std::fabs(r.values[c * per_channel + k]));
-    r.scales.push_back(largest / 127.0f);
-  }
-  return r;
+  return {std::vector<float>(w.data(), w.data() + w.num_elements()),
+          int8_weight_scales(w.data(), s.out_channels, per_channel)};
 }
 
 // Non-negative inputs (a ReLU's output), some beyond `range` (rounded to its end) and some negative
@@ -199,11 +194,7 @@ void check_int8_layer(const std::string& yaml, const Shape& input_shape) {
   const Tensor& w = params[0];
   const size_t channels = w.shape()[0], per_channel = w.num_elements() / channels;
   Int8Weights int8;
-  for (size_t c = 0; c < channels; ++c) {
-    float largest = 0;
-    for (size_t k = 0; k < per_channel; ++k) largest = std::max(largest, std::fabs(w.data()[c * per_channel + k]));
-    int8.scales.push_back(largest / 127.0f);
-  }
+  int8.scales = int8_weight_scales(w.data(), channels, per_channel);
   int8.input_range = *std::max_element(x.data(), x.data() + x.num_elements());
   layer->use_int8(int8);
   layer->forward(x, int8_y, eval);
