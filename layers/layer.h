@@ -168,6 +168,9 @@ class Layer {
   virtual void use_int8(const Int8Weights& weights);
   // The kernel of the int8 forward, e.g. "oneDNN jit_int8:avx2"; empty when the layer is not int8.
   virtual std::string int8_implementation() const { return ""; }
+  // The kernel a float32 training step runs where a layer has a choice (conv2d on the CPU:
+  // "oneDNN jit:avx2" or "im2col + BLAS"); empty for the others.
+  virtual std::string kernel() const { return ""; }
 
   // How many inputs the layer takes: 1, except for merge layers (add, concat).
   virtual size_t num_inputs() const { return 1; }

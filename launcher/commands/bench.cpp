@@ -160,7 +160,8 @@ int run_bench_layers(const BenchLayersArgs& args) {
   RunConfig config = RunConfig::load(args.config, args.overrides);
   if (config.threads == 0) config.threads = default_thread_count();
   check_thread_limits(config.threads, config.file + ": threads");  // before any thread pool starts
-  Context context(config.device, config.threads, 1, std::nullopt, config.precision, config.determinism);
+  Context context(config.device, config.threads, 1, std::nullopt, config.precision, config.determinism,
+                  config.cpu_convolution);
   const DataSplits data = make_datasets(*config.data, config.seed);
   Model model(config.model, data.train->sample_shape(), context.backend(), config.seed);
   const size_t n = args.batch ? args.batch : config.train.batch_size;

@@ -55,7 +55,7 @@ int run_bench_predict(const BenchPredictArgs& args) {
     c.config = RunConfig::parse(state.config_text, path + ":/config");
     if (!state.quantization.empty()) c.config.device = DeviceKind::CPU;  // int8 arithmetic runs on the CPU
     c.context = std::make_unique<Context>(c.config.device, threads, 1, std::nullopt, c.config.precision,
-                                          c.config.determinism);
+                                          c.config.determinism, c.config.cpu_convolution);
     c.predictor = std::make_unique<Predictor>(c.config, input_shape, state, path, c.context->backend());
     contenders.push_back(std::move(c));
   }

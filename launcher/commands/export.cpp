@@ -31,7 +31,7 @@ int run_export(const ExportArgs& args, Workers& workers) {
   if (!state.input_shape.empty()) {
     if (workers.rank() != 0) return 0;
     context = std::make_unique<Context>(config.device, config.threads, 1, std::nullopt, config.precision,
-                                        config.determinism);
+                                        config.determinism, config.cpu_convolution);
     stored = std::make_unique<Predictor>(config, state.input_shape, state, args.checkpoint, context->backend());
   } else {
     run = std::make_unique<TrainingRun>(config, workers.comm(), quiet_trainer_options(workers));

@@ -88,7 +88,8 @@ int run_predict(const PredictArgs& args, Workers& workers) {
   // This worker alone computes: every core of its node is its own unless the config says otherwise.
   if (config.threads == 0) config.threads = default_thread_count(1);
   check_thread_limits(config.threads, config.file + ": threads");
-  Context context(config.device, config.threads, 1, std::nullopt, config.precision, config.determinism);
+  Context context(config.device, config.threads, 1, std::nullopt, config.precision, config.determinism,
+                  config.cpu_convolution);
   Predictor predictor(config, images.sample_shape(), state, args.checkpoint, context.backend());
 
   const size_t classes = predictor.num_classes();

@@ -1,4 +1,7 @@
-// CPU conv2d: per-sample im2col + BLAS GEMM (one per channel group), samples spread over OpenMP threads.
+// CPU conv2d: oneDNN's direct kernels where they apply (CpuConvolution), else per-sample im2col + BLAS
+// GEMM (one per channel group) with samples spread over OpenMP threads: the reference the tests
+// compare oneDNN with, and the arithmetic of train.reproducible, whose exact sums need each sample's
+// gradient alone.
 #include "layers/conv2d.h"
 
 #include <cblas.h>
@@ -10,12 +13,19 @@
 
 #include "layers/cpu/im2col.h"
 #include "layers/cpu/int8_conv.h"
+#include "layers/cpu/onednn_conv.h"
 #include "layers/cpu/workspace.h"
 #include "layers/registry.h"
+#include "runtime/core/cpu_backend.h"
+#include "runtime/core/errors.h"
 
 namespace dptrain {
 
 namespace {
+
+// Below this many input channels per group, oneDNN's float32 direct kernels lose to im2col + BLAS
+// (a first layer on 1 to 4 channels: 10 to 40 GFLOP/s backward against 20 to 30 with im2col).
+constexpr size_t kOneDnnMinGroupChannels = 8;
 
 // Zeroes this thread's padded image buffer, whose border then stays zero for the whole call.
 float* zeroed(PerThreadBuffers& buffers, size_t floats) {
@@ -29,24 +39,36 @@ float* zeroed(PerThreadBuffers& buffers, size_t floats) {
 // it with one single-threaded GEMM (OpenBLAS-OpenMP does not nest inside our parallel region).
 class CpuConv2d final : public Conv2dLayer {
  public:
-  CpuConv2d(const Conv2dOptions& options, const Shape& input_shape) : Conv2dLayer(options, input_shape) {
+  CpuConv2d(const Conv2dOptions& options, const Shape& input_shape, CpuConvolution choice)
+      : Conv2dLayer(options, input_shape) {
     geometry_ = {group_in_channels(), in_height_,  in_width_,  options_.kernel,  options_.stride,
                  options_.padding,    out_height_, out_width_, options_.dilation};
+    const bool wanted = choice == CpuConvolution::OneDnn ||
+                        (choice == CpuConvolution::Auto && group_in_channels() >= kOneDnnMinGroupChannels);
+    if (wanted) onednn_ = OneDnnConvolution::make(shape(), has_bias(), &onednn_missing_);
+    if (choice == CpuConvolution::OneDnn && !onednn_ && !int8_has_onednn()) {
+      throw UsageError("cpu_convolution: onednn, but " + onednn_missing_ +
+                       ": set cpu_convolution: auto (or im2col), or build with libdnnl-dev");
+    }
   }
 
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
   bool exact_gradients() const override { return true; }
   void use_int8(const Int8Weights& weights) override {
-    const Int8ConvShape shape{in_channels_,      in_height_,       in_width_,        options_.out_channels,
-                              options_.kernel,   options_.stride,  options_.padding, options_.dilation,
-                              options_.groups,   out_height_,      out_width_};
-    int8_ = std::make_unique<Int8Convolution>(shape, params_.at(0).data(), weights.scales, weights.input_range);
+    int8_ = std::make_unique<Int8Convolution>(shape(), params_.at(0).data(), weights.scales, weights.input_range);
   }
   std::string int8_implementation() const override { return int8_ ? int8_->implementation() : ""; }
+  std::string kernel() const override { return onednn_ ? onednn_->implementation() : "im2col + BLAS"; }
 
  private:
   bool has_bias() const { return options_.bias == BiasTerm::Enabled; }
+  ConvShape shape() const {
+    return {in_channels_,    in_height_,       in_width_,        options_.out_channels, options_.kernel, options_.stride,
+            options_.padding, options_.dilation, options_.groups, out_height_,           out_width_};
+  }
+  // Whether this step runs oneDNN: it is there, and the step does not sum exactly.
+  bool runs_onednn(const StepInfo& step) const { return onednn_ && step.summation != Summation::Exact; }
   // Floats of the padded copy unfold needs: none where it reads x directly.
   size_t padded_floats() const {
     return geometry_.padding == 0 || geometry_.is_same_size() ? 0 : geometry_.padded_size();
@@ -74,6 +96,8 @@ class CpuConv2d final : public Conv2dLayer {
   static constexpr size_t kSampleGroup = 8;
   std::vector<ExactSums> exact_partials_;  // per thread, with Summation::Exact: weight then bias gradients
   std::unique_ptr<Int8Convolution> int8_;  // after use_int8: the int8 forward
+  std::unique_ptr<OneDnnConvolution> onednn_;  // oneDNN's kernels where CpuConvKernel chose them
+  std::string onednn_missing_;  // why oneDNN does not run this layer, where it was wanted
 };
 
 void CpuConv2d::unfold(const float* x, float* padded, float* col) const {
@@ -93,6 +117,10 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
   const size_t n = check_forward_shapes(*this, x, y);
   if (int8_) {
     int8_layer_forward(*int8_, *this, x, y, step, has_bias() ? params_.at(1).data() : nullptr);
+    return;
+  }
+  if (runs_onednn(step)) {
+    onednn_->forward(x.data(), n, params_.at(0).data(), has_bias() ? params_.at(1).data() : nullptr, y.data());
     return;
   }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
@@ -250,6 +278,11 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     backward_exact(x, dy, dx);
     return;
   }
+  if (runs_onednn(step)) {
+    onednn_->backward(x.data(), dy.data(), n, params_.at(0).data(), dx ? dx->data() : nullptr, grads_.at(0).data(),
+                      has_bias() ? grads_.at(1).data() : nullptr);
+    return;
+  }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t wsize = cout * rows;
@@ -282,8 +315,10 @@ void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   sum_partial_gradients(used_threads);
 }
 
-std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape, Backend&) {
-  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options, input_shape), input_shape);
+std::unique_ptr<Layer> make_cpu_conv2d(ConfigMap& options, const Shape& input_shape, Backend& backend) {
+  const auto* cpu = dynamic_cast<const CpuBackend*>(&backend);
+  return std::make_unique<CpuConv2d>(Conv2dOptions::read(options, input_shape), input_shape,
+                                     cpu ? cpu->convolution() : CpuConvolution::Auto);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ class CpuDense final : public DenseLayer {
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
   bool exact_gradients() const override { return true; }
   void use_int8(const Int8Weights& weights) override {
-    Int8ConvShape shape;  // a 1x1 convolution over (F, 1, 1)
+    ConvShape shape;  // a 1x1 convolution over (F, 1, 1)
     shape.in_channels = in_features_;
     shape.out_channels = options_.units;
     int8_ = std::make_unique<Int8Convolution>(shape, params_.at(0).data(), weights.scales, weights.input_range);

@@ -97,7 +97,7 @@ struct Int8Convolution::Kernels {
 struct Int8Convolution::Kernels {};
 #endif
 
-Int8Convolution::Int8Convolution(const Int8ConvShape& shape, const float* weight, std::vector<float> weight_scales,
+Int8Convolution::Int8Convolution(const ConvShape& shape, const float* weight, std::vector<float> weight_scales,
                                  float input_range, Int8Engine engine, int levels)
     : shape_(shape) {
   const size_t per_channel = shape.in_channels / shape.groups * shape.kernel * shape.kernel;
@@ -133,7 +133,7 @@ std::string Int8Convolution::implementation() const {
 }
 
 void Int8Convolution::forward(const float* x, size_t n, const float* bias, float* y) {
-  const Int8ConvShape& s = shape_;
+  const ConvShape& s = shape_;
   const size_t in_size = s.in_channels * s.height * s.width, out_plane = s.out_height * s.out_width;
   input_.resize(n * in_size);
   const float inverse_step = 1.0f / input_step_, top = static_cast<float>(levels_);

@@ -10,17 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "layers/cpu/conv_shape.h"
 #include "layers/layer.h"
 #include "runtime/core/int8.h"
 
 namespace dptrain {
-
-// Geometry of one int8 convolution; a dense layer is a 1x1 convolution over (F, 1, 1).
-struct Int8ConvShape {
-  size_t in_channels = 0, height = 1, width = 1;  // input (C, H, W)
-  size_t out_channels = 0, kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;
-  size_t out_height = 1, out_width = 1;  // output (Ho, Wo)
-};
 
 // Which arithmetic an Int8Convolution uses: oneDNN where built with it, or the portable reference.
 enum class Int8Engine { Best, Reference };
@@ -42,7 +36,7 @@ class Int8Convolution {
   // `weight` (out_channels, C / groups, kernel, kernel), host float32, is rounded with
   // `weight_scales` (out_channels, each > 0) once, here; inputs in [0, input_range] (> 0) are rounded
   // to `levels` steps (0: int8_input_levels(engine)).
-  Int8Convolution(const Int8ConvShape& shape, const float* weight, std::vector<float> weight_scales,
+  Int8Convolution(const ConvShape& shape, const float* weight, std::vector<float> weight_scales,
                   float input_range, Int8Engine engine = Int8Engine::Best, int levels = 0);
   ~Int8Convolution();
   Int8Convolution(const Int8Convolution&) = delete;
@@ -58,7 +52,7 @@ class Int8Convolution {
 
  private:
   struct Kernels;
-  Int8ConvShape shape_;
+  ConvShape shape_;
   std::vector<signed char> weight_;  // rounded, (out_channels, C / groups, kernel, kernel)
   std::vector<float> output_scales_;  // per output channel: input step * weight scale
   float input_step_ = 1;              // input_range / levels

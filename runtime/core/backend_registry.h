@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/backend.h"
+#include "runtime/core/cpu_convolution.h"
 #include "runtime/core/determinism.h"
 
 namespace dptrain {
@@ -19,6 +20,7 @@ struct BackendRequest {
   size_t local_rank = 0;       // this worker's rank among them: the device it binds to
   Precision precision = Precision::Float32;
   Determinism determinism = Determinism::Fastest;  // of the GPU's convolution algorithms; no effect on the CPU
+  CpuConvolution cpu_convolution = CpuConvolution::Auto;  // the CPU's conv2d kernels; no effect on a GPU
 };
 
 // Names of the backends this build has: "cpu", then "cuda" in CUDA builds.

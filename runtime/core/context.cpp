@@ -50,7 +50,7 @@ size_t local_rank_from_environment() {
 }
 
 Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, std::optional<size_t> local_rank,
-                 Precision precision, Determinism determinism)
+                 Precision precision, Determinism determinism, CpuConvolution cpu_convolution)
     : configured_precision_(precision),
       num_threads_(num_threads ? num_threads : default_thread_count(workers_on_node)) {
   BackendRequest request;
@@ -58,6 +58,7 @@ Context::Context(DeviceKind device, size_t num_threads, size_t workers_on_node, 
   request.local_rank = local_rank ? *local_rank : local_rank_from_environment();
   request.precision = precision;
   request.determinism = determinism;
+  request.cpu_convolution = cpu_convolution;
   backend_ = open_backend(device, request);
   omp_set_num_threads(static_cast<int>(num_threads_));
   openblas_set_num_threads(static_cast<int>(num_threads_));

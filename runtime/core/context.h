@@ -22,10 +22,11 @@ class Context {
   // local_rank_from_environment(). For CUDA, a UsageError when no GPU is visible or when this node
   // has more workers than GPUs. `precision` is the GPU's: the CPU computes float32 (tf32 is
   // accepted there and changes nothing), and bf16 on the CPU is a UsageError. `determinism` limits
-  // the GPU's convolution algorithms (the CPU is deterministic either way).
+  // the GPU's convolution algorithms (the CPU is deterministic either way); `cpu_convolution` the CPU's conv2d kernels.
   explicit Context(DeviceKind device = DeviceKind::CPU, size_t num_threads = 0, size_t workers_on_node = 1,
                    std::optional<size_t> local_rank = std::nullopt, Precision precision = Precision::Float32,
-                   Determinism determinism = Determinism::Fastest);
+                   Determinism determinism = Determinism::Fastest,
+                   CpuConvolution cpu_convolution = CpuConvolution::Auto);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

@@ -159,7 +159,7 @@ std::unique_ptr<Backend> open_cpu_backend(const BackendRequest& request) {
   if (request.precision == Precision::Bf16) {
     throw UsageError("precision bf16 runs on the GPU only: set precision: float32 for device cpu");
   }
-  return std::make_unique<CpuBackend>();
+  return std::make_unique<CpuBackend>(request.cpu_convolution);
 }
 
 }  // namespace dptrain

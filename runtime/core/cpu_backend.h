@@ -5,6 +5,7 @@
 #include <string>
 
 #include "runtime/core/backend.h"
+#include "runtime/core/cpu_convolution.h"
 #include "runtime/core/backend_registry.h"
 
 namespace dptrain {
@@ -18,6 +19,8 @@ void* allocate_aligned_host(size_t bytes);
 // (tf32 does not exist on the CPU). Holds no state: any number may exist at a time.
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(CpuConvolution convolution = CpuConvolution::Auto) : convolution_(convolution) {}
+
   const char* name() const override { return "cpu"; }
   DeviceKind device() const override { return DeviceKind::CPU; }
   std::string describe() const override { return "cpu"; }
@@ -44,6 +47,12 @@ class CpuBackend final : public Backend {
 
   void sgd_update(const SgdUpdate& update) override;
   void adam_update(const AdamUpdate& update) override;
+
+  // The kernels its conv2d layers train with.
+  CpuConvolution convolution() const { return convolution_; }
+
+ private:
+  CpuConvolution convolution_;
 };
 
 // 1: the CPU is always there.

@@ -171,7 +171,7 @@ size_t read_threads(ConfigMap& top, std::vector<std::string>& warnings) {
   return threads;
 }
 
-// name, seed, threads, device, precision and cudnn_deterministic.
+// name, seed, threads, device, precision, cudnn_deterministic and cpu_convolution.
 void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) {
   cfg.name = top.get_string("name", "run");
   cfg.seed = static_cast<uint64_t>(top.get_size("seed", 0));
@@ -185,6 +185,10 @@ void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) 
                               "): set precision: float32 (--set precision=float32), or device: cuda on a GPU machine");
   }
   cfg.determinism = top.get_bool("cudnn_deterministic", false) ? Determinism::Required : Determinism::Fastest;
+  const std::string conv = top.get_choice("cpu_convolution", {"auto", "onednn", "im2col"}, "auto");
+  for (CpuConvolution c : {CpuConvolution::Auto, CpuConvolution::OneDnn, CpuConvolution::Im2col}) {
+    if (conv == to_string(c)) cfg.cpu_convolution = c;
+  }
 }
 
 TrainSettings read_train(ConfigMap train) {

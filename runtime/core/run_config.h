@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/core/config_map.h"
+#include "runtime/core/cpu_convolution.h"
 #include "runtime/core/determinism.h"
 #include "runtime/core/precision.h"
 #include "runtime/core/tensor.h"
@@ -110,6 +111,7 @@ struct RunConfig {
   std::string device_reason;  // why `device`: "auto: 1 GPU visible", "auto: no GPU visible: ...", "device: cpu in the config"
   Precision precision = Precision::Float32;  // of convolutions and dense layers on the GPU; bf16 is GPU-only
   Determinism determinism = Determinism::Fastest;  // `cudnn_deterministic: true` is Required; GPU-only effect
+  CpuConvolution cpu_convolution = CpuConvolution::Auto;  // `cpu_convolution`; CPU-only effect
   TrainSettings train;
   CommSettings comm;
   CheckpointSettings checkpoint;

@@ -76,7 +76,7 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
       comm_(&comm),
       options_(std::move(options)),
       context_(config.device, config.threads, options_.workers_on_node, std::nullopt, config.precision,
-               config.determinism),
+               config.determinism, config.cpu_convolution),
       deadline_(std::chrono::milliseconds(static_cast<int64_t>(config.comm.timeout_seconds * 1000))),
       report_(options_.log, options_.rank_log, options_.progress, config.train.progress_seconds),
       checkpoints_(config.checkpoint),

@@ -17,16 +17,22 @@
 
 namespace dptrain::testing {
 
-// The CPU backend the layer tests build their layers for (it holds no state).
-inline CpuBackend& cpu_backend() {
-  static CpuBackend backend;
-  return backend;
+// The CPU backend the layer tests build their layers for, whose conv2d layers train with
+// `convolution`'s kernels (it holds no other state).
+inline CpuBackend& cpu_backend(CpuConvolution convolution = CpuConvolution::Auto) {
+  static CpuBackend automatic(CpuConvolution::Auto), onednn(CpuConvolution::OneDnn), im2col(CpuConvolution::Im2col);
+  switch (convolution) {
+    case CpuConvolution::OneDnn: return onednn;
+    case CpuConvolution::Im2col: return im2col;
+    default: return automatic;
+  }
 }
 
 // Builds a CPU layer from its YAML mapping, as the model does.
-inline std::unique_ptr<Layer> make_layer(const std::string& yaml, const Shape& input_shape) {
+inline std::unique_ptr<Layer> make_layer(const std::string& yaml, const Shape& input_shape,
+                                         CpuConvolution convolution = CpuConvolution::Auto) {
   ConfigMap options = ConfigMap::parse(yaml);
-  return LayerRegistry::builtin().create(options, input_shape, cpu_backend());
+  return LayerRegistry::builtin().create(options, input_shape, cpu_backend(convolution));
 }
 
 // The message of the ConfigError that building `yaml` throws because the layer cannot take input
@@ -57,6 +63,9 @@ inline Tensor tensor_of(const Shape& shape, const std::vector<float>& values) {
   for (size_t i = 0; i < values.size() && i < t.num_elements(); ++i) t.data()[i] = values[i];
   return t;
 }
+
+// A host float32 tensor's values as doubles, to compare another tensor with.
+inline std::vector<double> to_doubles(const Tensor& t) { return {t.data(), t.data() + t.num_elements()}; }
 
 // Expects |a - b| <= tol * max(1, |b|) element-wise, naming the first few mismatches.
 inline void expect_near_all(const Tensor& actual, const std::vector<double>& expected, double tol,

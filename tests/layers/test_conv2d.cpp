@@ -4,9 +4,11 @@
 #include <cmath>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "layers/conv2d.h"
+#include "layers/cpu/int8_conv.h"
 #include "runtime/core/errors.h"
 #include "tests/layers/gradient_check.h"
 #include "tests/layers/layer_test_util.h"
@@ -64,11 +66,32 @@ void PrintTo(const ConvCase& c, std::ostream* os) {
   *os << "batch " << c.n << ", input (" << c.cin << ", " << c.h << ", " << c.w << "), " << yaml_of(c);
 }
 
-class Conv2dCases : public ::testing::TestWithParam<ConvCase> {};
+// Every case runs with both CPU kernels: im2col + BLAS, and oneDNN's (forced, whatever the channel
+// count), which a build without oneDNN skips.
+class Conv2dCases : public ::testing::TestWithParam<std::tuple<ConvCase, CpuConvolution>> {
+ protected:
+  // The case's layer with the parameter's kernels.
+  std::unique_ptr<Layer> layer_of(const ConvCase& c) {
+    const CpuConvolution kernels = std::get<1>(GetParam());
+    auto layer = make_layer(yaml_of(c), {c.cin, c.h, c.w}, kernels);
+    // Forced oneDNN still runs im2col where oneDNN has no direct kernel for the shape (some groups
+    // and dilations); it has them for the blocked shapes.
+    if (kernels == CpuConvolution::Im2col) EXPECT_EQ(layer->kernel(), "im2col + BLAS");
+    if (kernels == CpuConvolution::OneDnn && c.cin / c.groups >= 8) {
+      EXPECT_EQ(layer->kernel().rfind("oneDNN", 0), 0u) << layer->kernel();
+    }
+    return layer;
+  }
+  void SetUp() override {
+    if (std::get<1>(GetParam()) == CpuConvolution::OneDnn && !int8_has_onednn()) {
+      GTEST_SKIP() << "this build has no oneDNN (libdnnl-dev): only the im2col kernels are tested";
+    }
+  }
+};
 
 TEST_P(Conv2dCases, MatchesDirectLoopsForwardAndBackward) {
-  const ConvCase c = GetParam();
-  auto layer = make_layer(yaml_of(c), {c.cin, c.h, c.w});
+  const ConvCase c = std::get<0>(GetParam());
+  auto layer = layer_of(c);
   const NaiveConv ref{
       c.n,        c.cin,   c.h, c.w, c.cout, c.k, c.stride, c.pad, layer->output_shape()[1], layer->output_shape()[2],
       c.dilation, c.groups};
@@ -107,13 +130,13 @@ TEST_P(Conv2dCases, MatchesDirectLoopsForwardAndBackward) {
 }
 
 TEST_P(Conv2dCases, GradientsMatchFiniteDifferences) {
-  const ConvCase c = GetParam();
-  auto layer = make_layer(yaml_of(c), {c.cin, c.h, c.w});
+  const ConvCase c = std::get<0>(GetParam());
+  auto layer = layer_of(c);
   expect_gradients_match(*layer, c.n, 11);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCases,
-                         ::testing::Values(ConvCase{2, 3, 6, 6, 4, 3, 1, 1, true},   // "same" 3x3
+                         ::testing::Combine(::testing::Values(ConvCase{2, 3, 6, 6, 4, 3, 1, 1, true},   // "same" 3x3
                                            ConvCase{3, 2, 7, 5, 3, 3, 2, 1, true},   // stride 2, padding, non-square
                                            ConvCase{2, 2, 5, 8, 3, 2, 2, 0, false},  // even kernel, no bias
                                            ConvCase{1, 1, 4, 4, 2, 3, 1, 2, true},   // padding larger than needed
@@ -132,7 +155,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCases,
                                            ConvCase{1, 3, 5, 7, 4, 3, 1, 1, true},          // batch 1, "same", wide
                                            ConvCase{3, 2, 6, 5, 3, 5, 1, 2, false},         // batch 3, "same" 5x5
                                            ConvCase{3, 2, 2, 3, 2, 5, 1, 2, true},          // kernel wider than image
-                                           ConvCase{5, 4, 7, 6, 6, 3, 1, 2, true, 2, 2}));  // batch 5, dilated, groups
+                                           ConvCase{5, 4, 7, 6, 6, 3, 1, 2, true, 2, 2},    // batch 5, dilated, groups
+                                           ConvCase{3, 16, 7, 7, 24, 3, 1, 1, true},        // blocked channels
+                                           ConvCase{2, 16, 9, 9, 8, 3, 2, 1, false},        // blocked, stride 2
+                                           ConvCase{2, 12, 6, 6, 16, 1, 2, 0, true}),       // 1x1 shortcut, stride 2
+                                           ::testing::Values(CpuConvolution::Im2col, CpuConvolution::OneDnn)));
 
 TEST(Conv2d, HandComputedCase) {
   // x = [[1 2 3] [4 5 6] [7 8 9]], w = [[1 2] [3 4]], bias 0.5.

@@ -20,12 +20,12 @@ using testing::random_tensor;
 
 struct Int8Case {
   const char* name;
-  Int8ConvShape shape;
+  ConvShape shape;
 };
 
-Int8ConvShape conv_shape(size_t c, size_t h, size_t w, size_t cout, size_t k, size_t stride, size_t pad, size_t dil,
+ConvShape conv_shape(size_t c, size_t h, size_t w, size_t cout, size_t k, size_t stride, size_t pad, size_t dil,
                          size_t groups) {
-  Int8ConvShape s;
+  ConvShape s;
   s.in_channels = c, s.height = h, s.width = w, s.out_channels = cout, s.kernel = k, s.stride = stride;
   s.padding = pad, s.dilation = dil, s.groups = groups;
   s.out_height = (h + 2 * pad - dil * (k - 1) - 1) / stride + 1;
@@ -34,7 +34,7 @@ Int8ConvShape conv_shape(size_t c, size_t h, size_t w, size_t cout, size_t k, si
 }
 
 std::vector<Int8Case> int8_cases() {
-  Int8ConvShape dense;  // a dense layer: 1x1 over (F, 1, 1)
+  ConvShape dense;  // a dense layer: 1x1 over (F, 1, 1)
   dense.in_channels = 40, dense.out_channels = 7;
   return {{"3x3 same", conv_shape(5, 9, 8, 6, 3, 1, 1, 1, 1)},
           {"3x3 stride 2", conv_shape(4, 11, 10, 8, 3, 2, 1, 1, 1)},
@@ -49,7 +49,7 @@ struct RandomWeights {
   std::vector<float> values, scales;
 };
 
-RandomWeights random_weights(const Int8ConvShape& s, uint64_t key) {
+RandomWeights random_weights(const ConvShape& s, uint64_t key) {
   const size_t per_channel = s.in_channels / s.groups * s.kernel * s.kernel;
   const Tensor w = random_tensor({s.out_channels, per_channel}, key);
   return {std::vector<float>(w.data(), w.data() + w.num_elements()),
@@ -66,7 +66,7 @@ std::vector<float> relu_inputs(size_t count, float range, uint64_t key) {
 }
 
 // The float64 convolution of `x` and `w` (N, C, H, W) and (Cout, C / groups, K, K), plus bias.
-std::vector<double> convolve(const Int8ConvShape& s, const std::vector<double>& x, const std::vector<double>& w,
+std::vector<double> convolve(const ConvShape& s, const std::vector<double>& x, const std::vector<double>& w,
                              const std::vector<float>& bias, size_t n) {
   const size_t gi = s.in_channels / s.groups, go = s.out_channels / s.groups;
   std::vector<double> y(n * s.out_channels * s.out_height * s.out_width);
@@ -105,7 +105,7 @@ TEST(Int8Convolution, ComputesTheConvolutionOfTheRoundedValues) {
   const float range = 3.0f;
   for (const Int8Case& c : int8_cases()) {
     SCOPED_TRACE(c.name);
-    const Int8ConvShape& s = c.shape;
+    const ConvShape& s = c.shape;
     const size_t n = 3, in = n * s.in_channels * s.height * s.width;
     const RandomWeights w = random_weights(s, 11);
     const std::vector<float> x = relu_inputs(in, range, 12);
@@ -143,7 +143,7 @@ TEST(Int8Convolution, OneDnnKernelsGiveTheReferenceResults) {
   const float range = 2.5f;
   for (const Int8Case& c : int8_cases()) {
     SCOPED_TRACE(c.name);
-    const Int8ConvShape& s = c.shape;
+    const ConvShape& s = c.shape;
     const RandomWeights w = random_weights(s, 21);
     const Tensor bias_draw = random_tensor({s.out_channels}, 22);
     for (const size_t n : {1, 4}) {  // a primitive per batch size
@@ -161,7 +161,7 @@ TEST(Int8Convolution, OneDnnKernelsGiveTheReferenceResults) {
 }
 
 TEST(Int8Convolution, RefusesScalesThatDoNotFitTheWeight) {
-  const Int8ConvShape s = conv_shape(2, 4, 4, 3, 3, 1, 1, 1, 1);
+  const ConvShape s = conv_shape(2, 4, 4, 3, 3, 1, 1, 1, 1);
   const std::vector<float> w(3 * 2 * 9, 0.5f);
   EXPECT_THROW(Int8Convolution(s, w.data(), {1.0f, 1.0f}, 1.0f), ShapeError);
   EXPECT_THROW(Int8Convolution(s, w.data(), {1.0f, 0.0f, 1.0f}, 1.0f), ShapeError);

@@ -1,0 +1,240 @@
+#include "layers/cpu/onednn_conv.h"
+
+#include <array>
+#include <map>
+#include <unordered_map>
+
+#include "runtime/core/errors.h"
+#include "runtime/core/tensor.h"
+
+#ifdef DPTRAIN_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace dptrain {
+
+#ifdef DPTRAIN_HAVE_ONEDNN
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using DataType = memory::data_type;
+
+memory::dim dim(size_t v) { return static_cast<memory::dim>(v); }
+
+// The blocked copies one call makes. Layers run one after another on a worker's thread, so every
+// layer of that thread shares them: a model needs them once, sized for its largest activation.
+enum Slot : size_t { kSrc, kDst, kDataDiffDst, kWeights, kDiffWeights, kSlots };
+
+float* scratch(Slot slot, size_t bytes) {
+  thread_local std::array<Tensor, kSlots> buffers;
+  Tensor& buffer = buffers[slot];
+  const size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
+  if (buffer.num_elements() < floats) buffer = Tensor(Shape{floats});
+  return buffer.data();
+}
+
+// Whether a kernel name is one of oneDNN's direct JIT convolutions, not its im2col + GEMM or its
+// reference loops.
+bool is_direct_kernel(const std::string& name) {
+  return name.find("gemm") == std::string::npos && name.rfind("ref", 0) != 0;
+}
+
+}  // namespace
+
+struct OneDnnConvolution::Kernels {
+  // The three primitives for one batch size and the layouts they read and write.
+  struct Plan {
+    dnnl::convolution_forward forward;
+    dnnl::convolution_backward_data backward_data;
+    dnnl::convolution_backward_weights backward_weights;
+    memory::desc user_src, user_dst, user_weights;  // NCHW, NCHW, (g)oihw: the layer's tensors
+    memory::desc src, weights, dst;                 // forward's
+    memory::desc data_diff_dst, data_weights, diff_src;
+    memory::desc weights_src, weights_diff_dst, diff_weights;
+    std::string names[3];  // forward, backward data, backward weights
+  };
+
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<size_t, Plan> plans;
+  std::string name;  // forward's kernel at the first batch size planned
+
+  Plan& plan(const ConvShape& s, bool bias, size_t n);
+  // `user` (desc, ptr) as `want`: the user's memory where the layouts agree, else a reordered copy
+  // in `slot`.
+  memory bring_in(const memory::desc& want, const memory::desc& user, const float* ptr, Slot slot);
+  // Where a primitive writes an output the layer wants in (`user`, ptr): there when the layouts
+  // agree, else in `slot` (then send_out copies it over).
+  memory output(const memory::desc& produced, const memory::desc& user, float* ptr, Slot slot);
+  void send_out(const memory& produced, const memory::desc& user, float* ptr);
+};
+
+OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvShape& s, bool bias, size_t n) {
+  auto found = plans.find(n);
+  if (found != plans.end()) return found->second;
+  const memory::dims src_dims = {dim(n), dim(s.in_channels), dim(s.height), dim(s.width)};
+  const memory::dims dst_dims = {dim(n), dim(s.out_channels), dim(s.out_height), dim(s.out_width)};
+  const memory::dims weight_dims =
+      s.groups == 1 ? memory::dims{dim(s.out_channels), dim(s.in_channels), dim(s.kernel), dim(s.kernel)}
+                    : memory::dims{dim(s.groups), dim(s.out_channels / s.groups), dim(s.in_channels / s.groups),
+                                   dim(s.kernel), dim(s.kernel)};
+  const memory::dims strides = {dim(s.stride), dim(s.stride)}, padding = {dim(s.padding), dim(s.padding)};
+  const memory::dims dilation = {dim(s.dilation - 1), dim(s.dilation - 1)};  // oneDNN counts the gaps
+  const memory::desc any_src(src_dims, DataType::f32, Tag::any), any_dst(dst_dims, DataType::f32, Tag::any);
+  const memory::desc any_weights(weight_dims, DataType::f32, Tag::any);
+  const memory::desc bias_desc({dim(s.out_channels)}, DataType::f32, Tag::x);
+  const auto direct = dnnl::algorithm::convolution_direct;
+
+  const auto forward_desc =
+      bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, direct, any_src, any_weights, bias_desc,
+                                             any_dst, strides, dilation, padding, padding)
+           : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, direct, any_src, any_weights, any_dst,
+                                             strides, dilation, padding, padding);
+  const dnnl::convolution_forward::primitive_desc forward_pd(forward_desc, engine);
+  const dnnl::convolution_backward_data::primitive_desc data_pd(
+      dnnl::convolution_backward_data::desc(direct, any_src, any_weights, any_dst, strides, dilation, padding, padding),
+      engine, forward_pd);
+  const auto weights_desc =
+      bias ? dnnl::convolution_backward_weights::desc(direct, any_src, any_weights, bias_desc, any_dst, strides,
+                                                      dilation, padding, padding)
+           : dnnl::convolution_backward_weights::desc(direct, any_src, any_weights, any_dst, strides, dilation, padding,
+                                                      padding);
+  const dnnl::convolution_backward_weights::primitive_desc weights_pd(weights_desc, engine, forward_pd);
+
+  Plan p;
+  p.forward = dnnl::convolution_forward(forward_pd);
+  p.backward_data = dnnl::convolution_backward_data(data_pd);
+  p.backward_weights = dnnl::convolution_backward_weights(weights_pd);
+  p.user_src = memory::desc(src_dims, DataType::f32, Tag::nchw);
+  p.user_dst = memory::desc(dst_dims, DataType::f32, Tag::nchw);
+  p.user_weights = memory::desc(weight_dims, DataType::f32, s.groups == 1 ? Tag::oihw : Tag::goihw);
+  p.src = forward_pd.src_desc();
+  p.weights = forward_pd.weights_desc();
+  p.dst = forward_pd.dst_desc();
+  p.data_diff_dst = data_pd.diff_dst_desc();
+  p.data_weights = data_pd.weights_desc();
+  p.diff_src = data_pd.diff_src_desc();
+  p.weights_src = weights_pd.src_desc();
+  p.weights_diff_dst = weights_pd.diff_dst_desc();
+  p.diff_weights = weights_pd.diff_weights_desc();
+  p.names[0] = forward_pd.impl_info_str();
+  p.names[1] = data_pd.impl_info_str();
+  p.names[2] = weights_pd.impl_info_str();
+  if (name.empty()) name = p.names[0];
+  return plans.emplace(n, std::move(p)).first->second;
+}
+
+memory OneDnnConvolution::Kernels::bring_in(const memory::desc& want, const memory::desc& user, const float* ptr,
+                                            Slot slot) {
+  memory user_memory(user, engine, const_cast<float*>(ptr));  // read only
+  if (want == user) return user_memory;
+  memory copy(want, engine, scratch(slot, want.get_size()));
+  dnnl::reorder(user_memory, copy).execute(stream, user_memory, copy);
+  return copy;
+}
+
+memory OneDnnConvolution::Kernels::output(const memory::desc& produced, const memory::desc& user, float* ptr,
+                                          Slot slot) {
+  if (produced == user) return memory(user, engine, ptr);
+  return memory(produced, engine, scratch(slot, produced.get_size()));
+}
+
+void OneDnnConvolution::Kernels::send_out(const memory& produced, const memory::desc& user, float* ptr) {
+  if (produced.get_desc() == user) return;  // written in place
+  memory user_memory(user, engine, ptr);
+  dnnl::reorder(produced, user_memory).execute(stream, const_cast<memory&>(produced), user_memory);
+}
+
+std::unique_ptr<OneDnnConvolution> OneDnnConvolution::make(const ConvShape& shape, bool bias, std::string* why) {
+  std::unique_ptr<OneDnnConvolution> conv(new OneDnnConvolution(shape, bias));
+  try {
+    // A batch of 32 stands for every batch size: the kernel choice follows the channels and image.
+    const Kernels::Plan& p = conv->kernels_->plan(shape, bias, 32);
+    for (const std::string& name : p.names) {
+      if (!is_direct_kernel(name)) {
+        if (why) *why = "oneDNN has only its " + name + " kernel for this shape";
+        return nullptr;
+      }
+    }
+  } catch (const dnnl::error& e) {
+    if (why) *why = std::string("oneDNN refused the shape: ") + e.what();
+    return nullptr;
+  }
+  return conv;
+}
+
+void OneDnnConvolution::forward(const float* x, size_t n, const float* weight, const float* bias, float* y) {
+  Kernels& k = *kernels_;
+  const Kernels::Plan& p = k.plan(shape_, bias_, n);
+  const memory src = k.bring_in(p.src, p.user_src, x, kSrc);
+  const memory weights = k.bring_in(p.weights, p.user_weights, weight, kWeights);
+  const memory dst = k.output(p.dst, p.user_dst, y, kDst);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (bias_) {
+    args.emplace(DNNL_ARG_BIAS, memory({{dim(shape_.out_channels)}, DataType::f32, Tag::x}, k.engine,
+                                       const_cast<float*>(bias)));
+  }
+  p.forward.execute(k.stream, args);
+  k.send_out(dst, p.user_dst, y);
+  k.stream.wait();
+}
+
+void OneDnnConvolution::backward(const float* x, const float* dy, size_t n, const float* weight, float* dx,
+                                 float* dweight, float* dbias) {
+  Kernels& k = *kernels_;
+  const Kernels::Plan& p = k.plan(shape_, bias_, n);
+  const memory diff_dst = k.bring_in(p.weights_diff_dst, p.user_dst, dy, kDst);
+  {
+    const memory src = k.bring_in(p.weights_src, p.user_src, x, kSrc);
+    const memory diff_weights = k.output(p.diff_weights, p.user_weights, dweight, kDiffWeights);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+    if (bias_) {
+      args.emplace(DNNL_ARG_DIFF_BIAS, memory({{dim(shape_.out_channels)}, DataType::f32, Tag::x}, k.engine, dbias));
+    }
+    p.backward_weights.execute(k.stream, args);
+    k.send_out(diff_weights, p.user_weights, dweight);
+  }
+  if (dx) {
+    const memory data_diff_dst =
+        p.data_diff_dst == p.weights_diff_dst ? diff_dst : k.bring_in(p.data_diff_dst, p.user_dst, dy, kDataDiffDst);
+    const memory weights = k.bring_in(p.data_weights, p.user_weights, weight, kWeights);
+    const memory diff_src = k.output(p.diff_src, p.user_src, dx, kSrc);  // the source copy is no longer needed
+    p.backward_data.execute(k.stream,
+                            {{DNNL_ARG_DIFF_DST, data_diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
+    k.send_out(diff_src, p.user_src, dx);
+  }
+  k.stream.wait();
+}
+
+std::string OneDnnConvolution::implementation() const { return "oneDNN " + kernels_->name; }
+
+#else  // no oneDNN in this build
+
+struct OneDnnConvolution::Kernels {};
+
+std::unique_ptr<OneDnnConvolution> OneDnnConvolution::make(const ConvShape&, bool, std::string* why) {
+  if (why) *why = "this build has no oneDNN";
+  return nullptr;
+}
+
+void OneDnnConvolution::forward(const float*, size_t, const float*, const float*, float*) {
+  throw ShapeError("oneDNN convolution: this build has no oneDNN");
+}
+
+void OneDnnConvolution::backward(const float*, const float*, size_t, const float*, float*, float*, float*) {
+  throw ShapeError("oneDNN convolution: this build has no oneDNN");
+}
+
+std::string OneDnnConvolution::implementation() const { return "none"; }
+
+#endif
+
+OneDnnConvolution::OneDnnConvolution(const ConvShape& shape, bool bias)
+    : shape_(shape), bias_(bias), kernels_(std::make_unique<Kernels>()) {}
+
+OneDnnConvolution::~OneDnnConvolution() = default;
+
+}  // namespace dptrain

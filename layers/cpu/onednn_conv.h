@@ -1,0 +1,46 @@
+// Float32 convolution training kernels from oneDNN (forward, backward data, backward weights), for
+// the CPU conv2d layers whose shape oneDNN runs with its JIT kernels. The tensors stay NCHW between
+// layers; each call reorders its inputs into the blocked layouts the kernels read and its outputs
+// back, through scratch buffers that all layers of a thread share.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "layers/cpu/conv_shape.h"
+
+namespace dptrain {
+
+class OneDnnConvolution {
+ public:
+  // oneDNN's kernels for `shape` (with a bias when `bias`), or null, with the reason in `why`, when
+  // the build has no oneDNN or oneDNN has no JIT kernel for one of the three directions (only its
+  // GEMM-based or reference ones, which the im2col path outruns).
+  static std::unique_ptr<OneDnnConvolution> make(const ConvShape& shape, bool bias, std::string* why = nullptr);
+  ~OneDnnConvolution();
+  OneDnnConvolution(const OneDnnConvolution&) = delete;
+  OneDnnConvolution& operator=(const OneDnnConvolution&) = delete;
+
+  // y (n, out_channels, Ho, Wo) = the convolution of x (n, C, H, W) with `weight`
+  // (out_channels, C / groups, kernel, kernel) plus `bias` (out_channels; null without one).
+  // Host memory; threads as OpenMP allows.
+  void forward(const float* x, size_t n, const float* weight, const float* bias, float* y);
+
+  // From the output gradient dy (n, out_channels, Ho, Wo): writes (not adds) dweight and, with a
+  // bias, dbias summed over the batch, and dx (n, C, H, W) unless it is null.
+  void backward(const float* x, const float* dy, size_t n, const float* weight, float* dx, float* dweight,
+                float* dbias);
+
+  // "oneDNN jit:avx2" (forward's kernel; the backward ones are named alike), as the layer reports it.
+  std::string implementation() const;
+
+ private:
+  struct Kernels;
+  OneDnnConvolution(const ConvShape& shape, bool bias);
+  ConvShape shape_;
+  bool bias_ = true;
+  std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size
+};
+
+}  // namespace dptrain
