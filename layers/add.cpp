@@ -43,7 +43,8 @@ LayerWork AddLayer::work(InputGradient dx) const {
   const double further = static_cast<double>(input_shapes_.size() - 1);
   LayerWork w;
   w.forward_flops = further * elements;
-  w.forward_bytes = kFloatBytes * elements * (2 + 3 * further);  // copy; then read xi and y, write y
+  // The first two in one pass (read both, write y); each further input: read it and y, write y.
+  w.forward_bytes = kFloatBytes * elements * 3 * further;
   w.backward_bytes = dx == InputGradient::Computed ? 2 * kFloatBytes * elements * (further + 1) : 0;
   return w;
 }
@@ -51,8 +52,14 @@ LayerWork AddLayer::work(InputGradient dx) const {
 void AddLayer::forward_inputs(const std::vector<const Tensor*>& xs, Tensor& y, const StepInfo&) {
   check_inputs(*this, xs, y);
   const size_t count = y.num_elements();
-  backend_.copy_on_device(y.raw(), xs[0]->raw(), y.size_bytes());
-  for (size_t i = 1; i < xs.size(); ++i) {
+  size_t next = 1;
+  if (y.dtype() == DType::Float32 && xs[0]->dtype() == DType::Float32 && xs[1]->dtype() == DType::Float32) {
+    backend_.add(xs[0]->data(), xs[1]->data(), y.data(), count);  // one pass over the first two
+    next = 2;
+  } else {
+    backend_.copy_on_device(y.raw(), xs[0]->raw(), y.size_bytes());
+  }
+  for (size_t i = next; i < xs.size(); ++i) {
     if (y.dtype() == DType::Float32 && xs[i]->dtype() == DType::Float32) {
       backend_.axpy(1.0f, xs[i]->data(), y.data(), count);
     } else {

@@ -120,7 +120,8 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
     return;
   }
   if (runs_onednn(step)) {
-    onednn_->forward(x.data(), n, params_.at(0).data(), has_bias() ? params_.at(1).data() : nullptr, y.data());
+    onednn_->forward(x.data(), n, params_.at(0).data(), has_bias() ? params_.at(1).data() : nullptr, y.data(),
+                     step.mode == Mode::Train);
     return;
   }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();

@@ -60,11 +60,16 @@ struct OneDnnConvolution::Kernels {
   dnnl::stream stream{engine};
   std::map<size_t, Plan> plans;
   std::string name;  // forward's kernel at the first batch size planned
+  // A training step's input in forward's layout, for backward: of x at `kept_from`, batch `kept_batch`.
+  Tensor kept;
+  const float* kept_from = nullptr;
+  size_t kept_batch = 0;
 
   Plan& plan(const ConvShape& s, bool bias, size_t n);
   // `user` (desc, ptr) as `want`: the user's memory where the layouts agree, else a reordered copy
-  // in `slot`.
-  memory bring_in(const memory::desc& want, const memory::desc& user, const float* ptr, Slot slot);
+  // in `destination`, or in `slot` when that is null.
+  memory bring_in(const memory::desc& want, const memory::desc& user, const float* ptr, Slot slot,
+                  float* destination = nullptr);
   // Where a primitive writes an output the layer wants in (`user`, ptr): there when the layouts
   // agree, else in `slot` (then send_out copies it over).
   memory output(const memory::desc& produced, const memory::desc& user, float* ptr, Slot slot);
@@ -127,10 +132,10 @@ OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvSha
 }
 
 memory OneDnnConvolution::Kernels::bring_in(const memory::desc& want, const memory::desc& user, const float* ptr,
-                                            Slot slot) {
+                                            Slot slot, float* destination) {
   memory user_memory(user, engine, const_cast<float*>(ptr));  // read only
   if (want == user) return user_memory;
-  memory copy(want, engine, scratch(slot, want.get_size()));
+  memory copy(want, engine, destination ? destination : scratch(slot, want.get_size()));
   dnnl::reorder(user_memory, copy).execute(stream, user_memory, copy);
   return copy;
 }
@@ -165,10 +170,20 @@ std::unique_ptr<OneDnnConvolution> OneDnnConvolution::make(const ConvShape& shap
   return conv;
 }
 
-void OneDnnConvolution::forward(const float* x, size_t n, const float* weight, const float* bias, float* y) {
+void OneDnnConvolution::forward(const float* x, size_t n, const float* weight, const float* bias, float* y,
+                                bool keep_input) {
   Kernels& k = *kernels_;
   const Kernels::Plan& p = k.plan(shape_, bias_, n);
-  const memory src = k.bring_in(p.src, p.user_src, x, kSrc);
+  k.kept_from = nullptr;
+  float* keep = nullptr;
+  if (keep_input && p.src != p.user_src) {
+    const size_t floats = p.src.get_size() / sizeof(float);
+    if (k.kept.num_elements() < floats) k.kept = Tensor(Shape{floats});
+    keep = k.kept.data();
+    k.kept_from = x;
+    k.kept_batch = n;
+  }
+  const memory src = k.bring_in(p.src, p.user_src, x, kSrc, keep);
   const memory weights = k.bring_in(p.weights, p.user_weights, weight, kWeights);
   const memory dst = k.output(p.dst, p.user_dst, y, kDst);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
@@ -187,7 +202,8 @@ void OneDnnConvolution::backward(const float* x, const float* dy, size_t n, cons
   const Kernels::Plan& p = k.plan(shape_, bias_, n);
   const memory diff_dst = k.bring_in(p.weights_diff_dst, p.user_dst, dy, kDst);
   {
-    const memory src = k.bring_in(p.weights_src, p.user_src, x, kSrc);
+    const bool kept = k.kept_from == x && k.kept_batch == n && p.weights_src == p.src;
+    const memory src = kept ? memory(p.src, k.engine, k.kept.data()) : k.bring_in(p.weights_src, p.user_src, x, kSrc);
     const memory diff_weights = k.output(p.diff_weights, p.user_weights, dweight, kDiffWeights);
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
@@ -220,7 +236,7 @@ std::unique_ptr<OneDnnConvolution> OneDnnConvolution::make(const ConvShape&, boo
   return nullptr;
 }
 
-void OneDnnConvolution::forward(const float*, size_t, const float*, const float*, float*) {
+void OneDnnConvolution::forward(const float*, size_t, const float*, const float*, float*, bool) {
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 

@@ -24,8 +24,9 @@ class OneDnnConvolution {
 
   // y (n, out_channels, Ho, Wo) = the convolution of x (n, C, H, W) with `weight`
   // (out_channels, C / groups, kernel, kernel) plus `bias` (out_channels; null without one).
-  // Host memory; threads as OpenMP allows.
-  void forward(const float* x, size_t n, const float* weight, const float* bias, float* y);
+  // Host memory; threads as OpenMP allows. With `keep_input` (a training step) the blocked copy of x
+  // is kept for backward, which then need not make it again: x must not change in between.
+  void forward(const float* x, size_t n, const float* weight, const float* bias, float* y, bool keep_input);
 
   // From the output gradient dy (n, out_channels, Ho, Wo): writes (not adds) dweight and, with a
   // bias, dbias summed over the batch, and dx (n, C, H, W) unless it is null.
@@ -40,7 +41,7 @@ class OneDnnConvolution {
   OneDnnConvolution(const ConvShape& shape, bool bias);
   ConvShape shape_;
   bool bias_ = true;
-  std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size
+  std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size, and the kept input
 };
 
 }  // namespace dptrain

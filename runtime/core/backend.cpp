@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "runtime/core/errors.h"
 
@@ -37,6 +38,12 @@ void store(Tensor& t, size_t i, float value) {
 }
 
 }  // namespace
+
+void Backend::add(const float* a, const float* b, float* y, size_t n) {
+  if (y == b) std::swap(a, b);
+  if (y != a) copy_on_device(y, a, n * sizeof(float));
+  axpy(1.0f, b, y, n);
+}
 
 void Backend::convert(const Tensor& from, Tensor& to, Accumulate mode) {
   if (from.num_elements() != to.num_elements()) {

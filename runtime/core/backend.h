@@ -99,6 +99,10 @@ class Backend {
   // y[0, n) += alpha * x[0, n), both on device(): gradients of an output that feeds several layers,
   // and the merge layers. Queued on the compute stream.
   virtual void axpy(float alpha, const float* x, float* y, size_t n) = 0;
+  // y[0, n) = a[0, n) + b[0, n), all on device() (y may be a or b): the add layer's forward.
+  // Queued on the compute stream. This default copies a, then adds b with axpy; the CPU does it in
+  // one pass.
+  virtual void add(const float* a, const float* b, float* y, size_t n);
   // Copies `rows` rows of `row_floats` floats from src (rows `src_stride` floats apart) to dst (rows
   // `dst_stride` floats apart), both on device(): concatenation along channels. Queued.
   virtual void copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,

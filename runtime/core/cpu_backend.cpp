@@ -1,5 +1,7 @@
 #include "runtime/core/cpu_backend.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -57,7 +59,21 @@ void CpuBackend::copy_to_host(void* host_dst, const void* device_src, size_t byt
 }
 
 void CpuBackend::copy_on_device(void* device_dst, const void* device_src, size_t bytes) {
-  if (bytes) std::memmove(device_dst, device_src, bytes);
+  auto* dst = static_cast<char*>(device_dst);
+  const auto* src = static_cast<const char*>(device_src);
+  const bool overlap = dst < src + bytes && src < dst + bytes;
+  if (overlap || bytes <= kParallelThreshold * sizeof(float)) {
+    if (bytes) std::memmove(dst, src, bytes);
+    return;
+  }
+  // Large activations (an add's gradient passed on to both inputs): one block per thread.
+#pragma omp parallel
+  {
+    const auto threads = static_cast<size_t>(omp_get_num_threads()), t = static_cast<size_t>(omp_get_thread_num());
+    const size_t block = (bytes / threads + 63) / 64 * 64, begin = std::min(bytes, t * block);
+    const size_t end = std::min(bytes, begin + block);
+    std::memcpy(dst + begin, src + begin, end - begin);
+  }
 }
 
 void CpuBackend::fill(float* device_data, size_t count, float value) {
@@ -67,6 +83,11 @@ void CpuBackend::fill(float* device_data, size_t count, float value) {
 void CpuBackend::axpy(float alpha, const float* x, float* y, size_t n) {
 #pragma omp parallel for simd if (n > kParallelThreshold) schedule(static)
   for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void CpuBackend::add(const float* a, const float* b, float* y, size_t n) {
+#pragma omp parallel for simd if (n > kParallelThreshold) schedule(static)
+  for (size_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
 void CpuBackend::copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,

@@ -40,6 +40,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<BatchStager> make_stager(size_t max_floats, size_t max_labels) override;
 
   void axpy(float alpha, const float* x, float* y, size_t n) override;
+  void add(const float* a, const float* b, float* y, size_t n) override;
   void copy_rows(float* dst, size_t dst_stride, const float* src, size_t src_stride, size_t row_floats,
                  size_t rows) override;
   void scale(float* x, size_t n, float alpha) override;

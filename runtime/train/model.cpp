@@ -384,17 +384,31 @@ void Model::use_int8(const std::vector<std::pair<std::string, Int8Weights>>& wei
   }
 }
 
-std::string Model::int8_kernels() const {
+namespace {
+
+// "K1 (2 layers), K2 (1 layer)": the non-empty names `kernel_of` gives the layers, counted.
+template <typename KernelOf>
+std::string count_kernels(const std::vector<std::unique_ptr<Layer>>& layers, KernelOf kernel_of) {
   std::map<std::string, size_t> count;
-  for (const auto& layer : layers_) {
-    const std::string kernel = layer->int8_implementation();
+  for (const auto& layer : layers) {
+    const std::string kernel = kernel_of(*layer);
     if (!kernel.empty()) ++count[kernel];
   }
   std::string text;
-  for (const auto& [kernel, layers] : count) {
-    text += (text.empty() ? "" : ", ") + kernel + " (" + std::to_string(layers) + (layers == 1 ? " layer)" : " layers)");
+  for (const auto& [kernel, n] : count) {
+    text += (text.empty() ? "" : ", ") + kernel + " (" + std::to_string(n) + (n == 1 ? " layer)" : " layers)");
   }
   return text;
+}
+
+}  // namespace
+
+std::string Model::int8_kernels() const {
+  return count_kernels(layers_, [](const Layer& layer) { return layer.int8_implementation(); });
+}
+
+std::string Model::kernels() const {
+  return count_kernels(layers_, [](const Layer& layer) { return layer.kernel(); });
 }
 
 Tensor Model::output(size_t i, size_t n) const {

@@ -122,6 +122,9 @@ class Model {
   // The int8 kernels in use and how many layers each computes, e.g. "oneDNN jit_int8:avx2 (7 layers)";
   // empty when no layer computes in int8. Known once a step has run.
   std::string int8_kernels() const;
+  // The float32 kernels of the layers that have a choice (Layer::kernel) and how many layers run
+  // each, e.g. "im2col + BLAS (1 layer), oneDNN jit:avx2 (1 layer)"; empty when none has a choice.
+  std::string kernels() const;
   // Layer i's output (N, ...) for the last step's first `n` samples, in the layer's output type: a
   // view of its activation buffer on device(), valid until the next step. Not for the loss layer.
   Tensor output(size_t i, size_t n) const;

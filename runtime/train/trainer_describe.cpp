@@ -18,6 +18,14 @@ std::string Trainer::describe() const {
   out << "test:  " << data_.test->describe() << "\n";
   if (data_.train_augment) out << "augmentation: " << data_.train_augment->describe() << "\n";
   out << "model:\n" << model_->summary() << "\n";
+  const std::string kernels = model_->kernels();
+  if (!kernels.empty()) {
+    out << "convolution kernels: "
+        << (config_.train.reproducible == Reproducibility::BitExact
+                ? "im2col + BLAS (train.reproducible)"
+                : kernels + " (cpu_convolution: " + to_string(config_.cpu_convolution) + ")")
+        << "\n";
+  }
   if (model_->num_conversions() > 0) out << model_->describe_activation_types() << "\n";
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "

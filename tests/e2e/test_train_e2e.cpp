@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "layers/cpu/int8_conv.h"
 #include "runtime/core/run_config.h"
 #include "runtime/train/trainer.h"
 #include "tests/e2e/run_command.h"
@@ -46,6 +47,30 @@ TEST(TrainEndToEnd, SmallModelLearnsSyntheticData) {
   EXPECT_GT(epochs.back().test.accuracy, 0.8);  // four classes: chance is 0.25
   EXPECT_EQ(epochs.back().test.samples, 512u);
   EXPECT_EQ(trainer.global_step(), 3u * 32u);
+}
+
+TEST(TrainEndToEnd, StartUpLinesNameTheConvolutionKernels) {
+  // The smoke model with a second convolution on 8 channels, which oneDNN takes under auto.
+  const std::vector<std::string> second_conv = {"model.2.type=conv2d", "model.2.out_channels=8", "model.2.kernel=3",
+                                                "model.2.padding=1", "device=cpu", "threads=1"};
+  auto kernels_line = [&](std::vector<std::string> sets) {
+    sets.insert(sets.end(), second_conv.begin(), second_conv.end());
+    RunConfig config = RunConfig::load(kSmoke, sets);
+    SingleProcessCommunicator comm;
+    TrainerOptions options;
+    options.log = nullptr;
+    const Trainer trainer(config, comm, options);
+    const std::string text = trainer.describe();
+    const size_t at = text.find("convolution kernels: ");
+    return at == std::string::npos ? text : text.substr(at, text.find('\n', at) - at);
+  };
+  EXPECT_EQ(kernels_line({"cpu_convolution=im2col"}), "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col)");
+  EXPECT_EQ(kernels_line({"train.reproducible=true"}), "convolution kernels: im2col + BLAS (train.reproducible)");
+  if (int8_has_onednn()) {
+    const std::string line = kernels_line({});
+    EXPECT_EQ(line.rfind("convolution kernels: im2col + BLAS (1 layer), oneDNN ", 0), 0u) << line;
+    EXPECT_NE(line.find("(1 layer) (cpu_convolution: auto)"), std::string::npos) << line;
+  }
 }
 
 TEST(TrainEndToEnd, SameSeedGivesSameParameters) {

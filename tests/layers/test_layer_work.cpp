@@ -90,8 +90,8 @@ TEST(LayerWork, Pooling) {
 
 TEST(LayerWork, MergeLayers) {
   const AddLayer add({{2, 3}, {2, 3}, {2, 3}}, cpu_backend());  // 6 elements, 2 further inputs
-  // Forward: copy x0 (read, write), then two adds that read xi and y and write y.
-  expect_work(add.work(InputGradient::Computed), {WorkBound::Memory, 12, 4.0 * 6 * 8, 0, 4.0 * 6 * 6});
+  // Forward: x0 + x1 in one pass (read both, write y), then x2 added (read it and y, write y).
+  expect_work(add.work(InputGradient::Computed), {WorkBound::Memory, 12, 4.0 * 6 * 6, 0, 4.0 * 6 * 6});
   const ConcatLayer concat({{2, 3, 3}, {1, 3, 3}}, cpu_backend());  // 27 input elements
   expect_work(concat.work(InputGradient::Computed), {WorkBound::Memory, 0, 4.0 * 54, 0, 4.0 * 54});
   expect_work(concat.work(InputGradient::Skipped), {WorkBound::Memory, 0, 4.0 * 54, 0, 0});

@@ -1,10 +1,12 @@
 // The `cudnn_deterministic` key: off by default, true asks for deterministic GPU algorithms only,
 // anything but a boolean is an error naming the file, line and key; the CPU accepts it unchanged.
+// The `cpu_convolution` key: auto by default, one of three choices, and it reaches the CPU backend.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "runtime/core/context.h"
+#include "runtime/core/cpu_backend.h"
 #include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
 #include "tests/runtime/core/run_config_test_util.h"
@@ -42,6 +44,31 @@ TEST(RunConfigDeterminism, TheCpuAcceptsItAndIsDeterministicAnyway) {
   EXPECT_EQ(context.describe_device(), "cpu");
   EXPECT_STREQ(to_string(Determinism::Required), "deterministic");
   EXPECT_STREQ(to_string(Determinism::Fastest), "fastest");
+}
+
+TEST(RunConfigCpuConvolution, DefaultsToAutoAndReachesTheCpuBackend) {
+  EXPECT_EQ(RunConfig::parse(kCpuConfig, "demo.yaml").cpu_convolution, CpuConvolution::Auto);
+  for (CpuConvolution c : {CpuConvolution::Auto, CpuConvolution::OneDnn, CpuConvolution::Im2col}) {
+    const RunConfig config =
+        RunConfig::parse(kCpuConfig, "demo.yaml", {std::string("cpu_convolution=") + to_string(c)});
+    EXPECT_EQ(config.cpu_convolution, c) << to_string(c);
+    Context context(DeviceKind::CPU, 1, 1, 0, Precision::Float32, Determinism::Fastest, config.cpu_convolution);
+    auto* cpu = dynamic_cast<CpuBackend*>(&context.backend());
+    ASSERT_NE(cpu, nullptr);
+    EXPECT_EQ(cpu->convolution(), c) << to_string(c);
+  }
+}
+
+TEST(RunConfigCpuConvolution, AnUnknownChoiceNamesTheKeyAndTheChoices) {
+  try {
+    RunConfig::parse(kCpuConfig + "cpu_convolution: fast\n", "demo.yaml");
+    FAIL() << "cpu_convolution: fast was accepted";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("demo.yaml:15"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cpu_convolution"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("im2col"), std::string::npos) << msg;  // the choices are listed
+  }
 }
 
 }  // namespace
