@@ -35,8 +35,9 @@ float* zeroed(PerThreadBuffers& buffers, size_t floats) {
   return p;
 }
 
-// conv2d on the CPU. Each thread unfolds its samples into its own column buffer and multiplies
-// it with one single-threaded GEMM (OpenBLAS-OpenMP does not nest inside our parallel region).
+// conv2d on the CPU. Through oneDNN where the layer has it; otherwise each thread unfolds its samples
+// into its own column buffer and multiplies it with one single-threaded GEMM (OpenBLAS-OpenMP does
+// not nest inside our parallel region).
 class CpuConv2d final : public Conv2dLayer {
  public:
   CpuConv2d(const Conv2dOptions& options, const Shape& input_shape, CpuConvolution choice)
@@ -96,7 +97,7 @@ class CpuConv2d final : public Conv2dLayer {
   static constexpr size_t kSampleGroup = 8;
   std::vector<ExactSums> exact_partials_;  // per thread, with Summation::Exact: weight then bias gradients
   std::unique_ptr<Int8Convolution> int8_;  // after use_int8: the int8 forward
-  std::unique_ptr<OneDnnConvolution> onednn_;  // oneDNN's kernels where CpuConvKernel chose them
+  std::unique_ptr<OneDnnConvolution> onednn_;  // oneDNN's kernels, where CpuConvolution chose them
   std::string onednn_missing_;  // why oneDNN does not run this layer, where it was wanted
 };
 

@@ -27,6 +27,9 @@ memory::dim dim(size_t v) { return static_cast<memory::dim>(v); }
 // layer of that thread shares them: a model needs them once, sized for its largest activation.
 enum Slot : size_t { kSrc, kDst, kDataDiffDst, kWeights, kDiffWeights, kSlots };
 
+// Batch sizes whose primitives a layer keeps at a time.
+constexpr size_t kMaxPlans = 8;
+
 float* scratch(Slot slot, size_t bytes) {
   thread_local std::array<Tensor, kSlots> buffers;
   Tensor& buffer = buffers[slot];
@@ -79,6 +82,8 @@ struct OneDnnConvolution::Kernels {
 OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvShape& s, bool bias, size_t n) {
   auto found = plans.find(n);
   if (found != plans.end()) return found->second;
+  // Training meets two or three batch sizes; predictions on batches of every size do not pile up.
+  if (plans.size() >= kMaxPlans) plans.clear();
   const memory::dims src_dims = {dim(n), dim(s.in_channels), dim(s.height), dim(s.width)};
   const memory::dims dst_dims = {dim(n), dim(s.out_channels), dim(s.out_height), dim(s.out_width)};
   const memory::dims weight_dims =
