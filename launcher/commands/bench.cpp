@@ -246,6 +246,10 @@ int run_bench_layers(const BenchLayersArgs& args) {
   }
   std::printf("  %-66s %12.3f %12.3f %9s\n", "total (excluding loss and optimizer); all FLOPs over all time", total_f,
               total_b, rate_cell(true, total_flops, total_f + total_b).c_str());
+  const std::string kernels = model.kernels();
+  if (!kernels.empty() && context.device() == DeviceKind::CPU) {
+    std::printf("convolution kernels: %s (cpu_convolution: %s)\n", kernels.c_str(), to_string(config.cpu_convolution));
+  }
   return 0;
 }
 
