@@ -1,7 +1,7 @@
 // CPU conv2d: oneDNN's direct kernels where they apply (CpuConvolution), else per-sample im2col + BLAS
-// GEMM (one per channel group) with samples spread over OpenMP threads: the reference the tests
-// compare oneDNN with, and the arithmetic of train.reproducible, whose exact sums need each sample's
-// gradient alone.
+// GEMM (one per channel group) with samples spread over OpenMP threads, the reference the tests
+// compare oneDNN with. With train.reproducible (Summation::Exact) either computes each sample alone
+// on one thread, so that its output and gradients do not depend on the batch, threads or workers.
 #include "layers/conv2d.h"
 
 #include <cblas.h>
@@ -68,8 +68,11 @@ class CpuConv2d final : public Conv2dLayer {
     return {in_channels_,    in_height_,       in_width_,        options_.out_channels, options_.kernel, options_.stride,
             options_.padding, options_.dilation, options_.groups, out_height_,           out_width_};
   }
-  // Whether this step runs oneDNN: it is there, and the step does not sum exactly.
+  // Whether this step runs oneDNN over the batch: it is there, and the step does not sum exactly
+  // (an exact step runs oneDNN's single-sample kernels).
   bool runs_onednn(const StepInfo& step) const { return onednn_ && step.summation != Summation::Exact; }
+  // Summation::Exact on oneDNN: each sample through the single-sample forward, samples over threads.
+  void forward_single_samples(const Tensor& x, Tensor& y, size_t n);
   // Floats of the padded copy unfold needs: none where it reads x directly.
   size_t padded_floats() const {
     return geometry_.padding == 0 || geometry_.is_same_size() ? 0 : geometry_.padded_size();
@@ -125,6 +128,10 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
                      step.mode == Mode::Train);
     return;
   }
+  if (onednn_) {
+    forward_single_samples(x, y, n);
+    return;
+  }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t groups = options_.groups, group_cout = group_out_channels(), group_in = geometry_.image_size();
@@ -160,6 +167,17 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
       }
     }
   }
+}
+
+void CpuConv2d::forward_single_samples(const Tensor& x, Tensor& y, size_t n) {
+  const size_t in_size = num_elements(input_shape_), out_size = num_elements(output_shape_);
+  const float* w = params_.at(0).data();
+  const float* b = has_bias() ? params_.at(1).data() : nullptr;
+  const float* xs = x.data();
+  float* ys = y.data();
+  onednn_->prepare_single();
+#pragma omp parallel for schedule(static)
+  for (size_t s = 0; s < n; ++s) onednn_->forward_single(xs + s * in_size, w, b, ys + s * out_size);
 }
 
 void CpuConv2d::backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
@@ -226,11 +244,13 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
   const size_t wsize = cout * rows, stride = wsize + cout, total = wsize + (has_bias() ? cout : 0);
   const auto threads = static_cast<size_t>(omp_get_max_threads());
-  const size_t padded_size = padded_floats();
-  columns_.reserve(threads, rows * pixels);
+  const size_t padded_size = onednn_ ? 0 : padded_floats();
+  if (!onednn_) columns_.reserve(threads, rows * pixels);
   padded_.reserve(threads, padded_size);
   weight_grads_.reserve(threads, kSampleGroup * stride);
   while (exact_partials_.size() < threads) exact_partials_.emplace_back(total);
+  if (onednn_) onednn_->prepare_single();
+  const float* w = params_.at(0).data();
   const float* xs = x.data();
   const float* dys = dy.data();
   float* dxs = dx ? dx->data() : nullptr;
@@ -241,7 +261,7 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
     const auto t = static_cast<size_t>(omp_get_thread_num());
 #pragma omp single
     used_threads = static_cast<size_t>(omp_get_num_threads());
-    float* col = columns_.get(t);
+    float* col = onednn_ ? nullptr : columns_.get(t);
     float* padded = zeroed(padded_, padded_size);
     float* group = weight_grads_.get(t);  // up to kSampleGroup samples' gradients, one row each
     ExactSums& sums = exact_partials_[t];
@@ -255,8 +275,12 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
     for (size_t s = 0; s < n; ++s) {
       float* dw = group + held * stride;
       std::fill(dw, dw + stride, 0.0f);
-      backward_sample(xs + s * in_size, dys + s * out_size, dxs ? dxs + s * in_size : nullptr, col, padded, dw,
-                      dw + wsize);
+      float* dxn = dxs ? dxs + s * in_size : nullptr;
+      if (onednn_) {
+        onednn_->backward_single(xs + s * in_size, dys + s * out_size, w, dxn, dw, has_bias() ? dw + wsize : nullptr);
+      } else {
+        backward_sample(xs + s * in_size, dys + s * out_size, dxn, col, padded, dw, dw + wsize);
+      }
       if (++held == kSampleGroup) add_held();
     }
     if (held) add_held();

@@ -8,6 +8,7 @@
 #include "runtime/core/tensor.h"
 
 #ifdef DPTRAIN_HAVE_ONEDNN
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
@@ -46,6 +47,22 @@ bool is_direct_kernel(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// One CPU engine for every layer; each thread queues its work on a stream of its own, so that
+// threads may run single-sample kernels at once (train.reproducible).
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& this_thread_stream() {
+  thread_local dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+}  // namespace
+
 struct OneDnnConvolution::Kernels {
   // The three primitives for one batch size and the layouts they read and write.
   struct Plan {
@@ -59,24 +76,31 @@ struct OneDnnConvolution::Kernels {
     std::string names[3];  // forward, backward data, backward weights
   };
 
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
   std::map<size_t, Plan> plans;
   std::string name;  // forward's kernel at the first batch size planned
   // A training step's input in forward's layout, for backward: of x at `kept_from`, batch `kept_batch`.
   Tensor kept;
   const float* kept_from = nullptr;
   size_t kept_batch = 0;
+  // prepare_single's plan: one sample, made while OpenMP allowed one thread.
+  std::unique_ptr<Plan> single;
 
   Plan& plan(const ConvShape& s, bool bias, size_t n);
+  static Plan make_plan(const ConvShape& s, bool bias, size_t n);
   // `user` (desc, ptr) as `want`: the user's memory where the layouts agree, else a reordered copy
   // in `destination`, or in `slot` when that is null.
-  memory bring_in(const memory::desc& want, const memory::desc& user, const float* ptr, Slot slot,
-                  float* destination = nullptr);
+  static memory bring_in(const memory::desc& want, const memory::desc& user, const float* ptr, Slot slot,
+                         float* destination = nullptr);
   // Where a primitive writes an output the layer wants in (`user`, ptr): there when the layouts
   // agree, else in `slot` (then send_out copies it over).
-  memory output(const memory::desc& produced, const memory::desc& user, float* ptr, Slot slot);
-  void send_out(const memory& produced, const memory::desc& user, float* ptr);
+  static memory output(const memory::desc& produced, const memory::desc& user, float* ptr, Slot slot);
+  static void send_out(const memory& produced, const memory::desc& user, float* ptr);
+  // One pass of `p` on the calling thread's stream. run_forward keeps the blocked input in `keep`
+  // where it is not null; run_backward reads it from `kept` where that is not null.
+  static void run_forward(const Plan& p, const ConvShape& s, bool bias_term, const float* x, const float* weight,
+                          const float* bias, float* y, float* keep);
+  static void run_backward(const Plan& p, const ConvShape& s, bool bias_term, const float* x, const float* dy,
+                           const float* weight, float* dx, float* dweight, float* dbias, const float* kept);
 };
 
 OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvShape& s, bool bias, size_t n) {
@@ -84,6 +108,13 @@ OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvSha
   if (found != plans.end()) return found->second;
   // Training meets two or three batch sizes; predictions on batches of every size do not pile up.
   if (plans.size() >= kMaxPlans) plans.clear();
+  Plan p = make_plan(s, bias, n);
+  if (name.empty()) name = p.names[0];
+  return plans.emplace(n, std::move(p)).first->second;
+}
+
+OneDnnConvolution::Kernels::Plan OneDnnConvolution::Kernels::make_plan(const ConvShape& s, bool bias, size_t n) {
+  dnnl::engine& engine = cpu_engine();
   const memory::dims src_dims = {dim(n), dim(s.in_channels), dim(s.height), dim(s.width)};
   const memory::dims dst_dims = {dim(n), dim(s.out_channels), dim(s.out_height), dim(s.out_width)};
   const memory::dims weight_dims =
@@ -132,29 +163,73 @@ OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvSha
   p.names[0] = forward_pd.impl_info_str();
   p.names[1] = data_pd.impl_info_str();
   p.names[2] = weights_pd.impl_info_str();
-  if (name.empty()) name = p.names[0];
-  return plans.emplace(n, std::move(p)).first->second;
+  return p;
 }
 
 memory OneDnnConvolution::Kernels::bring_in(const memory::desc& want, const memory::desc& user, const float* ptr,
                                             Slot slot, float* destination) {
-  memory user_memory(user, engine, const_cast<float*>(ptr));  // read only
+  memory user_memory(user, cpu_engine(), const_cast<float*>(ptr));  // read only
   if (want == user) return user_memory;
-  memory copy(want, engine, destination ? destination : scratch(slot, want.get_size()));
-  dnnl::reorder(user_memory, copy).execute(stream, user_memory, copy);
+  memory copy(want, cpu_engine(), destination ? destination : scratch(slot, want.get_size()));
+  dnnl::reorder(user_memory, copy).execute(this_thread_stream(), user_memory, copy);
   return copy;
 }
 
 memory OneDnnConvolution::Kernels::output(const memory::desc& produced, const memory::desc& user, float* ptr,
                                           Slot slot) {
-  if (produced == user) return memory(user, engine, ptr);
-  return memory(produced, engine, scratch(slot, produced.get_size()));
+  if (produced == user) return memory(user, cpu_engine(), ptr);
+  return memory(produced, cpu_engine(), scratch(slot, produced.get_size()));
 }
 
 void OneDnnConvolution::Kernels::send_out(const memory& produced, const memory::desc& user, float* ptr) {
   if (produced.get_desc() == user) return;  // written in place
-  memory user_memory(user, engine, ptr);
-  dnnl::reorder(produced, user_memory).execute(stream, const_cast<memory&>(produced), user_memory);
+  memory user_memory(user, cpu_engine(), ptr);
+  dnnl::reorder(produced, user_memory).execute(this_thread_stream(), const_cast<memory&>(produced), user_memory);
+}
+
+void OneDnnConvolution::Kernels::run_forward(const Plan& p, const ConvShape& s, bool bias_term, const float* x,
+                                             const float* weight, const float* bias, float* y, float* keep) {
+  dnnl::stream& stream = this_thread_stream();
+  const memory src = bring_in(p.src, p.user_src, x, kSrc, keep);
+  const memory weights = bring_in(p.weights, p.user_weights, weight, kWeights);
+  const memory dst = output(p.dst, p.user_dst, y, kDst);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (bias_term) {
+    args.emplace(DNNL_ARG_BIAS, memory({{dim(s.out_channels)}, DataType::f32, Tag::x}, cpu_engine(),
+                                       const_cast<float*>(bias)));
+  }
+  p.forward.execute(stream, args);
+  send_out(dst, p.user_dst, y);
+  stream.wait();
+}
+
+void OneDnnConvolution::Kernels::run_backward(const Plan& p, const ConvShape& s, bool bias_term, const float* x,
+                                              const float* dy, const float* weight, float* dx, float* dweight,
+                                              float* dbias, const float* kept) {
+  dnnl::stream& stream = this_thread_stream();
+  const memory diff_dst = bring_in(p.weights_diff_dst, p.user_dst, dy, kDst);
+  {
+    const memory src = kept ? memory(p.src, cpu_engine(), const_cast<float*>(kept))
+                            : bring_in(p.weights_src, p.user_src, x, kSrc);
+    const memory diff_weights = output(p.diff_weights, p.user_weights, dweight, kDiffWeights);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+    if (bias_term) {
+      args.emplace(DNNL_ARG_DIFF_BIAS, memory({{dim(s.out_channels)}, DataType::f32, Tag::x}, cpu_engine(), dbias));
+    }
+    p.backward_weights.execute(stream, args);
+    send_out(diff_weights, p.user_weights, dweight);
+  }
+  if (dx) {
+    const memory data_diff_dst =
+        p.data_diff_dst == p.weights_diff_dst ? diff_dst : bring_in(p.data_diff_dst, p.user_dst, dy, kDataDiffDst);
+    const memory weights = bring_in(p.data_weights, p.user_weights, weight, kWeights);
+    const memory diff_src = output(p.diff_src, p.user_src, dx, kSrc);  // the source copy is no longer needed
+    p.backward_data.execute(stream,
+                            {{DNNL_ARG_DIFF_DST, data_diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
+    send_out(diff_src, p.user_src, dx);
+  }
+  stream.wait();
 }
 
 std::unique_ptr<OneDnnConvolution> OneDnnConvolution::make(const ConvShape& shape, bool bias, std::string* why) {
@@ -188,46 +263,45 @@ void OneDnnConvolution::forward(const float* x, size_t n, const float* weight, c
     k.kept_from = x;
     k.kept_batch = n;
   }
-  const memory src = k.bring_in(p.src, p.user_src, x, kSrc, keep);
-  const memory weights = k.bring_in(p.weights, p.user_weights, weight, kWeights);
-  const memory dst = k.output(p.dst, p.user_dst, y, kDst);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-  if (bias_) {
-    args.emplace(DNNL_ARG_BIAS, memory({{dim(shape_.out_channels)}, DataType::f32, Tag::x}, k.engine,
-                                       const_cast<float*>(bias)));
-  }
-  p.forward.execute(k.stream, args);
-  k.send_out(dst, p.user_dst, y);
-  k.stream.wait();
+  Kernels::run_forward(p, shape_, bias_, x, weight, bias, y, keep);
 }
 
 void OneDnnConvolution::backward(const float* x, const float* dy, size_t n, const float* weight, float* dx,
                                  float* dweight, float* dbias) {
   Kernels& k = *kernels_;
   const Kernels::Plan& p = k.plan(shape_, bias_, n);
-  const memory diff_dst = k.bring_in(p.weights_diff_dst, p.user_dst, dy, kDst);
-  {
-    const bool kept = k.kept_from == x && k.kept_batch == n && p.weights_src == p.src;
-    const memory src = kept ? memory(p.src, k.engine, k.kept.data()) : k.bring_in(p.weights_src, p.user_src, x, kSrc);
-    const memory diff_weights = k.output(p.diff_weights, p.user_weights, dweight, kDiffWeights);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
-    if (bias_) {
-      args.emplace(DNNL_ARG_DIFF_BIAS, memory({{dim(shape_.out_channels)}, DataType::f32, Tag::x}, k.engine, dbias));
-    }
-    p.backward_weights.execute(k.stream, args);
-    k.send_out(diff_weights, p.user_weights, dweight);
+  const bool kept = k.kept_from == x && k.kept_batch == n && p.weights_src == p.src;
+  Kernels::run_backward(p, shape_, bias_, x, dy, weight, dx, dweight, dbias, kept ? k.kept.data() : nullptr);
+}
+
+void OneDnnConvolution::prepare_single() {
+  Kernels& k = *kernels_;
+  if (k.single) return;
+  // Made while OpenMP offers one thread, oneDNN plans the work for one thread.
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  try {
+    k.single = std::make_unique<Kernels::Plan>(Kernels::make_plan(shape_, bias_, 1));
+  } catch (...) {
+    omp_set_num_threads(threads);
+    throw;
   }
-  if (dx) {
-    const memory data_diff_dst =
-        p.data_diff_dst == p.weights_diff_dst ? diff_dst : k.bring_in(p.data_diff_dst, p.user_dst, dy, kDataDiffDst);
-    const memory weights = k.bring_in(p.data_weights, p.user_weights, weight, kWeights);
-    const memory diff_src = k.output(p.diff_src, p.user_src, dx, kSrc);  // the source copy is no longer needed
-    p.backward_data.execute(k.stream,
-                            {{DNNL_ARG_DIFF_DST, data_diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
-    k.send_out(diff_src, p.user_src, dx);
-  }
-  k.stream.wait();
+  omp_set_num_threads(threads);
+}
+
+void OneDnnConvolution::check_single() const {
+  if (!kernels_->single) throw ShapeError("oneDNN convolution: single-sample kernels used before prepare_single");
+}
+
+void OneDnnConvolution::forward_single(const float* x, const float* weight, const float* bias, float* y) const {
+  check_single();
+  Kernels::run_forward(*kernels_->single, shape_, bias_, x, weight, bias, y, nullptr);
+}
+
+void OneDnnConvolution::backward_single(const float* x, const float* dy, const float* weight, float* dx,
+                                        float* dweight, float* dbias) const {
+  check_single();
+  Kernels::run_backward(*kernels_->single, shape_, bias_, x, dy, weight, dx, dweight, dbias, nullptr);
 }
 
 std::string OneDnnConvolution::implementation() const { return "oneDNN " + kernels_->name; }
@@ -249,7 +323,19 @@ void OneDnnConvolution::backward(const float*, const float*, size_t, const float
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
+void OneDnnConvolution::prepare_single() { throw ShapeError("oneDNN convolution: this build has no oneDNN"); }
+
+void OneDnnConvolution::forward_single(const float*, const float*, const float*, float*) const {
+  throw ShapeError("oneDNN convolution: this build has no oneDNN");
+}
+
+void OneDnnConvolution::backward_single(const float*, const float*, const float*, float*, float*, float*) const {
+  throw ShapeError("oneDNN convolution: this build has no oneDNN");
+}
+
 std::string OneDnnConvolution::implementation() const { return "none"; }
+
+void OneDnnConvolution::check_single() const {}
 
 #endif
 

@@ -33,12 +33,24 @@ class OneDnnConvolution {
   void backward(const float* x, const float* dy, size_t n, const float* weight, float* dx, float* dweight,
                 float* dbias);
 
+  // Single-sample kernels, for train.reproducible: one sample per call on the calling thread alone
+  // (several threads may call them at once; inside an OpenMP parallel region oneDNN runs
+  // sequentially), so that a sample's output and gradients are the same bits whichever thread,
+  // batch or worker computes them. prepare_single, outside any parallel region, makes them once.
+  void prepare_single();
+  void forward_single(const float* x, const float* weight, const float* bias, float* y) const;
+  // Writes dweight and dbias (this sample's alone) and, unless it is null, dx.
+  void backward_single(const float* x, const float* dy, const float* weight, float* dx, float* dweight,
+                       float* dbias) const;
+
   // "oneDNN jit:avx2" (forward's kernel; the backward ones are named alike), as the layer reports it.
   std::string implementation() const;
 
  private:
   struct Kernels;
   OneDnnConvolution(const ConvShape& shape, bool bias);
+  // Throws unless prepare_single ran.
+  void check_single() const;
   ConvShape shape_;
   bool bias_ = true;
   std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size, and the kept input

@@ -20,11 +20,9 @@ std::string Trainer::describe() const {
   out << "model:\n" << model_->summary() << "\n";
   const std::string kernels = model_->kernels();
   if (!kernels.empty()) {
-    out << "convolution kernels: "
-        << (config_.train.reproducible == Reproducibility::BitExact
-                ? "im2col + BLAS (train.reproducible)"
-                : kernels + " (cpu_convolution: " + to_string(config_.cpu_convolution) + ")")
-        << "\n";
+    out << "convolution kernels: " << kernels << " (cpu_convolution: " << to_string(config_.cpu_convolution)
+        << (config_.train.reproducible == Reproducibility::BitExact ? "; one sample at a time, train.reproducible" : "")
+        << ")\n";
   }
   if (model_->num_conversions() > 0) out << model_->describe_activation_types() << "\n";
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";

@@ -155,6 +155,16 @@ TEST(ExactGradients, Conv2dWithStrideAndGroupsIsTheSameForAnySplit) {
                {{0, 2, 6}}});
 }
 
+TEST(ExactGradients, Conv2dOnOneDnnIsTheSameForAnySplitAndThreadCount) {
+  // Eight input channels: oneDNN's single-sample kernels where the build has oneDNN, else im2col.
+  check_exact({"{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", {8, 7, 7}, 9, 1, {{0, 4, 9}, {0, 1, 5, 9}}});
+  check_exact({"{type: conv2d, out_channels: 8, kernel: 3, stride: 2, padding: 1, bias: false}",
+               {16, 6, 6},
+               5,
+               1,
+               {{0, 2, 5}}});
+}
+
 TEST(ExactGradients, DenseIsTheSameForSplitsOnMicroShardBoundaries) {
   check_exact({"{type: dense, units: 5}", {12}, 12, 3, {{0, 6, 12}, {0, 3, 6, 12}}});
 }

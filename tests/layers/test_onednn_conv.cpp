@@ -1,7 +1,9 @@
-// conv2d on oneDNN's kernels (CpuConvolution): which layers take them, and that they agree with the
-// im2col + BLAS reference across batch sizes; the shapes and gradients of every geometry are in
+// conv2d on oneDNN's kernels (CpuConvolution): which layers take them, that they agree with the
+// im2col + BLAS reference across batch sizes, and that an exact step computes each sample alone
+// (the exact gradients are in test_exact_gradients.cpp); the shapes and gradients of every geometry are in
 // test_conv2d.cpp, which runs each case with both kernels.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cstring>
 #include <memory>
@@ -86,20 +88,30 @@ TEST(OneDnnConv2d, AgreesWithIm2colWhenTheBatchSizeChanges) {
   }
 }
 
-TEST(OneDnnConv2d, ReproducibleStepsRunIm2col) {
+TEST(OneDnnConv2d, ReproducibleStepsComputeEachSampleAlone) {
   SKIP_WITHOUT_ONEDNN();
   Pair p = make_pair("{type: conv2d, out_channels: 8, kernel: 3, padding: 1}", {16, 6, 6});
-  const Tensor x = random_tensor(batch_shape(5, p.onednn->input_shape()), 7);
-  Tensor y1(batch_shape(5, p.onednn->output_shape())), y2(y1.shape()), y3(y1.shape());
+  const size_t n = 5, out_size = num_elements(p.onednn->output_shape());
+  const Tensor x = random_tensor(batch_shape(n, p.onednn->input_shape()), 7);
+  Tensor batch(batch_shape(n, p.onednn->output_shape())), one_thread(batch.shape()), im2col(batch.shape());
   StepInfo exact;
   exact.summation = Summation::Exact;
-  p.onednn->forward(x, y1, exact);
-  p.im2col->forward(x, y2, exact);
-  EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size_bytes()), 0) << "an exact step's forward is not im2col's";
-  // The float step does run oneDNN: its sums differ from im2col's in the last bits somewhere.
-  p.onednn->forward(x, y3, {});
-  expect_near_all(y3, to_doubles(y2), 1e-4, "y");
-  EXPECT_NE(std::memcmp(y3.data(), y2.data(), y3.size_bytes()), 0) << "oneDNN gave im2col's bits exactly";
+  p.onednn->forward(x, batch, exact);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  p.onednn->forward(x, one_thread, exact);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(std::memcmp(batch.data(), one_thread.data(), batch.size_bytes()), 0) << "the thread count changed the bits";
+  // Each sample alone, as a worker holding only it computes it.
+  for (size_t s = 0; s < n; ++s) {
+    const Tensor xs = Tensor::view(const_cast<float*>(x.data()) + s * num_elements(p.onednn->input_shape()),
+                                   batch_shape(1, p.onednn->input_shape()));
+    Tensor ys(batch_shape(1, p.onednn->output_shape()));
+    p.onednn->forward(xs, ys, exact);
+    EXPECT_EQ(std::memcmp(ys.data(), batch.data() + s * out_size, ys.size_bytes()), 0) << "sample " << s;
+  }
+  p.im2col->forward(x, im2col, exact);
+  expect_near_all(batch, to_doubles(im2col), 1e-4, "y");
 }
 
 }  // namespace
