@@ -175,9 +175,9 @@ void CpuConv2d::forward_single_samples(const Tensor& x, Tensor& y, size_t n) {
   const float* b = has_bias() ? params_.at(1).data() : nullptr;
   const float* xs = x.data();
   float* ys = y.data();
-  onednn_->prepare_single();
+  onednn_->prepare_single(w);
 #pragma omp parallel for schedule(static)
-  for (size_t s = 0; s < n; ++s) onednn_->forward_single(xs + s * in_size, w, b, ys + s * out_size);
+  for (size_t s = 0; s < n; ++s) onednn_->forward_single(xs + s * in_size, b, ys + s * out_size);
 }
 
 void CpuConv2d::backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
@@ -249,8 +249,7 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
   padded_.reserve(threads, padded_size);
   weight_grads_.reserve(threads, kSampleGroup * stride);
   while (exact_partials_.size() < threads) exact_partials_.emplace_back(total);
-  if (onednn_) onednn_->prepare_single();
-  const float* w = params_.at(0).data();
+  if (onednn_) onednn_->prepare_single(params_.at(0).data());
   const float* xs = x.data();
   const float* dys = dy.data();
   float* dxs = dx ? dx->data() : nullptr;
@@ -277,7 +276,7 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
       std::fill(dw, dw + stride, 0.0f);
       float* dxn = dxs ? dxs + s * in_size : nullptr;
       if (onednn_) {
-        onednn_->backward_single(xs + s * in_size, dys + s * out_size, w, dxn, dw, has_bias() ? dw + wsize : nullptr);
+        onednn_->backward_single(xs + s * in_size, dys + s * out_size, dxn, dw, has_bias() ? dw + wsize : nullptr);
       } else {
         backward_sample(xs + s * in_size, dys + s * out_size, dxn, col, padded, dw, dw + wsize);
       }

@@ -82,8 +82,10 @@ struct OneDnnConvolution::Kernels {
   Tensor kept;
   const float* kept_from = nullptr;
   size_t kept_batch = 0;
-  // prepare_single's plan: one sample, made while OpenMP allowed one thread.
+  // prepare_single's plan: one sample, made while OpenMP allowed one thread; and the weights in its
+  // forward and backward-data layouts, reordered once per pass instead of once per sample.
   std::unique_ptr<Plan> single;
+  Tensor single_weights, single_data_weights;
 
   Plan& plan(const ConvShape& s, bool bias, size_t n);
   static Plan make_plan(const ConvShape& s, bool bias, size_t n);
@@ -97,10 +99,17 @@ struct OneDnnConvolution::Kernels {
   static void send_out(const memory& produced, const memory::desc& user, float* ptr);
   // One pass of `p` on the calling thread's stream. run_forward keeps the blocked input in `keep`
   // where it is not null; run_backward reads it from `kept` where that is not null.
+  // `blocked_weights` (null: reorder `weight` here) holds the weights in the layout of p.weights
+  // (run_forward) or p.data_weights (run_backward).
   static void run_forward(const Plan& p, const ConvShape& s, bool bias_term, const float* x, const float* weight,
-                          const float* bias, float* y, float* keep);
+                          const float* bias, float* y, float* keep, const float* blocked_weights = nullptr);
   static void run_backward(const Plan& p, const ConvShape& s, bool bias_term, const float* x, const float* dy,
-                           const float* weight, float* dx, float* dweight, float* dbias, const float* kept);
+                           const float* weight, float* dx, float* dweight, float* dbias, const float* kept,
+                           const float* blocked_weights = nullptr);
+  // The weights in `want`'s layout: `weight` itself where that is the user's layout, else a reordered
+  // copy in `into`.
+  static const float* reorder_weights(const memory::desc& want, const memory::desc& user, const float* weight,
+                                      Tensor& into);
 };
 
 OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvShape& s, bool bias, size_t n) {
@@ -187,11 +196,23 @@ void OneDnnConvolution::Kernels::send_out(const memory& produced, const memory::
   dnnl::reorder(produced, user_memory).execute(this_thread_stream(), const_cast<memory&>(produced), user_memory);
 }
 
+const float* OneDnnConvolution::Kernels::reorder_weights(const memory::desc& want, const memory::desc& user,
+                                                         const float* weight, Tensor& into) {
+  if (want == user) return weight;
+  const size_t floats = want.get_size() / sizeof(float);
+  if (into.num_elements() < floats) into = Tensor(Shape{floats});
+  bring_in(want, user, weight, kWeights, into.data());
+  this_thread_stream().wait();
+  return into.data();
+}
+
 void OneDnnConvolution::Kernels::run_forward(const Plan& p, const ConvShape& s, bool bias_term, const float* x,
-                                             const float* weight, const float* bias, float* y, float* keep) {
+                                             const float* weight, const float* bias, float* y, float* keep,
+                                             const float* blocked_weights) {
   dnnl::stream& stream = this_thread_stream();
   const memory src = bring_in(p.src, p.user_src, x, kSrc, keep);
-  const memory weights = bring_in(p.weights, p.user_weights, weight, kWeights);
+  const memory weights = blocked_weights ? memory(p.weights, cpu_engine(), const_cast<float*>(blocked_weights))
+                                         : bring_in(p.weights, p.user_weights, weight, kWeights);
   const memory dst = output(p.dst, p.user_dst, y, kDst);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (bias_term) {
@@ -205,7 +226,7 @@ void OneDnnConvolution::Kernels::run_forward(const Plan& p, const ConvShape& s, 
 
 void OneDnnConvolution::Kernels::run_backward(const Plan& p, const ConvShape& s, bool bias_term, const float* x,
                                               const float* dy, const float* weight, float* dx, float* dweight,
-                                              float* dbias, const float* kept) {
+                                              float* dbias, const float* kept, const float* blocked_weights) {
   dnnl::stream& stream = this_thread_stream();
   const memory diff_dst = bring_in(p.weights_diff_dst, p.user_dst, dy, kDst);
   {
@@ -223,7 +244,9 @@ void OneDnnConvolution::Kernels::run_backward(const Plan& p, const ConvShape& s,
   if (dx) {
     const memory data_diff_dst =
         p.data_diff_dst == p.weights_diff_dst ? diff_dst : bring_in(p.data_diff_dst, p.user_dst, dy, kDataDiffDst);
-    const memory weights = bring_in(p.data_weights, p.user_weights, weight, kWeights);
+    const memory weights = blocked_weights
+                               ? memory(p.data_weights, cpu_engine(), const_cast<float*>(blocked_weights))
+                               : bring_in(p.data_weights, p.user_weights, weight, kWeights);
     const memory diff_src = output(p.diff_src, p.user_src, dx, kSrc);  // the source copy is no longer needed
     p.backward_data.execute(stream,
                             {{DNNL_ARG_DIFF_DST, data_diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
@@ -274,34 +297,39 @@ void OneDnnConvolution::backward(const float* x, const float* dy, size_t n, cons
   Kernels::run_backward(p, shape_, bias_, x, dy, weight, dx, dweight, dbias, kept ? k.kept.data() : nullptr);
 }
 
-void OneDnnConvolution::prepare_single() {
+void OneDnnConvolution::prepare_single(const float* weight) {
   Kernels& k = *kernels_;
-  if (k.single) return;
-  // Made while OpenMP offers one thread, oneDNN plans the work for one thread.
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  try {
-    k.single = std::make_unique<Kernels::Plan>(Kernels::make_plan(shape_, bias_, 1));
-  } catch (...) {
+  if (!k.single) {
+    // Made while OpenMP offers one thread, oneDNN plans the work for one thread.
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    try {
+      k.single = std::make_unique<Kernels::Plan>(Kernels::make_plan(shape_, bias_, 1));
+    } catch (...) {
+      omp_set_num_threads(threads);
+      throw;
+    }
     omp_set_num_threads(threads);
-    throw;
   }
-  omp_set_num_threads(threads);
+  const Kernels::Plan& p = *k.single;
+  single_weights_ = Kernels::reorder_weights(p.weights, p.user_weights, weight, k.single_weights);
+  single_data_weights_ = Kernels::reorder_weights(p.data_weights, p.user_weights, weight, k.single_data_weights);
 }
 
 void OneDnnConvolution::check_single() const {
   if (!kernels_->single) throw ShapeError("oneDNN convolution: single-sample kernels used before prepare_single");
 }
 
-void OneDnnConvolution::forward_single(const float* x, const float* weight, const float* bias, float* y) const {
+void OneDnnConvolution::forward_single(const float* x, const float* bias, float* y) const {
   check_single();
-  Kernels::run_forward(*kernels_->single, shape_, bias_, x, weight, bias, y, nullptr);
+  Kernels::run_forward(*kernels_->single, shape_, bias_, x, single_weights_, bias, y, nullptr, single_weights_);
 }
 
-void OneDnnConvolution::backward_single(const float* x, const float* dy, const float* weight, float* dx,
-                                        float* dweight, float* dbias) const {
+void OneDnnConvolution::backward_single(const float* x, const float* dy, float* dx, float* dweight,
+                                        float* dbias) const {
   check_single();
-  Kernels::run_backward(*kernels_->single, shape_, bias_, x, dy, weight, dx, dweight, dbias, nullptr);
+  Kernels::run_backward(*kernels_->single, shape_, bias_, x, dy, single_data_weights_, dx, dweight, dbias, nullptr,
+                        single_data_weights_);
 }
 
 std::string OneDnnConvolution::implementation() const { return "oneDNN " + kernels_->name; }
@@ -323,13 +351,15 @@ void OneDnnConvolution::backward(const float*, const float*, size_t, const float
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
-void OneDnnConvolution::prepare_single() { throw ShapeError("oneDNN convolution: this build has no oneDNN"); }
-
-void OneDnnConvolution::forward_single(const float*, const float*, const float*, float*) const {
+void OneDnnConvolution::prepare_single(const float*) {
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
-void OneDnnConvolution::backward_single(const float*, const float*, const float*, float*, float*, float*) const {
+void OneDnnConvolution::forward_single(const float*, const float*, float*) const {
+  throw ShapeError("oneDNN convolution: this build has no oneDNN");
+}
+
+void OneDnnConvolution::backward_single(const float*, const float*, float*, float*, float*) const {
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 

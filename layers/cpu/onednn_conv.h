@@ -36,12 +36,12 @@ class OneDnnConvolution {
   // Single-sample kernels, for train.reproducible: one sample per call on the calling thread alone
   // (several threads may call them at once; inside an OpenMP parallel region oneDNN runs
   // sequentially), so that a sample's output and gradients are the same bits whichever thread,
-  // batch or worker computes them. prepare_single, outside any parallel region, makes them once.
-  void prepare_single();
-  void forward_single(const float* x, const float* weight, const float* bias, float* y) const;
+  // batch or worker computes them. prepare_single, outside any parallel region, makes them (once)
+  // and takes `weight` for the calls that follow, until it is called again: once per pass.
+  void prepare_single(const float* weight);
+  void forward_single(const float* x, const float* bias, float* y) const;
   // Writes dweight and dbias (this sample's alone) and, unless it is null, dx.
-  void backward_single(const float* x, const float* dy, const float* weight, float* dx, float* dweight,
-                       float* dbias) const;
+  void backward_single(const float* x, const float* dy, float* dx, float* dweight, float* dbias) const;
 
   // "oneDNN jit:avx2" (forward's kernel; the backward ones are named alike), as the layer reports it.
   std::string implementation() const;
@@ -54,6 +54,9 @@ class OneDnnConvolution {
   ConvShape shape_;
   bool bias_ = true;
   std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size, and the kept input
+  // prepare_single's weights in the single-sample forward and backward-data layouts.
+  const float* single_weights_ = nullptr;
+  const float* single_data_weights_ = nullptr;
 };
 
 }  // namespace dptrain
