@@ -12,6 +12,8 @@
 #ifdef DPTRAIN_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_version.h>
+
+#include "layers/cpu/onednn_dims.h"
 #endif
 
 namespace dptrain {
@@ -153,18 +155,12 @@ void Int8Convolution::forward(const float* x, size_t n, const float* bias, float
     using dt = memory::data_type;
     auto found = kernels_->by_batch.find(n);
     if (found == kernels_->by_batch.end()) {
-      const auto i64 = [](size_t v) { return static_cast<memory::dim>(v); };
-      const memory::dims src_dims = {i64(n), i64(s.in_channels), i64(s.height), i64(s.width)};
-      const memory::dims dst_dims = {i64(n), i64(s.out_channels), i64(s.out_height), i64(s.out_width)};
-      const memory::dims wei_dims =
-          s.groups == 1 ? memory::dims{i64(s.out_channels), i64(s.in_channels), i64(s.kernel), i64(s.kernel)}
-                        : memory::dims{i64(s.groups), i64(s.out_channels / s.groups), i64(s.in_channels / s.groups),
-                                       i64(s.kernel), i64(s.kernel)};
-      const memory::dims strides = {i64(s.stride), i64(s.stride)}, padding = {i64(s.padding), i64(s.padding)};
-      const memory::dims dilation = {i64(s.dilation - 1), i64(s.dilation - 1)};
+      const OneDnnConvDims d = onednn_conv_dims(s, n);
+      const memory::dims &src_dims = d.src, &dst_dims = d.dst, &wei_dims = d.weights;
+      const memory::dims &strides = d.strides, &padding = d.padding, &dilation = d.dilation;
       const dnnl::convolution_forward::desc desc(
           dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, memory::desc(src_dims, dt::u8, tag::any),
-          memory::desc(wei_dims, dt::s8, tag::any), memory::desc({i64(s.out_channels)}, dt::f32, tag::x),
+          memory::desc(wei_dims, dt::s8, tag::any), memory::desc({static_cast<memory::dim>(s.out_channels)}, dt::f32, tag::x),
           memory::desc(dst_dims, dt::f32, tag::any), strides, dilation, padding, padding);
       dnnl::primitive_attr attr;
       attr.set_output_scales(1 << 1, output_scales_);  // per output channel (dimension 1 of dst)

@@ -10,6 +10,8 @@
 #ifdef DPTRAIN_HAVE_ONEDNN
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
+
+#include "layers/cpu/onednn_dims.h"
 #endif
 
 namespace dptrain {
@@ -124,16 +126,10 @@ OneDnnConvolution::Kernels::Plan& OneDnnConvolution::Kernels::plan(const ConvSha
 
 OneDnnConvolution::Kernels::Plan OneDnnConvolution::Kernels::make_plan(const ConvShape& s, bool bias, size_t n) {
   dnnl::engine& engine = cpu_engine();
-  const memory::dims src_dims = {dim(n), dim(s.in_channels), dim(s.height), dim(s.width)};
-  const memory::dims dst_dims = {dim(n), dim(s.out_channels), dim(s.out_height), dim(s.out_width)};
-  const memory::dims weight_dims =
-      s.groups == 1 ? memory::dims{dim(s.out_channels), dim(s.in_channels), dim(s.kernel), dim(s.kernel)}
-                    : memory::dims{dim(s.groups), dim(s.out_channels / s.groups), dim(s.in_channels / s.groups),
-                                   dim(s.kernel), dim(s.kernel)};
-  const memory::dims strides = {dim(s.stride), dim(s.stride)}, padding = {dim(s.padding), dim(s.padding)};
-  const memory::dims dilation = {dim(s.dilation - 1), dim(s.dilation - 1)};  // oneDNN counts the gaps
-  const memory::desc any_src(src_dims, DataType::f32, Tag::any), any_dst(dst_dims, DataType::f32, Tag::any);
-  const memory::desc any_weights(weight_dims, DataType::f32, Tag::any);
+  const OneDnnConvDims d = onednn_conv_dims(s, n);
+  const memory::dims &strides = d.strides, &padding = d.padding, &dilation = d.dilation;
+  const memory::desc any_src(d.src, DataType::f32, Tag::any), any_dst(d.dst, DataType::f32, Tag::any);
+  const memory::desc any_weights(d.weights, DataType::f32, Tag::any);
   const memory::desc bias_desc({dim(s.out_channels)}, DataType::f32, Tag::x);
   const auto direct = dnnl::algorithm::convolution_direct;
 
@@ -157,9 +153,9 @@ OneDnnConvolution::Kernels::Plan OneDnnConvolution::Kernels::make_plan(const Con
   p.forward = dnnl::convolution_forward(forward_pd);
   p.backward_data = dnnl::convolution_backward_data(data_pd);
   p.backward_weights = dnnl::convolution_backward_weights(weights_pd);
-  p.user_src = memory::desc(src_dims, DataType::f32, Tag::nchw);
-  p.user_dst = memory::desc(dst_dims, DataType::f32, Tag::nchw);
-  p.user_weights = memory::desc(weight_dims, DataType::f32, s.groups == 1 ? Tag::oihw : Tag::goihw);
+  p.user_src = memory::desc(d.src, DataType::f32, Tag::nchw);
+  p.user_dst = memory::desc(d.dst, DataType::f32, Tag::nchw);
+  p.user_weights = memory::desc(d.weights, DataType::f32, d.grouped ? Tag::goihw : Tag::oihw);
   p.src = forward_pd.src_desc();
   p.weights = forward_pd.weights_desc();
   p.dst = forward_pd.dst_desc();
