@@ -14,6 +14,7 @@
 #include "runtime/core/backend.h"
 #include "runtime/core/blas_kernels.h"
 #include "runtime/core/context.h"
+#include "runtime/core/errors.h"
 #include "runtime/core/run_config.h"
 #include "runtime/core/thread_limits.h"
 #include "runtime/data/dataset.h"
@@ -181,10 +182,26 @@ int run_bench_layers(const BenchLayersArgs& args) {
   auto finish = [&device] { device.synchronize(); };
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
-  const StepInfo info{Mode::Train, config.seed, 0, ids.data()};
-  std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, mean of %zu iterations\n",
+  StepInfo info{Mode::Train, config.seed, 0, ids.data()};
+  const bool exact = config.train.reproducible == Reproducibility::BitExact;
+  if (exact) {
+    // As a train.reproducible step computes: exact sums over samples, micro-shard by micro-shard.
+    const std::string layer = model.layer_without_exact_gradients();
+    if (!layer.empty()) {
+      throw UsageError(config.file + ": train.reproducible: layer " + layer +
+                       " cannot sum its gradients exactly (set reproducible: false)");
+    }
+    if (context.device() != DeviceKind::CPU) {
+      throw UsageError(config.file + ": train.reproducible: bit-exact steps run on the CPU backend only (set device: cpu)");
+    }
+    model.use_exact_gradients();
+    info.summation = Summation::Exact;
+    info.micro_shard = config.train.micro_shard;
+  }
+  std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, %s, mean of %zu iterations\n",
               args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
-              context.describe_precision().c_str(), args.iterations);
+              context.describe_precision().c_str(),
+              exact ? "exact sums (train.reproducible)" : "float sums", args.iterations);
   if (context.device() == DeviceKind::CPU) std::printf("OpenBLAS core: %s\n", describe_this_blas_core().c_str());
   std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "#", "layer", "type", "output", "forward ms",
               "backward ms", "fwd", "bwd", "fwd", "bwd");

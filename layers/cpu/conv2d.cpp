@@ -69,10 +69,17 @@ class CpuConv2d final : public Conv2dLayer {
             options_.padding, options_.dilation, options_.groups, out_height_,           out_width_};
   }
   // Whether this step runs oneDNN over the batch: it is there, and the step does not sum exactly
-  // (an exact step runs oneDNN's single-sample kernels).
+  // (an exact step runs oneDNN's micro-shard kernels).
   bool runs_onednn(const StepInfo& step) const { return onednn_ && step.summation != Summation::Exact; }
-  // Summation::Exact on oneDNN: each sample through the single-sample forward, samples over threads.
-  void forward_single_samples(const Tensor& x, Tensor& y, size_t n);
+  // Summation::Exact: the samples one unit of work takes alone, on one thread: a micro-shard on
+  // oneDNN in a training step (a single sample in evaluation, whose batches need not start on
+  // micro-shard boundaries), a single sample on im2col.
+  size_t exact_unit(const StepInfo& step, size_t n) const {
+    if (!onednn_ || step.mode != Mode::Train) return 1;
+    return std::max<size_t>(1, std::min(step.micro_shard ? step.micro_shard : n, n));
+  }
+  // Summation::Exact on oneDNN: units of `unit` samples through the micro-shard forward, units over threads.
+  void forward_shards(const Tensor& x, Tensor& y, size_t n, size_t unit);
   // Floats of the padded copy unfold needs: none where it reads x directly.
   size_t padded_floats() const {
     return geometry_.padding == 0 || geometry_.is_same_size() ? 0 : geometry_.padded_size();
@@ -87,16 +94,17 @@ class CpuConv2d final : public Conv2dLayer {
                        float* db) const;
   // The gradients bound to the layer = the sum of the first `threads` per-thread partial gradients.
   void sum_partial_gradients(size_t threads);
-  // Summation::Exact: each sample's weight and bias gradients, computed alone, are added exactly to
-  // the thread's exact sums, so neither the thread nor the worker a sample lands on changes the bits.
-  void backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx);
+  // Summation::Exact: the weight and bias gradients of each unit (exact_unit: a micro-shard on
+  // oneDNN, a sample on im2col), computed alone, are added exactly to the thread's exact sums, so
+  // neither the thread nor the worker a unit lands on changes the bits.
+  void backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t unit);
 
   ConvGeometry geometry_;          // of one channel group: C / groups input channels
   PerThreadBuffers columns_;       // per thread: (C / groups * K * K, Ho * Wo) column matrix, reused for dcol
   PerThreadBuffers padded_;        // per thread: (C / groups, H + 2p, W + 2p) zero-bordered copy of one group
   PerThreadBuffers weight_grads_;  // per thread: (Cout, C / groups * K * K) weight gradient, then (Cout) bias
                                    // (Summation::Exact: kSampleGroup such rows)
-  // Summation::Exact: samples whose float gradients a thread holds before adding them exactly.
+  // Summation::Exact: units whose float gradients a thread holds before adding them exactly.
   static constexpr size_t kSampleGroup = 8;
   std::vector<ExactSums> exact_partials_;  // per thread, with Summation::Exact: weight then bias gradients
   std::unique_ptr<Int8Convolution> int8_;  // after use_int8: the int8 forward
@@ -129,7 +137,7 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
     return;
   }
   if (onednn_) {
-    forward_single_samples(x, y, n);
+    forward_shards(x, y, n, exact_unit(step, n));
     return;
   }
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
@@ -169,15 +177,18 @@ void CpuConv2d::forward(const Tensor& x, Tensor& y, const StepInfo& step) {
   }
 }
 
-void CpuConv2d::forward_single_samples(const Tensor& x, Tensor& y, size_t n) {
+void CpuConv2d::forward_shards(const Tensor& x, Tensor& y, size_t n, size_t unit) {
   const size_t in_size = num_elements(input_shape_), out_size = num_elements(output_shape_);
-  const float* w = params_.at(0).data();
   const float* b = has_bias() ? params_.at(1).data() : nullptr;
   const float* xs = x.data();
   float* ys = y.data();
-  onednn_->prepare_single(w);
+  const size_t units = (n + unit - 1) / unit;
+  onednn_->prepare_shards(params_.at(0).data(), unit, n - (units - 1) * unit);
 #pragma omp parallel for schedule(static)
-  for (size_t s = 0; s < n; ++s) onednn_->forward_single(xs + s * in_size, b, ys + s * out_size);
+  for (size_t u = 0; u < units; ++u) {
+    const size_t s = u * unit;
+    onednn_->forward_shard(xs + s * in_size, std::min(unit, n - s), b, ys + s * out_size);
+  }
 }
 
 void CpuConv2d::backward_sample(const float* xn, const float* dyn, float* dxn, float* col, float* padded, float* dw,
@@ -238,7 +249,7 @@ void CpuConv2d::sum_partial_gradients(size_t threads) {
   }
 }
 
-void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
+void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t unit) {
   const size_t n = x.dim(0);
   const size_t cout = options_.out_channels, rows = geometry_.col_rows(), pixels = geometry_.col_cols();
   const size_t in_size = num_elements(input_shape_), out_size = cout * pixels;
@@ -249,7 +260,8 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
   padded_.reserve(threads, padded_size);
   weight_grads_.reserve(threads, kSampleGroup * stride);
   while (exact_partials_.size() < threads) exact_partials_.emplace_back(total);
-  if (onednn_) onednn_->prepare_single(params_.at(0).data());
+  const size_t units = (n + unit - 1) / unit;
+  if (onednn_) onednn_->prepare_shards(params_.at(0).data(), unit, n - (units - 1) * unit);
   const float* xs = x.data();
   const float* dys = dy.data();
   float* dxs = dx ? dx->data() : nullptr;
@@ -271,13 +283,15 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
       held = 0;
     };
 #pragma omp for schedule(static) nowait
-    for (size_t s = 0; s < n; ++s) {
+    for (size_t u = 0; u < units; ++u) {
+      const size_t s = u * unit;
       float* dw = group + held * stride;
-      std::fill(dw, dw + stride, 0.0f);
       float* dxn = dxs ? dxs + s * in_size : nullptr;
-      if (onednn_) {
-        onednn_->backward_single(xs + s * in_size, dys + s * out_size, dxn, dw, has_bias() ? dw + wsize : nullptr);
-      } else {
+      if (onednn_) {  // writes the unit's gradients
+        onednn_->backward_shard(xs + s * in_size, dys + s * out_size, std::min(unit, n - s), dxn, dw,
+                                has_bias() ? dw + wsize : nullptr);
+      } else {  // adds the sample's
+        std::fill(dw, dw + stride, 0.0f);
         backward_sample(xs + s * in_size, dys + s * out_size, dxn, col, padded, dw, dw + wsize);
       }
       if (++held == kSampleGroup) add_held();
@@ -300,7 +314,7 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx) {
 void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) {
   const size_t n = check_backward_shapes(*this, x, y, dy, dx);
   if (step.summation == Summation::Exact) {
-    backward_exact(x, dy, dx);
+    backward_exact(x, dy, dx, exact_unit(step, n));
     return;
   }
   if (runs_onednn(step)) {

@@ -52,7 +52,7 @@ bool is_direct_kernel(const std::string& name) {
 namespace {
 
 // One CPU engine for every layer; each thread queues its work on a stream of its own, so that
-// threads may run single-sample kernels at once (train.reproducible).
+// threads may run micro-shard kernels at once (train.reproducible).
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -84,11 +84,17 @@ struct OneDnnConvolution::Kernels {
   Tensor kept;
   const float* kept_from = nullptr;
   size_t kept_batch = 0;
-  // prepare_single's plan: one sample, made while OpenMP allowed one thread; and the weights in its
-  // forward and backward-data layouts, reordered once per pass instead of once per sample.
-  std::unique_ptr<Plan> single;
-  Tensor single_weights, single_data_weights;
+  // prepare_shards' plans by micro-shard size, each made while OpenMP allowed one thread, with the
+  // weights in its forward and backward-data layouts, reordered once per pass instead of once per call.
+  struct ShardPlan {
+    Plan plan;
+    Tensor weights_copy, data_weights_copy;
+    const float* weights = nullptr;
+    const float* data_weights = nullptr;
+  };
+  std::map<size_t, ShardPlan> shards;
 
+  const ShardPlan& shard_plan(size_t n) const;
   Plan& plan(const ConvShape& s, bool bias, size_t n);
   static Plan make_plan(const ConvShape& s, bool bias, size_t n);
   // `user` (desc, ptr) as `want`: the user's memory where the layouts agree, else a reordered copy
@@ -293,39 +299,53 @@ void OneDnnConvolution::backward(const float* x, const float* dy, size_t n, cons
   Kernels::run_backward(p, shape_, bias_, x, dy, weight, dx, dweight, dbias, kept ? k.kept.data() : nullptr);
 }
 
-void OneDnnConvolution::prepare_single(const float* weight) {
+void OneDnnConvolution::prepare_shards(const float* weight, size_t size, size_t last) {
   Kernels& k = *kernels_;
-  if (!k.single) {
-    // Made while OpenMP offers one thread, oneDNN plans the work for one thread.
-    const int threads = omp_get_max_threads();
-    omp_set_num_threads(1);
-    try {
-      k.single = std::make_unique<Kernels::Plan>(Kernels::make_plan(shape_, bias_, 1));
-    } catch (...) {
+  // Training meets one or two micro-shard sizes; evaluation one more (single samples).
+  if (k.shards.size() + 2 > kMaxPlans) k.shards.clear();
+  for (const size_t n : {size, last}) {
+    if (n == 0) continue;
+    auto found = k.shards.find(n);
+    if (found == k.shards.end()) {
+      // Made while OpenMP offers one thread, oneDNN plans the work for one thread.
+      const int threads = omp_get_max_threads();
+      omp_set_num_threads(1);
+      try {
+        Kernels::ShardPlan made;
+        made.plan = Kernels::make_plan(shape_, bias_, n);
+        found = k.shards.emplace(n, std::move(made)).first;
+      } catch (...) {
+        omp_set_num_threads(threads);
+        throw;
+      }
       omp_set_num_threads(threads);
-      throw;
     }
-    omp_set_num_threads(threads);
+    Kernels::ShardPlan& sp = found->second;
+    sp.weights = Kernels::reorder_weights(sp.plan.weights, sp.plan.user_weights, weight, sp.weights_copy);
+    sp.data_weights =
+        Kernels::reorder_weights(sp.plan.data_weights, sp.plan.user_weights, weight, sp.data_weights_copy);
   }
-  const Kernels::Plan& p = *k.single;
-  single_weights_ = Kernels::reorder_weights(p.weights, p.user_weights, weight, k.single_weights);
-  single_data_weights_ = Kernels::reorder_weights(p.data_weights, p.user_weights, weight, k.single_data_weights);
 }
 
-void OneDnnConvolution::check_single() const {
-  if (!kernels_->single) throw ShapeError("oneDNN convolution: single-sample kernels used before prepare_single");
+const OneDnnConvolution::Kernels::ShardPlan& OneDnnConvolution::Kernels::shard_plan(size_t n) const {
+  const auto found = shards.find(n);
+  if (found == shards.end() || !found->second.weights) {
+    throw ShapeError("oneDNN convolution: no micro-shard kernels for " + std::to_string(n) +
+                     " samples (prepare_shards did not plan that size)");
+  }
+  return found->second;
 }
 
-void OneDnnConvolution::forward_single(const float* x, const float* bias, float* y) const {
-  check_single();
-  Kernels::run_forward(*kernels_->single, shape_, bias_, x, single_weights_, bias, y, nullptr, single_weights_);
+void OneDnnConvolution::forward_shard(const float* x, size_t n, const float* bias, float* y) const {
+  const Kernels::ShardPlan& sp = kernels_->shard_plan(n);
+  Kernels::run_forward(sp.plan, shape_, bias_, x, sp.weights, bias, y, nullptr, sp.weights);
 }
 
-void OneDnnConvolution::backward_single(const float* x, const float* dy, float* dx, float* dweight,
-                                        float* dbias) const {
-  check_single();
-  Kernels::run_backward(*kernels_->single, shape_, bias_, x, dy, single_data_weights_, dx, dweight, dbias, nullptr,
-                        single_data_weights_);
+void OneDnnConvolution::backward_shard(const float* x, const float* dy, size_t n, float* dx, float* dweight,
+                                       float* dbias) const {
+  const Kernels::ShardPlan& sp = kernels_->shard_plan(n);
+  Kernels::run_backward(sp.plan, shape_, bias_, x, dy, sp.data_weights, dx, dweight, dbias, nullptr,
+                        sp.data_weights);
 }
 
 std::string OneDnnConvolution::implementation() const { return "oneDNN " + kernels_->name; }
@@ -347,21 +367,19 @@ void OneDnnConvolution::backward(const float*, const float*, size_t, const float
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
-void OneDnnConvolution::prepare_single(const float*) {
+void OneDnnConvolution::prepare_shards(const float*, size_t, size_t) {
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
-void OneDnnConvolution::forward_single(const float*, const float*, float*) const {
+void OneDnnConvolution::forward_shard(const float*, size_t, const float*, float*) const {
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
-void OneDnnConvolution::backward_single(const float*, const float*, float*, float*, float*) const {
+void OneDnnConvolution::backward_shard(const float*, const float*, size_t, float*, float*, float*) const {
   throw ShapeError("oneDNN convolution: this build has no oneDNN");
 }
 
 std::string OneDnnConvolution::implementation() const { return "none"; }
-
-void OneDnnConvolution::check_single() const {}
 
 #endif
 

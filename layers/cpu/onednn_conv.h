@@ -33,15 +33,19 @@ class OneDnnConvolution {
   void backward(const float* x, const float* dy, size_t n, const float* weight, float* dx, float* dweight,
                 float* dbias);
 
-  // Single-sample kernels, for train.reproducible: one sample per call on the calling thread alone
-  // (several threads may call them at once; inside an OpenMP parallel region oneDNN runs
-  // sequentially), so that a sample's output and gradients are the same bits whichever thread,
-  // batch or worker computes them. prepare_single, outside any parallel region, makes them (once)
-  // and takes `weight` for the calls that follow, until it is called again: once per pass.
-  void prepare_single(const float* weight);
-  void forward_single(const float* x, const float* bias, float* y) const;
-  // Writes dweight and dbias (this sample's alone) and, unless it is null, dx.
-  void backward_single(const float* x, const float* dy, float* dx, float* dweight, float* dbias) const;
+  // Micro-shard kernels, for train.reproducible: each call computes one micro-shard of n samples on
+  // the calling thread alone (several threads may call them at once; inside an OpenMP parallel region
+  // oneDNN runs sequentially), with primitives made for n samples and one thread, so that a
+  // micro-shard's outputs and summed gradients are the same bits whichever thread, batch or worker
+  // computes it. prepare_shards, outside any parallel region, makes them (once) for micro-shards of
+  // `size` and of `last` samples (0: none) and takes `weight` for the calls that follow, until it is
+  // called again: once per pass.
+  void prepare_shards(const float* weight, size_t size, size_t last);
+  // y for the n samples of x; n is a size prepare_shards planned.
+  void forward_shard(const float* x, size_t n, const float* bias, float* y) const;
+  // Writes dweight and dbias (summed over the n samples in the kernel's own fixed order) and, unless
+  // it is null, dx.
+  void backward_shard(const float* x, const float* dy, size_t n, float* dx, float* dweight, float* dbias) const;
 
   // "oneDNN jit:avx2" (forward's kernel; the backward ones are named alike), as the layer reports it.
   std::string implementation() const;
@@ -49,14 +53,9 @@ class OneDnnConvolution {
  private:
   struct Kernels;
   OneDnnConvolution(const ConvShape& shape, bool bias);
-  // Throws unless prepare_single ran.
-  void check_single() const;
   ConvShape shape_;
   bool bias_ = true;
-  std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size, and the kept input
-  // prepare_single's weights in the single-sample forward and backward-data layouts.
-  const float* single_weights_ = nullptr;
-  const float* single_data_weights_ = nullptr;
+  std::unique_ptr<Kernels> kernels_;  // oneDNN's primitives by batch size, the micro-shard ones, the kept input
 };
 
 }  // namespace dptrain

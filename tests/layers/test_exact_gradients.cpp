@@ -155,14 +155,18 @@ TEST(ExactGradients, Conv2dWithStrideAndGroupsIsTheSameForAnySplit) {
                {{0, 2, 6}}});
 }
 
-TEST(ExactGradients, Conv2dOnOneDnnIsTheSameForAnySplitAndThreadCount) {
-  // Eight input channels: oneDNN's single-sample kernels where the build has oneDNN, else im2col.
-  check_exact({"{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", {8, 7, 7}, 9, 1, {{0, 4, 9}, {0, 1, 5, 9}}});
+TEST(ExactGradients, Conv2dOnOneDnnIsTheSameForSplitsOnMicroShardBoundaries) {
+  // Eight input channels: oneDNN's micro-shard kernels where the build has oneDNN, else im2col. The
+  // last micro-shard of a batch may be short (9 = 3 + 3 + 3, 7 = 3 + 3 + 1, 5 = 2 + 2 + 1).
+  check_exact({"{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", {8, 7, 7}, 9, 3, {{0, 3, 9}, {0, 3, 6, 9}}});
+  check_exact({"{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", {8, 7, 7}, 7, 3, {{0, 6, 7}, {0, 3, 7}}});
   check_exact({"{type: conv2d, out_channels: 8, kernel: 3, stride: 2, padding: 1, bias: false}",
                {16, 6, 6},
                5,
-               1,
-               {{0, 2, 5}}});
+               2,
+               {{0, 2, 5}, {0, 4, 5}}});
+  // One sample per micro-shard: any split.
+  check_exact({"{type: conv2d, out_channels: 16, kernel: 3, padding: 1}", {8, 7, 7}, 5, 1, {{0, 1, 5}, {0, 2, 3, 5}}});
 }
 
 TEST(ExactGradients, DenseIsTheSameForSplitsOnMicroShardBoundaries) {

@@ -1,10 +1,11 @@
 // conv2d on oneDNN's kernels (CpuConvolution): which layers take them, that they agree with the
-// im2col + BLAS reference across batch sizes, and that an exact step computes each sample alone
+// im2col + BLAS reference across batch sizes, and that an exact step computes each micro-shard alone
 // (the exact gradients are in test_exact_gradients.cpp); the shapes and gradients of every geometry are in
 // test_conv2d.cpp, which runs each case with both kernels.
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -88,30 +89,48 @@ TEST(OneDnnConv2d, AgreesWithIm2colWhenTheBatchSizeChanges) {
   }
 }
 
-TEST(OneDnnConv2d, ReproducibleStepsComputeEachSampleAlone) {
+// The forward of `layer` over samples [first, first + count) of x alone, as a worker holding only
+// them computes it.
+Tensor forward_alone(Layer& layer, const Tensor& x, size_t first, size_t count, const StepInfo& step) {
+  const size_t in_size = num_elements(layer.input_shape());
+  const Tensor part = Tensor::view(const_cast<float*>(x.data()) + first * in_size, batch_shape(count, layer.input_shape()));
+  Tensor y(batch_shape(count, layer.output_shape()));
+  layer.forward(part, y, step);
+  return y;
+}
+
+TEST(OneDnnConv2d, ReproducibleStepsComputeEachMicroShardAlone) {
   SKIP_WITHOUT_ONEDNN();
   Pair p = make_pair("{type: conv2d, out_channels: 8, kernel: 3, padding: 1}", {16, 6, 6});
-  const size_t n = 5, out_size = num_elements(p.onednn->output_shape());
+  const size_t n = 5, shard = 2, out_size = num_elements(p.onednn->output_shape());
   const Tensor x = random_tensor(batch_shape(n, p.onednn->input_shape()), 7);
-  Tensor batch(batch_shape(n, p.onednn->output_shape())), one_thread(batch.shape()), im2col(batch.shape());
-  StepInfo exact;
-  exact.summation = Summation::Exact;
-  p.onednn->forward(x, batch, exact);
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  p.onednn->forward(x, one_thread, exact);
-  omp_set_num_threads(threads);
-  EXPECT_EQ(std::memcmp(batch.data(), one_thread.data(), batch.size_bytes()), 0) << "the thread count changed the bits";
-  // Each sample alone, as a worker holding only it computes it.
-  for (size_t s = 0; s < n; ++s) {
-    const Tensor xs = Tensor::view(const_cast<float*>(x.data()) + s * num_elements(p.onednn->input_shape()),
-                                   batch_shape(1, p.onednn->input_shape()));
-    Tensor ys(batch_shape(1, p.onednn->output_shape()));
-    p.onednn->forward(xs, ys, exact);
-    EXPECT_EQ(std::memcmp(ys.data(), batch.data() + s * out_size, ys.size_bytes()), 0) << "sample " << s;
+  StepInfo train;
+  train.summation = Summation::Exact;
+  train.micro_shard = shard;
+  StepInfo eval = train;
+  eval.mode = Mode::Eval;
+  for (const StepInfo& step : {train, eval}) {
+    const bool training = step.mode == Mode::Train;
+    SCOPED_TRACE(training ? "training step" : "evaluation");
+    const Tensor batch = forward_alone(*p.onednn, x, 0, n, step);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const Tensor one_thread = forward_alone(*p.onednn, x, 0, n, step);
+    omp_set_num_threads(threads);
+    EXPECT_EQ(std::memcmp(batch.data(), one_thread.data(), batch.size_bytes()), 0) << "the thread count changed the bits";
+    // A training step's micro-shards [0, 2), [2, 4), [4, 5) alone; in evaluation, each sample alone
+    // (its batches need not start on micro-shard boundaries).
+    const size_t unit = training ? shard : 1;
+    for (size_t first = 0; first < n; first += unit) {
+      const size_t count = std::min(unit, n - first);
+      const Tensor alone = forward_alone(*p.onednn, x, first, count, step);
+      EXPECT_EQ(std::memcmp(alone.data(), batch.data() + first * out_size, alone.size_bytes()), 0)
+          << "samples " << first << " to " << first + count;
+    }
+    Tensor im2col(batch.shape());
+    p.im2col->forward(x, im2col, step);
+    expect_near_all(batch, to_doubles(im2col), 1e-4, "y");
   }
-  p.im2col->forward(x, im2col, exact);
-  expect_near_all(batch, to_doubles(im2col), 1e-4, "y");
 }
 
 }  // namespace
