@@ -194,8 +194,13 @@ std::string collective_timeout(const std::string& what, Deadline deadline, size_
                    "rank is not known: set comm.heartbeat_seconds (e.g. 10) to have a lost rank named within that time";
 }
 
-// Polls `request` until it completes or `deadline` passes. Spins briefly (a peer is usually just
-// behind), then sleeps between polls so a waiting worker leaves the CPU to those still computing.
+// Between two polls of an unfinished request: nothing for the first polls (a peer is usually just
+// behind), then a sleep, so that a waiting thread leaves the CPU to the threads still computing.
+void pause_after_poll(size_t polls) {
+  if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
+}
+
+// Polls `request` until it completes or `deadline` passes.
 void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what,
                   const PeerMonitor* monitor) {
   const auto start = Clock::now();
@@ -206,7 +211,7 @@ void wait_request(MPI_Request* request, Deadline deadline, size_t world, const s
     if (done) return;
     if (monitor && monitor->any_lost()) monitor->check(what);
     if (Clock::now() >= limit) throw CommError(collective_timeout(what, deadline, world, monitor));
-    if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
+    pause_after_poll(polls);
   }
 }
 
@@ -275,7 +280,7 @@ MpiCommunicator::~MpiCommunicator() {
     }
     queue_->wake.notify_all();
     if (stuck) {
-      // Inside MPI_Allreduce with a peer that never arrived: only MPI_Abort or exit ends it.
+      // Inside an all-reduce (or its barrier) with a peer that never arrived: only MPI_Abort or exit ends it.
       collective_thread_.detach();
       return;
     }
@@ -309,6 +314,18 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
     try {
       for (size_t first = 0; first < task->count; first += kMaxCount) {
         const int n = static_cast<int>(std::min(kMaxCount, task->count - first));
+        // Every peer arrives first (a barrier, polled with pauses), then the blocking all-reduce runs
+        // at the speed of MPI's tuned algorithms. MPI_Allreduce alone would spin on a core until
+        // the slowest peer arrived, and on a worker whose threads fill its cores that spinning
+        // slows the backward pass it waits for. The waiter holds the deadline.
+        MPI_Request arrived;
+        DPTRAIN_MPI_CHECK(MPI_Ibarrier(queue->comm, &arrived));
+        for (size_t polls = 0;; ++polls) {
+          int done = 0;
+          DPTRAIN_MPI_CHECK(MPI_Test(&arrived, &done, MPI_STATUS_IGNORE));
+          if (done) break;
+          pause_after_poll(polls);
+        }
         DPTRAIN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(task->data) + first * task->bytes, n,
                                         task->type, MPI_SUM, queue->comm));
       }

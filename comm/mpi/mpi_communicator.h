@@ -68,8 +68,10 @@ class MpiRuntime {
 // Asynchronous all-reduces run on a collective thread of the communicator's own, one after
 // another in the order they were started, each as a blocking MPI_Allreduce on a second
 // duplicate: they move on while the caller computes, at the speed of MPI's tuned blocking
-// algorithms. Without MPI_THREAD_MULTIPLE they fall back to MPI_Iallreduce, which advances
-// only when the caller tests or waits.
+// algorithms. Before each, the thread waits for every peer in a barrier that it polls with pauses,
+// so that it does not spin on a core the caller's threads compute on while a peer is still behind.
+// Without MPI_THREAD_MULTIPLE they fall back to MPI_Iallreduce, which advances only when the
+// caller tests or waits.
 //
 // With monitor_peers(), heartbeats (PeerMonitor) tell a dead peer from a slow one: every wait then
 // ends in a PeerLostError naming the lost worker within seconds of its last heartbeat.
@@ -117,12 +119,12 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<CommRequest> start_sum(void* data, size_t count, MPI_Datatype type, size_t bytes,
                                          const std::string& what);
   // What the collective thread shares with the communicator. Shared, so that a thread stuck in
-  // MPI_Allreduce with a dead peer can be left behind without touching freed memory.
+  // an all-reduce with a dead peer can be left behind without touching freed memory.
   struct Queue {
     std::mutex mutex;
     std::condition_variable wake;
     std::deque<std::shared_ptr<Task>> tasks;
-    bool in_mpi = false;  // the thread is inside MPI_Allreduce
+    bool in_mpi = false;  // the thread is inside an all-reduce (or the barrier before it)
     bool stop = false;
     MPI_Comm comm = MPI_COMM_NULL;  // the thread's own duplicate
   };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "runtime/core/kernel_dispatch.h"
@@ -22,6 +23,23 @@ double up(ExactScale scale) { return std::ldexp(1.0, static_cast<int>(scale)); }
 
 // round(y) to the nearest integer (ties to even), for |y| < 2^51; NaN stays NaN.
 inline double round_small(double y) { return (y + kRound) - kRound; }
+
+// An integer v held in a double or an int64, |v| < 2^51, converted exactly the other way: v + 1.5 * 2^52
+// lies in [2^52, 2^53), where doubles are the integers, so its bits are those of 1.5 * 2^52 plus v.
+// Unlike a cast, both vectorize on AVX2, which has no packed conversion between double and int64.
+constexpr int64_t kRoundBits = 0x4338000000000000;  // the bits of kRound
+inline int64_t small_to_int(double v) {
+  const double biased = v + kRound;
+  uint64_t bits;
+  std::memcpy(&bits, &biased, sizeof bits);
+  return static_cast<int64_t>(bits - static_cast<uint64_t>(kRoundBits));
+}
+inline double small_to_double(int64_t v) {
+  const int64_t bits = v + kRoundBits;
+  double biased;
+  std::memcpy(&biased, &bits, sizeof biased);
+  return biased - kRound;
+}
 
 // The (hi, lo) term of d = x * 2^F: hi = round(d / 2^40), lo = round(d - hi * 2^40). Every step is
 // exact: d is a float or double scaled by a power of two, and d - hi * 2^40 has at most 40 bits.
@@ -50,6 +68,38 @@ DPTRAIN_CPU_KERNEL void set_terms(const float* x, double* hi, double* lo, size_t
 DPTRAIN_CPU_KERNEL void round_totals(const double* hi, const double* lo, size_t n, double factor, float* out) {
   // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>((hi[i] * kLimb + lo[i]) * factor);
+}
+
+// out[i] = the total of (hi[i], lo[i]) in units of 2^-F, for i < n (lo carried first, so any lo
+// below 2^51 will do). Returns false when a total is NaN or needs 62 bits or more: its out[i] is 0.
+DPTRAIN_CPU_KERNEL bool integer_totals(const double* hi, const double* lo, size_t n, int64_t* out) {
+  constexpr double kLargestHi = 4194304.0;  // 2^22: hi * 2^40 + lo stays below 2^62
+  int64_t unrepresentable = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double units = round_small(lo[i] * kInvLimb);
+    const double h = hi[i] + units, l = lo[i] - units * kLimb;  // |l| <= 2^39
+    const bool ok = (std::fabs(h) < kLargestHi) & (std::fabs(l) < kLimb);  // false for NaN
+    // In uint64, where any bits wrap without harm; kept only where ok.
+    const uint64_t total = static_cast<uint64_t>(small_to_int(h)) * (uint64_t{1} << 40) +
+                           static_cast<uint64_t>(small_to_int(l));
+    out[i] = static_cast<int64_t>(total & (uint64_t{0} - static_cast<uint64_t>(ok)));
+    unrepresentable |= static_cast<int64_t>(!ok);
+  }
+  return unrepresentable == 0;
+}
+
+// out[i] = totals[i] * factor rounded to float, for i < n: totals[i] rounds once to double (as a cast
+// would), the scaling by a power of two is exact.
+DPTRAIN_CPU_KERNEL void round_integers(const int64_t* totals, size_t n, double factor, float* out) {
+  constexpr int64_t kLow = (int64_t{1} << 32) - 1;
+  constexpr double kHighUnit = 4294967296.0;  // 2^32
+  for (size_t i = 0; i < n; ++i) {
+    // total = high * 2^32 + low with 0 <= low < 2^32: both halves convert exactly, and their sum
+    // rounds once, to the same double as the total itself.
+    const int64_t low = totals[i] & kLow;
+    const int64_t high = (totals[i] - low) / (int64_t{1} << 32);
+    out[i] = static_cast<float>((small_to_double(high) * kHighUnit + small_to_double(low)) * factor);
+  }
 }
 
 }  // namespace
@@ -119,24 +169,21 @@ void to_float(ExactSpan sums, ExactScale scale, float* out) {
 }
 
 bool to_integers(ExactSpan sums, int64_t* out) {
-  constexpr double kLargestHi = 4194304.0;  // 2^22: hi * 2^40 + lo stays below 2^62
   bool representable = true;
-  for (size_t i = 0; i < sums.size; ++i) {
-    if (!(std::fabs(sums.hi[i]) < kLargestHi)) {
+  for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
+    if (!integer_totals(sums.hi + begin, sums.lo + begin, end - begin, out + begin)) {
+#pragma omp atomic write
       representable = false;
-      out[i] = 0;
-      continue;
     }
-    // Both halves hold integers: exact in int64.
-    out[i] = static_cast<int64_t>(sums.hi[i]) * (int64_t{1} << 40) + static_cast<int64_t>(sums.lo[i]);
-  }
+  });
   return representable;
 }
 
 void integers_to_float(const int64_t* totals, size_t n, ExactScale scale, float* out) {
   const double factor = 1.0 / up(scale);
-  // int64 -> double rounds the exact total once; the scaling by a power of two is exact.
-  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(totals[i]) * factor);
+  for_each_thread_share(n, kParallelElements, [&](size_t begin, size_t end) {
+    round_integers(totals + begin, end - begin, factor, out + begin);
+  });
 }
 
 double to_double(double hi, double lo, ExactScale scale) { return (hi * kLimb + lo) / up(scale); }

@@ -66,8 +66,8 @@ TEST(TrainEndToEnd, StartUpLinesNameTheConvolutionKernels) {
   };
   EXPECT_EQ(kernels_line({"cpu_convolution=im2col"}), "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col)");
   EXPECT_EQ(kernels_line({"train.reproducible=true", "cpu_convolution=im2col"}),
-            "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col; one sample at a time, "
-            "train.reproducible)");
+            "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col; train.reproducible: one thread "
+            "per micro-shard on oneDNN, per sample on im2col)");
   if (int8_has_onednn()) {
     const std::string line = kernels_line({});
     EXPECT_EQ(line.rfind("convolution kernels: im2col + BLAS (1 layer), oneDNN ", 0), 0u) << line;

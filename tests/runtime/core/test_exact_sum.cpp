@@ -145,6 +145,42 @@ TEST(ExactSum, IntegerTotalsSummedInAnyOrderRoundLikeTheSums) {
   EXPECT_FALSE(exact::to_integers(big.span(), part_wire.data()));
 }
 
+TEST(ExactSum, IntegerConversionsEqualPlainCastsOverTheWholeRange) {
+  // Enough values for several threads; totals of every size up to 2^62 and both signs, with lo not
+  // yet carried (up to 2^50), as the vectorized conversions must take them.
+  const size_t n = 100000;
+  std::mt19937_64 gen(9);
+  std::uniform_int_distribution<int64_t> hi_units(-(int64_t{1} << 21), (int64_t{1} << 21));
+  std::uniform_int_distribution<int64_t> lo_units(-(int64_t{1} << 50), (int64_t{1} << 50));
+  std::uniform_int_distribution<int> shift(0, 21);
+  std::vector<double> values(2 * n);
+  ExactSpan sums{values.data(), values.data() + n, n};
+  std::vector<int64_t> expected(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int s = shift(gen);
+    sums.hi[i] = static_cast<double>(hi_units(gen) >> s);
+    sums.lo[i] = static_cast<double>(lo_units(gen) >> s);
+    expected[i] = static_cast<int64_t>(sums.hi[i]) * (int64_t{1} << 40) + static_cast<int64_t>(sums.lo[i]);
+  }
+  std::vector<int64_t> wire(n);
+  ASSERT_TRUE(exact::to_integers(sums, wire.data()));
+  EXPECT_EQ(wire, expected);
+  std::vector<float> rounded(n);
+  exact::integers_to_float(wire.data(), n, ExactScale::Gradient, rounded.data());
+  for (size_t i = 0; i < n; ++i) {
+    const float cast = static_cast<float>(static_cast<double>(expected[i]) * std::ldexp(1.0, -48));
+    ASSERT_EQ(bits_of(rounded[i]), bits_of(cast)) << i << ": total " << expected[i];
+  }
+  // One total NaN, one beyond 2^62: not representable, and only those two read as 0.
+  sums.hi[7] = std::numeric_limits<double>::quiet_NaN();
+  sums.hi[70000] = std::ldexp(1.0, 22);
+  EXPECT_FALSE(exact::to_integers(sums, wire.data()));
+  EXPECT_EQ(wire[7], 0);
+  EXPECT_EQ(wire[70000], 0);
+  EXPECT_EQ(wire[8], expected[8]);
+  EXPECT_EQ(wire[69999], expected[69999]);
+}
+
 TEST(ExactSum, DoublesSumExactlyInAnyOrder) {
   std::mt19937 gen(5);
   std::uniform_real_distribution<double> value(-1e6, 1e6);
