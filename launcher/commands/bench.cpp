@@ -94,7 +94,7 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
           args.config.c_str(), batch, world, threads, context.describe_device().c_str(),
           context.describe_precision().c_str(), args.data.c_str(), steps_per_repeat);
     if (context.device() == DeviceKind::CPU) print("OpenBLAS core: %s\n", describe_this_blas_core().c_str());
-    if (config.train.reproducible == Reproducibility::BitExact) {
+    if (run.reproducibility() == Reproducibility::BitExact) {
       print("  train.reproducible: exact sums; %zu bytes of gradients per worker all-reduced per step\n",
             world > 1 ? run.gradient_bytes_per_step() : size_t{0});
     }
@@ -127,7 +127,7 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
             s.train_seconds > 0 ? s.comm_wait_seconds / s.train_seconds : 0.0, s.data_wait_seconds,
             flops_per_image / 1e6, achieved_gflops, json_number(peak_measured, peak_gflops, "%.2f").c_str(),
             json_number(peak_measured, achieved_gflops / peak_gflops, "%.4f").c_str(), rss_mib,
-            config.train.reproducible == Reproducibility::BitExact ? "true" : "false",
+            run.reproducibility() == Reproducibility::BitExact ? "true" : "false",
             world > 1 ? run.gradient_bytes_per_step() : size_t{0}, blas_core_json().c_str());
     } else {
       const double share = 100.0 / std::max(1e-9, s.train_seconds);
@@ -183,7 +183,8 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
   StepInfo info{Mode::Train, config.seed, 0, ids.data()};
-  const bool exact = config.train.reproducible == Reproducibility::BitExact;
+  std::string float_why;
+  const bool exact = resolve_reproducible(config.train.reproducible, model, &float_why) == Reproducibility::BitExact;
   if (exact) {
     // As a train.reproducible step computes: exact sums over samples, micro-shard by micro-shard.
     const std::string layer = model.layer_without_exact_gradients();
@@ -201,7 +202,9 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::printf("bench layers: %s, batch %zu, %zu threads, device %s, precision %s, %s, mean of %zu iterations\n",
               args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
               context.describe_precision().c_str(),
-              exact ? "exact sums (train.reproducible)" : "float sums", args.iterations);
+              exact ? "exact sums (train.reproducible)"
+                    : (float_why.empty() ? std::string("float sums") : "float sums (" + float_why + ")").c_str(),
+              args.iterations);
   if (context.device() == DeviceKind::CPU) std::printf("OpenBLAS core: %s\n", describe_this_blas_core().c_str());
   std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "#", "layer", "type", "output", "forward ms",
               "backward ms", "fwd", "bwd", "fwd", "bwd");

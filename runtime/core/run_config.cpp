@@ -191,6 +191,17 @@ void read_top_level(ConfigMap& top, const ConfigSource& source, RunConfig& cfg) 
   }
 }
 
+// train.reproducible: auto (the default), or true or false in any spelling YAML gives them.
+Reproducibility read_reproducible(ConfigMap& train) {
+  const std::string text = train.get_string("reproducible", std::string("auto"));
+  if (text == "auto") return Reproducibility::Auto;
+  bool value = false;
+  if (!YAML::convert<bool>::decode(YAML::Node(text), value)) {
+    train.fail("reproducible", "expected auto, true or false, got '" + text + "'");
+  }
+  return value ? Reproducibility::BitExact : Reproducibility::Approximate;
+}
+
 TrainSettings read_train(ConfigMap train) {
   TrainSettings t;
   t.batch_size = train.get_count("batch_size", std::nullopt, CountRange{1, kManyItems, "samples"});
@@ -198,7 +209,7 @@ TrainSettings read_train(ConfigMap train) {
   t.drop_last = train.get_bool("drop_last", false) ? DropLast::Yes : DropLast::No;
   t.eval_batch_size = train.get_count("eval_batch_size", 1000, CountRange{1, kManyItems, "samples"});
   t.progress_seconds = train.get_number("progress_seconds", 10.0, seconds_range());
-  t.reproducible = train.get_bool("reproducible", false) ? Reproducibility::BitExact : Reproducibility::Approximate;
+  t.reproducible = read_reproducible(train);
   t.micro_shard = train.get_count("micro_shard", 16, CountRange{1, kManyItems, "samples"});
   t.metrics_every_steps = train.get_count("metrics_every_steps", 0, CountRange{1, kManyItems, "steps", ZeroIs::Off});
   train.finish();

@@ -22,8 +22,10 @@ enum class DropLast { No, Yes };
 // The `train:` section.
 // Whether a run's parameters are bit-identical for any number of workers and threads
 // (`train.reproducible`, docs/reproducibility.md): sums over samples in exact arithmetic (BitExact),
-// or in float in whatever order the split gives (Approximate: equal up to rounding).
-enum class Reproducibility { Approximate, BitExact };
+// or in float in whatever order the split gives (Approximate: equal up to rounding). Auto, the
+// default, is BitExact where the run can be (the CPU backend, every layer able to sum exactly) and
+// Approximate elsewhere; the trainer decides once the model is built (resolve_reproducible).
+enum class Reproducibility { Auto, Approximate, BitExact };
 
 struct TrainSettings {
   size_t batch_size = 128;       // global batch, shared by all workers
@@ -31,7 +33,7 @@ struct TrainSettings {
   DropLast drop_last = DropLast::No;   // train on or drop the last, smaller global batch
   size_t eval_batch_size = 1000;
   double progress_seconds = 10;  // period of plain progress lines when stdout is not a terminal
-  Reproducibility reproducible = Reproducibility::Approximate;
+  Reproducibility reproducible = Reproducibility::Auto;
   size_t micro_shard = 16;       // with reproducible: samples per micro-shard, the unit workers split batches in
   size_t metrics_every_steps = 0;  // a "step" metrics record every this many global steps; 0: none
   std::shared_ptr<const ConfigMap> section;  // the section as read, for errors naming its keys

@@ -425,6 +425,21 @@ std::string Model::layer_without_exact_gradients() const {
   return "";
 }
 
+Reproducibility resolve_reproducible(Reproducibility asked, const Model& model, std::string* why) {
+  if (asked != Reproducibility::Auto) return asked;
+  std::string reason;
+  if (model.device() != DeviceKind::CPU) {
+    reason = "bit-exact sums run on the CPU backend only, and this run's device is " +
+             std::string(to_string(model.device()));
+  } else {
+    const std::string layer = model.layer_without_exact_gradients();
+    if (!layer.empty()) reason = "layer " + layer + " cannot sum its gradients exactly";
+  }
+  if (reason.empty()) return Reproducibility::BitExact;
+  if (why) *why = reason;
+  return Reproducibility::Approximate;
+}
+
 void Model::use_exact_gradients() {
   exact_grads_ = ExactSums(params_.num_elements());
   const ExactSpan all = exact_grads_.span();

@@ -11,6 +11,7 @@
 #include "layers/layer.h"
 #include "runtime/core/backend.h"
 #include "runtime/core/config_map.h"
+#include "runtime/core/run_config.h"
 #include "runtime/core/tensor.h"
 #include "runtime/train/blocks.h"
 
@@ -209,5 +210,10 @@ class Model {
   std::vector<std::vector<Tensor>> conversions_;     // per layer, per converted input: its copy in the layer's type
   Timeline* timeline_ = nullptr;
 };
+
+// train.reproducible for a run of `model`: BitExact and Approximate as asked; Auto becomes BitExact
+// where the model can sum exactly (the CPU backend, every layer able to), else Approximate, with
+// the reason in `why` (left as it is otherwise).
+Reproducibility resolve_reproducible(Reproducibility asked, const Model& model, std::string* why = nullptr);
 
 }  // namespace dptrain

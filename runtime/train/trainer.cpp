@@ -115,6 +115,8 @@ Trainer::Trainer(RunConfig& config, Communicator& comm, TrainerOptions options)
   }
   report_.open_metrics(options_.metrics_path);
   model_->set_timeline(options_.timeline);
+  reproducible_auto_ = config_.train.reproducible == Reproducibility::Auto;
+  config_.train.reproducible = resolve_reproducible(config_.train.reproducible, *model_, &reproducible_why_not_);
   if (config_.train.reproducible == Reproducibility::BitExact) set_up_reproducible();
   if (config_.prune.enabled) {
     if (model_->device() != DeviceKind::CPU) {

@@ -152,6 +152,8 @@ class Trainer final : private ElasticHost {
   uint64_t last_finite_loss_step_ = 0;  // global step of the newest loss read back finite
   std::unique_ptr<Pruner> pruner_;  // prune: which weights are held at zero; null without pruning
   std::unique_ptr<GradientReducer> exact_reducer_;  // train.reproducible: of the exact gradient sums
+  bool reproducible_auto_ = false;   // train.reproducible was auto (now resolved in config_)
+  std::string reproducible_why_not_;  // with auto resolved to float sums: why
   std::vector<int64_t> exact_wire_;    // the trained exact sums as integers, as they travel
   bool exact_unrepresentable_ = false;  // a total of this step could not be sent (NaN, or too large)
 };

@@ -29,7 +29,8 @@ std::string Trainer::describe() const {
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "
       << config_.train.epochs << " epochs";
   const bool reproducible = config_.train.reproducible == Reproducibility::BitExact;
-  if (reproducible) out << "\n" << describe_reproducible();
+  const std::string reproducibility = describe_reproducible();
+  if (!reproducibility.empty()) out << "\n" << reproducibility;
   if (pruner_) out << "\n" << pruner_->describe();
   if (comm_->size() > 1 && !reproducible) {
     const auto& buckets = reducer_->buckets();

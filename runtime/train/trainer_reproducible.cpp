@@ -34,11 +34,20 @@ void Trainer::set_up_reproducible() {
 
 std::string Trainer::describe_reproducible() const {
   std::ostringstream out;
+  if (config_.train.reproducible != Reproducibility::BitExact) {
+    // Only auto says anything here: it chose float sums, and the run should know why.
+    if (reproducible_auto_) {
+      out << "reproducible: float sums, the same across worker counts up to rounding (train.reproducible: auto; "
+          << reproducible_why_not_ << ")";
+    }
+    return out.str();
+  }
   const size_t batch = config_.train.batch_size, shard = config_.train.micro_shard;
   const size_t shards = (batch + shard - 1) / shard, world = comm_->size();
   out << "reproducible: bit-exact sums over samples; each global batch is cut into " << shards << " micro-shard"
       << (shards == 1 ? "" : "s") << " of " << shard << " samples that workers take whole; gradients travel as exact "
-      << "sums (" << sizeof(int64_t) << " bytes per parameter), bucket by bucket during the backward pass";
+      << "sums (" << sizeof(int64_t) << " bytes per parameter), bucket by bucket during the backward pass"
+      << (reproducible_auto_ ? " (train.reproducible: auto)" : "");
   if (shards < world) {
     out << "\nwarning: " << world - shards << " of " << world << " workers get no micro-shard of a global batch of "
         << batch << ": lower train.micro_shard to at most " << std::max<size_t>(1, batch / world);

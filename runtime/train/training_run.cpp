@@ -44,9 +44,11 @@ const Context& TrainingRun::context() const { return trainer_->context(); }
 
 LayerWork TrainingRun::training_work() const { return trainer_->model().training_work(); }
 
+Reproducibility TrainingRun::reproducibility() const { return trainer_->config().train.reproducible; }
+
 size_t TrainingRun::gradient_bytes_per_step() const {
   const auto [begin, end] = trainer_->model().trained_range();
-  const bool exact = trainer_->config().train.reproducible == Reproducibility::BitExact;
+  const bool exact = reproducibility() == Reproducibility::BitExact;
   return (end - begin) * (exact ? sizeof(int64_t) : sizeof(float));
 }
 

@@ -58,6 +58,8 @@ class TrainingRun {
   LayerWork training_work() const;
   // Bytes of gradients each worker all-reduces per step (train.reproducible: exact sums, 8 per parameter).
   size_t gradient_bytes_per_step() const;
+  // train.reproducible as the run resolved it (never Auto): BitExact or Approximate.
+  Reproducibility reproducibility() const;
   ElasticHost& elastic_host();
 
  private:

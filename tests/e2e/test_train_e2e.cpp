@@ -64,15 +64,47 @@ TEST(TrainEndToEnd, StartUpLinesNameTheConvolutionKernels) {
     const size_t at = text.find("convolution kernels: ");
     return at == std::string::npos ? text : text.substr(at, text.find('\n', at) - at);
   };
-  EXPECT_EQ(kernels_line({"cpu_convolution=im2col"}), "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col)");
+  EXPECT_EQ(kernels_line({"cpu_convolution=im2col", "train.reproducible=false"}),
+            "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col)");
   EXPECT_EQ(kernels_line({"train.reproducible=true", "cpu_convolution=im2col"}),
             "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col; train.reproducible: one thread "
             "per micro-shard on oneDNN, per sample on im2col)");
   if (int8_has_onednn()) {
-    const std::string line = kernels_line({});
+    const std::string line = kernels_line({"train.reproducible=false"});
     EXPECT_EQ(line.rfind("convolution kernels: im2col + BLAS (1 layer), oneDNN ", 0), 0u) << line;
     EXPECT_NE(line.find("(1 layer) (cpu_convolution: auto)"), std::string::npos) << line;
   }
+}
+
+TEST(TrainEndToEnd, ReproducibleAutoIsBitExactOnTheCpuAndSaysWhyWhereNot) {
+  // The start-up line on train.reproducible, as the run resolved it.
+  auto reproducible_line = [](std::vector<std::string> sets) {
+    sets.insert(sets.end(), {"device=cpu", "threads=1"});
+    RunConfig config = RunConfig::load(kSmoke, sets);
+    SingleProcessCommunicator comm;
+    TrainerOptions options;
+    options.log = nullptr;
+    const Trainer trainer(config, comm, options);
+    const std::string text = trainer.describe();
+    const size_t at = text.find("\nreproducible: ");
+    return at == std::string::npos ? std::string() : text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  };
+  // The default on the CPU: bit-exact, and the line says it was auto's choice.
+  const std::string by_default = reproducible_line({});
+  EXPECT_EQ(by_default.rfind("reproducible: bit-exact sums over samples", 0), 0u) << by_default;
+  EXPECT_NE(by_default.find("(train.reproducible: auto)"), std::string::npos) << by_default;
+  const std::string asked = reproducible_line({"train.reproducible=true"});
+  EXPECT_EQ(asked.rfind("reproducible: bit-exact", 0), 0u) << asked;
+  EXPECT_EQ(asked.find("auto"), std::string::npos) << asked;
+  EXPECT_EQ(reproducible_line({"train.reproducible=false"}), "");
+  // A layer that cannot sum exactly: auto falls back to float sums and names it; true refuses it.
+  const std::vector<std::string> per_worker = {"model.1.type=batchnorm2d", "model.1.stats=per_worker"};
+  EXPECT_EQ(reproducible_line(per_worker),
+            "reproducible: float sums, the same across worker counts up to rounding (train.reproducible: auto; "
+            "layer 1.batchnorm2d (batchnorm2d) cannot sum its gradients exactly)");
+  std::vector<std::string> refused = per_worker;
+  refused.push_back("train.reproducible=true");
+  EXPECT_THROW(reproducible_line(refused), ConfigError);
 }
 
 TEST(TrainEndToEnd, SameSeedGivesSameParameters) {

@@ -15,7 +15,8 @@
 namespace dptrain::mpi_test {
 
 // A small model with dropout and augmentation (keyed by global sample index) on a synthetic set whose size
-// is not a multiple of the global batch, whose batch does not split evenly over 2 or 3 workers.
+// is not a multiple of the global batch, whose batch does not split evenly over 2 or 3 workers. Float
+// sums (train.reproducible: false): these tests check the float all-reduce path, equal up to rounding.
 inline const std::string kConfig = R"(
 name: invariance
 seed: 11
@@ -25,7 +26,7 @@ data: {type: synthetic, train_samples: 1010, test_samples: 203, shape: [1, 8, 8]
 )" + test_util::kSmallCnnModel + R"(optimizer: {type: sgd, lr: 0.05, momentum: 0.9, weight_decay: 0.0001}
 lr_schedule: {type: cosine, warmup_epochs: 1}
 comm: {bucket_mb: 0.001}
-train: {batch_size: 25, epochs: 3}
+train: {batch_size: 25, epochs: 3, reproducible: false}
 )";
 
 // The ranks [0, workers) of MPI_COMM_WORLD as one communicator; null on the other ranks. Collective.

@@ -1,6 +1,7 @@
 // The `cudnn_deterministic` key: off by default, true asks for deterministic GPU algorithms only,
 // anything but a boolean is an error naming the file, line and key; the CPU accepts it unchanged.
 // The `cpu_convolution` key: auto by default, one of three choices, and it reaches the CPU backend.
+// The `train.reproducible` key: auto by default, or a boolean; anything else names the key.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -68,6 +69,29 @@ TEST(RunConfigCpuConvolution, AnUnknownChoiceNamesTheKeyAndTheChoices) {
     EXPECT_NE(msg.find("demo.yaml:15"), std::string::npos) << msg;
     EXPECT_NE(msg.find("cpu_convolution"), std::string::npos) << msg;
     EXPECT_NE(msg.find("im2col"), std::string::npos) << msg;  // the choices are listed
+  }
+}
+
+TEST(RunConfigReproducible, DefaultsToAutoAndTakesTrueFalseInYamlsSpellings) {
+  EXPECT_EQ(RunConfig::parse(kCpuConfig, "demo.yaml").train.reproducible, Reproducibility::Auto);
+  auto with = [](const std::string& value) {
+    return RunConfig::parse(kCpuConfig, "demo.yaml", {"train.reproducible=" + value}).train.reproducible;
+  };
+  EXPECT_EQ(with("auto"), Reproducibility::Auto);
+  EXPECT_EQ(with("true"), Reproducibility::BitExact);
+  EXPECT_EQ(with("yes"), Reproducibility::BitExact);
+  EXPECT_EQ(with("false"), Reproducibility::Approximate);
+  EXPECT_EQ(with("off"), Reproducibility::Approximate);
+}
+
+TEST(RunConfigReproducible, AnythingElseNamesTheKeyAndTheChoices) {
+  try {
+    RunConfig::parse(kCpuConfig, "demo.yaml", {"train.reproducible=sometimes"});
+    FAIL() << "train.reproducible: sometimes was accepted";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("reproducible"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("expected auto, true or false, got 'sometimes'"), std::string::npos) << msg;
   }
 }
 
