@@ -8,11 +8,14 @@
 # Usage: scripts/bench_vs_pytorch.sh [rounds=5] [batch=128] [threads=2] [model=cnn|resnet20]
 #   cnn: configs/fashion_mnist.yaml; resnet20: configs/resnet20_fashion_mnist.yaml.
 #   STEPS=N sets the timed steps per run (default 50 for cnn, 10 for resnet20).
+#   REPRODUCIBLE=auto|true|false is dptrain's train.reproducible (default false: float sums, as
+#   PyTorch sums; auto, a CPU run's own default, is bit-exact).
 # Needs a built ./build/dptrain and `scripts/install-deps.sh --bench` (python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}; batch=${2:-128}; threads=${3:-2}; model=${4:-cnn}
 bin=${DPTRAIN_BIN:-./build/dptrain}
+reproducible=${REPRODUCIBLE:-false}
 case "$model" in
   cnn) config=configs/fashion_mnist.yaml; steps=${STEPS:-50} ;;
   resnet20) config=configs/resnet20_fashion_mnist.yaml; steps=${STEPS:-10} ;;
@@ -26,11 +29,12 @@ field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 text_field() { sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p"; }
 
 echo "model $model ($config), batch $batch, $threads threads, $steps steps per run, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')," \
-  "OPENBLAS_CORETYPE ${OPENBLAS_CORETYPE:-not set}"
+  "OPENBLAS_CORETYPE ${OPENBLAS_CORETYPE:-not set}, train.reproducible $reproducible"
 dp=(); pt=(); ratios=()
 for ((i = 1; i <= rounds; i++)); do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   d_json=$("$bin" bench train "$config" --set train.batch_size="$batch" --set threads="$threads" \
+             --set train.reproducible="$reproducible" \
              --steps "$steps" --repeats 1 --json)
   d=$(field images_per_sec <<<"$d_json"); share=$(field peak_share <<<"$d_json"); peak=$(field peak_gflops <<<"$d_json")
   core="$(text_field blas_core <<<"$d_json") ($(text_field blas_core_reason <<<"$d_json"))"
