@@ -193,7 +193,8 @@ int run_bench_layers(const BenchLayersArgs& args) {
                        " cannot sum its gradients exactly (set reproducible: false)");
     }
     if (context.device() != DeviceKind::CPU) {
-      throw UsageError(config.file + ": train.reproducible: bit-exact steps run on the CPU backend only (set device: cpu)");
+      throw UsageError(config.file +
+                       ": train.reproducible: bit-exact steps run on the CPU backend only (set device: cpu)");
     }
     model.use_exact_gradients();
     info.summation = Summation::Exact;

@@ -21,7 +21,9 @@ std::string Trainer::describe() const {
   const std::string kernels = model_->kernels();
   if (!kernels.empty()) {
     out << "convolution kernels: " << kernels << " (cpu_convolution: " << to_string(config_.cpu_convolution)
-        << (config_.train.reproducible == Reproducibility::BitExact ? "; train.reproducible: one thread per micro-shard on oneDNN, per sample on im2col" : "")
+        << (config_.train.reproducible == Reproducibility::BitExact
+                ? "; train.reproducible: one thread per micro-shard on oneDNN, per sample on im2col"
+                : "")
         << ")\n";
   }
   if (model_->num_conversions() > 0) out << model_->describe_activation_types() << "\n";

@@ -93,7 +93,8 @@ TEST(OneDnnConv2d, AgreesWithIm2colWhenTheBatchSizeChanges) {
 // them computes it.
 Tensor forward_alone(Layer& layer, const Tensor& x, size_t first, size_t count, const StepInfo& step) {
   const size_t in_size = num_elements(layer.input_shape());
-  const Tensor part = Tensor::view(const_cast<float*>(x.data()) + first * in_size, batch_shape(count, layer.input_shape()));
+  const Tensor part =
+      Tensor::view(const_cast<float*>(x.data()) + first * in_size, batch_shape(count, layer.input_shape()));
   Tensor y(batch_shape(count, layer.output_shape()));
   layer.forward(part, y, step);
   return y;
@@ -117,7 +118,8 @@ TEST(OneDnnConv2d, ReproducibleStepsComputeEachMicroShardAlone) {
     omp_set_num_threads(1);
     const Tensor one_thread = forward_alone(*p.onednn, x, 0, n, step);
     omp_set_num_threads(threads);
-    EXPECT_EQ(std::memcmp(batch.data(), one_thread.data(), batch.size_bytes()), 0) << "the thread count changed the bits";
+    EXPECT_EQ(std::memcmp(batch.data(), one_thread.data(), batch.size_bytes()), 0)
+        << "the thread count changed the bits";
     // A training step's micro-shards [0, 2), [2, 4), [4, 5) alone; in evaluation, each sample alone
     // (its batches need not start on micro-shard boundaries).
     const size_t unit = training ? shard : 1;
