@@ -49,20 +49,27 @@ TEST(TrainEndToEnd, SmallModelLearnsSyntheticData) {
   EXPECT_EQ(trainer.global_step(), 3u * 32u);
 }
 
+// The start-up line of the smoke run (with `sets`, on the CPU, one thread) that begins with `start`;
+// empty when there is none.
+std::string start_up_line(std::vector<std::string> sets, const std::string& start) {
+  sets.insert(sets.end(), {"device=cpu", "threads=1"});
+  RunConfig config = RunConfig::load(kSmoke, sets);
+  SingleProcessCommunicator comm;
+  TrainerOptions options;
+  options.log = nullptr;
+  const Trainer trainer(config, comm, options);
+  const std::string text = "\n" + trainer.describe();
+  const size_t at = text.find("\n" + start);
+  return at == std::string::npos ? std::string() : text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+}
+
 TEST(TrainEndToEnd, StartUpLinesNameTheConvolutionKernels) {
   // The smoke model with a second convolution on 8 channels, which oneDNN takes under auto.
   const std::vector<std::string> second_conv = {"model.2.type=conv2d", "model.2.out_channels=8", "model.2.kernel=3",
-                                                "model.2.padding=1", "device=cpu", "threads=1"};
+                                                "model.2.padding=1"};
   auto kernels_line = [&](std::vector<std::string> sets) {
     sets.insert(sets.end(), second_conv.begin(), second_conv.end());
-    RunConfig config = RunConfig::load(kSmoke, sets);
-    SingleProcessCommunicator comm;
-    TrainerOptions options;
-    options.log = nullptr;
-    const Trainer trainer(config, comm, options);
-    const std::string text = trainer.describe();
-    const size_t at = text.find("convolution kernels: ");
-    return at == std::string::npos ? text : text.substr(at, text.find('\n', at) - at);
+    return start_up_line(sets, "convolution kernels: ");
   };
   EXPECT_EQ(kernels_line({"cpu_convolution=im2col", "train.reproducible=false"}),
             "convolution kernels: im2col + BLAS (2 layers) (cpu_convolution: im2col)");
@@ -78,17 +85,7 @@ TEST(TrainEndToEnd, StartUpLinesNameTheConvolutionKernels) {
 
 TEST(TrainEndToEnd, ReproducibleAutoIsBitExactOnTheCpuAndSaysWhyWhereNot) {
   // The start-up line on train.reproducible, as the run resolved it.
-  auto reproducible_line = [](std::vector<std::string> sets) {
-    sets.insert(sets.end(), {"device=cpu", "threads=1"});
-    RunConfig config = RunConfig::load(kSmoke, sets);
-    SingleProcessCommunicator comm;
-    TrainerOptions options;
-    options.log = nullptr;
-    const Trainer trainer(config, comm, options);
-    const std::string text = trainer.describe();
-    const size_t at = text.find("\nreproducible: ");
-    return at == std::string::npos ? std::string() : text.substr(at + 1, text.find('\n', at + 1) - at - 1);
-  };
+  auto reproducible_line = [](const std::vector<std::string>& sets) { return start_up_line(sets, "reproducible: "); };
   // The default on the CPU: bit-exact, and the line says it was auto's choice.
   const std::string by_default = reproducible_line({});
   EXPECT_EQ(by_default.rfind("reproducible: bit-exact sums over samples", 0), 0u) << by_default;
