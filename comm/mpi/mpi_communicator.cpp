@@ -194,25 +194,28 @@ std::string collective_timeout(const std::string& what, Deadline deadline, size_
                    "rank is not known: set comm.heartbeat_seconds (e.g. 10) to have a lost rank named within that time";
 }
 
-// Between two polls of an unfinished request: nothing for the first polls (a peer is usually just
-// behind), then a sleep, so that a waiting thread leaves the CPU to the threads still computing.
-void pause_after_poll(size_t polls) {
-  if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
+// Polls `request` until it completes, calling `between()` (which may throw) after each poll that
+// found it unfinished. Between polls: nothing at first (a peer is usually just behind), then a
+// sleep, so that a waiting thread leaves the CPU to the threads still computing.
+template <typename Between>
+void poll_until_done(MPI_Request* request, Between between) {
+  for (size_t polls = 0;; ++polls) {
+    int done = 0;
+    DPTRAIN_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    between();
+    if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 20));
+  }
 }
 
 // Polls `request` until it completes or `deadline` passes.
 void wait_request(MPI_Request* request, Deadline deadline, size_t world, const std::string& what,
                   const PeerMonitor* monitor) {
-  const auto start = Clock::now();
-  const auto limit = start + deadline;
-  for (size_t polls = 0;; ++polls) {
-    int done = 0;
-    DPTRAIN_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
-    if (done) return;
+  const auto limit = Clock::now() + deadline;
+  poll_until_done(request, [&] {
     if (monitor && monitor->any_lost()) monitor->check(what);
     if (Clock::now() >= limit) throw CommError(collective_timeout(what, deadline, world, monitor));
-    pause_after_poll(polls);
-  }
+  });
 }
 
 std::string mpi_where() {
@@ -320,12 +323,7 @@ void MpiCommunicator::collective_loop(std::shared_ptr<Queue> queue) {
         // slows the backward pass it waits for. The waiter holds the deadline.
         MPI_Request arrived;
         DPTRAIN_MPI_CHECK(MPI_Ibarrier(queue->comm, &arrived));
-        for (size_t polls = 0;; ++polls) {
-          int done = 0;
-          DPTRAIN_MPI_CHECK(MPI_Test(&arrived, &done, MPI_STATUS_IGNORE));
-          if (done) break;
-          pause_after_poll(polls);
-        }
+        poll_until_done(&arrived, [] {});
         DPTRAIN_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(task->data) + first * task->bytes, n,
                                         task->type, MPI_SUM, queue->comm));
       }

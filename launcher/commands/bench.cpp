@@ -183,19 +183,18 @@ int run_bench_layers(const BenchLayersArgs& args) {
   std::vector<uint64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = i;
   StepInfo info{Mode::Train, config.seed, 0, ids.data()};
-  std::string float_why;
-  const bool exact = resolve_reproducible(config.train.reproducible, model, &float_why) == Reproducibility::BitExact;
+  std::string obstacle;  // what stands in the way of exact sums, if anything
+  const bool exact = resolve_reproducible(config.train.reproducible, model, &obstacle) == Reproducibility::BitExact;
+  // Float sums say why where auto chose them.
+  const std::string float_sums = config.train.reproducible == Reproducibility::Auto && !obstacle.empty()
+                                     ? "float sums (" + obstacle + ")"
+                                     : "float sums";
   if (exact) {
+    if (!obstacle.empty()) {
+      throw UsageError(config.file + ": train.reproducible: " + obstacle + " (set reproducible: false" +
+                       (context.device() != DeviceKind::CPU ? ", or device: cpu)" : ")"));
+    }
     // As a train.reproducible step computes: exact sums over samples, micro-shard by micro-shard.
-    const std::string layer = model.layer_without_exact_gradients();
-    if (!layer.empty()) {
-      throw UsageError(config.file + ": train.reproducible: layer " + layer +
-                       " cannot sum its gradients exactly (set reproducible: false)");
-    }
-    if (context.device() != DeviceKind::CPU) {
-      throw UsageError(config.file +
-                       ": train.reproducible: bit-exact steps run on the CPU backend only (set device: cpu)");
-    }
     model.use_exact_gradients();
     info.summation = Summation::Exact;
     info.micro_shard = config.train.micro_shard;
@@ -204,7 +203,7 @@ int run_bench_layers(const BenchLayersArgs& args) {
               args.config.c_str(), n, context.num_threads(), context.describe_device().c_str(),
               context.describe_precision().c_str(),
               exact ? "exact sums (train.reproducible)"
-                    : (float_why.empty() ? std::string("float sums") : "float sums (" + float_why + ")").c_str(),
+                    : float_sums.c_str(),
               args.iterations);
   if (context.device() == DeviceKind::CPU) std::printf("OpenBLAS core: %s\n", describe_this_blas_core().c_str());
   std::printf("  %-3s %-24s %-18s %-18s %12s %12s %9s %9s %9s %9s\n", "#", "layer", "type", "output", "forward ms",

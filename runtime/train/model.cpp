@@ -426,7 +426,6 @@ std::string Model::layer_without_exact_gradients() const {
 }
 
 Reproducibility resolve_reproducible(Reproducibility asked, const Model& model, std::string* why) {
-  if (asked != Reproducibility::Auto) return asked;
   std::string reason;
   if (model.device() != DeviceKind::CPU) {
     reason = "bit-exact sums run on the CPU backend only, and this run's device is " +
@@ -435,9 +434,9 @@ Reproducibility resolve_reproducible(Reproducibility asked, const Model& model, 
     const std::string layer = model.layer_without_exact_gradients();
     if (!layer.empty()) reason = "layer " + layer + " cannot sum its gradients exactly";
   }
-  if (reason.empty()) return Reproducibility::BitExact;
-  if (why) *why = reason;
-  return Reproducibility::Approximate;
+  if (why && !reason.empty()) *why = reason;
+  if (asked != Reproducibility::Auto) return asked;
+  return reason.empty() ? Reproducibility::BitExact : Reproducibility::Approximate;
 }
 
 void Model::use_exact_gradients() {

@@ -212,8 +212,9 @@ class Model {
 };
 
 // train.reproducible for a run of `model`: BitExact and Approximate as asked; Auto becomes BitExact
-// where the model can sum exactly (the CPU backend, every layer able to), else Approximate, with
-// the reason in `why` (left as it is otherwise).
+// where the model can sum exactly (the CPU backend, every layer able to), else Approximate. `why`
+// receives what stands in the way of exact sums, whatever was asked (left as it is where nothing does),
+// so that a caller asked for BitExact can refuse with it.
 Reproducibility resolve_reproducible(Reproducibility asked, const Model& model, std::string* why = nullptr);
 
 }  // namespace dptrain
