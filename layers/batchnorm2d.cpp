@@ -78,13 +78,40 @@ void BatchNorm2dLayer::sum_over_workers(const StepInfo& step, std::vector<double
 
 namespace {
 
-// Summation::Exact: [hi (2C), lo (2C)(, count)] summed over workers -> the 2C totals (and the count).
+// Summation::Exact: the 2C exact sums cross workers as doubles, each int64 as its high 32 bits (signed)
+// and low 32 bits, which 8192 workers' doubles add without loss: [high (2C), low (2C), invalid(, count)].
+// `invalid` counts the sums out of range, so that no sum of invalid ones can pass for a total.
+size_t exact_wire_size(size_t channels, Pass pass) { return 4 * channels + (pass == Pass::Forward ? 2 : 1); }
+
+std::vector<double> exact_to_wire(const ExactSums& local, Pass pass, double count) {
+  const size_t m = local.size();
+  std::vector<double> wire(2 * m + 1, 0.0);
+  for (size_t i = 0; i < m; ++i) {
+    const int64_t v = local.data()[i];
+    if (v == exact::kInvalid) wire[2 * m] += 1.0;
+    wire[i] = static_cast<double>(v >> 32);  // arithmetic shift: floor(v / 2^32)
+    wire[m + i] = static_cast<double>(v & 0xffffffff);
+  }
+  if (pass == Pass::Forward) wire.push_back(count);
+  return wire;
+}
+
+// The summed wire -> the 2C totals (and the count).
 std::vector<double> exact_totals(const std::vector<double>& summed, size_t channels, Pass pass) {
   const size_t m = 2 * channels;
   const ExactScale scale = pass == Pass::Forward ? ExactScale::Statistic : ExactScale::Gradient;
   std::vector<double> totals(pass == Pass::Forward ? m + 1 : m);
-  for (size_t i = 0; i < m; ++i) totals[i] = exact::to_double(summed[i], summed[m + i], scale);
-  if (pass == Pass::Forward) totals[m] = summed[2 * m];
+  const bool invalid = summed[2 * m] > 0.0;
+  for (size_t i = 0; i < m; ++i) {
+    // total = high * 2^32 + low: the low words' carries moved up first, all exact in double.
+    const double carries = std::floor(summed[m + i] / 4294967296.0);
+    const double high = summed[i] + carries, low = summed[m + i] - carries * 4294967296.0;
+    const bool in_range = !invalid && high >= -1073741824.0 && high < 1073741824.0;  // total in [-2^62, 2^62)
+    const int64_t total = in_range ? static_cast<int64_t>(high) * 4294967296 + static_cast<int64_t>(low)
+                                   : exact::kInvalid;
+    totals[i] = exact::to_double(total, scale);
+  }
+  if (pass == Pass::Forward) totals[m] = summed[2 * m + 1];
   return totals;
 }
 
@@ -92,8 +119,7 @@ std::vector<double> exact_totals(const std::vector<double>& summed, size_t chann
 
 std::vector<double> BatchNorm2dLayer::exact_over_workers(const StepInfo& step, ExactSums& local, Pass pass,
                                                          double count) const {
-  std::vector<double> values(local.data(), local.data() + 2 * local.size());
-  if (pass == Pass::Forward) values.push_back(count);
+  std::vector<double> values = exact_to_wire(local, pass, count);
   sum_over_workers(step, values);
   return exact_totals(values, channels_, pass);
 }
@@ -101,8 +127,7 @@ std::vector<double> BatchNorm2dLayer::exact_over_workers(const StepInfo& step, E
 void BatchNorm2dLayer::join_cross_worker_sums(Pass pass, const StepInfo& step) {
   if (step.mode != Mode::Train || stats_path(step) == StatsPath::Local) return;
   const bool exact = step.summation == Summation::Exact;
-  std::vector<double> sums(exact ? 2 * layout_.values(pass) - (pass == Pass::Forward ? 1 : 0) : layout_.values(pass),
-                           0.0);
+  std::vector<double> sums(exact ? exact_wire_size(channels_, pass) : layout_.values(pass), 0.0);
   sum_over_workers(step, sums);
   if (exact) sums = exact_totals(sums, channels_, pass);
   // The running statistics follow the global batch on every worker, this one included.

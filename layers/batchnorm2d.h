@@ -81,8 +81,9 @@ class BatchNorm2dLayer : public Layer {
   // Sums host `values` over workers when the step's path is HostSum (UsageError for DeviceSum: the
   // caller sums device memory itself).
   void sum_over_workers(const StepInfo& step, std::vector<double>& values) const;
-  // Summation::Exact: this worker's 2C exact sums of `pass` (carried), and for Forward the count,
-  // summed over workers as [hi (2C), lo (2C)(, count)]; returns the totals in BatchStatsLayout order.
+  // Summation::Exact: this worker's 2C exact sums of `pass`, and for Forward the count,
+  // summed over workers as doubles, each sum as its two 32-bit halves; returns the totals in BatchStatsLayout
+  // order.
   std::vector<double> exact_over_workers(const StepInfo& step, ExactSums& local, Pass pass, double count) const;
   // From per-channel sums [sum (C), sum of squares (C), count] over the global batch: the mean and
   // 1 / sqrt(biased var + eps) to normalise with, and the unbiased variance for the running one.

@@ -136,7 +136,7 @@ class Layer {
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads);
   // Whether backward can write exact gradient sums (Summation::Exact); layers without parameters can.
   virtual bool exact_gradients() const { return parameters().empty(); }
-  // Attaches the exact sums that an Exact backward overwrites (carried, ready for an all-reduce)
+  // Attaches the exact sums that an Exact backward overwrites (ready for an all-reduce)
   // instead of the float gradients, in `parameters()` order.
   void bind_exact(std::vector<ExactSpan> sums) { exact_grads_ = std::move(sums); }
   // Fills the bound parameters with their initial values, drawing only from `rng`.

@@ -93,19 +93,15 @@ struct AddToChannel {
 };
 
 // Adds the runs' float sums exactly to sums (first, second) of channel c (the second times
-// `factor`), carrying after each plane.
+// `factor`).
 struct AddExactly {
   ExactSpan sums;
   size_t c, channels;
   ExactScale scale;
   double factor = 1.0;
   void operator()(float sum, float weighted) const {
-    exact::add(static_cast<double>(sum), sums.hi[c], sums.lo[c], scale);
-    exact::add(static_cast<double>(weighted) * factor, sums.hi[channels + c], sums.lo[channels + c], scale);
-  }
-  void carry() const {
-    exact::carry({sums.hi + c, sums.lo + c, 1});
-    exact::carry({sums.hi + channels + c, sums.lo + channels + c, 1});
+    exact::add(static_cast<double>(sum), sums.sums[c], scale);
+    exact::add(static_cast<double>(weighted) * factor, sums.sums[channels + c], scale);
   }
 };
 
@@ -188,7 +184,6 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
       const AddExactly add{exact_local_.span(), static_cast<size_t>(c), channels_, ExactScale::Statistic};
       for (size_t s = 0; s < n; ++s) {
         plane_chunks(in + (s * channels_ + c) * spatial_, spatial_, add);
-        add.carry();
       }
     }
     return exact_over_workers(step, exact_local_, Pass::Forward, static_cast<double>(n * spatial_));
@@ -235,15 +230,12 @@ class CpuBatchNorm2d final : public BatchNorm2dLayer {
       for (size_t s = 0; s < n; ++s) {
         const size_t at = (s * channels_ + c) * spatial_;
         gradient_plane_chunks(g + at, in + at, batch_.mean[c], spatial_, add);
-        add.carry();
       }
     }
     if (options_.affine) {
-      const ExactSpan local = exact_local_.span();
-      std::copy(local.hi + channels_, local.hi + 2 * channels_, exact_grads_.at(0).hi);
-      std::copy(local.lo + channels_, local.lo + 2 * channels_, exact_grads_.at(0).lo);
-      std::copy(local.hi, local.hi + channels_, exact_grads_.at(1).hi);
-      std::copy(local.lo, local.lo + channels_, exact_grads_.at(1).lo);
+      const int64_t* local = exact_local_.data();
+      std::copy(local + channels_, local + 2 * channels_, exact_grads_.at(0).sums);
+      std::copy(local, local + channels_, exact_grads_.at(1).sums);
     }
     return exact_over_workers(step, exact_local_, Pass::Backward, 0.0);
   }

@@ -300,15 +300,11 @@ void CpuConv2d::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, si
   }
   ExactSums& first = exact_partials_[0];
   for (size_t t = 1; t < used_threads; ++t) {
-    exact::add_sums(first.span(), exact_partials_[t].span().hi, exact_partials_[t].span().lo);
+    exact::add_sums(first.span(), exact_partials_[t].data());
   }
-  const ExactSpan all = first.span();
-  std::copy(all.hi, all.hi + wsize, exact_grads_.at(0).hi);
-  std::copy(all.lo, all.lo + wsize, exact_grads_.at(0).lo);
-  if (has_bias()) {
-    std::copy(all.hi + wsize, all.hi + total, exact_grads_.at(1).hi);
-    std::copy(all.lo + wsize, all.lo + total, exact_grads_.at(1).lo);
-  }
+  const int64_t* all = first.data();
+  std::copy(all, all + wsize, exact_grads_.at(0).sums);
+  if (has_bias()) std::copy(all + wsize, all + total, exact_grads_.at(1).sums);
 }
 
 void CpuConv2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) {

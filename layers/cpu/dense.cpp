@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "layers/cpu/int8_conv.h"
-#include "layers/cpu/workspace.h"
 #include "layers/registry.h"
 
 namespace dptrain {
@@ -40,24 +40,15 @@ class CpuDense final : public DenseLayer {
   void parameter_gradients(const float* x, const float* dy, size_t n, float* dw, float* db) const;
   // dx (n, F) = dy (n, units) * W.
   void input_gradient(const float* dy, float* dx, size_t n) const;
-  // Summation::Exact: each micro-shard's gradient in float (one GEMM over its samples), added
-  // exactly; forward and dx run micro-shard by micro-shard too, so every GEMM has the same shape
-  // whatever the local batch.
+  // Summation::Exact: each micro-shard's gradient in float, added exactly; forward and dx run
+  // micro-shard by micro-shard too, so every GEMM has the same shape whatever the local batch.
   void backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard);
-  // Summation::Exact: the weight gradient's columns [first, first + cols) of micro-shards [0, shards),
-  // each in float, added exactly to the sums (with `start`); `tile` holds shards * units * cols floats.
-  void add_weight_columns(const float* x, const float* dy, size_t n, size_t micro_shard, size_t first, size_t cols,
-                          exact::Start start, float* tile);
 
-  // Summation::Exact: the weight gradient is summed in tiles of whole columns (input features), about
-  // kTileFloats of them a micro-shard, so that the float parts of a tile and its exact sums stay in cache
-  // between the GEMMs and the addition. The tiles follow from the layer's shape alone, so every GEMM has
-  // the same shape on every worker and thread.
-  size_t tile_columns() const;
-  static constexpr size_t kTileFloats = 8192;
-  // Micro-shards whose float parts of a tile are held at once before they are added exactly.
+  // Summation::Exact: threads share the weight gradient in blocks of this many columns (input features).
+  static constexpr size_t kBlockColumns = 64;
+  // Micro-shards whose float bias gradients are held at once before they are added exactly.
   static constexpr size_t kShardGroup = 8;
-  PerThreadBuffers tiles_;  // per thread: (kShardGroup, units, tile_columns()) float parts, Exact only
+  std::vector<float> bias_parts_;  // (kShardGroup, units), Exact only
   std::unique_ptr<Int8Convolution> int8_;  // after use_int8: the int8 forward
 };
 
@@ -123,52 +114,28 @@ void CpuDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tens
   if (dx) input_gradient(dy.data(), dx->data(), n);
 }
 
-void CpuDense::add_weight_columns(const float* x, const float* dy, size_t n, size_t micro_shard, size_t first,
-                                  size_t cols, exact::Start start, float* tile) {
-  const size_t f = in_features_, u = options_.units, shards = (n + micro_shard - 1) / micro_shard;
-  const ExactSpan sums = exact_grads_.at(0);
-  for (size_t group = 0; group < shards; group += kShardGroup) {
-    const size_t count = std::min(kShardGroup, shards - group);
-    for (size_t k = 0; k < count; ++k) {
-      const size_t s = (group + k) * micro_shard, rows = std::min(micro_shard, n - s);
-      // tile[k] (units, cols) = dy^T (units, rows) * x[:, first, first + cols) (rows, cols)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(u), static_cast<int>(cols),
-                  static_cast<int>(rows), 1.0f, dy + s * u, static_cast<int>(u), x + s * f + first, static_cast<int>(f),
-                  0.0f, tile + k * u * cols, static_cast<int>(cols));
-    }
-    const exact::Start from = group == 0 ? start : exact::Start::Add;
-    for (size_t j = 0; j < u; ++j) {
-      const size_t at = j * f + first;
-      exact::add_rows(tile + j * cols, count, u * cols, {sums.hi + at, sums.lo + at, cols}, ExactScale::Gradient, from);
-    }
-  }
-}
-
-size_t CpuDense::tile_columns() const {
-  const size_t columns = std::max<size_t>(16, kTileFloats / options_.units / 16 * 16);
-  return std::min(columns, in_features_);
-}
-
 void CpuDense::backward_exact(const Tensor& x, const Tensor& dy, Tensor* dx, size_t micro_shard) {
-  const size_t n = x.dim(0), f = in_features_, u = options_.units, columns = tile_columns();
+  const size_t n = x.dim(0), f = in_features_, u = options_.units;
   const size_t shards = (n + micro_shard - 1) / micro_shard;
-  const auto tiles = static_cast<int64_t>((f + columns - 1) / columns);
-  tiles_.reserve(static_cast<size_t>(omp_get_max_threads()), kShardGroup * u * std::max<size_t>(columns, 1));
-  // OpenBLAS runs single-threaded inside a parallel region: each GEMM's rounding is its shape's alone.
+  const auto blocks = static_cast<int64_t>((f + kBlockColumns - 1) / kBlockColumns);
+  bias_parts_.resize(kShardGroup * u);
+  const ExactSpan dw = exact_grads_.at(0);
 #pragma omp parallel
   {
-    float* tile = tiles_.get(static_cast<size_t>(omp_get_thread_num()));
+    // dW (units, F): each micro-shard's dy^T x computed and added exactly in one pass, a block of
+    // columns at a time; the terms do not depend on how the blocks fall to threads.
 #pragma omp for schedule(static) nowait
-    for (int64_t t = 0; t < tiles; ++t) {
-      const size_t first = static_cast<size_t>(t) * columns;
-      add_weight_columns(x.data(), dy.data(), n, micro_shard, first, std::min(columns, f - first),
-                         exact::Start::Fresh, tile);
+    for (int64_t block = 0; block < blocks; ++block) {
+      const size_t first = static_cast<size_t>(block) * kBlockColumns, cols = std::min(kBlockColumns, f - first);
+      exact::add_shard_products(dy.data(), u, u, x.data() + first, f, cols, n, micro_shard,
+                                {dw.sums + first, (u - 1) * f + cols}, f, ExactScale::Gradient,
+                                exact::Start::Fresh);
     }
     if (has_bias()) {
       // The bias gradient: each micro-shard's column sums of dy, in sample order, added exactly.
 #pragma omp single nowait
       {
-        float* db = tiles_.get(static_cast<size_t>(omp_get_thread_num()));
+        float* db = bias_parts_.data();
         for (size_t group = 0; group < shards; group += kShardGroup) {
           const size_t count = std::min(kShardGroup, shards - group);
           for (size_t k = 0; k < count; ++k) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "runtime/core/kernel_dispatch.h"
 
@@ -12,93 +13,320 @@ namespace dptrain::exact {
 
 namespace {
 
-constexpr double kLimb = 1099511627776.0;              // 2^40
-constexpr double kInvLimb = 1.0 / kLimb;                // 2^-40, exact
-constexpr double kRound = 6755399441055744.0;           // 1.5 * 2^52: (y + kRound) - kRound rounds |y| < 2^51
-constexpr double kLargestScaled = 4722366482869645213696.0;  // 2^72: |x * 2^F| below this keeps |hi| < 2^32
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr size_t kParallelElements = 1 << 16;  // below this, one thread is faster
+constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52: (y + kRound) - kRound rounds |y| < 2^51
+constexpr uint64_t kRoundBits = 0x4338000000000000;  // the bits of kRound
+constexpr double kHalf = 2147483648.0;               // 2^31: a term's two halves are counted in it
+constexpr double kInvHalf = 1.0 / kHalf;             // 2^-31, exact
+constexpr double kLargest = 4611686018427387904.0;   // 2^62: terms and totals stay below it
+constexpr uint64_t kRangeBias = uint64_t{1} << 62;    // v + 2^62 has its top bit clear iff v is in [-2^62, 2^62)
+constexpr uint64_t kInvalidBits = uint64_t{1} << 63;  // kInvalid as uint64
+constexpr size_t kParallelElements = 1 << 16;         // below this, one thread is faster
 
 double up(ExactScale scale) { return std::ldexp(1.0, static_cast<int>(scale)); }
+// The magnitude below which a float's term converts in one rounding: 2^(51 - F).
+float fast_limit(ExactScale scale) { return std::ldexp(1.0f, 51 - static_cast<int>(scale)); }
 
-// round(y) to the nearest integer (ties to even), for |y| < 2^51; NaN stays NaN.
-inline double round_small(double y) { return (y + kRound) - kRound; }
+// --- One sum at a time -------------------------------------------------------------------------------
 
-// An integer v held in a double or an int64, |v| < 2^51, converted exactly the other way: v + 1.5 * 2^52
-// lies in [2^52, 2^53), where doubles are the integers, so its bits are those of 1.5 * 2^52 plus v.
-// Unlike a cast, both vectorize on AVX2, which has no packed conversion between double and int64.
-constexpr int64_t kRoundBits = 0x4338000000000000;  // the bits of kRound
-inline int64_t small_to_int(double v) {
+// An integer-valued double v, |v| < 2^51, as int64 (in uint64 bits): v + 1.5 * 2^52 lies in [2^52, 2^53),
+// where doubles are the integers, so its bits are those of 1.5 * 2^52 plus v. Unlike a cast, this
+// vectorizes on AVX2, which has no packed conversion between double and int64.
+inline uint64_t small_to_bits(double v) {
   const double biased = v + kRound;
   uint64_t bits;
   std::memcpy(&bits, &biased, sizeof bits);
-  return static_cast<int64_t>(bits - static_cast<uint64_t>(kRoundBits));
-}
-inline double small_to_double(int64_t v) {
-  const int64_t bits = v + kRoundBits;
-  double biased;
-  std::memcpy(&biased, &bits, sizeof biased);
-  return biased - kRound;
+  return bits - kRoundBits;
 }
 
-// The (hi, lo) term of d = x * 2^F: hi = round(d / 2^40), lo = round(d - hi * 2^40). Every step is
-// exact: d is a float or double scaled by a power of two, and d - hi * 2^40 has at most 40 bits.
-inline void split(double d, double& hi, double& lo) {
-  hi = round_small(d * kInvLimb);
-  lo = round_small(d - hi * kLimb);
-  if (!(std::fabs(d) < kLargestScaled)) hi = kNaN;  // too large, infinite or NaN: the sum is NaN
+// round(d) in units, as uint64 bits, for |d| < 2^62: round(d / 2^31) * 2^31 plus the rounded rest,
+// each part below 2^51. Every step is exact: d - h * 2^31 is a multiple of d's last place and below 2^31.
+inline uint64_t term_bits(double d) {
+  const double h = (d * kInvHalf + kRound) - kRound;
+  const double l = ((d - h * kHalf) + kRound) - kRound;
+  return (small_to_bits(h) << 31) + small_to_bits(l);
 }
 
-// hi[i] += the term of x[i] * factor, lo[i] likewise, for i < n: the loop every exact sum runs.
-DPTRAIN_CPU_KERNEL void add_terms(const float* x, double* hi, double* lo, size_t n, double factor) {
+// sum + term (both uint64 bits), kInvalid where `ok` is false or the sum or the result is out of range.
+inline uint64_t add_checked(uint64_t sum, uint64_t term, bool ok) {
+  const uint64_t total = sum + term;
+  const bool in_range = (((sum + kRangeBias) | (total + kRangeBias)) >> 63) == 0;
+  return ok && in_range ? total : kInvalidBits;
+}
+
+inline uint64_t as_bits(int64_t v) { return static_cast<uint64_t>(v); }
+inline int64_t from_bits(uint64_t v) {
+  int64_t out;
+  std::memcpy(&out, &v, sizeof out);
+  return out;
+}
+
+// A total in range rounded to double (times the power of two `factor`), NaN out of range: the total's
+// high and low 32 bits convert exactly, and their sum rounds once, to the same double as the total.
+inline double total_to_double(int64_t total, double factor) {
+  if (((as_bits(total) + kRangeBias) >> 63) != 0) return std::numeric_limits<double>::quiet_NaN();
+  const uint64_t bits = as_bits(total);
+  const double low = static_cast<double>(bits & 0xffffffffu);
+  const double high = static_cast<double>(from_bits(bits) >> 32);  // arithmetic shift: the signed high half
+  return (high * 4294967296.0 + low) * factor;
+}
+
+// --- Four sums at a time -----------------------------------------------------------------------------
+// GCC/clang vector types for the loops below, whose lanes the compilers do not find on their own: each
+// target clone lowers them to its widest registers (two SSE halves in the baseline build). The helpers
+// are always inlined, so that they are compiled for the clone that calls them.
+#if defined(__GNUC__) && !defined(__clang__)
+// Passing these by value in a baseline build would differ from an AVX build; they never cross a call.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+using Floats8 = float __attribute__((vector_size(32)));
+using Doubles4 = double __attribute__((vector_size(32)));
+using Units4 = uint64_t __attribute__((vector_size(32)));
+using Signed4 = int64_t __attribute__((vector_size(32)));
+
+template <typename V, typename T>
+[[gnu::always_inline]] inline V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename T, typename V>
+[[gnu::always_inline]] inline void store(T* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+[[gnu::always_inline]] inline Doubles4 splat(double x) { return Doubles4{x, x, x, x}; }
+[[gnu::always_inline]] inline Units4 splat_bits(uint64_t x) { return Units4{x, x, x, x}; }
+[[gnu::always_inline]] inline Floats8 splat8(float x) { return Floats8{x, x, x, x, x, x, x, x}; }
+template <typename To, typename From>
+[[gnu::always_inline]] inline To bitcast(From v) {
+  static_assert(sizeof(To) == sizeof(From));
+  To out;
+  std::memcpy(&out, &v, sizeof out);
+  return out;
+}
+
+// term_bits on four lanes; ok: all ones where |d| < 2^62 (not for NaN or infinity).
+[[gnu::always_inline]] inline Units4 terms4(Doubles4 d, Units4& ok) {
+  const Doubles4 round = splat(kRound);
+  const Doubles4 h = (d * splat(kInvHalf) + round) - round;
+  const Doubles4 l = ((d - h * splat(kHalf)) + round) - round;
+  const Units4 bias = splat_bits(kRoundBits);
+  const Units4 magnitude = bitcast<Units4>(d) & splat_bits(~kInvalidBits);  // |d|, NaN stays NaN
+  ok = bitcast<Units4>(bitcast<Doubles4>(magnitude) < splat(kLargest));
+  return ((bitcast<Units4>(h + round) - bias) << 31) + (bitcast<Units4>(l + round) - bias);
+}
+
+// add_checked on four lanes.
+[[gnu::always_inline]] inline Units4 add_checked4(Units4 sum, Units4 term, Units4 ok) {
+  const Units4 total = sum + term;
+  const Units4 bias = splat_bits(kRangeBias);
+  const Units4 out_of_range = ((sum + bias) | (total + bias)) >> 63;  // 1 or 0
+  const Units4 keep = (out_of_range - splat_bits(1)) & ok;            // all ones where the total stands
+  return (total & keep) | (splat_bits(kInvalidBits) & ~keep);
+}
+
+// sums[0, 8) += the eight lanes of v (each a term, times `scale`), each addition checked.
+[[gnu::always_inline]] inline void add_lanes(Floats8 v, int64_t* sums, Doubles4 scale) {
+  const Doubles4 low = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Doubles4);
+  const Doubles4 high = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Doubles4);
+  Units4 ok_low, ok_high;
+  const Units4 t_low = terms4(low * scale, ok_low), t_high = terms4(high * scale, ok_high);
+  store(sums, add_checked4(load<Units4>(sums), t_low, ok_low));
+  store(sums + 4, add_checked4(load<Units4>(sums + 4), t_high, ok_high));
+}
+
+// The common case, without checks: every lane of v times `scale` below 2^51 in magnitude (see small()),
+// so that one rounding converts it. The totals are not checked either: `over` collects v + 2^62 of each,
+// whose top bit says that a total left the range, for a later fix_range(). Between two fix_range() calls
+// a sum may take up to kFastTerms such terms (each below 2^51) without wrapping.
+constexpr size_t kFastTerms = 2048;
+[[gnu::always_inline]] inline void add_lanes_fast(Floats8 v, int64_t* sums, Doubles4 scale, Units4& over) {
+  const Doubles4 round = splat(kRound);
+  const Units4 bias = splat_bits(kRoundBits), range = splat_bits(kRangeBias);
+  const Doubles4 low = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Doubles4);
+  const Doubles4 high = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Doubles4);
+  const Units4 s_low = load<Units4>(sums) + (bitcast<Units4>(low * scale + round) - bias);
+  const Units4 s_high = load<Units4>(sums + 4) + (bitcast<Units4>(high * scale + round) - bias);
+  over |= (s_low + range) | (s_high + range);
+  store(sums, s_low);
+  store(sums + 4, s_high);
+}
+
+// Whether every lane of v is below `limit` (2^(51 - F)) in magnitude, which NaN is not.
+[[gnu::always_inline]] inline bool small(Floats8 v, float limit) {
+  using Ints8 = int32_t __attribute__((vector_size(32)));
+  const Floats8 magnitude = bitcast<Floats8>(bitcast<Ints8>(v) & (Ints8{} + 0x7fffffff));
+  const Units4 ok = bitcast<Units4>(magnitude < splat8(limit));  // all ones in each lane that is
+  return (ok[0] & ok[1] & ok[2] & ok[3]) == ~uint64_t{0};
+}
+
+// Sets the sums out of range to kInvalid, if `over` says there may be some.
+[[gnu::always_inline]] inline void fix_range(int64_t* sums, size_t n, Units4 over) {
+  const uint64_t any = over[0] | over[1] | over[2] | over[3];
+  if ((any >> 63) == 0) return;
   for (size_t i = 0; i < n; ++i) {
-    double h, l;
-    split(static_cast<double>(x[i]) * factor, h, l);
-    hi[i] += h;
-    lo[i] += l;
+    if (((as_bits(sums[i]) + kRangeBias) >> 63) != 0) sums[i] = kInvalid;
   }
 }
 
-// hi[i], lo[i] = the term of x[i] * factor, for i < n: a sum's first term.
-DPTRAIN_CPU_KERNEL void set_terms(const float* x, double* hi, double* lo, size_t n, double factor) {
-  for (size_t i = 0; i < n; ++i) split(static_cast<double>(x[i]) * factor, hi[i], lo[i]);
-}
-
-// out[i] = the total of (hi[i], lo[i]) times `factor`, rounded to float, for i < n.
-DPTRAIN_CPU_KERNEL void round_totals(const double* hi, const double* lo, size_t n, double factor, float* out) {
-  // hi * 2^40 is exact, so the addition rounds the exact total once: a function of the total alone.
-  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>((hi[i] * kLimb + lo[i]) * factor);
-}
-
-// out[i] = the total of (hi[i], lo[i]) in units of 2^-F, for i < n (lo carried first, so any lo
-// below 2^51 will do). Returns false when a total is NaN or needs 62 bits or more: its out[i] is 0.
-DPTRAIN_CPU_KERNEL bool integer_totals(const double* hi, const double* lo, size_t n, int64_t* out) {
-  constexpr double kLargestHi = 4194304.0;  // 2^22: hi * 2^40 + lo stays below 2^62
-  int64_t unrepresentable = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double units = round_small(lo[i] * kInvLimb);
-    const double h = hi[i] + units, l = lo[i] - units * kLimb;  // |l| <= 2^39
-    const bool ok = (std::fabs(h) < kLargestHi) & (std::fabs(l) < kLimb);  // false for NaN
-    // In uint64, where any bits wrap without harm; kept only where ok.
-    const uint64_t total = static_cast<uint64_t>(small_to_int(h)) * (uint64_t{1} << 40) +
-                           static_cast<uint64_t>(small_to_int(l));
-    out[i] = static_cast<int64_t>(total & (uint64_t{0} - static_cast<uint64_t>(ok)));
-    unrepresentable |= static_cast<int64_t>(!ok);
+// sums[i] += the term of x[i] * factor, for i < n (fresh: sums[i] = it): the loop every exact sum runs.
+DPTRAIN_CPU_KERNEL void add_terms(const float* x, int64_t* sums, size_t n, double factor, float limit, bool fresh) {
+  const Doubles4 scale = splat(factor);
+  Units4 over{};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    if (fresh) {
+      store(sums + i, Units4{});
+      store(sums + i + 4, Units4{});
+    }
+    const Floats8 v = load<Floats8>(x + i);
+    if (small(v, limit)) {
+      add_lanes_fast(v, sums + i, scale, over);
+    } else {
+      add_lanes(v, sums + i, scale);
+    }
   }
-  return unrepresentable == 0;
+  fix_range(sums, i, over);
+  for (; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) * factor;
+    const uint64_t start = fresh ? 0 : as_bits(sums[i]);
+    sums[i] = from_bits(add_checked(start, term_bits(d), std::fabs(d) < kLargest));
+  }
 }
 
-// out[i] = totals[i] * factor rounded to float, for i < n: totals[i] rounds once to double (as a cast
-// would), the scaling by a power of two is exact.
-DPTRAIN_CPU_KERNEL void round_integers(const int64_t* totals, size_t n, double factor, float* out) {
-  constexpr int64_t kLow = (int64_t{1} << 32) - 1;
-  constexpr double kHighUnit = 4294967296.0;  // 2^32
-  for (size_t i = 0; i < n; ++i) {
-    // total = high * 2^32 + low with 0 <= low < 2^32: both halves convert exactly, and their sum
-    // rounds once, to the same double as the total itself.
-    const int64_t low = totals[i] & kLow;
-    const int64_t high = (totals[i] - low) / (int64_t{1} << 32);
-    out[i] = static_cast<float>((small_to_double(high) * kHighUnit + small_to_double(low)) * factor);
+// sums[i] += other[i], for i < n, both in range or the result kInvalid.
+DPTRAIN_CPU_KERNEL void add_totals(int64_t* sums, const int64_t* other, size_t n) {
+  const Units4 bias = splat_bits(kRangeBias);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const Units4 b = load<Units4>(other + i);
+    const Units4 ok = ((b + bias) >> 63) - splat_bits(1);  // all ones where `other` is in range
+    store(sums + i, add_checked4(load<Units4>(sums + i), b, ok));
+  }
+  for (; i < n; ++i) {
+    const uint64_t b = as_bits(other[i]);
+    sums[i] = from_bits(add_checked(as_bits(sums[i]), b, ((b + kRangeBias) >> 63) == 0));
+  }
+}
+
+// Whether sums[i] is in range for every i < n.
+DPTRAIN_CPU_KERNEL bool all_in_range(const int64_t* sums, size_t n) {
+  uint64_t out = 0;
+  for (size_t i = 0; i < n; ++i) out |= as_bits(sums[i]) + kRangeBias;
+  return (out >> 63) == 0;
+}
+
+// out[i] = the total of sums[i] times `factor`, rounded to float, for i < n (total_to_double four at a time).
+DPTRAIN_CPU_KERNEL void round_totals(const int64_t* sums, size_t n, double factor, float* out) {
+  using Floats4 = float __attribute__((vector_size(16)));
+  const Doubles4 round = splat(kRound), scale = splat(factor);
+  const Units4 bias = splat_bits(kRoundBits);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const Units4 bits = load<Units4>(sums + i);
+    // Both halves below 2^51 in magnitude, so that the rounding trick converts them exactly.
+    const Units4 high = bitcast<Units4>(bitcast<Signed4>(bits) >> 32), low = bits & splat_bits(0xffffffffu);
+    const Doubles4 total = (bitcast<Doubles4>(high + bias) - round) * splat(4294967296.0) +
+                           (bitcast<Doubles4>(low + bias) - round);
+    const Units4 out_of_range = ((bits + splat_bits(kRangeBias)) >> 63) * ~uint64_t{0};  // all ones or zero
+    const Units4 result = (bitcast<Units4>(total * scale) & ~out_of_range) |
+                          (bitcast<Units4>(splat(std::numeric_limits<double>::quiet_NaN())) & out_of_range);
+    store(out + i, __builtin_convertvector(bitcast<Doubles4>(result), Floats4));
+  }
+  for (; i < n; ++i) out[i] = static_cast<float>(total_to_double(sums[i], factor));
+}
+
+// --- The dense layer's weight gradient ---------------------------------------------------------------
+
+// The columns whose sums one pass over a micro-shard's rows computes: two vectors of floats.
+constexpr size_t kChunk = 16;
+
+// For rows [j, j + J) of the sums and one chunk of `width` <= kChunk columns: adds each micro-shard's
+// products, b a packed chunk (rows of kChunk floats, zero beyond width). J rows at a time share each load of b
+// and keep 2J independent float chains in flight; the sums stay where they are (in L1 while a block is
+// summed), so that the registers hold the float chains alone.
+template <size_t J>
+[[gnu::always_inline]] inline void shard_product_rows(const float* a, size_t lda, size_t j, const float* b,
+                                                      size_t width, size_t rows, size_t micro_shard, int64_t* sums,
+                                                      size_t ld, double factor, bool fresh) {
+  const Doubles4 scale = splat(factor);
+  if (fresh) {
+    for (size_t i = 0; i < J; ++i) {
+      int64_t* row = sums + (j + i) * ld;
+      if (width < kChunk) {
+        std::fill(row, row + width, int64_t{0});
+        continue;
+      }
+      for (size_t q = 0; q < kChunk; q += 4) store(row + q, Units4{});  // a call of memset would cost more
+    }
+  }
+  const float limit = std::ldexp(1.0f, 51) / static_cast<float>(factor);
+  Units4 over{};
+  size_t fast_terms = 0;
+  for (size_t first = 0; first < rows; first += micro_shard) {
+    if (++fast_terms > kFastTerms) {
+      for (size_t i = 0; i < J; ++i) fix_range(sums + (j + i) * ld, width, over);
+      over = Units4{};
+      fast_terms = 1;
+    }
+    const size_t last = std::min(rows, first + micro_shard);
+    // The chains, p[2i] and p[2i + 1] for row j + i (a plain array GCC keeps in registers).
+    Floats8 p[2 * J];
+    for (size_t k = 0; k < 2 * J; ++k) p[k] = splat8(0.0f);
+    for (size_t r = first; r < last; ++r) {
+      const Floats8 b0 = load<Floats8>(b + r * kChunk), b1 = load<Floats8>(b + r * kChunk + 8);
+      const float* ar = a + r * lda + j;
+#pragma GCC unroll 8
+      for (size_t i = 0; i < J; ++i) {
+        const Floats8 w = splat8(ar[i]);
+        p[2 * i] += w * b0;
+        p[2 * i + 1] += w * b1;
+      }
+    }
+#pragma GCC unroll 8
+    for (size_t i = 0; i < J; ++i) {
+      int64_t* row = sums + (j + i) * ld;
+      if (width == kChunk) {
+        for (size_t half = 0; half < 2; ++half) {
+          if (small(p[2 * i + half], limit)) {
+            add_lanes_fast(p[2 * i + half], row + 8 * half, scale, over);
+          } else {
+            add_lanes(p[2 * i + half], row + 8 * half, scale);
+          }
+        }
+        continue;
+      }
+      // The last columns of a block: lane by lane.
+      float lanes[kChunk];
+      const Floats8 p0 = p[2 * i], p1 = p[2 * i + 1];  // copies: p itself stays in registers
+      std::memcpy(lanes, &p0, sizeof p0);
+      std::memcpy(lanes + 8, &p1, sizeof p1);
+      for (size_t v = 0; v < width; ++v) {
+        const double d = static_cast<double>(lanes[v]) * factor;
+        row[v] = from_bits(add_checked(as_bits(row[v]), term_bits(d), std::fabs(d) < kLargest));
+      }
+    }
+  }
+  for (size_t i = 0; i < J; ++i) fix_range(sums + (j + i) * ld, width, over);
+}
+
+// add_shard_products over n columns, b packed: chunk c's rows at b + c * rows * kChunk.
+DPTRAIN_CPU_KERNEL void shard_product_block(const float* a, size_t lda, size_t m, const float* b, size_t n,
+                                            size_t rows, size_t micro_shard, int64_t* sums, size_t ld, double factor,
+                                            bool fresh) {
+  constexpr size_t kRows = 4;
+  for (size_t j = 0; j < m; j += kRows) {
+    for (size_t c = 0; c * kChunk < n; ++c) {
+      const float* chunk = b + c * rows * kChunk;
+      const size_t width = std::min(kChunk, n - c * kChunk);
+      int64_t* s = sums + c * kChunk;
+      if (j + kRows <= m) {
+        shard_product_rows<kRows>(a, lda, j, chunk, width, rows, micro_shard, s, ld, factor, fresh);
+      } else {
+        for (size_t i = j; i < m; ++i) {
+          shard_product_rows<1>(a, lda, i, chunk, width, rows, micro_shard, s, ld, factor, fresh);
+        }
+      }
+    }
   }
 }
 
@@ -107,27 +335,20 @@ DPTRAIN_CPU_KERNEL void round_integers(const int64_t* totals, size_t n, double f
 void add(const float* x, ExactSpan sums, ExactScale scale) {
   const double factor = up(scale);
   for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
-    add_terms(x + begin, sums.hi + begin, sums.lo + begin, end - begin, factor);
+    add_terms(x + begin, sums.sums + begin, end - begin, factor, fast_limit(scale), false);
   });
 }
 
 void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, ExactScale scale, Start start) {
   const double factor = up(scale);
-  constexpr size_t kBlock = 512;  // elements whose two sums stay in L1 while every row is added
+  constexpr size_t kBlock = 1024;  // sums that stay in L1 while every row is added
   auto add_block = [&](size_t begin) {
     const size_t len = std::min(kBlock, sums.size - begin);
-    double* hi = sums.hi + begin;
-    double* lo = sums.lo + begin;
-    size_t k = 0;
-    if (start == Start::Fresh && count > 0) {
-      set_terms(rows + begin, hi, lo, len, factor);
-      k = 1;
-    } else if (start == Start::Fresh) {
-      std::fill(hi, hi + len, 0.0);
-      std::fill(lo, lo + len, 0.0);
+    int64_t* s = sums.sums + begin;
+    if (start == Start::Fresh && count == 0) std::fill(s, s + len, int64_t{0});
+    for (size_t k = 0; k < count; ++k) {
+      add_terms(rows + k * stride + begin, s, len, factor, fast_limit(scale), start == Start::Fresh && k == 0);
     }
-    for (; k < count; ++k) add_terms(rows + k * stride + begin, hi, lo, len, factor);
-    carry({hi, lo, len});
   };
   if (sums.size < kParallelElements) {  // no OpenMP construct at all: small spans come in many calls
     for (size_t begin = 0; begin < sums.size; begin += kBlock) add_block(begin);
@@ -138,82 +359,70 @@ void add_rows(const float* rows, size_t count, size_t stride, ExactSpan sums, Ex
   for (int64_t b = 0; b < blocks; ++b) add_block(static_cast<size_t>(b) * kBlock);
 }
 
-void add(double x, double& hi, double& lo, ExactScale scale) {
-  double h, l;
-  split(x * up(scale), h, l);
-  hi += h;
-  lo += l;
+void add_shard_products(const float* a, size_t lda, size_t m, const float* b, size_t ldb, size_t n, size_t rows,
+                        size_t micro_shard, ExactSpan sums, size_t ld, ExactScale scale, Start start) {
+  if (micro_shard == 0) micro_shard = std::max<size_t>(rows, 1);
+  // b's columns packed chunk by chunk, each chunk's rows contiguous (and zero-padded), so that the
+  // products read them in order instead of one page per row.
+  thread_local std::vector<float> packed;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  packed.resize(chunks * rows * kChunk);
+  for (size_t c = 0; c < chunks; ++c) {
+    const size_t begin = c * kChunk, width = std::min(kChunk, n - begin);
+    float* out = packed.data() + c * rows * kChunk;
+    if (width == kChunk) {  // not std::copy: a call of memmove per row would cost more than the copy
+      for (size_t r = 0; r < rows; ++r) {
+        store(out + r * kChunk, load<Floats8>(b + r * ldb + begin));
+        store(out + r * kChunk + 8, load<Floats8>(b + r * ldb + begin + 8));
+      }
+      continue;
+    }
+    for (size_t r = 0; r < rows; ++r) {
+      std::copy(b + r * ldb + begin, b + r * ldb + begin + width, out + r * kChunk);
+      std::fill(out + r * kChunk + width, out + (r + 1) * kChunk, 0.0f);
+    }
+  }
+  shard_product_block(a, lda, m, packed.data(), n, rows, micro_shard, sums.sums, ld, up(scale),
+                      start == Start::Fresh);
 }
 
-void carry(ExactSpan sums) {
-  for (size_t i = 0; i < sums.size; ++i) {
-    const double units = round_small(sums.lo[i] * kInvLimb);
-    sums.hi[i] += units;
-    sums.lo[i] -= units * kLimb;
-  }
+void add(double x, int64_t& sum, ExactScale scale) {
+  const double d = x * up(scale);
+  sum = from_bits(add_checked(as_bits(sum), term_bits(d), std::fabs(d) < kLargest));
 }
 
-void add_sums(ExactSpan sums, const double* other_hi, const double* other_lo) {
-  for (size_t i = 0; i < sums.size; ++i) {
-    sums.hi[i] += other_hi[i];
-    sums.lo[i] += other_lo[i];
-  }
-  carry(sums);
+void add_sums(ExactSpan sums, const int64_t* other) { add_totals(sums.sums, other, sums.size); }
+
+bool valid(ExactSpan sums) {
+  bool in_range = true;
+  for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
+    if (!all_in_range(sums.sums + begin, end - begin)) {
+#pragma omp atomic write
+      in_range = false;
+    }
+  });
+  return in_range;
 }
 
 void to_float(ExactSpan sums, ExactScale scale, float* out) {
   const double factor = 1.0 / up(scale);
   for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
-    round_totals(sums.hi + begin, sums.lo + begin, end - begin, factor, out + begin);
+    round_totals(sums.sums + begin, end - begin, factor, out + begin);
   });
 }
 
-bool to_integers(ExactSpan sums, int64_t* out) {
-  bool representable = true;
-  for_each_thread_share(sums.size, kParallelElements, [&](size_t begin, size_t end) {
-    if (!integer_totals(sums.hi + begin, sums.lo + begin, end - begin, out + begin)) {
-#pragma omp atomic write
-      representable = false;
-    }
-  });
-  return representable;
-}
+double to_double(int64_t sum, ExactScale scale) { return total_to_double(sum, 1.0 / up(scale)); }
 
-void integers_to_float(const int64_t* totals, size_t n, ExactScale scale, float* out) {
-  const double factor = 1.0 / up(scale);
-  for_each_thread_share(n, kParallelElements, [&](size_t begin, size_t end) {
-    round_integers(totals + begin, end - begin, factor, out + begin);
-  });
-}
-
-double to_double(double hi, double lo, ExactScale scale) { return (hi * kLimb + lo) / up(scale); }
-
-void zero(ExactSpan sums) {
-  for (size_t i = 0; i < sums.size; ++i) sums.hi[i] = sums.lo[i] = 0.0;
-}
+void zero(ExactSpan sums) { std::fill(sums.sums, sums.sums + sums.size, int64_t{0}); }
 
 }  // namespace dptrain::exact
 
 namespace dptrain {
 
-void ExactSums::zero() {
-  std::fill(values_.begin(), values_.end(), 0.0);
-  terms_ = 0;
-}
+void ExactSums::zero() { std::fill(values_.begin(), values_.end(), int64_t{0}); }
 
-void ExactSums::add(const float* x, ExactScale scale) {
-  if (terms_ == exact::kTermsBeforeCarry) carry();
-  exact::add(x, span(), scale);
-  ++terms_;
-}
+void ExactSums::add(const float* x, ExactScale scale) { exact::add(x, span(), scale); }
 
-void ExactSums::carry() {
-  exact::carry(span());
-  terms_ = 0;
-}
-
-double ExactSums::to_double(size_t i, ExactScale scale) const {
-  return exact::to_double(values_[i], values_[n_ + i], scale);
-}
+double ExactSums::to_double(size_t i, ExactScale scale) const { return exact::to_double(values_[i], scale); }
 
 }  // namespace dptrain

@@ -447,7 +447,7 @@ void Model::use_exact_gradients() {
     std::vector<ExactSpan> views;
     for (const auto& spec : layers_[i]->parameters()) {
       const size_t at = entries_[e++].offset;
-      views.push_back({all.hi + at, all.lo + at, num_elements(spec.shape)});
+      views.push_back({all.sums + at, num_elements(spec.shape)});
     }
     layers_[i]->bind_exact(std::move(views));
   }

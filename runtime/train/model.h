@@ -139,7 +139,7 @@ class Model {
   // gradient sums, described ("name (type)"); empty when every layer can.
   std::string layer_without_exact_gradients() const;
   // Binds exact gradient sums, in gradients()'s flat layout, to every layer; an Exact step's
-  // backward then leaves each worker's exact gradients there (carried) instead of in gradients().
+  // backward then leaves each worker's exact gradients there instead of in gradients().
   void use_exact_gradients();
   ExactSums& exact_gradients() { return exact_grads_; }
 

@@ -154,7 +154,6 @@ class Trainer final : private ElasticHost {
   std::unique_ptr<GradientReducer> exact_reducer_;  // train.reproducible: of the exact gradient sums
   bool reproducible_auto_ = false;   // train.reproducible was auto (now resolved in config_)
   std::string reproducible_why_not_;  // with auto resolved to float sums: why
-  std::vector<int64_t> exact_wire_;    // the trained exact sums as integers, as they travel
   bool exact_unrepresentable_ = false;  // a total of this step could not be sent (NaN, or too large)
 };
 

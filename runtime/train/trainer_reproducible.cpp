@@ -72,20 +72,17 @@ StepInfo Trainer::step_info(Mode mode, size_t epoch, const Batch& batch) const {
 void Trainer::make_exact_reducer() {
   const auto [begin, end] = model_->trained_range();
   const size_t count = std::max<size_t>(end - begin, 1);
-  ExactSpan all = model_->exact_gradients().span();
-  const ExactSpan trained{all.hi + begin, all.lo + begin, end - begin};
-  exact_wire_.assign(count, 0);
+  int64_t* trained = model_->exact_gradients().data() + begin;
   exact_unrepresentable_ = false;
   Communicator& comm = *comm_;
   if (comm.size() > exact::kMaxWorkers) {
     throw UsageError("train.reproducible: " + std::to_string(comm.size()) + " workers are more than the " +
                      std::to_string(exact::kMaxWorkers) + " whose exact sums one all-reduce adds without loss");
   }
-  // A finished bucket's exact sums become one int64 each (units of 2^-F), summed exactly in any order.
+  // A finished bucket's exact sums (int64 units of 2^-F) are summed in place, exactly in any order.
   auto start = [this, &comm, trained](const Bucket& b) -> std::unique_ptr<CommRequest> {
-    const ExactSpan part{trained.hi + b.begin, trained.lo + b.begin, b.end - b.begin};
-    if (!exact::to_integers(part, exact_wire_.data() + b.begin)) exact_unrepresentable_ = true;
-    return comm.all_reduce_int64_async(exact_wire_.data() + b.begin, b.end - b.begin);
+    if (!exact::valid({trained + b.begin, b.end - b.begin})) exact_unrepresentable_ = true;
+    return comm.all_reduce_int64_async(trained + b.begin, b.end - b.begin);
   };
   exact_reducer_ = std::make_unique<GradientReducer>(comm.size(), count, sizeof(int64_t),
                                                      static_cast<size_t>(config_.comm.bucket_mb * 1024 * 1024),
@@ -97,11 +94,9 @@ void Trainer::round_exact_gradients() {
   const auto [begin, end] = model_->trained_range();
   if (begin == end) return;
   float* grads = model_->gradients().data() + begin;
-  ExactSpan all = model_->exact_gradients().span();
-  // One worker: no bucket travelled; the same integers, summed over nobody.
-  if (comm_->size() == 1 && !exact::to_integers({all.hi + begin, all.lo + begin, end - begin}, exact_wire_.data())) {
-    exact_unrepresentable_ = true;
-  }
+  const ExactSpan trained{model_->exact_gradients().data() + begin, end - begin};
+  // One worker: no bucket travelled; the same check as before an all-reduce.
+  if (comm_->size() == 1 && !exact::valid(trained)) exact_unrepresentable_ = true;
   // Whether any worker had a total it could not send: then no worker may use the sums.
   double unrepresentable = exact_unrepresentable_ ? 1.0 : 0.0;
   if (comm_->size() > 1) comm_->all_reduce_sum(&unrepresentable, 1, deadline_);
@@ -111,7 +106,7 @@ void Trainer::round_exact_gradients() {
     std::fill(grads, grads + (end - begin), std::numeric_limits<float>::quiet_NaN());
     return;
   }
-  exact::integers_to_float(exact_wire_.data(), end - begin, ExactScale::Gradient, grads);
+  exact::to_float(trained, ExactScale::Gradient, grads);
 }
 
 double Trainer::exposed_comm_seconds() const {

@@ -73,7 +73,7 @@ std::vector<uint32_t> exact_gradient_bits(const std::string& layer_yaml, const S
   std::vector<uint32_t> bits;
   for (size_t p = 0; p < ws[0].sums.size(); ++p) {
     ExactSums total(ws[0].sums[p].size());
-    for (ExactWorker& w : ws) exact::add_sums(total.span(), w.sums[p].span().hi, w.sums[p].span().lo);
+    for (ExactWorker& w : ws) exact::add_sums(total.span(), w.sums[p].data());
     std::vector<float> values(total.size());
     exact::to_float(total.span(), ExactScale::Gradient, values.data());
     for (float v : values) {

@@ -1,5 +1,5 @@
 // Exact sums: the same bits whatever the order of the terms and however they are split into
-// partial sums, within one float rounding of the true total, and NaN for terms out of range.
+// partial sums, within one float rounding of the true total, and NaN for terms or totals out of range.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,16 +31,13 @@ std::vector<float> wide_terms(size_t n, uint32_t seed) {
 }
 
 // The exact sums of `terms` (one value each) added in `order`, cut into `parts` partial sums that
-// are carried and then added together, as workers do.
+// are then added together, as workers do.
 float exact_total(const std::vector<float>& terms, const std::vector<size_t>& order, size_t parts,
                   ExactScale scale = ExactScale::Gradient) {
   std::vector<ExactSums> partial(parts, ExactSums(1));
   for (size_t k = 0; k < order.size(); ++k) partial[k * parts / order.size()].add(&terms[order[k]], scale);
   ExactSums total(1);
-  for (ExactSums& p : partial) {
-    p.carry();
-    exact::add_sums(total.span(), p.span().hi, p.span().lo);
-  }
+  for (ExactSums& p : partial) exact::add_sums(total.span(), p.data());
   float out = 0;
   exact::to_float(total.span(), scale, &out);
   return out;
@@ -88,97 +85,147 @@ TEST(ExactSum, CancellingTermsLeaveTheSmallOnesExactly) {
   EXPECT_EQ(terms[0] + terms[1] + terms[2], 0.0f);
 }
 
-TEST(ExactSum, ManyTermsCarryOnTheirOwn) {
-  // More terms than one lo holds between carries, all near the largest allowed.
-  const std::vector<float> terms(3 * exact::kTermsBeforeCarry + 5, 60000.5f);
-  const float total = exact_total(terms, identity(terms.size()), 1);
-  EXPECT_EQ(total, static_cast<float>(60000.5 * static_cast<double>(terms.size())));
+TEST(ExactSum, TotalsUpToTheRangeLimitStayExact) {
+  // 10000 terms of 1.5: 15000, just below the gradient scale's limit of 2^14.
+  const std::vector<float> terms(10000, 1.5f);
+  EXPECT_EQ(exact_total(terms, identity(terms.size()), 3), 15000.0f);
 }
 
 TEST(ExactSum, TermsOutOfRangeOrNotFiniteMakeTheSumNaN) {
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 2e7f}) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 2e4f}) {
     const std::vector<float> terms = {1.0f, bad, 2.0f};
     EXPECT_TRUE(std::isnan(exact_total(terms, identity(3), 2))) << bad;
   }
-  // The statistics scale takes far larger terms.
+  // The statistics scale takes far larger values.
   const std::vector<float> large = {1e9f, 1e9f};
   EXPECT_EQ(exact_total(large, identity(2), 2, ExactScale::Statistic), 2e9f);
 }
 
+TEST(ExactSum, ATotalThatLeftTheRangeStaysInvalid) {
+  // 12000 + 12000 leaves the range; taking 12000 away again must not bring a total back, on either
+  // path: a vector of sums (eight lanes and a rest) and one sum of doubles.
+  const size_t n = 11;
+  const std::vector<float> up(n, 12000.0f), down(n, -12000.0f);
+  ExactSums sums(n);
+  sums.add(up.data(), ExactScale::Gradient);
+  EXPECT_TRUE(exact::valid(sums.span()));
+  sums.add(up.data(), ExactScale::Gradient);
+  EXPECT_FALSE(exact::valid(sums.span()));
+  sums.add(down.data(), ExactScale::Gradient);
+  std::vector<float> out(n);
+  exact::to_float(sums.span(), ExactScale::Gradient, out.data());
+  for (size_t i = 0; i < n; ++i) EXPECT_TRUE(std::isnan(out[i])) << i;
+  int64_t one = 0;
+  exact::add(12000.0, one, ExactScale::Gradient);
+  exact::add(12000.0, one, ExactScale::Gradient);
+  exact::add(-12000.0, one, ExactScale::Gradient);
+  EXPECT_EQ(one, exact::kInvalid);
+  EXPECT_TRUE(std::isnan(exact::to_double(one, ExactScale::Gradient)));
+  // Two invalid sums added are invalid too (their int64s alone would wrap to 0).
+  ExactSums other(n);
+  other.add(up.data(), ExactScale::Gradient);
+  other.add(up.data(), ExactScale::Gradient);
+  exact::add_sums(sums.span(), other.data());
+  EXPECT_EQ(sums.data()[0], exact::kInvalid);
+  EXPECT_EQ(sums.data()[n - 1], exact::kInvalid);
+}
+
 TEST(ExactSum, RowsAddedAtOnceEqualTermsAddedOneByOne) {
-  // add_rows (the dense layer's micro-shards) against add, on 3 rows of 70000 elements (threaded).
+  // add_rows (micro-shards' rows) against add, on 3 rows of 70000 elements (threaded).
   const size_t n = 70000, rows = 3, stride = n + 5;
   const std::vector<float> terms = wide_terms(rows * stride, 9);
   ExactSums by_rows(n), one_by_one(n);
   exact::add_rows(terms.data(), rows, stride, by_rows.span(), ExactScale::Gradient);
   for (size_t k = 0; k < rows; ++k) one_by_one.add(terms.data() + k * stride, ExactScale::Gradient);
-  one_by_one.carry();
-  std::vector<float> a(n), b(n);
-  exact::to_float(by_rows.span(), ExactScale::Gradient, a.data());
-  exact::to_float(one_by_one.span(), ExactScale::Gradient, b.data());
-  EXPECT_EQ(a, b);
-  EXPECT_NE(a[0], 0.0f);
+  EXPECT_EQ(std::vector<int64_t>(by_rows.data(), by_rows.data() + n),
+            std::vector<int64_t>(one_by_one.data(), one_by_one.data() + n));
+  EXPECT_NE(by_rows.data()[0], 0);
 }
 
-TEST(ExactSum, IntegerTotalsSummedInAnyOrderRoundLikeTheSums) {
-  // What travels between workers: each worker's carried sums as int64, added as integers.
+TEST(ExactSum, WorkersSumsAddedAsIntegersEqualOneSum) {
+  // What an all-reduce does: each worker's sums added as plain int64, in any order.
   const std::vector<float> terms = wide_terms(3000, 21);
   ExactSums parts[3] = {ExactSums(1000), ExactSums(1000), ExactSums(1000)}, all(1000);
-  std::vector<int64_t> wire(1000, 0), part_wire(1000);
-  for (int k = 0; k < 3; ++k) {
+  std::vector<int64_t> wire(1000, 0);
+  for (int k : {2, 0, 1}) {
     parts[k].add(terms.data() + 1000 * k, ExactScale::Gradient);
-    parts[k].carry();
     all.add(terms.data() + 1000 * k, ExactScale::Gradient);
-    ASSERT_TRUE(exact::to_integers(parts[k].span(), part_wire.data()));
-    for (size_t i = 0; i < wire.size(); ++i) wire[i] += part_wire[i];
+    ASSERT_TRUE(exact::valid(parts[k].span()));
+    for (size_t i = 0; i < wire.size(); ++i) wire[i] += parts[k].data()[i];
   }
-  all.carry();
-  std::vector<float> from_wire(1000), direct(1000);
-  exact::integers_to_float(wire.data(), wire.size(), ExactScale::Gradient, from_wire.data());
-  exact::to_float(all.span(), ExactScale::Gradient, direct.data());
-  EXPECT_EQ(from_wire, direct);
-  // A total beyond 2^14 (in units of 2^-48: 2^62) or NaN cannot travel.
-  ExactSums big(2);
-  const float values[2] = {20000.0f, 1.0f};
-  big.add(values, ExactScale::Gradient);
-  big.carry();
-  EXPECT_FALSE(exact::to_integers(big.span(), part_wire.data()));
+  EXPECT_EQ(wire, std::vector<int64_t>(all.data(), all.data() + 1000));
 }
 
-TEST(ExactSum, IntegerConversionsEqualPlainCastsOverTheWholeRange) {
-  // Enough values for several threads; totals of every size up to 2^62 and both signs, with lo not
-  // yet carried (up to 2^50), as the vectorized conversions must take them.
-  const size_t n = 100000;
-  std::mt19937_64 gen(9);
-  std::uniform_int_distribution<int64_t> hi_units(-(int64_t{1} << 21), (int64_t{1} << 21));
-  std::uniform_int_distribution<int64_t> lo_units(-(int64_t{1} << 50), (int64_t{1} << 50));
-  std::uniform_int_distribution<int> shift(0, 21);
-  std::vector<double> values(2 * n);
-  ExactSpan sums{values.data(), values.data() + n, n};
-  std::vector<int64_t> expected(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int s = shift(gen);
-    sums.hi[i] = static_cast<double>(hi_units(gen) >> s);
-    sums.lo[i] = static_cast<double>(lo_units(gen) >> s);
-    expected[i] = static_cast<int64_t>(sums.hi[i]) * (int64_t{1} << 40) + static_cast<int64_t>(sums.lo[i]);
-  }
-  std::vector<int64_t> wire(n);
-  ASSERT_TRUE(exact::to_integers(sums, wire.data()));
-  EXPECT_EQ(wire, expected);
+TEST(ExactSum, TermsRoundToTheNearestUnitAndTotalsRoundLikeACast) {
+  // Values of every size up to the range limit, both signs, and ties: each term is round(x * 2^F),
+  // ties to even, on the vector path (eight at a time), its rest and the path for doubles; a total
+  // rounds to float as a cast of the same integer would.
+  const size_t n = 100003;
+  std::mt19937 gen(9);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-60, 13);
+  std::vector<float> x(n);
+  for (float& v : x) v = std::ldexp(mantissa(gen), exponent(gen));
+  x[0] = std::ldexp(1.5f, -48);   // a tie: 1.5 units rounds to 2
+  x[1] = std::ldexp(2.5f, -48);   // 2.5 units rounds to 2
+  x[2] = std::ldexp(-0.5f, -48);  // rounds to 0
+  x[n - 1] = std::ldexp(-3.5f, -48);  // in the rest: -4
+  ExactSums sums(n);
+  sums.add(x.data(), ExactScale::Gradient);
   std::vector<float> rounded(n);
-  exact::integers_to_float(wire.data(), n, ExactScale::Gradient, rounded.data());
+  exact::to_float(sums.span(), ExactScale::Gradient, rounded.data());
   for (size_t i = 0; i < n; ++i) {
-    const float cast = static_cast<float>(static_cast<double>(expected[i]) * std::ldexp(1.0, -48));
-    ASSERT_EQ(bits_of(rounded[i]), bits_of(cast)) << i << ": total " << expected[i];
+    const auto expected = static_cast<int64_t>(std::nearbyint(std::ldexp(static_cast<double>(x[i]), 48)));
+    ASSERT_EQ(sums.data()[i], expected) << i << ": " << x[i];
+    int64_t one = 0;
+    exact::add(static_cast<double>(x[i]), one, ExactScale::Gradient);
+    ASSERT_EQ(one, expected) << i;
+    const float cast = static_cast<float>(static_cast<double>(expected) * std::ldexp(1.0, -48));
+    ASSERT_EQ(bits_of(rounded[i]), bits_of(cast)) << i << ": total " << expected;
   }
-  // One total NaN, one beyond 2^62: not representable, and only those two read as 0.
-  sums.hi[7] = std::numeric_limits<double>::quiet_NaN();
-  sums.hi[70000] = std::ldexp(1.0, 22);
-  EXPECT_FALSE(exact::to_integers(sums, wire.data()));
-  EXPECT_EQ(wire[7], 0);
-  EXPECT_EQ(wire[70000], 0);
-  EXPECT_EQ(wire[8], expected[8]);
-  EXPECT_EQ(wire[69999], expected[69999]);
+  EXPECT_EQ(sums.data()[0], 2);
+  EXPECT_EQ(sums.data()[1], 2);
+  EXPECT_EQ(sums.data()[2], 0);
+  EXPECT_EQ(sums.data()[n - 1], -4);
+}
+
+TEST(ExactSum, ShardProductsAreEachShardsFloatSumAddedExactly) {
+  // add_shard_products against its definition, written out: shards of 4 rows (the last 3), 5 rows of
+  // sums (four at a time and one alone), 37 columns (two chunks and a rest), added to sums already there.
+  const size_t rows = 11, shard = 4, m = 5, n = 37, lda = m + 2, ldb = n + 3, ld = n + 1;
+  std::vector<float> a = wide_terms(rows * lda, 31), b = wide_terms(rows * ldb, 32);
+  for (float& v : a) v = std::ldexp(v, -8);  // products below 2^4: the totals stay in range
+  for (float& v : b) v = std::ldexp(v, -8);
+  ExactSums sums(m * ld), expected(m * ld);
+  const std::vector<float> before = wide_terms(m * ld, 33);
+  sums.add(before.data(), ExactScale::Gradient);
+  expected.add(before.data(), ExactScale::Gradient);
+  exact::add_shard_products(a.data(), lda, m, b.data(), ldb, n, rows, shard, sums.span(), ld, ExactScale::Gradient);
+  for (size_t j = 0; j < m; ++j) {
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t first = 0; first < rows; first += shard) {
+        float p = 0.0f;
+        for (size_t r = first; r < std::min(rows, first + shard); ++r) p += a[r * lda + j] * b[r * ldb + i];
+        exact::add(static_cast<double>(p), expected.data()[j * ld + i], ExactScale::Gradient);
+      }
+    }
+  }
+  EXPECT_EQ(std::vector<int64_t>(sums.data(), sums.data() + m * ld),
+            std::vector<int64_t>(expected.data(), expected.data() + m * ld));
+  EXPECT_TRUE(exact::valid(expected.span()));
+  // Start::Fresh: the same terms without what was there; the column between rows is not touched.
+  ExactSums fresh(m * ld);
+  fresh.data()[n] = 77;
+  exact::add_shard_products(a.data(), lda, m, b.data(), ldb, n, rows, shard, fresh.span(), ld, ExactScale::Gradient,
+                            exact::Start::Fresh);
+  for (size_t j = 0; j < m; ++j) {
+    for (size_t i = 0; i < n; ++i) {
+      int64_t base = 0;
+      exact::add(static_cast<double>(before[j * ld + i]), base, ExactScale::Gradient);
+      ASSERT_EQ(fresh.data()[j * ld + i] + base, expected.data()[j * ld + i]) << j << ", " << i;
+    }
+  }
+  EXPECT_EQ(fresh.data()[n], 77);
 }
 
 TEST(ExactSum, DoublesSumExactlyInAnyOrder) {
@@ -187,16 +234,14 @@ TEST(ExactSum, DoublesSumExactlyInAnyOrder) {
   std::vector<double> terms(1000);
   for (double& v : terms) v = value(gen) * std::ldexp(1.0, static_cast<int>(gen() % 20) - 10);
   auto total = [&](const std::vector<double>& xs) {
-    double hi = 0, lo = 0;
-    for (double v : xs) {
-      exact::add(v, hi, lo, ExactScale::Statistic);
-      exact::carry({&hi, &lo, 1});
-    }
-    return exact::to_double(hi, lo, ExactScale::Statistic);
+    int64_t sum = 0;
+    for (double v : xs) exact::add(v, sum, ExactScale::Statistic);
+    return exact::to_double(sum, ExactScale::Statistic);
   };
   const double forward = total(terms);
   std::reverse(terms.begin(), terms.end());
   EXPECT_EQ(total(terms), forward);
+  EXPECT_FALSE(std::isnan(forward));
 }
 
 }  // namespace
