@@ -277,7 +277,8 @@ template <size_t J>
       const float* ar = a + r * lda + j;
 #pragma GCC unroll 8
       for (size_t i = 0; i < J; ++i) {
-        const Floats8 w = splat8(ar[i]);
+        const float x = ar[i];
+        const Floats8 w = {x, x, x, x, x, x, x, x};  // written out: through splat8, GCC broadcasts in two halves
         p[2 * i] += w * b0;
         p[2 * i + 1] += w * b1;
       }
