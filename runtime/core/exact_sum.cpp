@@ -74,7 +74,7 @@ inline double total_to_double(int64_t total, double factor) {
 // GCC/clang vector types for the loops below, whose lanes the compilers do not find on their own: each
 // target clone lowers them to its widest registers (two SSE halves in the baseline build). The helpers
 // are always inlined, so that they are compiled for the clone that calls them.
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__)  // GCC and clang
 // Passing these by value in a baseline build would differ from an AVX build; they never cross a call.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
