@@ -1,5 +1,6 @@
 // CPU dense: one BLAS GEMM over the whole batch, outside any parallel region so BLAS uses every thread
-// (with Summation::Exact: one single-threaded GEMM per micro-shard, micro-shards spread over threads).
+// (with Summation::Exact: one single-threaded GEMM per micro-shard for y and dx, micro-shards spread over
+// threads, and the weight gradient by exact::add_shard_products, column blocks spread over threads).
 #include "layers/dense.h"
 
 #include <cblas.h>
