@@ -121,6 +121,14 @@ TEST(ExactSum, ATotalThatLeftTheRangeStaysInvalid) {
   exact::add(-12000.0, one, ExactScale::Gradient);
   EXPECT_EQ(one, exact::kInvalid);
   EXPECT_TRUE(std::isnan(exact::to_double(one, ExactScale::Gradient)));
+  // Terms small enough for the unchecked path (below 8 here) likewise: 3000 of 6 leave the range.
+  ExactSums many(n);
+  const std::vector<float> six(n, 6.0f), minus_six(n, -6.0f);
+  for (int k = 0; k < 3000; ++k) many.add(six.data(), ExactScale::Gradient);
+  EXPECT_FALSE(exact::valid(many.span()));
+  for (int k = 0; k < 3000; ++k) many.add(minus_six.data(), ExactScale::Gradient);
+  EXPECT_EQ(many.data()[0], exact::kInvalid);
+  EXPECT_EQ(many.data()[n - 1], exact::kInvalid);
   // Two invalid sums added are invalid too (their int64s alone would wrap to 0).
   ExactSums other(n);
   other.add(up.data(), ExactScale::Gradient);
