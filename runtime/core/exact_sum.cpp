@@ -46,11 +46,13 @@ inline uint64_t term_bits(double d) {
   return (small_to_bits(h) << 31) + small_to_bits(l);
 }
 
+// Whether a sum (as uint64 bits) is in [-2^62, 2^62).
+inline bool in_range(uint64_t bits) { return ((bits + kRangeBias) >> 63) == 0; }
+
 // sum + term (both uint64 bits), kInvalid where `ok` is false or the sum or the result is out of range.
 inline uint64_t add_checked(uint64_t sum, uint64_t term, bool ok) {
   const uint64_t total = sum + term;
-  const bool in_range = (((sum + kRangeBias) | (total + kRangeBias)) >> 63) == 0;
-  return ok && in_range ? total : kInvalidBits;
+  return ok && in_range(sum) && in_range(total) ? total : kInvalidBits;
 }
 
 inline uint64_t as_bits(int64_t v) { return static_cast<uint64_t>(v); }
@@ -60,10 +62,16 @@ inline int64_t from_bits(uint64_t v) {
   return out;
 }
 
+// sum + the term round(d), d = x * 2^F, checked: the path for one term, and for any term of 2^51 units
+// or more.
+inline int64_t add_term(int64_t sum, double d) {
+  return from_bits(add_checked(as_bits(sum), term_bits(d), std::fabs(d) < kLargest));
+}
+
 // A total in range rounded to double (times the power of two `factor`), NaN out of range: the total's
 // high and low 32 bits convert exactly, and their sum rounds once, to the same double as the total.
 inline double total_to_double(int64_t total, double factor) {
-  if (((as_bits(total) + kRangeBias) >> 63) != 0) return std::numeric_limits<double>::quiet_NaN();
+  if (!in_range(as_bits(total))) return std::numeric_limits<double>::quiet_NaN();
   const uint64_t bits = as_bits(total);
   const double low = static_cast<double>(bits & 0xffffffffu);
   const double high = static_cast<double>(from_bits(bits) >> 32);  // arithmetic shift: the signed high half
@@ -104,15 +112,25 @@ template <typename To, typename From>
   return out;
 }
 
+// small_to_bits on four lanes: v integer-valued, |v| < 2^51.
+[[gnu::always_inline]] inline Units4 small_to_bits4(Doubles4 v) {
+  return bitcast<Units4>(v + splat(kRound)) - splat_bits(kRoundBits);
+}
+
+// The eight floats of v as two vectors of four doubles.
+[[gnu::always_inline]] inline void widen(Floats8 v, Doubles4& low, Doubles4& high) {
+  low = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Doubles4);
+  high = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Doubles4);
+}
+
 // term_bits on four lanes; ok: all ones where |d| < 2^62 (not for NaN or infinity).
 [[gnu::always_inline]] inline Units4 terms4(Doubles4 d, Units4& ok) {
   const Doubles4 round = splat(kRound);
   const Doubles4 h = (d * splat(kInvHalf) + round) - round;
   const Doubles4 l = ((d - h * splat(kHalf)) + round) - round;
-  const Units4 bias = splat_bits(kRoundBits);
   const Units4 magnitude = bitcast<Units4>(d) & splat_bits(~kInvalidBits);  // |d|, NaN stays NaN
   ok = bitcast<Units4>(bitcast<Doubles4>(magnitude) < splat(kLargest));
-  return ((bitcast<Units4>(h + round) - bias) << 31) + (bitcast<Units4>(l + round) - bias);
+  return (small_to_bits4(h) << 31) + small_to_bits4(l);
 }
 
 // add_checked on four lanes.
@@ -126,8 +144,8 @@ template <typename To, typename From>
 
 // sums[0, 8) += the eight lanes of v (each a term, times `scale`), each addition checked.
 [[gnu::always_inline]] inline void add_lanes(Floats8 v, int64_t* sums, Doubles4 scale) {
-  const Doubles4 low = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Doubles4);
-  const Doubles4 high = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Doubles4);
+  Doubles4 low, high;
+  widen(v, low, high);
   Units4 ok_low, ok_high;
   const Units4 t_low = terms4(low * scale, ok_low), t_high = terms4(high * scale, ok_high);
   store(sums, add_checked4(load<Units4>(sums), t_low, ok_low));
@@ -140,12 +158,12 @@ template <typename To, typename From>
 // a sum may take up to kFastTerms such terms (each below 2^51) without wrapping.
 constexpr size_t kFastTerms = 2048;
 [[gnu::always_inline]] inline void add_lanes_fast(Floats8 v, int64_t* sums, Doubles4 scale, Units4& over) {
-  const Doubles4 round = splat(kRound);
-  const Units4 bias = splat_bits(kRoundBits), range = splat_bits(kRangeBias);
-  const Doubles4 low = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Doubles4);
-  const Doubles4 high = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Doubles4);
-  const Units4 s_low = load<Units4>(sums) + (bitcast<Units4>(low * scale + round) - bias);
-  const Units4 s_high = load<Units4>(sums + 4) + (bitcast<Units4>(high * scale + round) - bias);
+  const Units4 range = splat_bits(kRangeBias);
+  Doubles4 low, high;
+  widen(v, low, high);
+  // round(x * scale) in one step: the rounding trick rounds as it converts.
+  const Units4 s_low = load<Units4>(sums) + small_to_bits4(low * scale);
+  const Units4 s_high = load<Units4>(sums + 4) + small_to_bits4(high * scale);
   over |= (s_low + range) | (s_high + range);
   store(sums, s_low);
   store(sums + 4, s_high);
@@ -164,7 +182,7 @@ constexpr size_t kFastTerms = 2048;
   const uint64_t any = over[0] | over[1] | over[2] | over[3];
   if ((any >> 63) == 0) return;
   for (size_t i = 0; i < n; ++i) {
-    if (((as_bits(sums[i]) + kRangeBias) >> 63) != 0) sums[i] = kInvalid;
+    if (!in_range(as_bits(sums[i]))) sums[i] = kInvalid;
   }
 }
 
@@ -187,9 +205,7 @@ DPTRAIN_CPU_KERNEL void add_terms(const float* x, int64_t* sums, size_t n, doubl
   }
   fix_range(sums, i, over);
   for (; i < n; ++i) {
-    const double d = static_cast<double>(x[i]) * factor;
-    const uint64_t start = fresh ? 0 : as_bits(sums[i]);
-    sums[i] = from_bits(add_checked(start, term_bits(d), std::fabs(d) < kLargest));
+    sums[i] = add_term(fresh ? 0 : sums[i], static_cast<double>(x[i]) * factor);
   }
 }
 
@@ -204,7 +220,7 @@ DPTRAIN_CPU_KERNEL void add_totals(int64_t* sums, const int64_t* other, size_t n
   }
   for (; i < n; ++i) {
     const uint64_t b = as_bits(other[i]);
-    sums[i] = from_bits(add_checked(as_bits(sums[i]), b, ((b + kRangeBias) >> 63) == 0));
+    sums[i] = from_bits(add_checked(as_bits(sums[i]), b, in_range(b)));
   }
 }
 
@@ -247,7 +263,7 @@ constexpr size_t kChunk = 16;
 template <size_t J>
 [[gnu::always_inline]] inline void shard_product_rows(const float* a, size_t lda, size_t j, const float* b,
                                                       size_t width, size_t rows, size_t micro_shard, int64_t* sums,
-                                                      size_t ld, double factor, bool fresh) {
+                                                      size_t ld, double factor, float limit, bool fresh) {
   const Doubles4 scale = splat(factor);
   if (fresh) {
     for (size_t i = 0; i < J; ++i) {
@@ -259,7 +275,6 @@ template <size_t J>
       for (size_t q = 0; q < kChunk; q += 4) store(row + q, Units4{});  // a call of memset would cost more
     }
   }
-  const float limit = std::ldexp(1.0f, 51) / static_cast<float>(factor);
   Units4 over{};
   size_t fast_terms = 0;
   for (size_t first = 0; first < rows; first += micro_shard) {
@@ -301,10 +316,7 @@ template <size_t J>
       const Floats8 p0 = p[2 * i], p1 = p[2 * i + 1];  // copies: p itself stays in registers
       std::memcpy(lanes, &p0, sizeof p0);
       std::memcpy(lanes + 8, &p1, sizeof p1);
-      for (size_t v = 0; v < width; ++v) {
-        const double d = static_cast<double>(lanes[v]) * factor;
-        row[v] = from_bits(add_checked(as_bits(row[v]), term_bits(d), std::fabs(d) < kLargest));
-      }
+      for (size_t v = 0; v < width; ++v) row[v] = add_term(row[v], static_cast<double>(lanes[v]) * factor);
     }
   }
   for (size_t i = 0; i < J; ++i) fix_range(sums + (j + i) * ld, width, over);
@@ -313,7 +325,7 @@ template <size_t J>
 // add_shard_products over n columns, b packed: chunk c's rows at b + c * rows * kChunk.
 DPTRAIN_CPU_KERNEL void shard_product_block(const float* a, size_t lda, size_t m, const float* b, size_t n,
                                             size_t rows, size_t micro_shard, int64_t* sums, size_t ld, double factor,
-                                            bool fresh) {
+                                            float limit, bool fresh) {
   constexpr size_t kRows = 4;
   for (size_t j = 0; j < m; j += kRows) {
     for (size_t c = 0; c * kChunk < n; ++c) {
@@ -321,10 +333,10 @@ DPTRAIN_CPU_KERNEL void shard_product_block(const float* a, size_t lda, size_t m
       const size_t width = std::min(kChunk, n - c * kChunk);
       int64_t* s = sums + c * kChunk;
       if (j + kRows <= m) {
-        shard_product_rows<kRows>(a, lda, j, chunk, width, rows, micro_shard, s, ld, factor, fresh);
+        shard_product_rows<kRows>(a, lda, j, chunk, width, rows, micro_shard, s, ld, factor, limit, fresh);
       } else {
         for (size_t i = j; i < m; ++i) {
-          shard_product_rows<1>(a, lda, i, chunk, width, rows, micro_shard, s, ld, factor, fresh);
+          shard_product_rows<1>(a, lda, i, chunk, width, rows, micro_shard, s, ld, factor, limit, fresh);
         }
       }
     }
@@ -383,14 +395,11 @@ void add_shard_products(const float* a, size_t lda, size_t m, const float* b, si
       std::fill(out + r * kChunk + width, out + (r + 1) * kChunk, 0.0f);
     }
   }
-  shard_product_block(a, lda, m, packed.data(), n, rows, micro_shard, sums.sums, ld, up(scale),
+  shard_product_block(a, lda, m, packed.data(), n, rows, micro_shard, sums.sums, ld, up(scale), fast_limit(scale),
                       start == Start::Fresh);
 }
 
-void add(double x, int64_t& sum, ExactScale scale) {
-  const double d = x * up(scale);
-  sum = from_bits(add_checked(as_bits(sum), term_bits(d), std::fabs(d) < kLargest));
-}
+void add(double x, int64_t& sum, ExactScale scale) { sum = add_term(sum, x * up(scale)); }
 
 void add_sums(ExactSpan sums, const int64_t* other) { add_totals(sums.sums, other, sums.size); }
 
@@ -414,8 +423,6 @@ void to_float(ExactSpan sums, ExactScale scale, float* out) {
 
 double to_double(int64_t sum, ExactScale scale) { return total_to_double(sum, 1.0 / up(scale)); }
 
-void zero(ExactSpan sums) { std::fill(sums.sums, sums.sums + sums.size, int64_t{0}); }
-
 }  // namespace dptrain::exact
 
 namespace dptrain {
@@ -423,7 +430,5 @@ namespace dptrain {
 void ExactSums::zero() { std::fill(values_.begin(), values_.end(), int64_t{0}); }
 
 void ExactSums::add(const float* x, ExactScale scale) { exact::add(x, span(), scale); }
-
-double ExactSums::to_double(size_t i, ExactScale scale) const { return exact::to_double(values_[i], scale); }
 
 }  // namespace dptrain

@@ -68,8 +68,6 @@ bool valid(ExactSpan sums);
 void to_float(ExactSpan sums, ExactScale scale, float* out);
 // The total rounded to double, NaN for a sum out of range.
 double to_double(int64_t sum, ExactScale scale);
-// Zeroes the sums.
-void zero(ExactSpan sums);
 
 }  // namespace exact
 
@@ -86,7 +84,6 @@ class ExactSums {
   void zero();
   // Adds x[0, size()) as one term each.
   void add(const float* x, ExactScale scale);
-  double to_double(size_t i, ExactScale scale) const;
 
  private:
   std::vector<int64_t> values_;
