@@ -172,6 +172,15 @@ class Layer {
   // "oneDNN jit:avx2" or "im2col + BLAS"); empty for the others.
   virtual std::string kernel() const { return ""; }
 
+  // Asks the layer to apply relu to its input as it reads it (forward computes f(relu(x)), and
+  // backward's dx is the gradient with respect to relu's input), so that a relu whose output only
+  // this layer reads need not run on its own: the model then hands this layer the relu's input
+  // (Model, "relu absorbed"). Results are bit for bit those of the relu and this layer run one after
+  // the other. Returns whether the layer does so from now on; the default cannot (CPU max_pool2d can).
+  virtual bool absorb_input_relu() { return false; }
+  // Whether absorb_input_relu() was accepted.
+  virtual bool absorbs_input_relu() const { return false; }
+
   // How many inputs the layer takes: 1, except for merge layers (add, concat).
   virtual size_t num_inputs() const { return 1; }
   // Forward and backward over all inputs: xs[i] is input i (N, ...input i's shape); dxs[i] (each

@@ -213,6 +213,11 @@ int run_bench_layers(const BenchLayersArgs& args) {
   double total_f = 0, total_b = 0, total_flops = 0;
   for (size_t i = 0; i + 1 < model.layers().size(); ++i) {
     Layer& layer = *model.layers()[i];
+    if (model.absorbed(i)) {  // timed with the layer that absorbed it
+      std::printf("  %-3zu %-24s %-18s %-18s %25s\n", i, model.layer_name(i).c_str(), layer.type(),
+                  to_string(layer.output_shape()).c_str(), "in the next layer");
+      continue;
+    }
     const ActivationTypes types = model.activation_types(i);
     Tensor dy(acts[i].shape(), device, types.output);
     Tensor dy_float(acts[i].shape(), device);
@@ -221,8 +226,8 @@ int run_bench_layers(const BenchLayersArgs& args) {
     // Each input in the type the layer reads: the producer's output, or a converted copy of it.
     std::vector<Tensor> inputs;
     std::vector<Tensor> dx_tensors;
-    for (size_t k = 0; k < model.layer_inputs(i).size(); ++k) {
-      const Tensor& produced = *input_of(model.layer_inputs(i)[k]);
+    for (size_t k = 0; k < model.layer_reads(i).size(); ++k) {
+      const Tensor& produced = *input_of(model.layer_reads(i)[k]);
       if (model.converts_input(i, k)) {
         inputs.emplace_back(produced.shape(), device, types.input);
         device.convert(produced, inputs.back(), Accumulate::Overwrite);
@@ -235,7 +240,7 @@ int run_bench_layers(const BenchLayersArgs& args) {
     for (const Tensor& in : inputs) xs.push_back(&in);
     std::vector<Tensor*> dxs;
     for (size_t k = 0; k < dx_tensors.size(); ++k) {
-      dxs.push_back(model.layer_inputs(i)[k] == kModelInput ? nullptr : &dx_tensors[k]);
+      dxs.push_back(model.layer_reads(i)[k] == kModelInput ? nullptr : &dx_tensors[k]);
     }
     layer.forward_inputs(xs, acts[i], info);
     layer.backward_inputs(xs, acts[i], dy, dxs, info);
@@ -270,6 +275,8 @@ int run_bench_layers(const BenchLayersArgs& args) {
   if (!kernels.empty() && context.device() == DeviceKind::CPU) {
     std::printf("convolution kernels: %s (cpu_convolution: %s)\n", kernels.c_str(), to_string(config.cpu_convolution));
   }
+  const std::string fusions = model.fusions();
+  if (!fusions.empty()) std::printf("absorbed: %s\n", fusions.c_str());
   return 0;
 }
 

@@ -1,4 +1,6 @@
-// CPU max_pool2d: one OpenMP task per (sample, channel) plane; forward records each window's argmax.
+// CPU max_pool2d: one OpenMP task per (sample, channel) plane; forward records each window's argmax. It
+// can absorb a relu before it (Layer::absorb_input_relu), so that a conv2d -> relu -> max_pool2d chain
+// makes one pass over the convolution's output instead of three.
 #include "layers/max_pool2d.h"
 
 #include <cstdint>
@@ -29,15 +31,31 @@ inline float select(int32_t when, float yes, float no) {
   return out;
 }
 
+// What forward reads of an input element: the element, or relu of it (`x > 0 ? x : 0`, as the relu
+// layer computes it) where the layer absorbed a relu.
+template <bool kRelu>
+inline float read(const float* at) {
+  const float x = *at;
+  return kRelu ? select(x > 0.0f, x, 0.0f) : x;
+}
+
 // max_pool2d on the CPU.
 class CpuMaxPool2d final : public MaxPool2dLayer {
  public:
   using MaxPool2dLayer::MaxPool2dLayer;
 
+  bool absorb_input_relu() override { return input_relu_ = true; }
+  bool absorbs_input_relu() const override { return input_relu_; }
+
   void forward(const Tensor& x, Tensor& y, const StepInfo& step) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, const StepInfo& step) override;
 
  private:
+  // Forward over planes [0, planes), reading relu(x) where kRelu.
+  template <bool kRelu>
+  void forward_planes(const float* xs, float* ys, size_t planes);
+
+  bool input_relu_ = false;  // absorb_input_relu() accepted
   // Forward's choice for each output: the index within its (H, W) input plane of the window maximum.
   std::vector<int32_t> argmax_;  // (N, C, Ho, Wo)
   size_t argmax_batch_ = 0;      // N of the forward pass that filled argmax_
@@ -45,12 +63,21 @@ class CpuMaxPool2d final : public MaxPool2dLayer {
 
 void CpuMaxPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
   const size_t n = check_forward_shapes(*this, x, y);
-  const size_t planes = n * channels_, in_plane = in_height_ * in_width_, out_plane = out_height_ * out_width_;
+  const size_t planes = n * channels_, out_plane = out_height_ * out_width_;
   if (argmax_.size() < planes * out_plane) argmax_.resize(planes * out_plane);
   argmax_batch_ = n;
-  const float* xs = x.data();     // (N, C, H, W)
-  float* ys = y.data();           // (N, C, Ho, Wo)
-  int32_t* arg = argmax_.data();  // (N, C, Ho, Wo)
+  if (input_relu_) {
+    forward_planes<true>(x.data(), y.data(), planes);
+  } else {
+    forward_planes<false>(x.data(), y.data(), planes);
+  }
+}
+
+template <bool kRelu>
+void CpuMaxPool2d::forward_planes(const float* xs, float* ys, size_t planes) {
+  // xs (N, C, H, W), ys and argmax_ (N, C, Ho, Wo)
+  const size_t in_plane = in_height_ * in_width_, out_plane = out_height_ * out_width_;
+  int32_t* arg = argmax_.data();
   const bool plain_2x2 = options_.kernel == 2 && options_.stride == 2 && options_.padding == 0;
 
 #pragma omp parallel for schedule(static)
@@ -69,7 +96,8 @@ void CpuMaxPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
 #pragma omp simd
         for (size_t ox = 0; ox < out_width_; ++ox) {
           // Ties go to the first element in row-major order, as in the general loop below.
-          const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+          const float a = read<kRelu>(r0 + 2 * ox), b = read<kRelu>(r0 + 2 * ox + 1);
+          const float c = read<kRelu>(r1 + 2 * ox), d = read<kRelu>(r1 + 2 * ox + 1);
           const int32_t right_top = b > a, right_bottom = d > c;
           const float top = select(right_top, b, a), bottom = select(right_bottom, d, c);
           const int32_t lower = bottom > top;
@@ -84,11 +112,12 @@ void CpuMaxPool2d::forward(const Tensor& x, Tensor& y, const StepInfo&) {
       for (size_t ox = 0; ox < out_width_; ++ox) {
         const Span cols = window(ox, in_width_);
         size_t at = rows.begin * in_width_ + cols.begin;
-        float best = in[at];
+        float best = read<kRelu>(in + at);
         for (size_t iy = rows.begin; iy < rows.end; ++iy) {
           for (size_t ix = cols.begin; ix < cols.end; ++ix) {
             const size_t i = iy * in_width_ + ix;
-            if (in[i] > best) best = in[i], at = i;
+            const float v = read<kRelu>(in + i);
+            if (v > best) best = v, at = i;
           }
         }
         out[oy * out_width_ + ox] = best;
@@ -107,16 +136,26 @@ void CpuMaxPool2d::backward(const Tensor& x, const Tensor& y, const Tensor& dy, 
   }
   const size_t planes = n * channels_, in_plane = in_height_ * in_width_, out_plane = out_height_ * out_width_;
   const float* dys = dy.data();         // (N, C, Ho, Wo)
+  const float* ys = y.data();           // (N, C, Ho, Wo)
   float* dxs = dx->data();              // (N, C, H, W)
   const int32_t* arg = argmax_.data();  // (N, C, Ho, Wo)
+  // With an absorbed relu the gradient passes where relu's input was positive: at a window's argmax
+  // that is where the window's output is (forward wrote relu of that element), so every window whose
+  // output is 0 passes none. Sums to an element are then those of the relu's backward, bit for bit.
+  const bool relu = input_relu_;
 
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < planes; ++p) {
     float* din = dxs + p * in_plane;
     const float* dout = dys + p * out_plane;
+    const float* out = ys + p * out_plane;
     const int32_t* idx = arg + p * out_plane;
     for (size_t i = 0; i < in_plane; ++i) din[i] = 0.0f;
-    for (size_t o = 0; o < out_plane; ++o) din[idx[o]] += dout[o];
+    if (relu) {
+      for (size_t o = 0; o < out_plane; ++o) din[idx[o]] += out[o] > 0.0f ? dout[o] : 0.0f;
+    } else {
+      for (size_t o = 0; o < out_plane; ++o) din[idx[o]] += dout[o];
+    }
   }
 }
 

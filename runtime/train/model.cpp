@@ -27,7 +27,7 @@ bool parameter_matches(const std::string& pattern, const std::string& name) {
 }
 
 Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed,
-             const std::vector<std::string>& frozen)
+             const std::vector<std::string>& frozen, Fusion fusion)
     : input_shape_(input_shape), backend_(backend) {
   if (layer_configs.empty()) throw ConfigError("the model has no layers");
   std::map<std::string, size_t> by_name;
@@ -56,6 +56,7 @@ Model::Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Ba
   lay_out(frozen);
   bind_and_init(seed);
   plan_activation_types();
+  plan_fusion(fusion);
 }
 
 Model::~Model() = default;
@@ -245,7 +246,8 @@ void Model::reserve_gradients() {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const bool loss = i + 1 == layers_.size();
     const Shape shape = batch_shape(capacity_, layers_[i]->output_shape());
-    output_grads_.push_back(!loss && requires_grad_[i] ? Tensor(shape, backend_, types_[i].output) : Tensor());
+    const bool needed = !loss && !absorbed_[i] && requires_grad_[i];
+    output_grads_.push_back(needed ? Tensor(shape, backend_, types_[i].output) : Tensor());
   }
   gradients_capacity_ = capacity_;
 }
@@ -273,6 +275,7 @@ LossStats Model::step(const Tensor& x, const int32_t* labels, const StepInfo& in
   const size_t last = layers_.size() - 1;
   TimelineSpan forward(timeline_, "forward", "compute");
   for (size_t i = 0; i < last; ++i) {
+    if (absorbed_[i]) continue;
     TimelineSpan span(timeline_, layers_[i]->type(), "layer");
     span.arg("layer", static_cast<double>(i));
     const std::vector<Tensor> inputs = layer_inputs_for(i, n, acts, input, true);
@@ -315,12 +318,12 @@ void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const
   std::vector<char> written(layers_.size(), 0);  // whether output_grads_[j] holds this step's first term
   written[inputs_[last][0]] = 1;
   for (size_t i = last; i-- > 0;) {
-    if (!requires_grad_[i]) continue;
+    if (!requires_grad_[i] || absorbed_[i]) continue;
     const std::vector<Tensor> inputs = layer_inputs_for(i, n, acts, input, false);
     std::vector<const Tensor*> xs;
     for (const Tensor& x : inputs) xs.push_back(&x);
-    std::vector<Tensor> dx_views(inputs_[i].size());
-    std::vector<Tensor*> dxs(inputs_[i].size(), nullptr);
+    std::vector<Tensor> dx_views(reads_[i].size());
+    std::vector<Tensor*> dxs(reads_[i].size(), nullptr);
     // (scratch slot, layer, how) after backward: a float32 gradient added (axpy), or one of another
     // type, or of bf16, converted into (or added to) the producer's gradient.
     struct Pending {
@@ -328,8 +331,8 @@ void Model::backward(const std::vector<Tensor>& acts, const Tensor& input, const
       Accumulate mode;
     };
     std::vector<Pending> pending;
-    for (size_t k = 0; k < inputs_[i].size(); ++k) {
-      const size_t j = inputs_[i][k];
+    for (size_t k = 0; k < reads_[i].size(); ++k) {
+      const size_t j = reads_[i][k];
       if (j == kModelInput || !requires_grad_[j]) continue;
       if (!written[j] && !converts_input(i, k)) {
         dx_views[k] = output_grads_[j].leading(n);
@@ -415,7 +418,50 @@ Tensor Model::output(size_t i, size_t n) const {
   if (i + 1 >= layers_.size() || n > capacity_) {
     throw ShapeError("no output of layer " + std::to_string(i) + " for " + std::to_string(n) + " samples to read");
   }
-  return activations_[i].leading(n);
+  Tensor out = activations_[i].leading(n);
+  if (absorbed_[i]) {  // computed now, from its input's output of the same step
+    const size_t j = inputs_[i][0];
+    if (j == kModelInput) throw ShapeError("no output of layer " + names_[i] + ": it reads the model's input");
+    layers_[i]->forward(activations_[j].leading(n), out, StepInfo{Mode::Eval});
+  }
+  return out;
+}
+
+void Model::plan_fusion(Fusion fusion) {
+  absorbed_.assign(layers_.size(), 0);
+  reads_ = inputs_;
+  if (fusion == Fusion::Off) return;
+  std::vector<std::vector<size_t>> consumers(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (size_t j : inputs_[i]) {
+      if (j != kModelInput) consumers[j].push_back(i);
+    }
+  }
+  const ActivationTypes floats{};
+  for (size_t r = 0; r + 1 < layers_.size(); ++r) {
+    if (std::string(layers_[r]->type()) != "relu" || consumers[r].size() != 1 || types_[r] != floats) continue;
+    const size_t c = consumers[r][0];
+    // The consumer reads the relu's input, unconverted, as its one input.
+    if (inputs_[c].size() != 1 || types_[c] != floats || converted_inputs_[r][0]) continue;
+    if (!layers_[c]->absorb_input_relu()) continue;
+    absorbed_[r] = 1;
+    reads_[c] = inputs_[r];
+  }
+}
+
+std::string Model::fusions() const {
+  std::map<std::string, size_t> count;  // consumer type -> relus it absorbed
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (size_t j : inputs_[i]) {
+      if (j != kModelInput && absorbed_[j]) ++count[layers_[i]->type()];
+    }
+  }
+  std::string text;
+  for (const auto& [type, n] : count) {
+    text += (text.empty() ? "relu into " : ", relu into ") + type + " (" + std::to_string(n) +
+            (n == 1 ? " layer)" : " layers)");
+  }
+  return text;
 }
 
 std::string Model::layer_without_exact_gradients() const {

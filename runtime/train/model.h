@@ -19,6 +19,9 @@ namespace dptrain {
 
 class Timeline;
 
+// Whether the model lets layers absorb the relu before them (see Model), or runs every layer apart.
+enum class Fusion { On, Off };
+
 // Whether the optimizer updates a parameter (Trained) or leaves it as loaded (Frozen: no gradient
 // is all-reduced for it and no update, weight decay included, touches it).
 enum class ParamUse { Trained, Frozen };
@@ -55,6 +58,12 @@ inline constexpr size_t kModelInput = static_cast<size_t>(-1);
 // In the flat buffers, frozen parameters come first and trained ones after them, each in model
 // order, so the trained gradients are one contiguous range (trained_range()) and backward finishes
 // them from its end to its beginning.
+//
+// A relu whose output only a layer able to absorb it reads (Layer::absorb_input_relu: max_pool2d on
+// the CPU) does not run on its own: that layer reads the relu's input and applies relu as it reads,
+// and its backward writes the gradient of the relu's input. The results are the same bits; the relu's
+// output is computed only when output() asks for it, and its gradient never (Fusion::Off keeps every
+// layer apart).
 class Model {
  public:
   // Builds every layer from its config (each checked with finish()) for `backend`, lays the
@@ -68,13 +77,19 @@ class Model {
   // feeds nothing, a duplicate name) name the file, line and key. A `frozen` entry that matches
   // nothing is ignored here: the caller checks its own entries (runtime/train/fine_tune.h).
   Model(std::vector<ConfigMap>& layer_configs, const Shape& input_shape, Backend& backend, uint64_t seed,
-        const std::vector<std::string>& frozen = {});
+        const std::vector<std::string>& frozen = {}, Fusion fusion = Fusion::On);
   ~Model();
 
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   // Layer i's name, and what it reads (indices of earlier layers, or kModelInput).
   const std::string& layer_name(size_t i) const { return names_[i]; }
   const std::vector<size_t>& layer_inputs(size_t i) const { return inputs_[i]; }
+  // Whether layer i is a relu that its consumer absorbed: it has no output of its own.
+  bool absorbed(size_t i) const { return absorbed_[i] != 0; }
+  // What layer i reads as a step runs it: layer_inputs(i), with each absorbed relu replaced by its input.
+  const std::vector<size_t>& layer_reads(size_t i) const { return reads_[i]; }
+  // The absorbed relus, e.g. "relu into max_pool2d (2 layers)"; empty where there are none.
+  std::string fusions() const;
   const std::vector<ParamEntry>& parameter_entries() const { return entries_; }
   // The non-trained state tensors (named like parameters), in model order.
   const std::vector<ParamEntry>& buffer_entries() const { return buffer_entries_; }
@@ -128,6 +143,7 @@ class Model {
   std::string kernels() const;
   // Layer i's output (N, ...) for the last step's first `n` samples, in the layer's output type: a
   // view of its activation buffer on device(), valid until the next step. Not for the loss layer.
+  // An absorbed relu's output is computed when asked for (not for a relu of the model's input).
   Tensor output(size_t i, size_t n) const;
   // A training step for a worker with no sample in it: takes part in the layers' cross-worker sums
   // (as step would, contributing nothing) and leaves gradients() zero, calling `ready` for the same
@@ -172,6 +188,8 @@ class Model {
   void bind_and_init(uint64_t seed);
   // Asks every layer its activation types, in order, and marks the inputs to convert.
   void plan_activation_types();
+  // Lets layers absorb the relus before them (Fusion::On), and sets reads_ either way.
+  void plan_fusion(Fusion fusion);
   // The type layer j writes (float32 for the model's input).
   DType output_type(size_t j) const { return j == kModelInput ? DType::Float32 : types_[j].output; }
   void reserve(size_t batch);
@@ -189,6 +207,8 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<std::string> names_;
   std::vector<std::vector<size_t>> inputs_;
+  std::vector<std::vector<size_t>> reads_;  // inputs_ as a step reads them (absorbed relus skipped)
+  std::vector<char> absorbed_;              // per layer: a relu computed by its consumer
   std::vector<LayerNode> nodes_;           // each layer's options, kept for config errors
   std::vector<char> requires_grad_;        // whether dLoss/d(layer i's output) is needed
   std::vector<ParamEntry> entries_, buffer_entries_;

@@ -56,8 +56,8 @@ Tensor Model::scratch_view(size_t k, const Shape& shape, DType dtype) {
 std::vector<Tensor> Model::layer_inputs_for(size_t i, size_t n, const std::vector<Tensor>& acts, const Tensor& input,
                                             bool convert) {
   std::vector<Tensor> out;
-  for (size_t k = 0; k < inputs_[i].size(); ++k) {
-    const size_t j = inputs_[i][k];
+  for (size_t k = 0; k < reads_[i].size(); ++k) {
+    const size_t j = reads_[i][k];
     const Tensor& produced = j == kModelInput ? input : acts[j];
     if (!converted_inputs_[i][k]) {
       out.push_back(produced);

@@ -8,7 +8,8 @@ namespace dptrain {
 LayerWork Model::training_work() const {
   LayerWork total;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const bool needs_dx = std::any_of(inputs_[i].begin(), inputs_[i].end(),
+    if (absorbed_[i]) continue;  // its consumer computes it, reading what it would have read
+    const bool needs_dx = std::any_of(reads_[i].begin(), reads_[i].end(),
                                       [this](size_t j) { return j != kModelInput && requires_grad_[j]; });
     LayerWork w = layers_[i]->work(needs_dx ? InputGradient::Computed : InputGradient::Skipped);
     // The loss layer's gradient comes from LossLayer::loss, not from its backward.

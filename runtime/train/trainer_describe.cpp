@@ -26,6 +26,8 @@ std::string Trainer::describe() const {
                 : "")
         << ")\n";
   }
+  const std::string fusions = model_->fusions();
+  if (!fusions.empty()) out << "absorbed: " << fusions << " (each runs as one pass over the relu's input)\n";
   if (model_->num_conversions() > 0) out << model_->describe_activation_types() << "\n";
   out << "optimizer " << optimizer_->describe() << "\nlr schedule: " << schedule_->describe() << "\n";
   out << "global batch " << config_.train.batch_size << ", " << steps_per_epoch_ << " steps per epoch, "

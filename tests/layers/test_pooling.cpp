@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <ostream>
 #include <string>
@@ -93,6 +95,69 @@ TEST_P(PoolCases, GradientsMatchFiniteDifferences) {
   GradCheckOptions opt;
   opt.eps = 1e-4;
   expect_gradients_match(*max, p.n, 42, opt);
+}
+
+// Whether two float tensors hold the same bits, naming the first few elements that differ.
+void expect_same_bits(const Tensor& actual, const Tensor& expected, const char* what) {
+  ASSERT_EQ(actual.num_elements(), expected.num_elements()) << what;
+  size_t differ = 0;
+  for (size_t i = 0; i < expected.num_elements(); ++i) {
+    if (std::memcmp(actual.data() + i, expected.data() + i, sizeof(float)) != 0 && differ++ < 5) {
+      ADD_FAILURE() << what << "[" << i << "]: got " << actual.data()[i] << ", expected " << expected.data()[i];
+    }
+  }
+  EXPECT_EQ(differ, 0u) << what << ": " << differ << " elements differ";
+}
+
+// A max_pool2d that absorbed the relu before it computes, from the relu's input, the bits that the
+// relu and the pool compute one after the other: outputs, input gradients, every geometry, with
+// all-negative windows (output 0, no gradient), ties, -0, NaN and infinities in the input.
+TEST_P(PoolCases, AbsorbedReluMatchesReluThenMaxPoolBitForBit) {
+  const PoolCase p = GetParam();
+  auto relu = make_layer("{type: relu}", {p.c, p.h, p.w});
+  auto apart = make_layer(yaml_of("max_pool2d", p), {p.c, p.h, p.w});
+  auto fused = make_layer(yaml_of("max_pool2d", p), {p.c, p.h, p.w});
+  EXPECT_FALSE(fused->absorbs_input_relu());
+  ASSERT_TRUE(fused->absorb_input_relu());
+  EXPECT_TRUE(fused->absorbs_input_relu());
+  EXPECT_FALSE(apart->absorbs_input_relu());
+
+  Tensor x = random_tensor({p.n, p.c, p.h, p.w}, 51);
+  const float specials[] = {-0.0f, 0.0f, std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (size_t i = 0; i < x.num_elements(); i += 7) x.data()[i] = specials[(i / 7) % 5];
+  for (size_t i = 3; i + 1 < x.num_elements(); i += 11) x.data()[i + 1] = x.data()[i];  // ties
+  // The first window of the first plane without a positive element.
+  for (size_t r = 0; r < std::min(p.k, p.h); ++r) {
+    for (size_t c = 0; c < std::min(p.k, p.w); ++c) x.data()[r * p.w + c] = -std::fabs(x.data()[r * p.w + c]) - 0.5f;
+  }
+  const Shape out = batch_shape(p.n, apart->output_shape());
+  Tensor relu_y(x.shape()), y_apart(out), y_fused(out);
+  relu->forward(x, relu_y, {});
+  apart->forward(relu_y, y_apart, {});
+  fused->forward(x, y_fused, {});
+  expect_same_bits(y_fused, y_apart, "y");
+  size_t zero_windows = 0;
+  for (size_t i = 0; i < y_apart.num_elements(); ++i) zero_windows += y_apart.data()[i] == 0.0f ? 1 : 0;
+  EXPECT_GT(zero_windows, 0u) << "no window without a positive element: the masked path went untested";
+
+  Tensor dy = random_tensor(out, 52), relu_dy(x.shape()), dx_apart(x.shape()), dx_fused(x.shape());
+  dx_fused.fill(42.0f);  // backward must overwrite, not add
+  apart->backward(relu_y, y_apart, dy, &relu_dy, {});
+  relu->backward(x, relu_y, relu_dy, &dx_apart, {});
+  fused->backward(x, y_fused, dy, &dx_fused, {});
+  expect_same_bits(dx_fused, dx_apart, "dx");
+}
+
+TEST_P(PoolCases, AbsorbedReluGradientsMatchFiniteDifferences) {
+  const PoolCase p = GetParam();
+  auto fused = make_layer(yaml_of("max_pool2d", p), {p.c, p.h, p.w});
+  ASSERT_TRUE(fused->absorb_input_relu());
+  // Inputs kept away from relu's kink, and a small step, so that no window's maximum changes hands.
+  GradCheckOptions opt;
+  opt.eps = 1e-4;
+  opt.min_abs_input = 0.05f;
+  expect_gradients_match(*fused, p.n, 43, opt);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PoolCases,
