@@ -1,4 +1,4 @@
-// CPU max_pool2d: one OpenMP task per (sample, channel) plane; forward records each window's argmax. It
+// CPU max_pool2d: (sample, channel) planes spread over OpenMP threads; forward records each window's argmax. It
 // can absorb a relu before it (Layer::absorb_input_relu), so that a conv2d -> relu -> max_pool2d chain
 // makes one pass over the convolution's output instead of three.
 #include "layers/max_pool2d.h"

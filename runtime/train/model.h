@@ -84,7 +84,7 @@ class Model {
   // Layer i's name, and what it reads (indices of earlier layers, or kModelInput).
   const std::string& layer_name(size_t i) const { return names_[i]; }
   const std::vector<size_t>& layer_inputs(size_t i) const { return inputs_[i]; }
-  // Whether layer i is a relu that its consumer absorbed: it has no output of its own.
+  // Whether layer i is a relu that its consumer absorbed: a step does not run it (output() still can).
   bool absorbed(size_t i) const { return absorbed_[i] != 0; }
   // What layer i reads as a step runs it: layer_inputs(i), with each absorbed relu replaced by its input.
   const std::vector<size_t>& layer_reads(size_t i) const { return reads_[i]; }
