@@ -86,7 +86,12 @@ int run_bench_train(const BenchTrainArgs& args, Workers& workers) {
   // Only rank 0 prints; every rank trains.
   std::FILE* out = workers.rank() == 0 ? stdout : nullptr;
   auto print = [out](const char* format, auto... values) {
-    if (out) std::fprintf(out, format, values...);
+    if (!out) return;
+    if constexpr (sizeof...(values) == 0) {
+      std::fputs(format, out);  // a text without conversions, printed as it is
+    } else {
+      std::fprintf(out, format, values...);
+    }
   };
   if (!args.json) {
     print("bench train: %s, global batch %zu, %zu worker(s) x %zu threads, device %s, precision %s, %s data, "
