@@ -414,56 +414,6 @@ std::string Model::kernels() const {
   return count_kernels(layers_, [](const Layer& layer) { return layer.kernel(); });
 }
 
-Tensor Model::output(size_t i, size_t n) const {
-  if (i + 1 >= layers_.size() || n > capacity_) {
-    throw ShapeError("no output of layer " + std::to_string(i) + " for " + std::to_string(n) + " samples to read");
-  }
-  Tensor out = activations_[i].leading(n);
-  if (absorbed_[i]) {  // computed now, from its input's output of the same step
-    const size_t j = inputs_[i][0];
-    if (j == kModelInput) throw ShapeError("no output of layer " + names_[i] + ": it reads the model's input");
-    layers_[i]->forward(activations_[j].leading(n), out, StepInfo{Mode::Eval});
-  }
-  return out;
-}
-
-void Model::plan_fusion(Fusion fusion) {
-  absorbed_.assign(layers_.size(), 0);
-  reads_ = inputs_;
-  if (fusion == Fusion::Off) return;
-  std::vector<std::vector<size_t>> consumers(layers_.size());
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    for (size_t j : inputs_[i]) {
-      if (j != kModelInput) consumers[j].push_back(i);
-    }
-  }
-  const ActivationTypes floats{};
-  for (size_t r = 0; r + 1 < layers_.size(); ++r) {
-    if (std::string(layers_[r]->type()) != "relu" || consumers[r].size() != 1 || types_[r] != floats) continue;
-    const size_t c = consumers[r][0];
-    // The consumer reads the relu's input, unconverted, as its one input.
-    if (inputs_[c].size() != 1 || types_[c] != floats || converted_inputs_[r][0]) continue;
-    if (!layers_[c]->absorb_input_relu()) continue;
-    absorbed_[r] = 1;
-    reads_[c] = inputs_[r];
-  }
-}
-
-std::string Model::fusions() const {
-  std::map<std::string, size_t> count;  // consumer type -> relus it absorbed
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    for (size_t j : inputs_[i]) {
-      if (j != kModelInput && absorbed_[j]) ++count[layers_[i]->type()];
-    }
-  }
-  std::string text;
-  for (const auto& [type, n] : count) {
-    text += (text.empty() ? "relu into " : ", relu into ") + type + " (" + std::to_string(n) +
-            (n == 1 ? " layer)" : " layers)");
-  }
-  return text;
-}
-
 std::string Model::layer_without_exact_gradients() const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (!layers_[i]->exact_gradients()) return names_[i] + " (" + layers_[i]->type() + ")";

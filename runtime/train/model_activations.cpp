@@ -1,5 +1,6 @@
-// The element types of the model's activations: planned once from each layer's answer
-// (Layer::activation_types), and the conversions the model makes between layers whose types differ.
+// The model's activations: their element types, planned once from each layer's answer
+// (Layer::activation_types), the conversions the model makes between layers whose types differ, and
+// a layer's output read after a step.
 #include <string>
 #include <vector>
 
@@ -66,6 +67,19 @@ std::vector<Tensor> Model::layer_inputs_for(size_t i, size_t n, const std::vecto
     Tensor copy = conversions_[i][k].leading(n);
     if (convert) backend_.convert(produced, copy, Accumulate::Overwrite);
     out.push_back(copy);
+  }
+  return out;
+}
+
+Tensor Model::output(size_t i, size_t n) const {
+  if (i + 1 >= layers_.size() || n > capacity_) {
+    throw ShapeError("no output of layer " + std::to_string(i) + " for " + std::to_string(n) + " samples to read");
+  }
+  Tensor out = activations_[i].leading(n);
+  if (absorbed_[i]) {  // computed now, from its input's output of the same step
+    const size_t j = inputs_[i][0];
+    if (j == kModelInput) throw ShapeError("no output of layer " + names_[i] + ": it reads the model's input");
+    layers_[i]->forward(activations_[j].leading(n), out, StepInfo{Mode::Eval});
   }
   return out;
 }
